@@ -1,1 +1,627 @@
-//! stub
+//! Configuration: the TOML file that sets up every later step of the data path.
+//!
+//! `main.rs` calls [`Config::load`] once at startup (and for `--check`, prints
+//! [`Config::to_toml`]); workers, the proxy pipeline and the cache then read the
+//! plain fields. Every section has a `Default` impl, which is the only place
+//! defaults live; a section or key left out of the file takes its default.
+//! Only `origin.address` has no default.
+//!
+//! Sizes (`slice.slice_size`, `cache.memory_bytes`, `cache.disk_bytes`) accept
+//! an integer number of bytes or a string such as `"512KiB"`, `"1MiB"` or
+//! `"10 GiB"`; [`Config::to_toml`] writes them back as integers.
+//!
+//! ```
+//! use edgeslice::config::Config;
+//!
+//! let config = Config::from_toml(
+//!     r#"
+//!     [origin]
+//!     address = "127.0.0.1:8081"
+//!     [slice]
+//!     slice_size = "2MiB"
+//!     "#,
+//! )
+//! .unwrap();
+//! assert_eq!(config.slice.slice_size, 2 * 1024 * 1024);
+//! assert_eq!(config.slice.max_concurrent_subrequests, 4);
+//! ```
+//!
+//! # Errors
+//!
+//! [`ConfigError`] says what went wrong and where: an unreadable file, TOML that
+//! does not parse or names an unknown key (the message shows the key and line),
+//! or a value [`Config::validate`] rejects, reported as
+//! `invalid slice.max_concurrent_subrequests = 0: must be between 1 and 256`.
+
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+const KIB: u64 = 1024;
+const MIB: u64 = 1024 * KIB;
+const GIB: u64 = 1024 * MIB;
+
+/// Largest accepted `slice.slice_size`; each in-flight slice is buffered whole.
+pub const MAX_SLICE_SIZE: u64 = 64 * MIB;
+/// Largest accepted `slice.max_concurrent_subrequests`.
+pub const MAX_CONCURRENT_SUBREQUESTS: usize = 256;
+/// Largest accepted `slice.max_retries`.
+pub const MAX_RETRIES: u32 = 20;
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// `[server]`: the client-facing listener and its workers.
+    pub server: ServerConfig,
+    /// `[origin]`: where slice subrequests go.
+    pub origin: OriginConfig,
+    /// `[slice]`: how a client request is cut into origin subrequests.
+    pub slice: SliceConfig,
+    /// `[cache]`: slice cache sizing (accepted now; the slice cache uses them).
+    pub cache: CacheConfig,
+}
+
+/// `[server]`: the client-facing listener and its workers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address every worker binds (with `SO_REUSEPORT`).
+    pub listen: SocketAddr,
+    /// Worker threads; 0 means one per available core (see [`Config::worker_count`]).
+    pub workers: usize,
+    /// Cores to pin workers to, round-robin; `None` means no pinning.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pin_cores: Option<Vec<usize>>,
+    /// Which monoio driver the workers run.
+    pub driver: DriverChoice,
+    /// Time allowed for a client to send a complete request head, in milliseconds.
+    pub client_header_timeout_ms: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            workers: 0,
+            pin_cores: None,
+            driver: DriverChoice::Auto,
+            client_header_timeout_ms: 10_000,
+        }
+    }
+}
+
+impl ServerConfig {
+    /// `client_header_timeout_ms` as a [`Duration`].
+    pub fn client_header_timeout(&self) -> Duration {
+        Duration::from_millis(self.client_header_timeout_ms)
+    }
+}
+
+/// The monoio driver a worker runs on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DriverChoice {
+    /// io_uring when the kernel allows it, otherwise the legacy (epoll) driver.
+    #[default]
+    Auto,
+    /// io_uring only; starting fails where it is unavailable.
+    IoUring,
+    /// The legacy (epoll) driver only.
+    Legacy,
+}
+
+/// `[origin]`: where slice subrequests go.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OriginConfig {
+    /// Origin `host:port`, plain HTTP; a hostname is resolved when connecting.
+    /// Empty means unset, which [`Config::validate`] rejects.
+    pub address: String,
+    /// `Host` header sent to the origin; `None` forwards the client's `Host`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_header: Option<String>,
+    /// Time allowed to establish an origin connection, in milliseconds.
+    pub connect_timeout_ms: u64,
+    /// Time allowed waiting for a response head or between body bytes, in milliseconds.
+    pub read_timeout_ms: u64,
+}
+
+impl Default for OriginConfig {
+    fn default() -> Self {
+        OriginConfig {
+            address: String::new(),
+            host_header: None,
+            connect_timeout_ms: 3_000,
+            read_timeout_ms: 30_000,
+        }
+    }
+}
+
+impl OriginConfig {
+    /// `connect_timeout_ms` as a [`Duration`].
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_millis(self.connect_timeout_ms)
+    }
+
+    /// `read_timeout_ms` as a [`Duration`].
+    pub fn read_timeout(&self) -> Duration {
+        Duration::from_millis(self.read_timeout_ms)
+    }
+}
+
+/// `[slice]`: how a client request is cut into origin subrequests.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SliceConfig {
+    /// Bytes per slice; slices are aligned to multiples of this size.
+    #[serde(deserialize_with = "deserialize_size")]
+    pub slice_size: u64,
+    /// Slice subrequests one client request may have in flight at once.
+    pub max_concurrent_subrequests: usize,
+    /// Extra attempts for a failed slice subrequest before the request fails.
+    pub max_retries: u32,
+}
+
+impl Default for SliceConfig {
+    fn default() -> Self {
+        SliceConfig {
+            slice_size: MIB,
+            max_concurrent_subrequests: 4,
+            max_retries: 3,
+        }
+    }
+}
+
+/// `[cache]`: slice cache sizing (accepted now; the slice cache uses them).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CacheConfig {
+    /// Directory holding the disk tier.
+    pub dir: PathBuf,
+    /// Memory tier capacity in bytes.
+    #[serde(deserialize_with = "deserialize_size")]
+    pub memory_bytes: u64,
+    /// Disk tier capacity in bytes; 0 is allowed.
+    #[serde(deserialize_with = "deserialize_size")]
+    pub disk_bytes: u64,
+    /// Seconds a cached slice stays fresh.
+    pub cache_ttl: u64,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig {
+            dir: PathBuf::from("/var/cache/edgeslice"),
+            memory_bytes: 256 * MIB,
+            disk_bytes: 10 * GIB,
+            cache_ttl: 3_600,
+        }
+    }
+}
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {}: {source}", path.display())]
+    Read {
+        /// The file that was asked for.
+        path: PathBuf,
+        /// The underlying IO error.
+        source: io::Error,
+    },
+    /// The text is not valid TOML, has an unknown key, or a value of the wrong type.
+    /// The message names the key and shows the line.
+    #[error("{source}")]
+    Parse {
+        /// The TOML error, with line, column and key.
+        source: toml::de::Error,
+    },
+    /// A key that has no default was not set.
+    #[error("{key} is required")]
+    Missing {
+        /// Dotted key, e.g. `origin.address`.
+        key: &'static str,
+    },
+    /// A value parsed but is out of range or malformed.
+    #[error("invalid {key} = {value}: {reason}")]
+    Invalid {
+        /// Dotted key, e.g. `slice.slice_size`.
+        key: &'static str,
+        /// The rejected value, as written in TOML.
+        value: String,
+        /// What an acceptable value looks like.
+        reason: String,
+    },
+}
+
+impl Config {
+    /// Parses TOML text and validates it.
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        let config: Config =
+            toml::from_str(text).map_err(|source| ConfigError::Parse { source })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Reads the file at `path`, then parses and validates it like [`Config::from_toml`].
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::from_toml(&text)
+    }
+
+    /// Checks every value's range; the first bad value is reported by key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.validate_server()?;
+        self.validate_origin()?;
+        self.validate_slice()?;
+        self.validate_cache()
+    }
+
+    /// Worker threads to start: `server.workers`, or one per available core when 0.
+    pub fn worker_count(&self) -> usize {
+        match self.server.workers {
+            0 => available_cores(),
+            n => n,
+        }
+    }
+
+    /// The effective configuration, defaults filled in, as TOML that
+    /// [`Config::from_toml`] reads back to an equal value.
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).expect("Config has only TOML-representable fields")
+    }
+
+    fn validate_server(&self) -> Result<(), ConfigError> {
+        let server = &self.server;
+        positive(
+            "server.client_header_timeout_ms",
+            server.client_header_timeout_ms,
+        )?;
+        let Some(cores) = &server.pin_cores else {
+            return Ok(());
+        };
+        let invalid = |reason: String| invalid("server.pin_cores", format!("{cores:?}"), reason);
+        if cores.is_empty() {
+            return Err(invalid(
+                "must list at least one core, or be left out".into(),
+            ));
+        }
+        let available = available_cores();
+        for (i, core) in cores.iter().enumerate() {
+            if cores[..i].contains(core) {
+                return Err(invalid(format!("core {core} is listed twice")));
+            }
+            if *core >= available {
+                return Err(invalid(format!(
+                    "core {core} does not exist, {available} cores are available (0..={})",
+                    available - 1
+                )));
+            }
+        }
+        if server.workers > cores.len() {
+            return Err(ConfigError::Invalid {
+                key: "server.workers",
+                value: server.workers.to_string(),
+                reason: format!(
+                    "must be at most the {} cores in server.pin_cores",
+                    cores.len()
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    fn validate_origin(&self) -> Result<(), ConfigError> {
+        let origin = &self.origin;
+        if origin.address.is_empty() {
+            return Err(ConfigError::Missing {
+                key: "origin.address",
+            });
+        }
+        check_host_port(&origin.address)
+            .map_err(|reason| invalid("origin.address", format!("{:?}", origin.address), reason))?;
+        positive("origin.connect_timeout_ms", origin.connect_timeout_ms)?;
+        positive("origin.read_timeout_ms", origin.read_timeout_ms)
+    }
+
+    fn validate_slice(&self) -> Result<(), ConfigError> {
+        let slice = &self.slice;
+        if !(1..=MAX_SLICE_SIZE).contains(&slice.slice_size) {
+            return Err(invalid(
+                "slice.slice_size",
+                slice.slice_size.to_string(),
+                format!("must be between 1 and {MAX_SLICE_SIZE} (64MiB) bytes"),
+            ));
+        }
+        if !(1..=MAX_CONCURRENT_SUBREQUESTS).contains(&slice.max_concurrent_subrequests) {
+            return Err(invalid(
+                "slice.max_concurrent_subrequests",
+                slice.max_concurrent_subrequests.to_string(),
+                format!("must be between 1 and {MAX_CONCURRENT_SUBREQUESTS}"),
+            ));
+        }
+        if slice.max_retries > MAX_RETRIES {
+            return Err(invalid(
+                "slice.max_retries",
+                slice.max_retries.to_string(),
+                format!("must be at most {MAX_RETRIES}"),
+            ));
+        }
+        Ok(())
+    }
+
+    fn validate_cache(&self) -> Result<(), ConfigError> {
+        positive("cache.memory_bytes", self.cache.memory_bytes)?;
+        positive("cache.cache_ttl", self.cache.cache_ttl)
+    }
+}
+
+/// Cores this process may run on; 1 when the platform cannot say.
+fn available_cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+fn invalid(key: &'static str, value: String, reason: String) -> ConfigError {
+    ConfigError::Invalid { key, value, reason }
+}
+
+fn positive(key: &'static str, value: u64) -> Result<(), ConfigError> {
+    if value == 0 {
+        return Err(invalid(key, "0".into(), "must be greater than 0".into()));
+    }
+    Ok(())
+}
+
+/// Checks `host:port` without resolving the host; IPv6 hosts need brackets.
+fn check_host_port(address: &str) -> Result<(), String> {
+    let Some((host, port)) = address.rsplit_once(':') else {
+        return Err("must be host:port".into());
+    };
+    if host.is_empty() {
+        return Err("host is empty, must be host:port".into());
+    }
+    if host.contains(['/', ' ']) {
+        return Err("must be a plain host:port, without scheme, path or spaces".into());
+    }
+    if host.contains(':') && !(host.starts_with('[') && host.ends_with(']')) {
+        return Err("an IPv6 host needs brackets, e.g. [::1]:80".into());
+    }
+    match port.parse::<u16>() {
+        Ok(p) if p > 0 => Ok(()),
+        _ => Err(format!("port {port:?} must be between 1 and 65535")),
+    }
+}
+
+/// Reads a size given as an integer number of bytes or a string like `"1MiB"`.
+fn deserialize_size<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
+    struct SizeVisitor;
+
+    impl serde::de::Visitor<'_> for SizeVisitor {
+        type Value = u64;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str(r#"a byte count like 1048576 or a string like "512KiB", "1MiB", "10 GiB""#)
+        }
+
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<u64, E> {
+            Ok(v)
+        }
+
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<u64, E> {
+            u64::try_from(v)
+                .map_err(|_| E::custom(format!("invalid size {v}: must not be negative")))
+        }
+
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<u64, E> {
+            v.trim().parse::<bytesize::ByteSize>().map(|size| size.as_u64()).map_err(|_| {
+                E::custom(format!(
+                    r#"invalid size {v:?}: expected bytes or a string like "512KiB", "1MiB", "10 GiB""#
+                ))
+            })
+        }
+    }
+
+    deserializer.deserialize_any(SizeVisitor)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ORIGIN: &str = "[origin]\naddress = \"127.0.0.1:8081\"\n";
+
+    fn parse_err(text: &str) -> String {
+        match Config::from_toml(text) {
+            Ok(config) => panic!("accepted {text:?} as {config:?}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn defaults_fill_every_key_but_origin_address() {
+        let config = Config::from_toml(ORIGIN).unwrap();
+        let expected = Config {
+            origin: OriginConfig {
+                address: "127.0.0.1:8081".into(),
+                ..OriginConfig::default()
+            },
+            ..Config::default()
+        };
+        assert_eq!(config, expected);
+        assert_eq!(config.server.listen, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(config.server.workers, 0);
+        assert_eq!(config.server.driver, DriverChoice::Auto);
+        assert_eq!(
+            config.server.client_header_timeout(),
+            Duration::from_secs(10)
+        );
+        assert_eq!(config.origin.connect_timeout(), Duration::from_secs(3));
+        assert_eq!(config.origin.read_timeout(), Duration::from_secs(30));
+        assert_eq!(config.slice.slice_size, 1_048_576);
+        assert_eq!(config.cache.memory_bytes, 268_435_456);
+        assert_eq!(config.cache.disk_bytes, 10_737_418_240);
+        assert_eq!(config.cache.cache_ttl, 3600);
+        assert_eq!(config.worker_count(), available_cores());
+    }
+
+    #[test]
+    fn origin_address_is_required() {
+        assert_eq!(parse_err(""), "origin.address is required");
+        assert_eq!(
+            parse_err("[origin]\nconnect_timeout_ms = 5\n"),
+            "origin.address is required"
+        );
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        // (dotted key, TOML value); the error must read `invalid {key} = {value}: ...`.
+        let cases = [
+            ("server.client_header_timeout_ms", "0"),
+            ("server.pin_cores", "[]"),
+            ("server.pin_cores", "[0, 0]"),
+            ("server.pin_cores", "[100000]"),
+            ("origin.connect_timeout_ms", "0"),
+            ("origin.read_timeout_ms", "0"),
+            ("slice.slice_size", "0"),
+            ("slice.slice_size", "67108865"),
+            ("slice.max_concurrent_subrequests", "0"),
+            ("slice.max_concurrent_subrequests", "257"),
+            ("slice.max_retries", "21"),
+            ("cache.memory_bytes", "0"),
+            ("cache.cache_ttl", "0"),
+        ];
+        for (key, value) in cases {
+            // Dotted keys only: a table set by dotted keys cannot be reopened by a header.
+            let err = parse_err(&format!("{key} = {value}\norigin.address = \"o:80\""));
+            let expected = format!("invalid {key} = {value}: ");
+            assert!(err.starts_with(&expected), "{key} = {value} gave {err:?}");
+        }
+        let err = parse_err(&format!("{ORIGIN}[server]\nworkers = 2\npin_cores = [0]"));
+        assert!(err.starts_with("invalid server.workers = 2: "), "{err}");
+        let err = parse_err(&format!("{ORIGIN}[slice]\nmax_concurrent_subrequests = 0"));
+        let expected = "invalid slice.max_concurrent_subrequests = 0: must be between 1 and 256";
+        assert_eq!(err, expected);
+    }
+
+    #[test]
+    fn origin_address_must_be_host_port() {
+        for good in [
+            "127.0.0.1:8081",
+            "origin.example:80",
+            "[::1]:80",
+            "localhost:65535",
+        ] {
+            let config = Config::from_toml(&format!("[origin]\naddress = \"{good}\"")).unwrap();
+            assert_eq!(config.origin.address, good);
+        }
+        for bad in [
+            "127.0.0.1",
+            ":80",
+            "host:0",
+            "host:65536",
+            "host:http",
+            "::1:80",
+            "http://host:80",
+        ] {
+            let err = parse_err(&format!("[origin]\naddress = \"{bad}\""));
+            assert!(
+                err.starts_with(&format!("invalid origin.address = {bad:?}: ")),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn sizes_accept_bytes_or_unit_strings() {
+        let cases: &[(&str, u64)] = &[
+            ("2", 2),
+            ("1048576", 1_048_576),
+            ("\"1MiB\"", 1_048_576),
+            ("\"512KiB\"", 524_288),
+            ("\"512 KiB\"", 524_288),
+            ("\"64MiB\"", 64 * MIB),
+        ];
+        for (value, bytes) in cases {
+            let config =
+                Config::from_toml(&format!("{ORIGIN}[slice]\nslice_size = {value}")).unwrap();
+            assert_eq!(config.slice.slice_size, *bytes, "slice_size = {value}");
+        }
+        let text = format!("{ORIGIN}[cache]\nmemory_bytes = \"256MiB\"\ndisk_bytes = \"10 GiB\"");
+        let cache = Config::from_toml(&text).unwrap().cache;
+        assert_eq!(
+            (cache.memory_bytes, cache.disk_bytes),
+            (256 * MIB, 10 * GIB)
+        );
+    }
+
+    #[test]
+    fn bad_size_names_key_and_value() {
+        let err = parse_err(&format!("{ORIGIN}[slice]\nslice_size = \"12 parsecs\""));
+        assert!(
+            err.contains("slice_size") && err.contains("\"12 parsecs\""),
+            "{err}"
+        );
+        let err = parse_err(&format!("{ORIGIN}[cache]\ndisk_bytes = -1"));
+        assert!(err.contains("disk_bytes") && err.contains("-1"), "{err}");
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected_by_name() {
+        let err = parse_err(&format!("{ORIGIN}[slice]\nslise_size = 2"));
+        assert!(err.contains("slise_size"), "{err}");
+        let err = parse_err(&format!("{ORIGIN}[slise]\nslice_size = 2"));
+        assert!(err.contains("slise"), "{err}");
+    }
+
+    #[test]
+    fn driver_names_are_snake_case() {
+        for (name, driver) in [
+            ("auto", DriverChoice::Auto),
+            ("io_uring", DriverChoice::IoUring),
+            ("legacy", DriverChoice::Legacy),
+        ] {
+            let config =
+                Config::from_toml(&format!("{ORIGIN}[server]\ndriver = \"{name}\"")).unwrap();
+            assert_eq!(config.server.driver, driver);
+        }
+        assert!(parse_err(&format!("{ORIGIN}[server]\ndriver = \"epoll\"")).contains("epoll"));
+    }
+
+    #[test]
+    fn worker_count_uses_workers_when_set() {
+        let config = Config::from_toml(&format!("{ORIGIN}[server]\nworkers = 3")).unwrap();
+        assert_eq!(config.worker_count(), 3);
+        let config =
+            Config::from_toml(&format!("{ORIGIN}[server]\nworkers = 1\npin_cores = [0]")).unwrap();
+        assert_eq!(config.server.pin_cores, Some(vec![0]));
+    }
+
+    #[test]
+    fn to_toml_round_trips() {
+        let text = format!(
+            "{ORIGIN}host_header = \"cdn.example\"\n\
+             [server]\nworkers = 1\npin_cores = [0]\ndriver = \"legacy\"\n\
+             [slice]\nslice_size = \"2KiB\"\n[cache]\ndisk_bytes = 0\n"
+        );
+        for config in [
+            Config::from_toml(ORIGIN).unwrap(),
+            Config::from_toml(&text).unwrap(),
+        ] {
+            let written = config.to_toml();
+            assert_eq!(Config::from_toml(&written).unwrap(), config, "{written}");
+        }
+        let written = Config::from_toml(ORIGIN).unwrap().to_toml();
+        assert!(written.contains("slice_size = 1048576"), "{written}");
+        assert!(!written.contains("pin_cores"), "{written}");
+    }
+}

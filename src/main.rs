@@ -1,1 +1,76 @@
-fn main(){}
+//! The edgeslice command: run the proxy, check a configuration, or run the demo.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use edgeslice::config::Config;
+use edgeslice::runtime::Server;
+use tracing_subscriber::EnvFilter;
+
+/// A thread-per-core slicing reverse proxy for large objects.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    /// Configuration file (TOML).
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// Validate the configuration, print it with defaults filled in, and exit.
+    #[arg(long, requires = "config")]
+    check: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start a built-in origin on 127.0.0.1, edgeslice in front of it, fetch
+    /// objects through it and print what happened.
+    Demo {
+        /// Size of the large object fetched, in MiB.
+        #[arg(long, default_value_t = 64)]
+        size_mib: u64,
+        /// Delay of each origin answer in ms, emulating a remote origin.
+        #[arg(long, default_value_t = 5)]
+        origin_delay_ms: u64,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .init();
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("edgeslice: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Some(Command::Demo {
+        size_mib,
+        origin_delay_ms,
+    }) = cli.command
+    {
+        return edgeslice::demo::run(size_mib, origin_delay_ms);
+    }
+    let Some(path) = cli.config else {
+        anyhow::bail!("no configuration given: use --config PATH (or `edgeslice demo`)");
+    };
+    let config = Config::load(&path)?;
+    if cli.check {
+        println!("# {}: valid; effective configuration:", path.display());
+        print!("{}", config.to_toml());
+        return Ok(());
+    }
+    let server = Server::start(&config)?;
+    tracing::info!(config = %path.display(), addr = %server.local_addr(), "serving");
+    server.wait();
+    Ok(())
+}

@@ -1,0 +1,146 @@
+//! One error type for the request path, tagged with where it came from.
+//!
+//! Every failure a request can meet is an [`Error`]; [`Error::source_kind`] says
+//! whether the client, the origin or edgeslice itself caused it, and
+//! [`Error::status`] is the answer a client gets when the failure happens before
+//! a response head was sent. After the head, any error aborts the connection.
+
+use std::io;
+
+use http::StatusCode;
+
+/// Who caused a failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorSource {
+    /// The downstream client: bad request, closed connection.
+    Client,
+    /// The upstream origin: refused, broke, timed out, or answered wrongly.
+    Origin,
+    /// edgeslice itself.
+    Internal,
+}
+
+/// A failure on the request path.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The client's request cannot be served as sent.
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    /// The client's request head is larger than the configured limit.
+    #[error("request head larger than {limit} bytes")]
+    HeadTooLarge {
+        /// The configured limit in bytes.
+        limit: usize,
+    },
+    /// Reading from or writing to the client failed.
+    #[error("client connection: {0}")]
+    ClientIo(#[source] io::Error),
+    /// The client sent nothing within the header timeout.
+    #[error("client sent no complete request head within {0} ms")]
+    ClientTimeout(u64),
+    /// No connection to the origin could be made.
+    #[error("connect to origin {addr}: {source}")]
+    OriginConnect {
+        /// The origin address as configured.
+        addr: String,
+        /// The socket error.
+        #[source]
+        source: io::Error,
+    },
+    /// Reading from or writing to the origin failed.
+    #[error("origin connection: {0}")]
+    OriginIo(#[source] io::Error),
+    /// The origin did not answer in time.
+    #[error("origin timed out {0}")]
+    OriginTimeout(&'static str),
+    /// The origin's answer is not valid HTTP/1.1.
+    #[error("origin sent an invalid response: {0}")]
+    OriginProtocol(String),
+    /// A slice answer failed a check: the object changed or the origin is broken.
+    #[error("slice {index}: {detail}")]
+    SliceMismatch {
+        /// Index of the slice whose answer failed.
+        index: u64,
+        /// What was got and what was expected.
+        detail: String,
+    },
+}
+
+impl Error {
+    /// Who caused this failure.
+    pub fn source_kind(&self) -> ErrorSource {
+        match self {
+            Error::BadRequest(_)
+            | Error::HeadTooLarge { .. }
+            | Error::ClientIo(_)
+            | Error::ClientTimeout(_) => ErrorSource::Client,
+            Error::OriginConnect { .. }
+            | Error::OriginIo(_)
+            | Error::OriginTimeout(_)
+            | Error::OriginProtocol(_)
+            | Error::SliceMismatch { .. } => ErrorSource::Origin,
+        }
+    }
+
+    /// The status a client gets when this happens before the response head.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Error::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Error::HeadTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            Error::ClientIo(_) => StatusCode::BAD_REQUEST,
+            Error::ClientTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            Error::OriginTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            Error::OriginConnect { .. }
+            | Error::OriginIo(_)
+            | Error::OriginProtocol(_)
+            | Error::SliceMismatch { .. } => StatusCode::BAD_GATEWAY,
+        }
+    }
+
+    /// Build a slice check failure; `detail` says what was got and what was expected.
+    pub fn mismatch(index: u64, detail: impl Into<String>) -> Error {
+        Error::SliceMismatch {
+            index,
+            detail: detail.into(),
+        }
+    }
+}
+
+/// Result on the request path.
+pub type Result<T> = std::result::Result<T, Error>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_follow_the_source() {
+        let cases: Vec<(Error, ErrorSource, u16)> = vec![
+            (Error::BadRequest("x".into()), ErrorSource::Client, 400),
+            (Error::HeadTooLarge { limit: 1 }, ErrorSource::Client, 431),
+            (
+                Error::OriginTimeout("waiting for the head"),
+                ErrorSource::Origin,
+                504,
+            ),
+            (
+                Error::mismatch(3, "got a, expected b"),
+                ErrorSource::Origin,
+                502,
+            ),
+            (
+                Error::OriginProtocol("bad".into()),
+                ErrorSource::Origin,
+                502,
+            ),
+        ];
+        for (err, source, status) in cases {
+            assert_eq!(err.source_kind(), source, "{err}");
+            assert_eq!(err.status().as_u16(), status, "{err}");
+        }
+        assert_eq!(
+            Error::mismatch(3, "got 4-5, expected 2-3").to_string(),
+            "slice 3: got 4-5, expected 2-3"
+        );
+    }
+}

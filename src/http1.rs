@@ -1,0 +1,486 @@
+//! HTTP/1.1 framing for both sides of the proxy, on monoio-http's codecs.
+//!
+//! Heads are decoded with monoio-http's `RequestHeadDecoder` and
+//! `ResponseHeadDecoder` through a `monoio_codec::FramedRead`; bodies are read
+//! through the same framed buffer with [`BodyDecoder`], which hands on bytes as
+//! they arrive (monoio-http's own fixed-length payload waits for the whole
+//! body, and its encoder drops a Content-Length we set, so heads are written
+//! here with [`encode_head`]).
+//!
+//! Errors: a head larger than the limit is [`HeadError::TooLarge`]; malformed
+//! framing headers are [`Error::BadRequest`] (client) or
+//! [`Error::OriginProtocol`] (origin).
+
+use std::io;
+
+use bytes::{Bytes, BytesMut};
+use http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use monoio::io::{AsyncReadRent, OwnedReadHalf, OwnedWriteHalf};
+use monoio::net::TcpStream;
+use monoio_codec::{Decoded, Decoder, FramedRead};
+use monoio_http::h1::codec::decoder::{ChunkedBodyDecoder, DecodeError};
+
+use crate::error::Error;
+
+/// Read half of a TCP connection.
+pub type ReadHalf = OwnedReadHalf<TcpStream>;
+/// Write half of a TCP connection.
+pub type WriteHalf = OwnedWriteHalf<TcpStream>;
+
+/// Capacity of a connection's read buffer: reads of this size keep syscalls per slice low.
+pub const READ_BUFFER: usize = 64 * 1024;
+
+/// Why a head could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum HeadError {
+    /// The head is larger than the limit.
+    #[error("head larger than {0} bytes")]
+    TooLarge(usize),
+    /// The head is not valid HTTP/1.x.
+    #[error("{0}")]
+    Decode(#[from] DecodeError),
+}
+
+impl From<io::Error> for HeadError {
+    fn from(e: io::Error) -> Self {
+        HeadError::Decode(DecodeError::Io(e))
+    }
+}
+
+/// A head decoder (request or response) that refuses heads over `limit` bytes.
+pub struct LimitedHead<D> {
+    inner: D,
+    limit: usize,
+}
+
+impl<D> LimitedHead<D> {
+    /// Wrap `inner`, refusing heads longer than `limit` bytes.
+    pub fn new(inner: D, limit: usize) -> Self {
+        LimitedHead { inner, limit }
+    }
+}
+
+impl<D: Decoder<Error = DecodeError>> Decoder for LimitedHead<D> {
+    type Item = D::Item;
+    type Error = HeadError;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Decoded<D::Item>, HeadError> {
+        let before = src.len();
+        match self.inner.decode(src)? {
+            Decoded::Some(_) if before - src.len() > self.limit => {
+                Err(HeadError::TooLarge(self.limit))
+            }
+            Decoded::Some(head) => Ok(Decoded::Some(head)),
+            _ if before > self.limit => Err(HeadError::TooLarge(self.limit)),
+            other => Ok(other),
+        }
+    }
+}
+
+/// How a message body is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyFraming {
+    /// No body.
+    Empty,
+    /// Exactly this many bytes.
+    Length(u64),
+    /// Transfer-Encoding: chunked.
+    Chunked,
+    /// Until the connection closes (responses only).
+    UntilClose,
+}
+
+/// Framing of a request body; conflicting or malformed framing headers are a 400.
+pub fn request_framing(headers: &HeaderMap) -> Result<BodyFraming, Error> {
+    let chunked = transfer_chunked(headers).map_err(Error::BadRequest)?;
+    let length = content_length(headers).map_err(Error::BadRequest)?;
+    match (chunked, length) {
+        (Some(_), Some(_)) => Err(Error::BadRequest(
+            "both Content-Length and Transfer-Encoding given".into(),
+        )),
+        (Some(true), None) => Ok(BodyFraming::Chunked),
+        (Some(false), None) => Err(Error::BadRequest(
+            "Transfer-Encoding other than chunked".into(),
+        )),
+        (None, Some(0)) | (None, None) => Ok(BodyFraming::Empty),
+        (None, Some(n)) => Ok(BodyFraming::Length(n)),
+    }
+}
+
+/// Framing of a response body to a request with `method` (RFC 9112 section 6.3).
+pub fn response_framing(
+    method: &Method,
+    status: StatusCode,
+    headers: &HeaderMap,
+) -> Result<BodyFraming, Error> {
+    if method == Method::HEAD
+        || status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED
+    {
+        return Ok(BodyFraming::Empty);
+    }
+    match transfer_chunked(headers).map_err(Error::OriginProtocol)? {
+        Some(true) => return Ok(BodyFraming::Chunked),
+        Some(false) => return Ok(BodyFraming::UntilClose),
+        None => {}
+    }
+    match content_length(headers).map_err(Error::OriginProtocol)? {
+        Some(0) => Ok(BodyFraming::Empty),
+        Some(n) => Ok(BodyFraming::Length(n)),
+        None => Ok(BodyFraming::UntilClose),
+    }
+}
+
+/// `Some(true)` when the final transfer coding is chunked, `Some(false)` for another coding.
+fn transfer_chunked(headers: &HeaderMap) -> Result<Option<bool>, String> {
+    let mut last = None;
+    for value in headers.get_all(header::TRANSFER_ENCODING) {
+        let text = value
+            .to_str()
+            .map_err(|_| "Transfer-Encoding is not ASCII".to_string())?;
+        for coding in text.split(',').map(str::trim).filter(|c| !c.is_empty()) {
+            last = Some(coding.eq_ignore_ascii_case("chunked"));
+        }
+    }
+    Ok(last)
+}
+
+/// The Content-Length, if any; differing or malformed values are an error naming them.
+pub fn content_length(headers: &HeaderMap) -> Result<Option<u64>, String> {
+    let mut found: Option<u64> = None;
+    for value in headers.get_all(header::CONTENT_LENGTH) {
+        let text = value.to_str().unwrap_or("");
+        for part in text.split(',').map(str::trim) {
+            let n = part
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+                .then(|| part.parse::<u64>().ok())
+                .flatten()
+                .filter(|_| !part.is_empty())
+                .ok_or_else(|| format!("invalid Content-Length {text:?}"))?;
+            if found.is_some_and(|f| f != n) {
+                return Err(format!("conflicting Content-Length values {text:?}"));
+            }
+            found = Some(n);
+        }
+    }
+    Ok(found)
+}
+
+/// Decodes a body from the framed read buffer, handing on bytes as they arrive.
+pub struct BodyDecoder {
+    framing: BodyFraming,
+    remaining: u64,
+    chunked: ChunkedBodyDecoder,
+    done: bool,
+}
+
+impl BodyDecoder {
+    /// A decoder for a body framed as `framing`.
+    pub fn new(framing: BodyFraming) -> Self {
+        let remaining = match framing {
+            BodyFraming::Length(n) => n,
+            _ => 0,
+        };
+        BodyDecoder {
+            framing,
+            remaining,
+            chunked: ChunkedBodyDecoder::default(),
+            done: framing == BodyFraming::Empty,
+        }
+    }
+
+    /// True once the whole body has been decoded.
+    pub fn is_done(&self) -> bool {
+        self.done
+    }
+
+    /// The framing this decoder reads.
+    pub fn framing(&self) -> BodyFraming {
+        self.framing
+    }
+}
+
+impl Decoder for BodyDecoder {
+    type Item = Bytes;
+    type Error = DecodeError;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Decoded<Bytes>, DecodeError> {
+        if self.done {
+            return Ok(Decoded::Some(Bytes::new()));
+        }
+        match self.framing {
+            BodyFraming::Empty => Ok(Decoded::Some(Bytes::new())),
+            BodyFraming::Length(_) => {
+                if src.is_empty() {
+                    return Ok(Decoded::Insufficient);
+                }
+                let n = (src.len() as u64).min(self.remaining) as usize;
+                self.remaining -= n as u64;
+                self.done = self.remaining == 0;
+                Ok(Decoded::Some(src.split_to(n).freeze()))
+            }
+            BodyFraming::Chunked => match self.chunked.decode(src)? {
+                Decoded::Some(Some(data)) => Ok(Decoded::Some(data)),
+                Decoded::Some(None) => {
+                    self.done = true;
+                    Ok(Decoded::Some(Bytes::new()))
+                }
+                Decoded::Insufficient => Ok(Decoded::Insufficient),
+                Decoded::InsufficientAtLeast(n) => Ok(Decoded::InsufficientAtLeast(n)),
+            },
+            BodyFraming::UntilClose => {
+                if src.is_empty() {
+                    return Ok(Decoded::Insufficient);
+                }
+                Ok(Decoded::Some(src.split().freeze()))
+            }
+        }
+    }
+}
+
+/// Read the next piece of a body: `Ok(None)` once it is complete, an error if
+/// the peer closed early.
+pub async fn next_body_chunk<IO: AsyncReadRent, C>(
+    framed: &mut FramedRead<IO, C>,
+    body: &mut BodyDecoder,
+) -> io::Result<Option<Bytes>> {
+    loop {
+        if body.is_done() {
+            return Ok(None);
+        }
+        match framed.next_with(body).await {
+            Some(Ok(data)) if data.is_empty() => continue,
+            Some(Ok(data)) => return Ok(Some(data)),
+            Some(Err(DecodeError::Io(e))) => return Err(e),
+            Some(Err(e)) => return Err(io::Error::new(io::ErrorKind::InvalidData, e.to_string())),
+            None if body.framing == BodyFraming::UntilClose => {
+                body.done = true;
+                return Ok(None);
+            }
+            None => {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "connection closed before the body was complete",
+                ))
+            }
+        }
+    }
+}
+
+/// Headers that describe one connection, never forwarded (RFC 9110 section 7.6.1).
+const HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+];
+
+/// Remove hop-by-hop headers, including those the Connection header names.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in named.iter().chain(HOP_BY_HOP.iter()) {
+        headers.remove(name);
+    }
+    headers.remove(header::UPGRADE);
+}
+
+/// Whether the client wants the connection kept open after this exchange.
+pub fn wants_keep_alive(version: http::Version, headers: &HeaderMap) -> bool {
+    let has = |token: &str| {
+        headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case(token))
+    };
+    if version == http::Version::HTTP_11 {
+        !has("close")
+    } else {
+        has("keep-alive")
+    }
+}
+
+/// Append a response head to `out`.
+pub fn encode_response_head(status: StatusCode, headers: &HeaderMap, out: &mut Vec<u8>) {
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(status.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(status.canonical_reason().unwrap_or("Unknown").as_bytes());
+    out.extend_from_slice(b"\r\n");
+    encode_headers(headers, out);
+}
+
+/// Append a request head to `out`.
+pub fn encode_request_head(method: &Method, target: &str, headers: &HeaderMap, out: &mut Vec<u8>) {
+    out.extend_from_slice(method.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(target.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    encode_headers(headers, out);
+}
+
+fn encode_headers(headers: &HeaderMap, out: &mut Vec<u8>) {
+    for (name, value) in headers {
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// A header value from a number.
+pub fn number_value(n: u64) -> HeaderValue {
+    HeaderValue::from(n)
+}
+
+/// The chunk-size line that precedes `len` bytes of a chunked body.
+pub fn chunk_header(len: usize) -> Bytes {
+    Bytes::from(format!("{len:x}\r\n"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (k, v) in pairs {
+            map.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        map
+    }
+
+    type Pairs<'a> = &'a [(&'a str, &'a str)];
+
+    #[test]
+    fn request_framing_table() {
+        let cases: &[(Pairs, Option<BodyFraming>)] = &[
+            (&[], Some(BodyFraming::Empty)),
+            (&[("content-length", "0")], Some(BodyFraming::Empty)),
+            (&[("content-length", "12")], Some(BodyFraming::Length(12))),
+            (
+                &[("content-length", "12, 12")],
+                Some(BodyFraming::Length(12)),
+            ),
+            (&[("content-length", "12"), ("content-length", "13")], None),
+            (&[("content-length", "+12")], None),
+            (&[("content-length", "")], None),
+            (&[("content-length", "1x")], None),
+            (
+                &[("transfer-encoding", "chunked")],
+                Some(BodyFraming::Chunked),
+            ),
+            (
+                &[("transfer-encoding", "gzip, chunked")],
+                Some(BodyFraming::Chunked),
+            ),
+            (&[("transfer-encoding", "gzip")], None),
+            (
+                &[("transfer-encoding", "chunked"), ("content-length", "3")],
+                None,
+            ),
+        ];
+        for (pairs, want) in cases {
+            let got = request_framing(&headers(pairs)).ok();
+            assert_eq!(got, *want, "{pairs:?}");
+        }
+    }
+
+    #[test]
+    fn response_framing_table() {
+        let get = Method::GET;
+        let ok = StatusCode::OK;
+        let h = headers(&[("content-length", "5")]);
+        assert_eq!(
+            response_framing(&get, ok, &h).unwrap(),
+            BodyFraming::Length(5)
+        );
+        assert_eq!(
+            response_framing(&Method::HEAD, ok, &h).unwrap(),
+            BodyFraming::Empty
+        );
+        assert_eq!(
+            response_framing(&get, StatusCode::NOT_MODIFIED, &h).unwrap(),
+            BodyFraming::Empty
+        );
+        assert_eq!(
+            response_framing(&get, ok, &HeaderMap::new()).unwrap(),
+            BodyFraming::UntilClose
+        );
+    }
+
+    #[test]
+    fn body_decoder_hands_on_partial_bytes() {
+        let mut dec = BodyDecoder::new(BodyFraming::Length(10));
+        let mut buf = BytesMut::from(&b"abcd"[..]);
+        assert_eq!(
+            dec.decode(&mut buf).unwrap(),
+            Decoded::Some(Bytes::from("abcd"))
+        );
+        assert!(!dec.is_done());
+        let mut buf = BytesMut::from(&b"efghijNEXT"[..]);
+        assert_eq!(
+            dec.decode(&mut buf).unwrap(),
+            Decoded::Some(Bytes::from("efghij"))
+        );
+        assert!(dec.is_done());
+        assert_eq!(&buf[..], b"NEXT");
+
+        let mut dec = BodyDecoder::new(BodyFraming::Chunked);
+        let mut buf = BytesMut::from(&b"3\r\nabc\r\n0\r\n\r\nNEXT"[..]);
+        assert_eq!(
+            dec.decode(&mut buf).unwrap(),
+            Decoded::Some(Bytes::from("abc"))
+        );
+        assert_eq!(dec.decode(&mut buf).unwrap(), Decoded::Some(Bytes::new()));
+        assert!(dec.is_done());
+        assert_eq!(&buf[..], b"NEXT");
+    }
+
+    #[test]
+    fn hop_by_hop_headers_are_dropped() {
+        let mut h = headers(&[
+            ("connection", "close, x-private"),
+            ("x-private", "1"),
+            ("keep-alive", "timeout=5"),
+            ("transfer-encoding", "chunked"),
+            ("x-variant", "a"),
+            ("etag", "\"e\""),
+        ]);
+        strip_hop_by_hop(&mut h);
+        let names: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
+        assert_eq!(names, vec!["x-variant", "etag"]);
+    }
+
+    #[test]
+    fn keep_alive_by_version() {
+        use http::Version;
+        assert!(wants_keep_alive(Version::HTTP_11, &HeaderMap::new()));
+        assert!(!wants_keep_alive(
+            Version::HTTP_11,
+            &headers(&[("connection", "Close")])
+        ));
+        assert!(!wants_keep_alive(Version::HTTP_10, &HeaderMap::new()));
+        assert!(wants_keep_alive(
+            Version::HTTP_10,
+            &headers(&[("connection", "keep-alive")])
+        ));
+    }
+}

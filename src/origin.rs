@@ -1,0 +1,350 @@
+//! Origin subrequests: one keep-alive connection pool per worker and origin.
+//!
+//! [`OriginPool::request`] sends a request head and returns an
+//! [`OriginResponse`] as soon as the response head has arrived; its body is
+//! then pulled piece by piece with [`OriginResponse::chunk`], so the first bytes
+//! of a slice can reach the client while the rest is still on the wire. A
+//! connection goes back to the pool only when its response was read to the end.
+//!
+//! Errors: connect failures, socket errors and timeouts are origin errors
+//! ([`Error::OriginConnect`], [`Error::OriginIo`], [`Error::OriginTimeout`]).
+//! A pooled connection the origin closed while idle is retried once on a new
+//! connection before any byte of the answer was seen.
+
+use std::cell::RefCell;
+use std::io;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::rc::Rc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, Method};
+use monoio::io::{AsyncWriteRentExt, Splitable};
+use monoio::net::TcpStream;
+use monoio_codec::FramedRead;
+use monoio_http::common::response::ResponseHead;
+use monoio_http::h1::codec::decoder::ResponseHeadDecoder;
+
+use crate::error::{Error, Result};
+use crate::http1::{
+    self, BodyDecoder, BodyFraming, HeadError, LimitedHead, ReadHalf, WriteHalf, READ_BUFFER,
+};
+
+/// Largest response head accepted from an origin.
+const MAX_ORIGIN_HEAD: usize = 64 * 1024;
+
+/// How a worker reaches one origin.
+#[derive(Debug, Clone)]
+pub struct OriginSettings {
+    /// The origin as configured (`host:port`), for messages.
+    pub name: String,
+    /// Resolved addresses, tried in order.
+    pub addrs: Vec<SocketAddr>,
+    /// Bound on establishing a connection.
+    pub connect_timeout: Duration,
+    /// Bound on waiting for a response head or for the next body bytes.
+    pub read_timeout: Duration,
+    /// Idle connections kept per worker.
+    pub max_idle: usize,
+}
+
+impl OriginSettings {
+    /// Resolve `address` (`host:port`) once, at worker start.
+    pub fn resolve(
+        address: &str,
+        connect_timeout: Duration,
+        read_timeout: Duration,
+    ) -> io::Result<OriginSettings> {
+        let addrs: Vec<SocketAddr> = address.to_socket_addrs()?.collect();
+        if addrs.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("origin address {address:?} resolves to nothing"),
+            ));
+        }
+        Ok(OriginSettings {
+            name: address.to_string(),
+            addrs,
+            connect_timeout,
+            read_timeout,
+            max_idle: 10,
+        })
+    }
+}
+
+type HeadReader = FramedRead<ReadHalf, LimitedHead<ResponseHeadDecoder>>;
+
+/// One HTTP/1.1 connection to the origin.
+pub struct OriginConn {
+    reader: HeadReader,
+    writer: WriteHalf,
+    reused: bool,
+}
+
+/// Keep-alive connections of one worker to one origin; single-threaded, no locks.
+pub struct OriginPool {
+    settings: OriginSettings,
+    idle: RefCell<Vec<OriginConn>>,
+}
+
+impl OriginPool {
+    /// An empty pool for `settings`.
+    pub fn new(settings: OriginSettings) -> Rc<OriginPool> {
+        Rc::new(OriginPool {
+            settings,
+            idle: RefCell::new(Vec::new()),
+        })
+    }
+
+    /// The origin's settings.
+    pub fn settings(&self) -> &OriginSettings {
+        &self.settings
+    }
+
+    /// Number of idle pooled connections.
+    pub fn idle_count(&self) -> usize {
+        self.idle.borrow().len()
+    }
+
+    async fn connect(&self) -> Result<OriginConn> {
+        let mut last = None;
+        for addr in &self.settings.addrs {
+            match monoio::time::timeout(
+                self.settings.connect_timeout,
+                TcpStream::connect_addr(*addr),
+            )
+            .await
+            {
+                Ok(Ok(stream)) => {
+                    let _ = stream.set_nodelay(true);
+                    let (r, w) = stream.into_split();
+                    let decoder = LimitedHead::new(ResponseHeadDecoder, MAX_ORIGIN_HEAD);
+                    return Ok(OriginConn {
+                        reader: FramedRead::with_capacity(r, decoder, READ_BUFFER),
+                        writer: w,
+                        reused: false,
+                    });
+                }
+                Ok(Err(e)) => last = Some(e),
+                Err(_) => return Err(Error::OriginTimeout("connecting")),
+            }
+        }
+        Err(Error::OriginConnect {
+            addr: self.settings.name.clone(),
+            source: last.unwrap_or_else(|| io::Error::other("no address")),
+        })
+    }
+
+    fn checkout(&self) -> Option<OriginConn> {
+        self.idle.borrow_mut().pop()
+    }
+
+    fn checkin(&self, mut conn: OriginConn) {
+        let mut idle = self.idle.borrow_mut();
+        if idle.len() < self.settings.max_idle && conn.reader.read_buffer().is_empty() {
+            conn.reused = true;
+            idle.push(conn);
+        }
+    }
+
+    /// Send a bodiless request and wait for the response head.
+    pub async fn request(
+        self: &Rc<Self>,
+        method: &Method,
+        target: &str,
+        headers: &HeaderMap,
+    ) -> Result<OriginResponse> {
+        let mut head = Vec::with_capacity(512);
+        http1::encode_request_head(method, target, headers, &mut head);
+        let head = Bytes::from(head);
+        // A pooled connection may have been closed by the origin while idle:
+        // if it fails before any answer byte, the request goes once more on a new one.
+        if let Some(conn) = self.checkout() {
+            match self.exchange(conn, head.clone(), method).await {
+                Ok(resp) => return Ok(resp),
+                Err(Some(e)) => return Err(e),
+                Err(None) => {}
+            }
+        }
+        let conn = self.connect().await?;
+        self.exchange_fresh(conn, head, method).await
+    }
+
+    /// Send a request whose body is streamed from `body`, on a new connection
+    /// (a body cannot be replayed on a stale pooled one).
+    pub async fn request_with_body<IO: monoio::io::AsyncReadRent, C>(
+        self: &Rc<Self>,
+        method: &Method,
+        target: &str,
+        headers: &HeaderMap,
+        body_src: &mut FramedRead<IO, C>,
+        framing: BodyFraming,
+    ) -> Result<OriginResponse> {
+        let mut conn = self.connect().await?;
+        let mut head = Vec::with_capacity(512);
+        http1::encode_request_head(method, target, headers, &mut head);
+        write(&mut conn.writer, Bytes::from(head)).await?;
+        let mut body = BodyDecoder::new(framing);
+        let chunked = framing == BodyFraming::Chunked;
+        loop {
+            let piece = http1::next_body_chunk(body_src, &mut body)
+                .await
+                .map_err(Error::ClientIo)?;
+            match piece {
+                Some(data) if chunked => {
+                    write(&mut conn.writer, http1::chunk_header(data.len())).await?;
+                    write(&mut conn.writer, data).await?;
+                    write(&mut conn.writer, Bytes::from_static(b"\r\n")).await?;
+                }
+                Some(data) => write(&mut conn.writer, data).await?,
+                None => break,
+            }
+        }
+        if chunked {
+            write(&mut conn.writer, Bytes::from_static(b"0\r\n\r\n")).await?;
+        }
+        self.read_head(conn, method).await
+    }
+
+    async fn exchange(
+        self: &Rc<Self>,
+        mut conn: OriginConn,
+        head: Bytes,
+        method: &Method,
+    ) -> std::result::Result<OriginResponse, Option<Error>> {
+        if write(&mut conn.writer, head).await.is_err() {
+            return Err(None);
+        }
+        // Only a closed or reset socket means "stale"; a timeout is the origin's answer.
+        self.read_head(conn, method).await.map_err(|e| match e {
+            Error::OriginIo(_) => None,
+            other => Some(other),
+        })
+    }
+
+    async fn exchange_fresh(
+        self: &Rc<Self>,
+        mut conn: OriginConn,
+        head: Bytes,
+        method: &Method,
+    ) -> Result<OriginResponse> {
+        write(&mut conn.writer, head).await?;
+        self.read_head(conn, method).await
+    }
+
+    async fn read_head(
+        self: &Rc<Self>,
+        mut conn: OriginConn,
+        method: &Method,
+    ) -> Result<OriginResponse> {
+        let timeout = self.settings.read_timeout;
+        let head = match monoio::time::timeout(timeout, futures_next(&mut conn.reader)).await {
+            Err(_) => return Err(Error::OriginTimeout("waiting for the response head")),
+            Ok(None) => {
+                return Err(Error::OriginIo(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "origin closed the connection before a response head",
+                )))
+            }
+            Ok(Some(Err(HeadError::TooLarge(n)))) => {
+                return Err(Error::OriginProtocol(format!(
+                    "response head larger than {n} bytes"
+                )))
+            }
+            Ok(Some(Err(HeadError::Decode(e)))) => {
+                return Err(Error::OriginProtocol(format!("response head: {e}")))
+            }
+            Ok(Some(Ok(head))) => head,
+        };
+        let framing = http1::response_framing(method, head.status, &head.headers)?;
+        let reusable = framing != BodyFraming::UntilClose
+            && http1::wants_keep_alive(head.version, &head.headers);
+        Ok(OriginResponse {
+            head,
+            body: BodyDecoder::new(framing),
+            conn: Some(conn),
+            reusable,
+            pool: self.clone(),
+            received: 0,
+        })
+    }
+}
+
+async fn futures_next(
+    reader: &mut HeadReader,
+) -> Option<std::result::Result<ResponseHead, HeadError>> {
+    use monoio::io::stream::Stream;
+    reader.next().await
+}
+
+async fn write(writer: &mut WriteHalf, data: Bytes) -> Result<()> {
+    let (res, _) = writer.write_all(data).await;
+    res.map(|_| ()).map_err(Error::OriginIo)
+}
+
+/// An origin answer whose head has arrived and whose body is read on demand.
+pub struct OriginResponse {
+    /// Status and headers as the origin sent them.
+    pub head: ResponseHead,
+    body: BodyDecoder,
+    conn: Option<OriginConn>,
+    reusable: bool,
+    pool: Rc<OriginPool>,
+    received: u64,
+}
+
+impl OriginResponse {
+    /// How the body is delimited.
+    pub fn framing(&self) -> BodyFraming {
+        self.body.framing()
+    }
+
+    /// Body bytes received so far.
+    pub fn received(&self) -> u64 {
+        self.received
+    }
+
+    /// Whether the connection this answer came on was reused from the pool.
+    pub fn reused_connection(&self) -> bool {
+        self.conn.as_ref().is_some_and(|c| c.reused)
+    }
+
+    /// The next piece of the body, `None` once it is complete. The connection
+    /// returns to the pool at that point when it can carry another request.
+    pub async fn chunk(&mut self) -> Result<Option<Bytes>> {
+        let Some(conn) = self.conn.as_mut() else {
+            return Ok(None);
+        };
+        let timeout = self.pool.settings.read_timeout;
+        let piece = match monoio::time::timeout(
+            timeout,
+            http1::next_body_chunk(&mut conn.reader, &mut self.body),
+        )
+        .await
+        {
+            Err(_) => {
+                self.conn = None;
+                return Err(Error::OriginTimeout("waiting for body bytes"));
+            }
+            Ok(Err(e)) => {
+                self.conn = None;
+                return Err(Error::OriginIo(e));
+            }
+            Ok(Ok(piece)) => piece,
+        };
+        match piece {
+            Some(data) => {
+                self.received += data.len() as u64;
+                Ok(Some(data))
+            }
+            None => {
+                if let Some(conn) = self.conn.take() {
+                    if self.reusable {
+                        self.pool.checkin(conn);
+                    }
+                }
+                Ok(None)
+            }
+        }
+    }
+}

@@ -1,0 +1,246 @@
+//! Thread-per-core workers: pinning, io_uring with legacy fallback, shutdown.
+//!
+//! [`Server::start`] binds one `SO_REUSEPORT` listener per worker on the
+//! configured address (the first one fixes the port when it is 0), then starts
+//! one thread per worker. Each thread is pinned to its core when `pin_cores`
+//! is set, builds its own monoio runtime (io_uring when the kernel offers it,
+//! else the legacy epoll driver, with a log line saying which), its own origin
+//! pool, and serves its listener until [`Server::shutdown`].
+//!
+//! Errors: a listener that cannot be bound or an origin address that does not
+//! resolve fail `start` with a message naming the address.
+
+use std::io;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::thread::JoinHandle;
+
+use futures_channel::oneshot;
+use http::HeaderValue;
+use monoio::{IoUringDriver, LegacyDriver, RuntimeBuilder};
+use socket2::{Domain, Socket, Type};
+use tracing::{info, warn};
+
+use crate::config::{Config, DriverChoice};
+use crate::origin::{OriginPool, OriginSettings};
+use crate::proxy::{Proxy, ProxySettings};
+use crate::server::{accept_loop, ClientLimits};
+
+/// Largest request head accepted, in bytes.
+pub const MAX_REQUEST_HEAD: usize = 64 * 1024;
+
+/// The event-loop driver a worker runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Driver {
+    /// Linux io_uring.
+    IoUring,
+    /// epoll, through mio.
+    Legacy,
+}
+
+impl Driver {
+    /// The driver to use for `choice` on this kernel; `auto` falls back to legacy.
+    pub fn choose(choice: DriverChoice) -> io::Result<Driver> {
+        let uring = monoio::utils::detect_uring();
+        match choice {
+            DriverChoice::Auto if uring => Ok(Driver::IoUring),
+            DriverChoice::Auto => {
+                warn!("io_uring is not available on this kernel: using the legacy driver");
+                Ok(Driver::Legacy)
+            }
+            DriverChoice::IoUring if uring => Ok(Driver::IoUring),
+            DriverChoice::IoUring => Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "server.driver = \"io_uring\" but io_uring is not available on this kernel",
+            )),
+            DriverChoice::Legacy => Ok(Driver::Legacy),
+        }
+    }
+}
+
+/// Everything a worker thread needs, built on the main thread.
+#[derive(Clone)]
+struct WorkerPlan {
+    proxy: ProxySettings,
+    origin: OriginSettings,
+    limits: ClientLimits,
+    driver: Driver,
+}
+
+/// Running workers.
+pub struct Server {
+    addr: SocketAddr,
+    driver: Driver,
+    stops: Vec<oneshot::Sender<()>>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Server {
+    /// Bind the listeners and start the workers.
+    pub fn start(config: &Config) -> io::Result<Server> {
+        let driver = Driver::choose(config.server.driver)?;
+        let origin = OriginSettings::resolve(
+            &config.origin.address,
+            config.origin.connect_timeout(),
+            config.origin.read_timeout(),
+        )
+        .map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("origin.address {:?}: {e}", config.origin.address),
+            )
+        })?;
+        let plan = WorkerPlan {
+            proxy: ProxySettings {
+                slice_size: config.slice.slice_size,
+                window: config.slice.max_concurrent_subrequests,
+                host_header: config
+                    .origin
+                    .host_header
+                    .as_deref()
+                    .and_then(|h| HeaderValue::from_str(h).ok()),
+                default_host: HeaderValue::from_str(&config.origin.address)
+                    .unwrap_or_else(|_| HeaderValue::from_static("localhost")),
+            },
+            origin,
+            limits: ClientLimits {
+                max_head_bytes: MAX_REQUEST_HEAD,
+                header_timeout: config.server.client_header_timeout(),
+            },
+            driver,
+        };
+        let workers = config.worker_count();
+        let listeners = bind_listeners(config.server.listen, workers)?;
+        let addr = listeners[0].local_addr()?;
+        let mut stops = Vec::new();
+        let mut threads = Vec::new();
+        for (id, listener) in listeners.into_iter().enumerate() {
+            let (stop_tx, stop_rx) = oneshot::channel::<()>();
+            let core = config
+                .server
+                .pin_cores
+                .as_ref()
+                .map(|cores| cores[id % cores.len()]);
+            let plan = plan.clone();
+            let thread = std::thread::Builder::new()
+                .name(format!("edgeslice-w{id}"))
+                .spawn(move || run_worker(id, core, listener, plan, stop_rx))?;
+            stops.push(stop_tx);
+            threads.push(thread);
+        }
+        info!(%addr, workers, ?driver, "edgeslice listening");
+        Ok(Server {
+            addr,
+            driver,
+            stops,
+            threads,
+        })
+    }
+
+    /// The address the workers accept on (with the real port when 0 was configured).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The driver the workers run on.
+    pub fn driver(&self) -> Driver {
+        self.driver
+    }
+
+    /// Stop accepting and wait for the worker threads to end.
+    pub fn shutdown(mut self) {
+        self.stop_and_join();
+    }
+
+    /// Block until the workers end.
+    pub fn wait(mut self) {
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+
+    fn stop_and_join(&mut self) {
+        for s in self.stops.drain(..) {
+            let _ = s.send(());
+        }
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop_and_join();
+    }
+}
+
+/// One listener per worker on the same address, all with SO_REUSEPORT.
+fn bind_listeners(addr: SocketAddr, count: usize) -> io::Result<Vec<std::net::TcpListener>> {
+    let mut out = Vec::with_capacity(count);
+    let mut bound = addr;
+    for _ in 0..count.max(1) {
+        let socket = Socket::new(Domain::for_address(bound), Type::STREAM, None)?;
+        socket.set_reuse_address(true)?;
+        socket.set_reuse_port(true)?;
+        socket.set_nonblocking(true)?;
+        socket
+            .bind(&bound.into())
+            .map_err(|e| io::Error::new(e.kind(), format!("server.listen {bound}: {e}")))?;
+        socket.listen(1024)?;
+        let listener: std::net::TcpListener = socket.into();
+        bound = listener.local_addr()?;
+        out.push(listener);
+    }
+    Ok(out)
+}
+
+fn run_worker(
+    id: usize,
+    core: Option<usize>,
+    listener: std::net::TcpListener,
+    plan: WorkerPlan,
+    stop: oneshot::Receiver<()>,
+) {
+    if let Some(core) = core {
+        if !core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
+            warn!(worker = id, core, "could not pin worker to core");
+        }
+    }
+    let result = match plan.driver {
+        Driver::IoUring => RuntimeBuilder::<IoUringDriver>::new()
+            .enable_timer()
+            .build()
+            .map(|mut rt| rt.block_on(worker(id, core, listener, plan, stop))),
+        Driver::Legacy => RuntimeBuilder::<LegacyDriver>::new()
+            .enable_timer()
+            .build()
+            .map(|mut rt| rt.block_on(worker(id, core, listener, plan, stop))),
+    };
+    if let Err(e) = result {
+        tracing::error!(worker = id, error = %e, "worker runtime failed to start");
+    }
+}
+
+async fn worker(
+    id: usize,
+    core: Option<usize>,
+    listener: std::net::TcpListener,
+    plan: WorkerPlan,
+    stop: oneshot::Receiver<()>,
+) {
+    let listener = match monoio::net::TcpListener::from_std(listener) {
+        Ok(l) => l,
+        Err(e) => return tracing::error!(worker = id, error = %e, "listener"),
+    };
+    info!(worker = id, ?core, driver = ?plan.driver, "worker started");
+    let proxy = Rc::new(Proxy {
+        settings: plan.proxy,
+        pool: OriginPool::new(plan.origin),
+    });
+    accept_loop(listener, proxy, Rc::new(plan.limits), async {
+        let _ = stop.await;
+    })
+    .await;
+    info!(worker = id, "worker stopped");
+}

@@ -1,0 +1,164 @@
+//! Per-worker accept loop and HTTP/1.1 keep-alive connections.
+//!
+//! Each worker accepts on its own `SO_REUSEPORT` listener and serves every
+//! connection it accepted on its own thread: read a request head (bounded in
+//! size and time), hand it to the [`Proxy`], loop while keep-alive allows.
+//! A bad request gets a 4xx and the connection closes; the worker goes on.
+//! A failure after the response head closes the connection, so a client never
+//! takes a short body for a complete one. One summary line is logged per request.
+
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use http::{HeaderMap, StatusCode};
+use monoio::io::stream::Stream;
+use monoio::io::Splitable;
+use monoio::net::{TcpListener, TcpStream};
+use monoio_codec::FramedRead;
+use monoio_http::h1::codec::decoder::{DecodeError, RequestHeadDecoder};
+use tracing::{debug, info, warn};
+
+use crate::error::Error;
+use crate::http1::{self, HeadError, LimitedHead, READ_BUFFER};
+use crate::proxy::{Exchange, Proxy};
+
+/// Limits on what a client may send.
+#[derive(Debug, Clone)]
+pub struct ClientLimits {
+    /// Longest accepted request head in bytes.
+    pub max_head_bytes: usize,
+    /// Time allowed for a request head to arrive (and for an idle keep-alive connection).
+    pub header_timeout: Duration,
+}
+
+/// Accept connections until `stop` resolves; each is served on this thread.
+pub async fn accept_loop(
+    listener: TcpListener,
+    proxy: Rc<Proxy>,
+    limits: Rc<ClientLimits>,
+    stop: impl std::future::Future<Output = ()>,
+) {
+    let mut stop = std::pin::pin!(stop);
+    loop {
+        monoio::select! {
+            _ = &mut stop => return,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _peer)) => {
+                    monoio::spawn(serve_connection(stream, proxy.clone(), limits.clone()));
+                }
+                Err(e) => {
+                    warn!(error = %e, "accept failed");
+                    monoio::time::sleep(Duration::from_millis(10)).await;
+                }
+            }
+        }
+    }
+}
+
+/// Serve the requests of one client connection.
+pub async fn serve_connection(stream: TcpStream, proxy: Rc<Proxy>, limits: Rc<ClientLimits>) {
+    let _ = stream.set_nodelay(true);
+    let (r, mut writer) = stream.into_split();
+    let decoder = LimitedHead::new(RequestHeadDecoder, limits.max_head_bytes);
+    let mut reader = FramedRead::with_capacity(r, decoder, READ_BUFFER);
+    loop {
+        let head = match monoio::time::timeout(limits.header_timeout, reader.next()).await {
+            Err(_) | Ok(None) => return,
+            Ok(Some(Ok(head))) => head,
+            Ok(Some(Err(e))) => {
+                let err = match e {
+                    HeadError::TooLarge(limit) => Error::HeadTooLarge { limit },
+                    HeadError::Decode(DecodeError::Io(e)) => {
+                        return debug!(error = %e, "client read")
+                    }
+                    HeadError::Decode(DecodeError::Parse(httparse::Error::TooManyHeaders)) => {
+                        Error::HeadTooLarge {
+                            limit: limits.max_head_bytes,
+                        }
+                    }
+                    HeadError::Decode(e) => Error::BadRequest(e.to_string()),
+                };
+                let mut ex = exchange(&mut reader, &mut writer, http::Version::HTTP_11);
+                ex.keep_alive = false;
+                let _ = ex
+                    .send_plain(err.status(), HeaderMap::new(), &format!("{err}\n"))
+                    .await;
+                return info!(status = err.status().as_u16(), error = %err, "bad request");
+            }
+        };
+        let started = Instant::now();
+        let mut ex = exchange(&mut reader, &mut writer, head.version);
+        ex.keep_alive = http1::wants_keep_alive(head.version, &head.headers);
+        let result = proxy.handle(&head, &mut ex).await;
+        let outcome = match &result {
+            Ok(()) => "ok".to_string(),
+            Err(e) if ex.head_sent => format!("aborted: {e}"),
+            Err(e) => {
+                let status = e.status();
+                // After a failed request the connection state is unknown: close it.
+                ex.keep_alive = false;
+                if ex
+                    .send_plain(
+                        status,
+                        HeaderMap::new(),
+                        &format!("{}\n", short_reason(status, e)),
+                    )
+                    .await
+                    .is_err()
+                {
+                    ex.status = status.as_u16();
+                }
+                format!("error: {e}")
+            }
+        };
+        let range = head
+            .headers
+            .get(http::header::RANGE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("-");
+        info!(
+            method = %head.method,
+            path = %head.uri,
+            range,
+            status = ex.status,
+            bytes = ex.body_bytes,
+            slices = ex.slices,
+            ms = started.elapsed().as_millis() as u64,
+            outcome,
+            "request"
+        );
+        if result.is_err() || !ex.keep_alive {
+            return;
+        }
+    }
+}
+
+fn exchange<'a>(
+    reader: &'a mut FramedRead<http1::ReadHalf, LimitedHead<RequestHeadDecoder>>,
+    writer: &'a mut http1::WriteHalf,
+    version: http::Version,
+) -> Exchange<'a> {
+    Exchange {
+        reader,
+        writer,
+        version,
+        keep_alive: true,
+        head_sent: false,
+        status: 0,
+        body_bytes: 0,
+        slices: 0,
+    }
+}
+
+/// The body of an error answer: the client's own mistakes are explained,
+/// origin failures are named by kind only.
+fn short_reason(status: StatusCode, e: &Error) -> String {
+    if status.is_client_error() {
+        e.to_string()
+    } else {
+        match status {
+            StatusCode::GATEWAY_TIMEOUT => "origin timed out".to_string(),
+            _ => "bad gateway: the origin failed or its answer did not check out".to_string(),
+        }
+    }
+}

@@ -1,0 +1,207 @@
+//! Slices in, response body out: strictly in order, with a bounded window.
+//!
+//! [`send_slices`] keeps at most `window` slices of one request between
+//! "asked of the origin" and "delivered to the client". Their bytes arrive
+//! interleaved, in any order; the [`ReorderBuffer`] passes the bytes of the
+//! slice being delivered straight through and holds the others until their
+//! turn, so memory per request is bounded by `window` slices, never by the
+//! object. Any failure is returned at once; the caller aborts the client
+//! connection, since the response head is already out.
+
+use std::collections::VecDeque;
+use std::rc::Rc;
+
+use bytes::Bytes;
+use monoio::io::AsyncWriteRentExt;
+
+use crate::error::{Error, Result};
+use crate::fetch::{run_slice, SliceEvent, SliceJob};
+use crate::http1::WriteHalf;
+use crate::origin::OriginResponse;
+
+/// Bytes of one slice waiting for its turn.
+#[derive(Debug, Default)]
+struct Slot {
+    chunks: VecDeque<Bytes>,
+    done: bool,
+}
+
+/// Orders the bytes of concurrently fetched slices.
+///
+/// ```
+/// use bytes::Bytes;
+/// use edgeslice::stream::ReorderBuffer;
+/// let mut buf = ReorderBuffer::new(0);
+/// buf.push(1, Bytes::from_static(b"cd"));
+/// buf.finish(1);
+/// assert_eq!(buf.pop(), None); // slice 0 first
+/// buf.push(0, Bytes::from_static(b"ab"));
+/// buf.finish(0);
+/// assert_eq!(buf.pop().as_deref(), Some(&b"ab"[..]));
+/// assert_eq!(buf.pop().as_deref(), Some(&b"cd"[..]));
+/// assert_eq!(buf.next_index(), 2);
+/// ```
+#[derive(Debug)]
+pub struct ReorderBuffer {
+    next: u64,
+    slots: VecDeque<Slot>,
+    buffered: usize,
+}
+
+impl ReorderBuffer {
+    /// A buffer that delivers slice `first` first.
+    pub fn new(first: u64) -> Self {
+        ReorderBuffer {
+            next: first,
+            slots: VecDeque::new(),
+            buffered: 0,
+        }
+    }
+
+    /// The slice being delivered now.
+    pub fn next_index(&self) -> u64 {
+        self.next
+    }
+
+    /// Bytes held, waiting for delivery.
+    pub fn buffered_bytes(&self) -> usize {
+        self.buffered
+    }
+
+    fn slot(&mut self, index: u64) -> &mut Slot {
+        debug_assert!(index >= self.next, "slice {index} already delivered");
+        let at = (index - self.next) as usize;
+        if self.slots.len() <= at {
+            self.slots.resize_with(at + 1, Slot::default);
+        }
+        &mut self.slots[at]
+    }
+
+    /// Bytes of slice `index`, in order within that slice.
+    pub fn push(&mut self, index: u64, chunk: Bytes) {
+        self.buffered += chunk.len();
+        self.slot(index).chunks.push_back(chunk);
+    }
+
+    /// Slice `index` has no more bytes.
+    pub fn finish(&mut self, index: u64) {
+        self.slot(index).done = true;
+    }
+
+    /// The next bytes in object order, if they have arrived.
+    pub fn pop(&mut self) -> Option<Bytes> {
+        loop {
+            let slot = self.slots.front_mut()?;
+            if let Some(chunk) = slot.chunks.pop_front() {
+                self.buffered -= chunk.len();
+                return Some(chunk);
+            }
+            if !slot.done {
+                return None;
+            }
+            self.slots.pop_front();
+            self.next += 1;
+        }
+    }
+}
+
+/// Stream the slices of `job.plan` to `writer` in order, at most `window` in
+/// flight. `probe` is an already opened answer for the plan's first slice.
+/// Returns the number of body bytes written.
+pub async fn send_slices(
+    job: Rc<SliceJob>,
+    window: usize,
+    probe: Option<OriginResponse>,
+    writer: &mut WriteHalf,
+) -> Result<u64> {
+    let plan = job.plan;
+    let (tx, mut rx) = local_sync::mpsc::unbounded::channel();
+    let mut order = ReorderBuffer::new(plan.first_slice);
+    let mut next_launch = plan.first_slice;
+    if let Some(resp) = probe {
+        monoio::spawn(run_slice(job.clone(), next_launch, Some(resp), tx.clone()));
+        next_launch += 1;
+    }
+    let mut sent = 0u64;
+    loop {
+        while let Some(chunk) = order.pop() {
+            let len = chunk.len() as u64;
+            let (res, _) = writer.write_all(chunk).await;
+            res.map_err(Error::ClientIo)?;
+            sent += len;
+        }
+        if order.next_index() > plan.last_slice {
+            return Ok(sent);
+        }
+        while next_launch <= plan.last_slice && next_launch - order.next_index() < window as u64 {
+            monoio::spawn(run_slice(job.clone(), next_launch, None, tx.clone()));
+            next_launch += 1;
+        }
+        match rx.recv().await {
+            Some(SliceEvent::Data(i, data)) => order.push(i, data),
+            Some(SliceEvent::Done(i)) => order.finish(i),
+            Some(SliceEvent::Failed(_, e)) => return Err(e),
+            None => unreachable!("the stream holds a sender"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn b(s: &str) -> Bytes {
+        Bytes::copy_from_slice(s.as_bytes())
+    }
+
+    #[test]
+    fn delivers_in_order_whatever_the_arrival_order() {
+        // (slice, chunk or None for "finished"), in arrival order.
+        let arrivals: &[(u64, Option<&str>)] = &[
+            (2, Some("e")),
+            (1, Some("c")),
+            (2, None),
+            (0, Some("a")),
+            (1, Some("d")),
+            (0, Some("b")),
+            (1, None),
+            (0, None),
+        ];
+        let mut buf = ReorderBuffer::new(0);
+        let mut out = String::new();
+        for (i, chunk) in arrivals {
+            match chunk {
+                Some(c) => buf.push(*i, b(c)),
+                None => buf.finish(*i),
+            }
+            while let Some(c) = buf.pop() {
+                out.push_str(std::str::from_utf8(&c).unwrap());
+            }
+        }
+        assert_eq!(out, "abcde");
+        assert_eq!(buf.next_index(), 3);
+        assert_eq!(buf.buffered_bytes(), 0);
+    }
+
+    #[test]
+    fn current_slice_streams_before_it_finishes() {
+        let mut buf = ReorderBuffer::new(5);
+        buf.push(5, b("x"));
+        assert_eq!(buf.pop(), Some(b("x")));
+        buf.push(6, b("y"));
+        assert_eq!(buf.pop(), None);
+        assert_eq!(buf.buffered_bytes(), 1);
+        buf.finish(5);
+        assert_eq!(buf.pop(), Some(b("y")));
+        assert_eq!(buf.next_index(), 6);
+    }
+
+    #[test]
+    fn empty_slices_are_skipped() {
+        let mut buf = ReorderBuffer::new(0);
+        buf.finish(0);
+        buf.finish(1);
+        assert_eq!(buf.pop(), None);
+        assert_eq!(buf.next_index(), 2);
+    }
+}
