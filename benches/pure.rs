@@ -7,9 +7,11 @@
 
 use std::hint::black_box;
 
+use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion};
 use edgeslice::plan::SlicePlan;
 use edgeslice::range::{parse_content_range, parse_range};
+use edgeslice::stream::ReorderBuffer;
 
 const MIB: u64 = 1 << 20;
 
@@ -49,12 +51,38 @@ fn plan_100mib_1mib_slices(c: &mut Criterion) {
     });
 }
 
+/// 16 slices of 1 MiB in 64 KiB chunks arriving in a window of 4, out of
+/// order within the window, drained in object order.
+fn reorder_16mib_window_4(c: &mut Criterion) {
+    let chunk = Bytes::from(vec![7u8; 64 * 1024]);
+    let per_slice = 16;
+    c.bench_function("reorder_16mib_window_4", |b| {
+        b.iter(|| {
+            let mut buf = ReorderBuffer::new(0);
+            let mut out = 0usize;
+            for group in 0..4u64 {
+                // Within each window the last slice arrives first.
+                for k in (group * 4..group * 4 + 4).rev() {
+                    for _ in 0..per_slice {
+                        buf.push(k, chunk.clone());
+                    }
+                    buf.finish(k);
+                    while let Some(c) = buf.pop() {
+                        out += c.len();
+                    }
+                }
+            }
+            black_box(out)
+        })
+    });
+}
+
 criterion_group!(
     benches,
     range_parse_single,
     range_parse_multi_16,
     content_range_parse,
     plan_100mib_1mib_slices,
-    // reorder buffer benches: added with stream.rs
+    reorder_16mib_window_4,
 );
 criterion_main!(benches);

@@ -266,11 +266,13 @@ impl Config {
         self.validate_cache()
     }
 
-    /// Worker threads to start: `server.workers`, or one per available core when 0.
+    /// Worker threads to start: `server.workers`; when 0, one per pinned core
+    /// if `pin_cores` is set, else one per available core.
     pub fn worker_count(&self) -> usize {
-        match self.server.workers {
-            0 => available_cores(),
-            n => n,
+        match (self.server.workers, &self.server.pin_cores) {
+            (0, Some(cores)) => cores.len(),
+            (0, None) => available_cores(),
+            (n, _) => n,
         }
     }
 
@@ -604,6 +606,10 @@ mod tests {
         let config =
             Config::from_toml(&format!("{ORIGIN}[server]\nworkers = 1\npin_cores = [0]")).unwrap();
         assert_eq!(config.server.pin_cores, Some(vec![0]));
+        // workers = 0 with pinned cores: one worker per pinned core.
+        let config =
+            Config::from_toml(&format!("{ORIGIN}[server]\nworkers = 0\npin_cores = [0]")).unwrap();
+        assert_eq!(config.worker_count(), 1);
     }
 
     #[test]
