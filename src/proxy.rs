@@ -61,6 +61,8 @@ pub struct Exchange<'a> {
     pub version: Version,
     /// Whether the connection may carry another request afterwards.
     pub keep_alive: bool,
+    /// The request is a HEAD: heads only, never a body.
+    pub head_only: bool,
     /// Whether the response head went out (after it, failures abort).
     pub head_sent: bool,
     /// Status sent to the client.
@@ -98,6 +100,9 @@ impl Exchange<'_> {
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
         headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
         self.send_head(status, headers).await?;
+        if self.head_only {
+            return Ok(());
+        }
         self.body_bytes += body.len() as u64;
         self.write(Bytes::copy_from_slice(body.as_bytes())).await
     }

@@ -89,6 +89,7 @@ pub async fn serve_connection(stream: TcpStream, proxy: Rc<Proxy>, limits: Rc<Cl
         let started = Instant::now();
         let mut ex = exchange(&mut reader, &mut writer, head.version);
         ex.keep_alive = http1::wants_keep_alive(head.version, &head.headers);
+        ex.head_only = head.method == http::Method::HEAD;
         let result = proxy.handle(&head, &mut ex).await;
         let outcome = match &result {
             Ok(()) => "ok".to_string(),
@@ -143,6 +144,7 @@ fn exchange<'a>(
         writer,
         version,
         keep_alive: true,
+        head_only: false,
         head_sent: false,
         status: 0,
         body_bytes: 0,
