@@ -81,6 +81,8 @@ pub struct ServerConfig {
     pub driver: DriverChoice,
     /// Time allowed for a client to send a complete request head, in milliseconds.
     pub client_header_timeout_ms: u64,
+    /// On SIGTERM/SIGINT, time allowed for in-flight responses to finish, in milliseconds.
+    pub shutdown_timeout_ms: u64,
 }
 
 impl Default for ServerConfig {
@@ -91,6 +93,7 @@ impl Default for ServerConfig {
             pin_cores: None,
             driver: DriverChoice::Auto,
             client_header_timeout_ms: 10_000,
+            shutdown_timeout_ms: 10_000,
         }
     }
 }
@@ -99,6 +102,11 @@ impl ServerConfig {
     /// `client_header_timeout_ms` as a [`Duration`].
     pub fn client_header_timeout(&self) -> Duration {
         Duration::from_millis(self.client_header_timeout_ms)
+    }
+
+    /// `shutdown_timeout_ms` as a [`Duration`].
+    pub fn shutdown_timeout(&self) -> Duration {
+        Duration::from_millis(self.shutdown_timeout_ms)
     }
 }
 
@@ -288,6 +296,7 @@ impl Config {
             "server.client_header_timeout_ms",
             server.client_header_timeout_ms,
         )?;
+        positive("server.shutdown_timeout_ms", server.shutdown_timeout_ms)?;
         let Some(cores) = &server.pin_cores else {
             return Ok(());
         };

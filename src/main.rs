@@ -1,11 +1,14 @@
 //! The edgeslice command: run the proxy, check a configuration, or run the demo.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use edgeslice::config::Config;
 use edgeslice::runtime::Server;
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
 use tracing_subscriber::EnvFilter;
 
 /// A thread-per-core slicing reverse proxy for large objects.
@@ -39,8 +42,14 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // The demo prints its own report; per-request log lines would drown it.
-    let default_level = if cli.command.is_some() { "warn" } else { "info" };
+    let default_level = if cli.command.is_some() {
+        "warn"
+    } else {
+        "info"
+    };
     tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level)),
         )
@@ -71,8 +80,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         print!("{}", config.to_toml());
         return Ok(());
     }
+    let mut signals = Signals::new([SIGTERM, SIGINT])?;
     let server = Server::start(&config)?;
     tracing::info!(config = %path.display(), addr = %server.local_addr(), "serving");
-    server.wait();
+    if let Some(signal) = signals.forever().next() {
+        tracing::info!(
+            signal,
+            "stopping: no new connections, finishing in-flight responses"
+        );
+    }
+    server.shutdown();
+    tracing::info!("stopped");
     Ok(())
 }

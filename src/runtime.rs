@@ -24,7 +24,7 @@ use tracing::{info, warn};
 use crate::config::{Config, DriverChoice};
 use crate::origin::{OriginPool, OriginSettings};
 use crate::proxy::{Proxy, ProxySettings};
-use crate::server::{accept_loop, ClientLimits};
+use crate::server::{accept_loop, ClientLimits, WorkerState};
 
 /// Largest request head accepted, in bytes.
 pub const MAX_REQUEST_HEAD: usize = 64 * 1024;
@@ -65,6 +65,7 @@ struct WorkerPlan {
     origin: OriginSettings,
     limits: ClientLimits,
     driver: Driver,
+    shutdown_timeout: std::time::Duration,
 }
 
 /// Running workers.
@@ -108,6 +109,7 @@ impl Server {
                 header_timeout: config.server.client_header_timeout(),
             },
             driver,
+            shutdown_timeout: config.server.shutdown_timeout(),
         };
         let workers = config.worker_count();
         let listeners = bind_listeners(config.server.listen, workers)?;
@@ -147,7 +149,8 @@ impl Server {
         self.driver
     }
 
-    /// Stop accepting and wait for the worker threads to end.
+    /// Stop accepting, let in-flight responses finish (bounded by
+    /// `server.shutdown_timeout_ms`) and wait for the worker threads to end.
     pub fn shutdown(mut self) {
         self.stop_and_join();
     }
@@ -238,9 +241,21 @@ async fn worker(
         settings: plan.proxy,
         pool: OriginPool::new(plan.origin),
     });
-    accept_loop(listener, proxy, Rc::new(plan.limits), async {
-        let _ = stop.await;
-    })
+    let state = Rc::new(WorkerState::default());
+    accept_loop(
+        listener,
+        proxy,
+        Rc::new(plan.limits),
+        state.clone(),
+        async {
+            let _ = stop.await;
+        },
+    )
     .await;
+    info!(worker = id, in_flight = state.in_flight(), "draining");
+    let left = state.drain(plan.shutdown_timeout).await;
+    if left > 0 {
+        warn!(worker = id, left, "shutdown timeout: responses cut short");
+    }
     info!(worker = id, "worker stopped");
 }

@@ -7,6 +7,7 @@
 //! A failure after the response head closes the connection, so a client never
 //! takes a short body for a complete one. One summary line is logged per request.
 
+use std::cell::Cell;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -31,11 +32,37 @@ pub struct ClientLimits {
     pub header_timeout: Duration,
 }
 
+/// What a worker's connections share: requests in flight, and whether it drains.
+#[derive(Debug, Default)]
+pub struct WorkerState {
+    in_flight: Cell<usize>,
+    draining: Cell<bool>,
+}
+
+impl WorkerState {
+    /// Requests being answered now.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.get()
+    }
+
+    /// Stop taking new requests; wait up to `timeout` for those in flight.
+    /// Returns the number still in flight when it gave up (0 when all finished).
+    pub async fn drain(&self, timeout: Duration) -> usize {
+        self.draining.set(true);
+        let deadline = Instant::now() + timeout;
+        while self.in_flight.get() > 0 && Instant::now() < deadline {
+            monoio::time::sleep(Duration::from_millis(5)).await;
+        }
+        self.in_flight.get()
+    }
+}
+
 /// Accept connections until `stop` resolves; each is served on this thread.
 pub async fn accept_loop(
     listener: TcpListener,
     proxy: Rc<Proxy>,
     limits: Rc<ClientLimits>,
+    state: Rc<WorkerState>,
     stop: impl std::future::Future<Output = ()>,
 ) {
     let mut stop = std::pin::pin!(stop);
@@ -44,7 +71,7 @@ pub async fn accept_loop(
             _ = &mut stop => return,
             accepted = listener.accept() => match accepted {
                 Ok((stream, _peer)) => {
-                    monoio::spawn(serve_connection(stream, proxy.clone(), limits.clone()));
+                    monoio::spawn(serve_connection(stream, proxy.clone(), limits.clone(), state.clone()));
                 }
                 Err(e) => {
                     warn!(error = %e, "accept failed");
@@ -56,7 +83,12 @@ pub async fn accept_loop(
 }
 
 /// Serve the requests of one client connection.
-pub async fn serve_connection(stream: TcpStream, proxy: Rc<Proxy>, limits: Rc<ClientLimits>) {
+pub async fn serve_connection(
+    stream: TcpStream,
+    proxy: Rc<Proxy>,
+    limits: Rc<ClientLimits>,
+    state: Rc<WorkerState>,
+) {
     let _ = stream.set_nodelay(true);
     let (r, mut writer) = stream.into_split();
     let decoder = LimitedHead::new(RequestHeadDecoder, limits.max_head_bytes);
@@ -86,6 +118,11 @@ pub async fn serve_connection(stream: TcpStream, proxy: Rc<Proxy>, limits: Rc<Cl
                 return info!(status = err.status().as_u16(), error = %err, "bad request");
             }
         };
+        if state.draining.get() {
+            // Shutting down: this request was not started, the client may retry it elsewhere.
+            return;
+        }
+        state.in_flight.set(state.in_flight.get() + 1);
         let started = Instant::now();
         let mut ex = exchange(&mut reader, &mut writer, head.version);
         ex.keep_alive = http1::wants_keep_alive(head.version, &head.headers);
@@ -128,7 +165,8 @@ pub async fn serve_connection(stream: TcpStream, proxy: Rc<Proxy>, limits: Rc<Cl
             outcome,
             "request"
         );
-        if result.is_err() || !ex.keep_alive {
+        state.in_flight.set(state.in_flight.get() - 1);
+        if result.is_err() || !ex.keep_alive || state.draining.get() {
             return;
         }
     }

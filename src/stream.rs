@@ -39,6 +39,7 @@ struct Slot {
 /// buf.finish(0);
 /// assert_eq!(buf.pop().as_deref(), Some(&b"ab"[..]));
 /// assert_eq!(buf.pop().as_deref(), Some(&b"cd"[..]));
+/// assert_eq!(buf.pop(), None); // moves past finished slices
 /// assert_eq!(buf.next_index(), 2);
 /// ```
 #[derive(Debug)]
