@@ -14,12 +14,7 @@ use crate::runtime::Server;
 /// built-in origin that waits `delay_ms` before each answer.
 pub fn run(size_mib: u64, delay_ms: u64) -> anyhow::Result<()> {
     let origin = DemoOrigin::start().context("starting the built-in origin")?;
-    let config = Config::from_toml(&format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\nworkers = 2\n\
-         [origin]\naddress = \"{}\"\n\
-         [slice]\nslice_size = \"1MiB\"\nmax_concurrent_subrequests = 4\n",
-        origin.addr()
-    ))?;
+    let config = demo_config(&origin, 2, 4)?;
     let server = Server::start(&config).context("starting edgeslice")?;
     let proxy = server.local_addr();
     println!(
@@ -59,12 +54,7 @@ pub fn run(size_mib: u64, delay_ms: u64) -> anyhow::Result<()> {
     );
 
     // The same fetch with one slice at a time, as nginx's slice module does.
-    let one_at_a_time = Config::from_toml(&format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\nworkers = 1\n\
-         [origin]\naddress = \"{}\"\n\
-         [slice]\nslice_size = \"1MiB\"\nmax_concurrent_subrequests = 1\n",
-        origin.addr()
-    ))?;
+    let one_at_a_time = demo_config(&origin, 1, 1)?;
     let sequential = Server::start(&one_at_a_time).context("starting edgeslice")?;
     let started = Instant::now();
     let again = get(sequential.local_addr(), &target, &[])?;
@@ -108,6 +98,16 @@ pub fn run(size_mib: u64, delay_ms: u64) -> anyhow::Result<()> {
     );
     server.shutdown();
     Ok(())
+}
+
+/// edgeslice on 127.0.0.1:0 in front of `origin`, 1 MiB slices, `window` in flight.
+fn demo_config(origin: &DemoOrigin, workers: usize, window: usize) -> anyhow::Result<Config> {
+    Ok(Config::from_toml(&format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\nworkers = {workers}\n\
+         [origin]\naddress = \"{}\"\n\
+         [slice]\nslice_size = \"1MiB\"\nmax_concurrent_subrequests = {window}\n",
+        origin.addr()
+    ))?)
 }
 
 fn mib_per_s(len: u64, took: std::time::Duration) -> f64 {
