@@ -189,6 +189,8 @@ impl Default for SliceConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CacheConfig {
+    /// Whether responses are cached at all.
+    pub enabled: bool,
     /// Directory holding the disk tier.
     pub dir: PathBuf,
     /// Memory tier capacity in bytes.
@@ -199,15 +201,42 @@ pub struct CacheConfig {
     pub disk_bytes: u64,
     /// Seconds a cached slice stays fresh.
     pub cache_ttl: u64,
+    /// Client networks (CIDR) allowed to send PURGE.
+    pub purge_allow: Vec<String>,
+    /// A bearer token that also allows PURGE (`Authorization: Bearer TOKEN`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub purge_token: Option<String>,
+}
+
+impl CacheConfig {
+    /// `purge_allow` parsed (validated by [`Config::validate`]).
+    pub fn purge_networks(&self) -> Vec<ipnet::IpNet> {
+        self.purge_allow
+            .iter()
+            .filter_map(|n| parse_net(n))
+            .collect()
+    }
+}
+
+/// A CIDR network, or a single address as its /32 or /128.
+fn parse_net(text: &str) -> Option<ipnet::IpNet> {
+    text.parse::<ipnet::IpNet>().ok().or_else(|| {
+        text.parse::<std::net::IpAddr>()
+            .ok()
+            .map(ipnet::IpNet::from)
+    })
 }
 
 impl Default for CacheConfig {
     fn default() -> Self {
         CacheConfig {
+            enabled: true,
             dir: PathBuf::from("/var/cache/edgeslice"),
             memory_bytes: 256 * MIB,
             disk_bytes: 10 * GIB,
             cache_ttl: 3_600,
+            purge_allow: vec!["127.0.0.0/8".into(), "::1/128".into()],
+            purge_token: None,
         }
     }
 }
@@ -372,7 +401,27 @@ impl Config {
 
     fn validate_cache(&self) -> Result<(), ConfigError> {
         positive("cache.memory_bytes", self.cache.memory_bytes)?;
-        positive("cache.cache_ttl", self.cache.cache_ttl)
+        positive("cache.cache_ttl", self.cache.cache_ttl)?;
+        if let Some(bad) = self
+            .cache
+            .purge_allow
+            .iter()
+            .find(|n| parse_net(n).is_none())
+        {
+            return Err(invalid(
+                "cache.purge_allow",
+                format!("{bad:?}"),
+                "must be an IP network like \"10.0.0.0/8\" or an address".into(),
+            ));
+        }
+        if self.cache.purge_token.as_deref() == Some("") {
+            return Err(invalid(
+                "cache.purge_token",
+                "\"\"".into(),
+                "must not be empty; leave it out to allow PURGE by address only".into(),
+            ));
+        }
+        Ok(())
     }
 }
 

@@ -13,12 +13,15 @@
 //! [`SliceEvent`]s to the request's stream.
 
 use std::rc::Rc;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use local_sync::mpsc::unbounded::Tx;
 use monoio_http::common::response::ResponseHead;
 
+use crate::cache::flight::FlightLeader;
+use crate::cache::{FlightEvent, Joined, ObjectKey, SliceCache};
 use crate::error::{Error, Result};
 use crate::origin::{OriginPool, OriginResponse};
 use crate::plan::{self, SlicePlan};
@@ -128,15 +131,41 @@ fn shown(v: &Option<HeaderValue>) -> String {
     }
 }
 
+/// Where a slice's bytes came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SliceSource {
+    /// The cache.
+    Cache,
+    /// The origin, fetched by this request or by another one it joined.
+    Origin,
+}
+
 /// What a slice task tells the request's stream.
 #[derive(Debug)]
 pub enum SliceEvent {
     /// Bytes of slice `index` for the client, already trimmed, in order within the slice.
     Data(u64, Bytes),
     /// Slice `index` arrived whole and passed every check.
-    Done(u64),
+    Done(u64, SliceSource),
     /// Slice `index` failed.
     Failed(u64, Error),
+}
+
+/// Where the slices of a job are cached.
+pub struct CacheTarget {
+    /// The node's cache.
+    pub cache: Arc<SliceCache>,
+    /// The object (variant) the slices belong to.
+    pub key: ObjectKey,
+    /// The manifest generation the slices are stored under.
+    pub generation: u64,
+}
+
+impl CacheTarget {
+    /// The store key of slice `index`.
+    pub fn slice_key(&self, index: u64) -> String {
+        self.key.slice_key(self.generation, index)
+    }
 }
 
 /// Everything a slice task needs to ask for one slice.
@@ -151,6 +180,8 @@ pub struct SliceJob {
     pub plan: SlicePlan,
     /// The version every slice must match.
     pub version: Rc<ObjectVersion>,
+    /// Where slices are looked up and stored; `None` when not cacheable.
+    pub cache: Option<CacheTarget>,
 }
 
 impl SliceJob {
@@ -169,66 +200,195 @@ impl SliceJob {
         check_slice_head(index, self.plan.slice_size, &resp.head, Some(&self.version))?;
         Ok(resp)
     }
+
+    fn slice_len(&self, index: u64) -> u64 {
+        let (first, last) = self.plan.slice_bounds(index);
+        last - first + 1
+    }
 }
 
-/// Fetch slice `index` (or stream the already opened probe answer) and send
-/// its client part to `tx`, ending with Done or Failed.
+/// An answer for slice `index` already opened by the probe, with the flight it leads.
+pub struct OpenedSlice {
+    /// The origin's answer, head checked.
+    pub response: OriginResponse,
+    /// The flight other requests follow, when the slice is cacheable.
+    pub leader: Option<FlightLeader>,
+}
+
+/// Get slice `index` from the cache, from a fetch in flight, or from the
+/// origin (or stream the probe's answer), and send its client part to `tx`,
+/// ending with Done or Failed. Fetched slices are stored once whole and checked.
 pub async fn run_slice(
     job: Rc<SliceJob>,
     index: u64,
-    opened: Option<OriginResponse>,
+    opened: Option<OpenedSlice>,
     tx: Tx<SliceEvent>,
 ) {
-    let result = match opened {
-        Some(resp) => stream_slice(&job, index, resp, &tx).await,
-        None => match job.open(index).await {
-            Ok(resp) => stream_slice(&job, index, resp, &tx).await,
-            Err(e) => Err(e),
-        },
-    };
-    let _ = match result {
-        Ok(()) => tx.send(SliceEvent::Done(index)),
-        Err(e) => tx.send(SliceEvent::Failed(index, e)),
-    };
+    match slice_from_anywhere(&job, index, opened, &tx).await {
+        Ok((source, stored_by)) => {
+            let _ = tx.send(SliceEvent::Done(index, source));
+            // Stored after the client has its bytes: disk backpressure never delays it.
+            if let (Some(leader), Some(target)) = (stored_by, &job.cache) {
+                let chunks = leader.chunks();
+                let whole = if chunks.len() == 1 {
+                    chunks[0].clone()
+                } else {
+                    Bytes::from(chunks.concat())
+                };
+                target
+                    .cache
+                    .store
+                    .insert(target.slice_key(index), whole)
+                    .await;
+                leader.retire();
+            }
+        }
+        Err(e) => {
+            let _ = tx.send(SliceEvent::Failed(index, e));
+        }
+    }
 }
 
-async fn stream_slice(
+/// A slice source, and the flight whose whole, checked slice is still to be stored.
+type Got = (SliceSource, Option<FlightLeader>);
+
+async fn slice_from_anywhere(
+    job: &SliceJob,
+    index: u64,
+    opened: Option<OpenedSlice>,
+    tx: &Tx<SliceEvent>,
+) -> Result<Got> {
+    let mut out = ClientPart::new(job, index);
+    if let Some(opened) = opened {
+        return fetch_and_store(job, index, opened.response, opened.leader, &mut out, tx).await;
+    }
+    let Some(target) = &job.cache else {
+        let resp = job.open(index).await?;
+        return fetch_and_store(job, index, resp, None, &mut out, tx).await;
+    };
+    let key = target.slice_key(index);
+    if let Some((bytes, _tier)) = target.cache.store.get(&key).await {
+        if bytes.len() as u64 == job.slice_len(index) {
+            out.emit(tx, &bytes);
+            return Ok((SliceSource::Cache, None));
+        }
+        // Never serve a slice whose size does not fit its manifest.
+        target.cache.store.remove(&key);
+    }
+    match target.cache.flights.join(&key) {
+        Joined::Leader(leader) => {
+            let resp = job.open(index).await?;
+            fetch_and_store(job, index, resp, Some(leader), &mut out, tx).await
+        }
+        Joined::Follower(rx) => {
+            while let Ok(event) = rx.recv_async().await {
+                match event {
+                    FlightEvent::Data(chunk) => {
+                        if !out.emit(tx, &chunk) {
+                            return Ok((SliceSource::Origin, None));
+                        }
+                    }
+                    FlightEvent::Done => {
+                        return out.finish(index).map(|_| (SliceSource::Origin, None))
+                    }
+                    FlightEvent::Failed(e) => {
+                        return Err(Error::OriginProtocol(format!(
+                            "slice {index}: the fetch this request joined failed: {e}"
+                        )))
+                    }
+                }
+            }
+            Err(Error::OriginProtocol(format!(
+                "slice {index}: the fetch this request joined ended without an outcome"
+            )))
+        }
+    }
+}
+
+/// Stream an origin answer for slice `index` to the client and, when leading a
+/// flight, to its followers and then into the store.
+async fn fetch_and_store(
     job: &SliceJob,
     index: u64,
     mut resp: OriginResponse,
+    leader: Option<FlightLeader>,
+    out: &mut ClientPart,
     tx: &Tx<SliceEvent>,
-) -> Result<()> {
-    let (slice_first, slice_last) = job.plan.slice_bounds(index);
-    let expected = slice_last - slice_first + 1;
-    let (skip, take) = job.plan.client_part(index);
-    let mut offset = 0u64;
+) -> Result<Got> {
+    let expected = job.slice_len(index);
+    let mut client_gone = false;
     while let Some(data) = resp.chunk().await? {
-        let end = offset + data.len() as u64;
-        if end > expected {
+        if out.received + data.len() as u64 > expected {
             return Err(Error::mismatch(
                 index,
                 format!("got more than {expected} body bytes"),
             ));
         }
-        // The part of [offset, end) that falls inside [skip, skip + take).
-        let lo = skip.max(offset);
-        let hi = (skip + take).min(end);
-        if lo < hi {
-            let part = data.slice((lo - offset) as usize..(hi - offset) as usize);
-            if tx.send(SliceEvent::Data(index, part)).is_err() {
-                // The client went away: drop the origin connection mid-body.
-                return Ok(());
+        if let Some(l) = &leader {
+            l.publish(&data);
+        }
+        if !client_gone && !out.emit(tx, &data) {
+            // The client went away; without followers there is no one to read for.
+            client_gone = true;
+            if leader.is_none() {
+                return Ok((SliceSource::Origin, None));
             }
         }
-        offset = end;
     }
-    if offset != expected {
-        return Err(Error::mismatch(
+    out.finish(index)?;
+    if let Some(leader) = &leader {
+        leader.complete(Ok(()));
+    }
+    Ok((SliceSource::Origin, leader))
+}
+
+/// The part of one slice the client asked for, cut from its bytes as they come.
+struct ClientPart {
+    index: u64,
+    skip: u64,
+    take: u64,
+    expected: u64,
+    received: u64,
+}
+
+impl ClientPart {
+    fn new(job: &SliceJob, index: u64) -> Self {
+        let (skip, take) = job.plan.client_part(index);
+        ClientPart {
             index,
-            format!("got {offset} body bytes, expected {expected}"),
-        ));
+            skip,
+            take,
+            expected: job.slice_len(index),
+            received: 0,
+        }
     }
-    Ok(())
+
+    /// Send the client's part of `data` (the slice's next bytes); false when the client is gone.
+    fn emit(&mut self, tx: &Tx<SliceEvent>, data: &Bytes) -> bool {
+        let offset = self.received;
+        let end = offset + data.len() as u64;
+        self.received = end;
+        let lo = self.skip.max(offset);
+        let hi = (self.skip + self.take).min(end);
+        if lo < hi {
+            let part = data.slice((lo - offset) as usize..(hi - offset) as usize);
+            return tx.send(SliceEvent::Data(self.index, part)).is_ok();
+        }
+        true
+    }
+
+    fn finish(&self, index: u64) -> Result<()> {
+        if self.received != self.expected {
+            return Err(Error::mismatch(
+                index,
+                format!(
+                    "got {} body bytes, expected {}",
+                    self.received, self.expected
+                ),
+            ));
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -18,9 +18,11 @@
 //! `demo` holds a built-in origin and a small client, used by `edgeslice demo`
 //! and the tests.
 
+pub mod cache;
 pub mod config;
 pub mod demo;
 pub mod error;
+pub mod exchange;
 pub mod fetch;
 pub mod http1;
 pub mod origin;

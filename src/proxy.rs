@@ -1,33 +1,37 @@
 //! The request pipeline, one function per phase, called top to bottom:
-//! classify -> probe -> plan -> respond -> stream.
+//! classify -> lookup -> probe -> respond (plan) -> stream.
 //!
-//! A GET or HEAD is sliced: the probe asks the origin for the slice holding
-//! the first byte the client wants, which also tells the object's length and
-//! validators; the client's range is then resolved against that length, a
-//! [`SlicePlan`] made, and the slices streamed in order by
-//! [`stream::send_slices`]. Anything not worth slicing (other methods, origins
-//! that ignore Range, answers without a known length, 304/4xx/5xx) is relayed
-//! as the origin sent it, streamed.
+//! A GET or HEAD is sliced. **Lookup**: a fresh cached manifest serves the
+//! object with no origin request; a stale one is revalidated once per object;
+//! a cold object is probed once however many clients ask at the same moment.
+//! **Probe**: the origin is asked for the slice holding the first byte the
+//! client wants, which tells the object's length and validators and becomes
+//! the manifest. **Respond**: the client's range is resolved against the
+//! length, a [`SlicePlan`] made, the head sent. **Stream**: slices come from
+//! the cache, a fetch in flight, or the origin, in order ([`stream::send_slices`]).
+//! Anything not worth slicing (other methods, origins that ignore Range,
+//! answers without a known length, 304/4xx/5xx) is relayed as the origin sent it.
 //!
 //! Errors before the response head become a 4xx/5xx answer (see
 //! [`Error::status`]); after it, the server aborts the connection.
 
 use std::rc::Rc;
+use std::sync::Arc;
 
-use bytes::Bytes;
-use http::{header, HeaderMap, HeaderValue, Method, StatusCode, Version};
-use monoio::io::AsyncWriteRentExt;
-use monoio_codec::FramedRead;
+use http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use monoio_http::common::request::RequestHead;
-use monoio_http::h1::codec::decoder::RequestHeadDecoder;
 use tracing::debug;
 
+use crate::cache::flight::FlightLeader;
+use crate::cache::manifest::freshness;
+use crate::cache::{CacheStatus, FlightEvent, Joined, ObjectKey, ObjectManifest, SliceCache};
 use crate::error::{Error, Result};
-use crate::fetch::{check_slice_head, ObjectVersion, SliceJob};
-use crate::http1::{self, BodyFraming, LimitedHead, ReadHalf, WriteHalf};
+pub use crate::exchange::Exchange;
+use crate::fetch::{check_slice_head, CacheTarget, ObjectVersion, OpenedSlice, SliceJob};
+use crate::http1::{self, BodyFraming};
 use crate::origin::{OriginPool, OriginResponse};
 use crate::plan::{self, SlicePlan};
-use crate::range::{parse_content_range, parse_range, ContentRange, RangeRequest};
+use crate::range::{parse_content_range, parse_range, ByteRangeSpec, ContentRange, RangeRequest};
 use crate::stream;
 
 /// Settings of the pipeline, converted once from the configuration.
@@ -41,78 +45,44 @@ pub struct ProxySettings {
     pub host_header: Option<HeaderValue>,
     /// Host header sent when the client gave none.
     pub default_host: HeaderValue,
+    /// Client networks allowed to PURGE.
+    pub purge_allow: Vec<ipnet::IpNet>,
+    /// Bearer token that allows PURGE.
+    pub purge_token: Option<String>,
 }
 
-/// One worker's proxy: its settings and its own origin pool.
+/// One worker's proxy: its settings, its own origin pool, the node's cache.
 pub struct Proxy {
     /// Pipeline settings.
     pub settings: ProxySettings,
     /// This worker's connections to the origin.
     pub pool: Rc<OriginPool>,
+    /// The node's slice cache, shared by all workers; `None` when disabled.
+    pub cache: Option<Arc<SliceCache>>,
 }
 
-/// The client side of one request/response exchange.
-pub struct Exchange<'a> {
-    /// Where the request (head and body) is read from.
-    pub reader: &'a mut FramedRead<ReadHalf, LimitedHead<RequestHeadDecoder>>,
-    /// Where the response goes.
-    pub writer: &'a mut WriteHalf,
-    /// HTTP version the client spoke.
-    pub version: Version,
-    /// Whether the connection may carry another request afterwards.
-    pub keep_alive: bool,
-    /// The request is a HEAD: heads only, never a body.
-    pub head_only: bool,
-    /// Whether the response head went out (after it, failures abort).
-    pub head_sent: bool,
-    /// Status sent to the client.
-    pub status: u16,
-    /// Body bytes sent to the client.
-    pub body_bytes: u64,
-    /// Slices the response was assembled from.
-    pub slices: u64,
+/// What the client asked of one object.
+struct Ask<'a> {
+    req: &'a RequestHead,
+    target: &'a str,
+    forwarded: HeaderMap,
+    range: RangeRequest,
 }
 
-impl Exchange<'_> {
-    async fn send_head(&mut self, status: StatusCode, mut headers: HeaderMap) -> Result<()> {
-        if !self.keep_alive {
-            headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
-        }
-        let mut out = Vec::with_capacity(512);
-        http1::encode_response_head(status, &headers, &mut out);
-        self.head_sent = true;
-        self.status = status.as_u16();
-        self.write(Bytes::from(out)).await
-    }
-
-    async fn write(&mut self, data: Bytes) -> Result<()> {
-        let (res, _) = self.writer.write_all(data).await;
-        res.map(|_| ()).map_err(Error::ClientIo)
-    }
-
-    /// Answer with a short plain-text body (errors, 416).
-    pub async fn send_plain(
-        &mut self,
-        status: StatusCode,
-        mut headers: HeaderMap,
-        body: &str,
-    ) -> Result<()> {
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
-        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
-        self.send_head(status, headers).await?;
-        if self.head_only {
-            return Ok(());
-        }
-        self.body_bytes += body.len() as u64;
-        self.write(Bytes::copy_from_slice(body.as_bytes())).await
-    }
+/// A probe answer ready to become the first slice of the response.
+struct Probe {
+    index: u64,
+    opened: OpenedSlice,
 }
 
 impl Proxy {
-    /// Serve one request whose head has been read.
+    /// Phase "classify": serve one request whose head has been read.
     pub async fn handle(&self, req: &RequestHead, ex: &mut Exchange<'_>) -> Result<()> {
         let framing = http1::request_framing(&req.headers)?;
         let target = req.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+        if req.method.as_str() == "PURGE" {
+            return self.purge(req, target, ex).await;
+        }
         let forwarded = self.forwarded_headers(req);
         if req.method != Method::GET && req.method != Method::HEAD {
             return self
@@ -127,7 +97,16 @@ impl Proxy {
             Some(v) => parse_range(v.as_bytes()),
             None => RangeRequest::Full,
         };
-        self.sliced(req, target, forwarded, range, ex).await
+        let ask = Ask {
+            req,
+            target,
+            forwarded,
+            range,
+        };
+        match self.cache.clone() {
+            Some(cache) if cacheable_request(req) => self.lookup(ask, cache, ex).await,
+            _ => self.probe(ask, None, ex).await,
+        }
     }
 
     /// Request headers for the origin: end-to-end ones, without Range and
@@ -151,7 +130,7 @@ impl Proxy {
         headers
     }
 
-    /// Phase "pass through": forward the request with its body, relay the answer.
+    /// Methods other than GET/HEAD: forward with the body, relay the answer.
     async fn pass_through(
         &self,
         req: &RequestHead,
@@ -176,7 +155,7 @@ impl Proxy {
                     }
                 }
                 if expects_continue(&req.headers) {
-                    ex.write(Bytes::from_static(b"HTTP/1.1 100 Continue\r\n\r\n"))
+                    ex.write(bytes::Bytes::from_static(b"HTTP/1.1 100 Continue\r\n\r\n"))
                         .await?;
                 }
                 self.pool
@@ -184,128 +163,236 @@ impl Proxy {
                     .await?
             }
         };
-        relay(resp, req.method == Method::HEAD, ex).await
+        ex.relay(resp).await
     }
 
-    /// Phases "probe", "plan", "respond" and "stream" of a GET or HEAD.
-    async fn sliced(
+    /// `PURGE /path`: drop every slice of the object by giving its manifest a
+    /// new generation (persisted, so it holds across restarts).
+    async fn purge(&self, req: &RequestHead, target: &str, ex: &mut Exchange<'_>) -> Result<()> {
+        let by_address = self
+            .settings
+            .purge_allow
+            .iter()
+            .any(|net| net.contains(&ex.peer.ip()));
+        let by_token = match (
+            &self.settings.purge_token,
+            req.headers.get(header::AUTHORIZATION),
+        ) {
+            (Some(token), Some(given)) => {
+                given.as_bytes().strip_prefix(b"Bearer ") == Some(token.as_bytes())
+            }
+            _ => false,
+        };
+        let none = HeaderMap::new();
+        if !by_address && !by_token {
+            return ex
+                .send_plain(
+                    StatusCode::FORBIDDEN,
+                    none,
+                    "PURGE is not allowed from here\n",
+                )
+                .await;
+        }
+        let Some(cache) = &self.cache else {
+            return ex
+                .send_plain(StatusCode::NOT_FOUND, none, "the cache is disabled\n")
+                .await;
+        };
+        if cache.purge(&ObjectKey::from_request(req, target)).await {
+            ex.send_plain(StatusCode::OK, none, "purged\n").await
+        } else {
+            ex.send_plain(StatusCode::NOT_FOUND, none, "not cached\n")
+                .await
+        }
+    }
+
+    /// Phase "lookup": a fresh manifest serves without the origin, a stale one
+    /// is revalidated once per object, a cold object is probed once.
+    async fn lookup(
         &self,
-        req: &RequestHead,
-        target: &str,
-        forwarded: HeaderMap,
-        range: RangeRequest,
+        ask: Ask<'_>,
+        cache: Arc<SliceCache>,
         ex: &mut Exchange<'_>,
     ) -> Result<()> {
-        let size = self.settings.slice_size;
-        let head_only = req.method == Method::HEAD;
-        let probe_index = match &range {
-            RangeRequest::Single(crate::range::ByteRangeSpec::FromTo(a, _))
-            | RangeRequest::Single(crate::range::ByteRangeSpec::From(a)) => {
-                plan::slice_of(*a, size)
+        let base = ObjectKey::from_request(ask.req, ask.target);
+        // A few rounds: after waiting on another request's probe or
+        // revalidation, the manifest it stored is looked up again.
+        for _ in 0..3 {
+            if let Some((key, m)) = cache.lookup(&base, &ask.req.headers).await {
+                if m.is_fresh() {
+                    let target = CacheTarget {
+                        cache: cache.clone(),
+                        key,
+                        generation: m.generation,
+                    };
+                    return self
+                        .respond(&ask, m.version(), m.header_map(), Some(target), None, ex)
+                        .await;
+                }
+                self.revalidate(&ask, &cache, &key, m).await;
+                continue;
             }
+            match cache.flights.join(&format!("p|{}", base.as_str())) {
+                Joined::Leader(flight) => {
+                    return self.probe(ask, Some((&cache, &base, flight)), ex).await;
+                }
+                Joined::Follower(rx) => {
+                    while let Ok(event) = rx.recv_async().await {
+                        if !matches!(event, FlightEvent::Data(_)) {
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        self.probe(ask, None, ex).await
+    }
+
+    /// Revalidate a stale manifest with a conditional request, once per
+    /// object: a 304 refreshes every slice at once; a change forgets it.
+    async fn revalidate(
+        &self,
+        ask: &Ask<'_>,
+        cache: &SliceCache,
+        key: &ObjectKey,
+        mut m: ObjectManifest,
+    ) {
+        let flight_key = format!("r|{:016x}|{}", m.generation, key.as_str());
+        let flight = match cache.flights.join(&flight_key) {
+            Joined::Leader(flight) => flight,
+            Joined::Follower(rx) => {
+                while rx.recv_async().await.is_ok() {}
+                return;
+            }
+        };
+        let mut headers = slice_headers(ask.forwarded.clone());
+        headers.insert(header::RANGE, range_value(0, m.slice_size));
+        let version = m.version();
+        match (&version.etag, &version.last_modified) {
+            (Some(etag), _) => headers.insert(header::IF_NONE_MATCH, etag.clone()),
+            (None, Some(lm)) => headers.insert(header::IF_MODIFIED_SINCE, lm.clone()),
+            (None, None) => {
+                cache.forget(key);
+                return;
+            }
+        };
+        let refreshed = match self.pool.request(&Method::GET, ask.target, &headers).await {
+            Ok(resp) if resp.head.status == StatusCode::NOT_MODIFIED => {
+                // The 304's own freshness headers win over the stored ones.
+                let mut merged = m.header_map();
+                for name in [header::CACHE_CONTROL, header::EXPIRES] {
+                    if let Some(v) = resp.head.headers.get(&name) {
+                        merged.insert(name, v.clone());
+                    }
+                }
+                freshness(&merged, cache.default_ttl)
+            }
+            Ok(resp) => match check_slice_head(0, m.slice_size, &resp.head, Some(&version)) {
+                // An origin that ignores conditionals but still has the same version.
+                Ok(_) => freshness(&resp.head.headers, cache.default_ttl),
+                Err(_) => None,
+            },
+            Err(e) => {
+                debug!(error = %e, "revalidation failed");
+                None
+            }
+        };
+        match refreshed {
+            Some(ttl) => {
+                m.expires_at = crate::cache::manifest::unix_now() + ttl.as_secs();
+                cache.put(key, &m).await;
+            }
+            None => cache.forget(key),
+        }
+        flight.complete(Ok(()));
+        flight.retire();
+    }
+
+    /// Phase "probe": ask the origin for the slice holding the first wanted
+    /// byte; its answer tells the object's length and validators. With a
+    /// cache, a storable answer becomes the object's manifest.
+    async fn probe(
+        &self,
+        ask: Ask<'_>,
+        cache: Option<(&Arc<SliceCache>, &ObjectKey, FlightLeader)>,
+        ex: &mut Exchange<'_>,
+    ) -> Result<()> {
+        // Requests waiting on this probe (`cache`'s flight) look the manifest
+        // up again as soon as the flight ends: when the manifest is stored, or
+        // when this probe returns without one.
+        let size = self.settings.slice_size;
+        let index = match &ask.range {
+            RangeRequest::Single(ByteRangeSpec::FromTo(a, _))
+            | RangeRequest::Single(ByteRangeSpec::From(a)) => plan::slice_of(*a, size),
             _ => 0,
         };
-        // Probe: the client's conditionals go with the first slice only, so a
-        // 304 or 412 comes back as the origin means it.
-        let mut probe_headers = forwarded.clone();
-        probe_headers.insert(header::RANGE, range_value(probe_index, size));
-        let probe = self
+        // The client's conditionals go with the probe only, so a 304 or 412
+        // comes back as the origin means it.
+        let mut probe_headers = ask.forwarded.clone();
+        probe_headers.insert(header::RANGE, range_value(index, size));
+        let resp = self
             .pool
-            .request(&Method::GET, target, &probe_headers)
+            .request(&Method::GET, ask.target, &probe_headers)
             .await?;
-        match probe.head.status {
+        match resp.head.status {
             StatusCode::PARTIAL_CONTENT => {}
-            StatusCode::RANGE_NOT_SATISFIABLE => {
-                return self
-                    .unsatisfiable(req, target, forwarded, range, probe, ex)
-                    .await
-            }
+            StatusCode::RANGE_NOT_SATISFIABLE => return self.unsatisfiable(ask, resp, ex).await,
             // 200 (Range ignored), 304, 3xx, 4xx, 5xx: as the origin gave it.
-            _ => return relay(probe, head_only, ex).await,
+            _ => return ex.relay(resp).await,
         }
-        let version = match check_slice_head(probe_index, size, &probe.head, None) {
+        let version = match check_slice_head(index, size, &resp.head, None) {
             Ok(v) => v,
-            Err(_) if total_unknown(&probe.head.headers) => {
-                drop(probe);
+            Err(_) if total_unknown(&resp.head.headers) => {
+                drop(resp);
+                let headers = req_headers_unsliced(ask.req, &ask.forwarded);
                 let resp = self
                     .pool
-                    .request(&req.method, target, &req_headers_unsliced(req, &forwarded))
+                    .request(&ask.req.method, ask.target, &headers)
                     .await?;
-                return relay(resp, head_only, ex).await;
+                return ex.relay(resp).await;
             }
             Err(e) => return Err(e),
         };
-
-        // Plan: resolve the client's range against the object's length.
-        let ranged = matches!(range, RangeRequest::Single(_)) && if_range_allows(req, &version);
-        let (status, first, last) = match range {
-            RangeRequest::Single(spec) if ranged => match spec.resolve(version.len) {
-                Some((a, b)) => (StatusCode::PARTIAL_CONTENT, a, b),
-                None => {
-                    return ex
-                        .send_plain(
-                            StatusCode::RANGE_NOT_SATISFIABLE,
-                            unsatisfied_headers(version.len),
-                            "range not satisfiable\n",
-                        )
-                        .await
-                }
-            },
-            _ => (StatusCode::OK, 0, version.len - 1),
-        };
-        let plan = SlicePlan::new(first, last, version.len, size);
-        debug!(
-            first_slice = plan.first_slice,
-            last_slice = plan.last_slice,
-            len = version.len,
-            "slice plan"
-        );
-
-        // Respond: the origin's end-to-end headers with our framing.
-        let mut headers = probe.head.headers.clone();
+        let mut headers = resp.head.headers.clone();
         object_headers(&mut headers);
-        headers.insert(
-            header::CONTENT_LENGTH,
-            HeaderValue::from(plan.content_length()),
-        );
-        if status == StatusCode::PARTIAL_CONTENT {
-            let cr = ContentRange::Bytes {
-                first,
-                last,
-                total: Some(version.len),
-            };
-            headers.insert(header::CONTENT_RANGE, header_value(&cr.to_string()));
+        let mut target = None;
+        let mut leader = None;
+        if let Some((cache, base, flight)) = cache {
+            if let Some(ttl) = freshness(&resp.head.headers, cache.default_ttl) {
+                let m = ObjectManifest::new(&version, size, &headers, ttl);
+                let (key, m) = cache.store_manifest(base, &ask.req.headers, m).await;
+                let t = CacheTarget {
+                    cache: cache.clone(),
+                    key,
+                    generation: m.generation,
+                };
+                if let Joined::Leader(l) = cache.flights.join(&t.slice_key(index)) {
+                    leader = Some(l);
+                }
+                target = Some(t);
+            }
+            flight.complete(Ok(()));
+            flight.retire();
         }
-        ex.send_head(status, headers).await?;
-        if head_only {
-            return Ok(());
-        }
-
-        // Stream: the probe's answer is reused when it is the plan's first slice.
-        let probe = (plan.first_slice == probe_index).then_some(probe);
-        ex.slices = plan.slice_count();
-        let job = Rc::new(SliceJob {
-            pool: self.pool.clone(),
-            target: Rc::from(target),
-            headers: Rc::new(slice_headers(forwarded)),
-            plan,
-            version: Rc::new(version),
-        });
-        ex.body_bytes += stream::send_slices(job, self.settings.window, probe, ex.writer).await?;
-        Ok(())
+        let first = Probe {
+            index,
+            opened: OpenedSlice {
+                response: resp,
+                leader,
+            },
+        };
+        self.respond(&ask, version, headers, target, Some(first), ex)
+            .await
     }
 
     /// The probe was answered 416: an empty object, or a range past the end.
     async fn unsatisfiable(
         &self,
-        req: &RequestHead,
-        target: &str,
-        forwarded: HeaderMap,
-        range: RangeRequest,
-        probe: OriginResponse,
+        ask: Ask<'_>,
+        resp: OriginResponse,
         ex: &mut Exchange<'_>,
     ) -> Result<()> {
-        let total = match probe
+        let total = match resp
             .head
             .headers
             .get(header::CONTENT_RANGE)
@@ -321,10 +408,11 @@ impl Proxy {
         };
         let version = ObjectVersion {
             len: total,
-            etag: probe.head.headers.get(header::ETAG).cloned(),
-            last_modified: probe.head.headers.get(header::LAST_MODIFIED).cloned(),
+            etag: resp.head.headers.get(header::ETAG).cloned(),
+            last_modified: resp.head.headers.get(header::LAST_MODIFIED).cloned(),
         };
-        let ranged = matches!(range, RangeRequest::Single(_)) && if_range_allows(req, &version);
+        let ranged =
+            matches!(ask.range, RangeRequest::Single(_)) && if_range_allows(ask.req, &version);
         if ranged {
             return ex
                 .send_plain(
@@ -335,60 +423,132 @@ impl Proxy {
                 .await;
         }
         if total == 0 {
-            let mut headers = probe.head.headers.clone();
+            let mut headers = resp.head.headers.clone();
             object_headers(&mut headers);
             headers.insert(header::CONTENT_LENGTH, HeaderValue::from(0u64));
             return ex.send_head(StatusCode::OK, headers).await;
         }
-        if !matches!(range, RangeRequest::Full) {
+        if !matches!(ask.range, RangeRequest::Full) {
             // An If-Range that did not match sends the whole object, from slice 0.
-            return Box::pin(self.sliced(req, target, forwarded, RangeRequest::Full, ex)).await;
+            let whole = Ask {
+                range: RangeRequest::Full,
+                ..ask
+            };
+            return Box::pin(self.probe(whole, None, ex)).await;
         }
         Err(Error::mismatch(
             0,
             format!("got 416 for the first slice of a {total}-byte object, expected 206"),
         ))
     }
+
+    /// Phases "respond" and "stream": resolve the range against the object's
+    /// length, plan the slices, send the head, then the slices in order.
+    async fn respond(
+        &self,
+        ask: &Ask<'_>,
+        version: ObjectVersion,
+        mut headers: HeaderMap,
+        cache: Option<CacheTarget>,
+        probe: Option<Probe>,
+        ex: &mut Exchange<'_>,
+    ) -> Result<()> {
+        let ranged =
+            matches!(ask.range, RangeRequest::Single(_)) && if_range_allows(ask.req, &version);
+        let (status, first, last) = match ask.range {
+            RangeRequest::Single(spec) if ranged => match spec.resolve(version.len) {
+                Some((a, b)) => (StatusCode::PARTIAL_CONTENT, a, b),
+                None => {
+                    return ex
+                        .send_plain(
+                            StatusCode::RANGE_NOT_SATISFIABLE,
+                            unsatisfied_headers(version.len),
+                            "range not satisfiable\n",
+                        )
+                        .await
+                }
+            },
+            _ => (StatusCode::OK, 0, version.len - 1),
+        };
+        let plan = SlicePlan::new(first, last, version.len, self.settings.slice_size);
+        // The probe's answer is reused when it is the plan's first slice.
+        let probe = probe
+            .filter(|p| p.index == plan.first_slice)
+            .map(|p| p.opened);
+        let status_of_cache = match &cache {
+            Some(t) => {
+                let skip = probe.is_some() as u64;
+                let cached = plan
+                    .slices()
+                    .skip(skip as usize)
+                    .filter(|k| t.cache.has_slice(&t.key, t.generation, *k))
+                    .count() as u64;
+                CacheStatus::from_counts(cached, plan.slice_count() - cached)
+            }
+            None => CacheStatus::Miss,
+        };
+        debug!(
+            first_slice = plan.first_slice,
+            last_slice = plan.last_slice,
+            len = version.len,
+            cache = status_of_cache.as_str(),
+            "slice plan"
+        );
+        headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+        headers.insert(
+            header::CONTENT_LENGTH,
+            HeaderValue::from(plan.content_length()),
+        );
+        if status == StatusCode::PARTIAL_CONTENT {
+            let cr = ContentRange::Bytes {
+                first,
+                last,
+                total: Some(version.len),
+            };
+            headers.insert(header::CONTENT_RANGE, header_value(&cr.to_string()));
+        }
+        headers.insert(
+            "x-cache",
+            HeaderValue::from_static(status_of_cache.as_str()),
+        );
+        ex.cache = Some(status_of_cache);
+        ex.send_head(status, headers).await?;
+        if ex.head_only {
+            return Ok(());
+        }
+        ex.slices = plan.slice_count();
+        let job = Rc::new(SliceJob {
+            pool: self.pool.clone(),
+            target: Rc::from(ask.target),
+            headers: Rc::new(slice_headers(ask.forwarded.clone())),
+            plan,
+            version: Rc::new(version),
+            cache,
+        });
+        let delivered =
+            stream::send_slices(job.clone(), self.settings.window, probe, ex.writer).await;
+        if let (Err(Error::SliceMismatch { .. }), Some(t)) = (&delivered, &job.cache) {
+            // The object changed under its manifest: the next request probes anew.
+            t.cache.forget(&t.key);
+        }
+        let delivered = delivered?;
+        ex.body_bytes += delivered.bytes;
+        ex.slices_cached = delivered.from_cache;
+        Ok(())
+    }
 }
 
-/// Phase "relay": stream an origin answer to the client as it is, re-framed.
-async fn relay(mut resp: OriginResponse, head_only: bool, ex: &mut Exchange<'_>) -> Result<()> {
-    let mut headers = resp.head.headers.clone();
-    http1::strip_hop_by_hop(&mut headers);
-    let status = resp.head.status;
-    let framing = resp.framing();
-    let chunked = matches!(framing, BodyFraming::Chunked | BodyFraming::UntilClose);
-    let client_chunked = chunked && ex.version == Version::HTTP_11;
-    if chunked {
-        headers.remove(header::CONTENT_LENGTH);
-        if client_chunked && !head_only {
-            headers.insert(
-                header::TRANSFER_ENCODING,
-                HeaderValue::from_static("chunked"),
-            );
-        } else if !head_only {
-            // An HTTP/1.0 client learns the end of an unknown length by the close.
-            ex.keep_alive = false;
-        }
-    }
-    ex.send_head(status, headers).await?;
-    if head_only {
-        return Ok(());
-    }
-    while let Some(data) = resp.chunk().await? {
-        ex.body_bytes += data.len() as u64;
-        if client_chunked {
-            ex.write(http1::chunk_header(data.len())).await?;
-            ex.write(data).await?;
-            ex.write(Bytes::from_static(b"\r\n")).await?;
-        } else {
-            ex.write(data).await?;
-        }
-    }
-    if client_chunked {
-        ex.write(Bytes::from_static(b"0\r\n\r\n")).await?;
-    }
-    Ok(())
+/// A request the cache may answer: no conditionals of the client's own, no credentials.
+fn cacheable_request(req: &RequestHead) -> bool {
+    ![
+        header::IF_MATCH,
+        header::IF_NONE_MATCH,
+        header::IF_MODIFIED_SINCE,
+        header::IF_UNMODIFIED_SINCE,
+        header::AUTHORIZATION,
+    ]
+    .iter()
+    .any(|h| req.headers.contains_key(h))
 }
 
 /// If-Range (RFC 9110 section 13.1.5): a strong ETag or the exact Last-Modified must match.

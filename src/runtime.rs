@@ -13,6 +13,7 @@
 use std::io;
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use futures_channel::oneshot;
@@ -21,6 +22,7 @@ use monoio::{IoUringDriver, LegacyDriver, RuntimeBuilder};
 use socket2::{Domain, Socket, Type};
 use tracing::{info, warn};
 
+use crate::cache::SliceCache;
 use crate::config::{Config, DriverChoice};
 use crate::origin::{OriginPool, OriginSettings};
 use crate::proxy::{Proxy, ProxySettings};
@@ -74,6 +76,7 @@ pub struct Server {
     driver: Driver,
     stops: Vec<oneshot::Sender<()>>,
     threads: Vec<JoinHandle<()>>,
+    cache: Option<Arc<SliceCache>>,
 }
 
 impl Server {
@@ -102,6 +105,8 @@ impl Server {
                     .and_then(|h| HeaderValue::from_str(h).ok()),
                 default_host: HeaderValue::from_str(&config.origin.address)
                     .unwrap_or_else(|_| HeaderValue::from_static("localhost")),
+                purge_allow: config.cache.purge_networks(),
+                purge_token: config.cache.purge_token.clone(),
             },
             origin,
             limits: ClientLimits {
@@ -110,6 +115,19 @@ impl Server {
             },
             driver,
             shutdown_timeout: config.server.shutdown_timeout(),
+        };
+        let cache = if config.cache.enabled {
+            let cache = SliceCache::open(&config.cache, config.slice.slice_size)?;
+            info!(
+                dir = %config.cache.dir.display(),
+                memory_bytes = config.cache.memory_bytes,
+                disk_bytes = config.cache.disk_bytes,
+                recovery_ms = cache.store.recovery_time().as_millis() as u64,
+                "cache opened"
+            );
+            Some(cache)
+        } else {
+            None
         };
         let workers = config.worker_count();
         let listeners = bind_listeners(config.server.listen, workers)?;
@@ -124,9 +142,10 @@ impl Server {
                 .as_ref()
                 .map(|cores| cores[id % cores.len()]);
             let plan = plan.clone();
+            let cache = cache.clone();
             let thread = std::thread::Builder::new()
                 .name(format!("edgeslice-w{id}"))
-                .spawn(move || run_worker(id, core, listener, plan, stop_rx))?;
+                .spawn(move || run_worker(id, core, listener, plan, cache, stop_rx))?;
             stops.push(stop_tx);
             threads.push(thread);
         }
@@ -136,6 +155,7 @@ impl Server {
             driver,
             stops,
             threads,
+            cache,
         })
     }
 
@@ -155,11 +175,9 @@ impl Server {
         self.stop_and_join();
     }
 
-    /// Block until the workers end.
-    pub fn wait(mut self) {
-        for t in self.threads.drain(..) {
-            let _ = t.join();
-        }
+    /// The node's cache, when enabled.
+    pub fn cache(&self) -> Option<&Arc<SliceCache>> {
+        self.cache.as_ref()
     }
 
     fn stop_and_join(&mut self) {
@@ -168,6 +186,10 @@ impl Server {
         }
         for t in self.threads.drain(..) {
             let _ = t.join();
+        }
+        // Workers are gone: flush what the disk tier still has queued.
+        if let Some(cache) = self.cache.take() {
+            cache.store.close();
         }
     }
 }
@@ -203,6 +225,7 @@ fn run_worker(
     core: Option<usize>,
     listener: std::net::TcpListener,
     plan: WorkerPlan,
+    cache: Option<Arc<SliceCache>>,
     stop: oneshot::Receiver<()>,
 ) {
     if let Some(core) = core {
@@ -214,11 +237,11 @@ fn run_worker(
         Driver::IoUring => RuntimeBuilder::<IoUringDriver>::new()
             .enable_timer()
             .build()
-            .map(|mut rt| rt.block_on(worker(id, core, listener, plan, stop))),
+            .map(|mut rt| rt.block_on(worker(id, core, listener, plan, cache.clone(), stop))),
         Driver::Legacy => RuntimeBuilder::<LegacyDriver>::new()
             .enable_timer()
             .build()
-            .map(|mut rt| rt.block_on(worker(id, core, listener, plan, stop))),
+            .map(|mut rt| rt.block_on(worker(id, core, listener, plan, cache.clone(), stop))),
     };
     if let Err(e) = result {
         tracing::error!(worker = id, error = %e, "worker runtime failed to start");
@@ -230,6 +253,7 @@ async fn worker(
     core: Option<usize>,
     listener: std::net::TcpListener,
     plan: WorkerPlan,
+    cache: Option<Arc<SliceCache>>,
     stop: oneshot::Receiver<()>,
 ) {
     let listener = match monoio::net::TcpListener::from_std(listener) {
@@ -240,6 +264,7 @@ async fn worker(
     let proxy = Rc::new(Proxy {
         settings: plan.proxy,
         pool: OriginPool::new(plan.origin),
+        cache,
     });
     let state = Rc::new(WorkerState::default());
     accept_loop(

@@ -70,8 +70,8 @@ pub async fn accept_loop(
         monoio::select! {
             _ = &mut stop => return,
             accepted = listener.accept() => match accepted {
-                Ok((stream, _peer)) => {
-                    monoio::spawn(serve_connection(stream, proxy.clone(), limits.clone(), state.clone()));
+                Ok((stream, peer)) => {
+                    monoio::spawn(serve_connection(stream, peer, proxy.clone(), limits.clone(), state.clone()));
                 }
                 Err(e) => {
                     warn!(error = %e, "accept failed");
@@ -85,6 +85,7 @@ pub async fn accept_loop(
 /// Serve the requests of one client connection.
 pub async fn serve_connection(
     stream: TcpStream,
+    peer: std::net::SocketAddr,
     proxy: Rc<Proxy>,
     limits: Rc<ClientLimits>,
     state: Rc<WorkerState>,
@@ -110,7 +111,7 @@ pub async fn serve_connection(
                     }
                     HeadError::Decode(e) => Error::BadRequest(e.to_string()),
                 };
-                let mut ex = exchange(&mut reader, &mut writer, http::Version::HTTP_11);
+                let mut ex = exchange(&mut reader, &mut writer, peer, http::Version::HTTP_11);
                 ex.keep_alive = false;
                 let _ = ex
                     .send_plain(err.status(), HeaderMap::new(), &format!("{err}\n"))
@@ -124,7 +125,7 @@ pub async fn serve_connection(
         }
         state.in_flight.set(state.in_flight.get() + 1);
         let started = Instant::now();
-        let mut ex = exchange(&mut reader, &mut writer, head.version);
+        let mut ex = exchange(&mut reader, &mut writer, peer, head.version);
         ex.keep_alive = http1::wants_keep_alive(head.version, &head.headers);
         ex.head_only = head.method == http::Method::HEAD;
         let result = proxy.handle(&head, &mut ex).await;
@@ -161,6 +162,8 @@ pub async fn serve_connection(
             status = ex.status,
             bytes = ex.body_bytes,
             slices = ex.slices,
+            cached = ex.slices_cached,
+            cache = ex.cache.map_or("-", |c| c.as_str()),
             ms = started.elapsed().as_millis() as u64,
             outcome,
             "request"
@@ -175,11 +178,13 @@ pub async fn serve_connection(
 fn exchange<'a>(
     reader: &'a mut FramedRead<http1::ReadHalf, LimitedHead<RequestHeadDecoder>>,
     writer: &'a mut http1::WriteHalf,
+    peer: std::net::SocketAddr,
     version: http::Version,
 ) -> Exchange<'a> {
     Exchange {
         reader,
         writer,
+        peer,
         version,
         keep_alive: true,
         head_only: false,
@@ -187,6 +192,8 @@ fn exchange<'a>(
         status: 0,
         body_bytes: 0,
         slices: 0,
+        slices_cached: 0,
+        cache: None,
     }
 }
 

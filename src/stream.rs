@@ -15,9 +15,8 @@ use bytes::Bytes;
 use monoio::io::AsyncWriteRentExt;
 
 use crate::error::{Error, Result};
-use crate::fetch::{run_slice, SliceEvent, SliceJob};
+use crate::fetch::{run_slice, OpenedSlice, SliceEvent, SliceJob, SliceSource};
 use crate::http1::WriteHalf;
-use crate::origin::OriginResponse;
 
 /// Bytes of one slice waiting for its turn.
 #[derive(Debug, Default)]
@@ -106,15 +105,25 @@ impl ReorderBuffer {
     }
 }
 
+/// What a response was assembled from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Delivery {
+    /// Body bytes written.
+    pub bytes: u64,
+    /// Slices served from the cache.
+    pub from_cache: u64,
+    /// Slices fetched from the origin (by this request or one it joined).
+    pub from_origin: u64,
+}
+
 /// Stream the slices of `job.plan` to `writer` in order, at most `window` in
 /// flight. `probe` is an already opened answer for the plan's first slice.
-/// Returns the number of body bytes written.
 pub async fn send_slices(
     job: Rc<SliceJob>,
     window: usize,
-    probe: Option<OriginResponse>,
+    probe: Option<OpenedSlice>,
     writer: &mut WriteHalf,
-) -> Result<u64> {
+) -> Result<Delivery> {
     let plan = job.plan;
     let (tx, mut rx) = local_sync::mpsc::unbounded::channel();
     let mut order = ReorderBuffer::new(plan.first_slice);
@@ -123,16 +132,16 @@ pub async fn send_slices(
         monoio::spawn(run_slice(job.clone(), next_launch, Some(resp), tx.clone()));
         next_launch += 1;
     }
-    let mut sent = 0u64;
+    let mut done = Delivery::default();
     loop {
         while let Some(chunk) = order.pop() {
             let len = chunk.len() as u64;
             let (res, _) = writer.write_all(chunk).await;
             res.map_err(Error::ClientIo)?;
-            sent += len;
+            done.bytes += len;
         }
         if order.next_index() > plan.last_slice {
-            return Ok(sent);
+            return Ok(done);
         }
         while next_launch <= plan.last_slice && next_launch - order.next_index() < window as u64 {
             monoio::spawn(run_slice(job.clone(), next_launch, None, tx.clone()));
@@ -140,7 +149,13 @@ pub async fn send_slices(
         }
         match rx.recv().await {
             Some(SliceEvent::Data(i, data)) => order.push(i, data),
-            Some(SliceEvent::Done(i)) => order.finish(i),
+            Some(SliceEvent::Done(i, source)) => {
+                match source {
+                    SliceSource::Cache => done.from_cache += 1,
+                    SliceSource::Origin => done.from_origin += 1,
+                }
+                order.finish(i)
+            }
             Some(SliceEvent::Failed(_, e)) => return Err(e),
             None => unreachable!("the stream holds a sender"),
         }

@@ -43,8 +43,10 @@ fn sigterm_drains_and_exits_zero() {
     std::fs::write(
         &conf,
         format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\nworkers = 2\n[origin]\naddress = \"{}\"\n",
-            origin.addr()
+            "[server]\nlisten = \"127.0.0.1:0\"\nworkers = 2\n[origin]\naddress = \"{}\"\n\
+             [cache]\ndir = {:?}\nmemory_bytes = \"16MiB\"\ndisk_bytes = \"64MiB\"\n",
+            origin.addr(),
+            dir.join("cache")
         ),
     )
     .unwrap();

@@ -14,12 +14,50 @@ pub struct Harness {
 }
 
 /// Options of a harness; `Default` is 2 workers, 2-byte slices, window 4.
+#[derive(Clone)]
 pub struct Setup {
     pub slice_size: u64,
     pub window: usize,
     pub workers: usize,
     pub driver: DriverChoice,
     pub extra: String,
+    /// The cache: `None` disables it; `Some(dir)` caches under `dir`.
+    pub cache: Option<CacheSetup>,
+}
+
+/// A cache for a harness.
+#[derive(Clone)]
+pub struct CacheSetup {
+    pub dir: std::path::PathBuf,
+    pub memory_bytes: u64,
+    pub disk_bytes: u64,
+    pub ttl: u64,
+}
+
+impl CacheSetup {
+    /// A cache in a new directory of its own (64 MiB memory, 256 MiB disk, 1 h TTL).
+    pub fn fresh(name: &str) -> CacheSetup {
+        let dir = std::env::temp_dir().join(format!(
+            "edgeslice-test-{}-{name}-{}",
+            std::process::id(),
+            fastrand_suffix()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        CacheSetup {
+            dir,
+            memory_bytes: 64 << 20,
+            disk_bytes: 256 << 20,
+            ttl: 3600,
+        }
+    }
+}
+
+fn fastrand_suffix() -> u64 {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos() as u64
 }
 
 impl Default for Setup {
@@ -30,6 +68,7 @@ impl Default for Setup {
             workers: 2,
             driver: DriverChoice::Auto,
             extra: String::new(),
+            cache: None,
         }
     }
 }
@@ -37,26 +76,50 @@ impl Default for Setup {
 impl Harness {
     pub fn start(setup: Setup) -> Harness {
         let origin = DemoOrigin::start().expect("origin starts");
-        let driver = match setup.driver {
-            DriverChoice::Auto => "auto",
-            DriverChoice::IoUring => "io_uring",
-            DriverChoice::Legacy => "legacy",
-        };
-        let text = format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\nworkers = {}\ndriver = \"{driver}\"\n\
-             [origin]\naddress = \"{}\"\nread_timeout_ms = 5000\n{}\n\
-             [slice]\nslice_size = {}\nmax_concurrent_subrequests = {}\n",
-            setup.workers,
-            origin.addr(),
-            setup.extra,
-            setup.slice_size,
-            setup.window
-        );
-        let config = Config::from_toml(&text).expect("test config is valid");
-        let server = Server::start(&config).expect("edgeslice starts");
+        let server = start_proxy(&origin, &setup);
         Harness { origin, server }
     }
 
+    /// Stop edgeslice (draining, flushing the cache) and start it again on the
+    /// same origin and cache directory, as a restart would.
+    pub fn restart(self, setup: &Setup) -> Harness {
+        let Harness { origin, server } = self;
+        server.shutdown();
+        let server = start_proxy(&origin, setup);
+        Harness { origin, server }
+    }
+}
+
+/// The configuration text of a harness.
+pub fn config_text(origin: std::net::SocketAddr, setup: &Setup) -> String {
+    let driver = match setup.driver {
+        DriverChoice::Auto => "auto",
+        DriverChoice::IoUring => "io_uring",
+        DriverChoice::Legacy => "legacy",
+    };
+    let cache = match &setup.cache {
+        None => "enabled = false\n".to_string(),
+        Some(c) => format!(
+            "dir = {:?}\nmemory_bytes = {}\ndisk_bytes = {}\ncache_ttl = {}\n",
+            c.dir, c.memory_bytes, c.disk_bytes, c.ttl
+        ),
+    };
+    format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\nworkers = {}\ndriver = \"{driver}\"\n\
+         [origin]\naddress = \"{origin}\"\nread_timeout_ms = 5000\n{}\n\
+         [slice]\nslice_size = {}\nmax_concurrent_subrequests = {}\n\
+         [cache]\n{cache}",
+        setup.workers, setup.extra, setup.slice_size, setup.window
+    )
+}
+
+fn start_proxy(origin: &DemoOrigin, setup: &Setup) -> Server {
+    let config =
+        Config::from_toml(&config_text(origin.addr(), setup)).expect("test config is valid");
+    Server::start(&config).expect("edgeslice starts")
+}
+
+impl Harness {
     /// Default setup with `slice_size`-byte slices.
     pub fn with_slices(slice_size: u64) -> Harness {
         Harness::start(Setup {

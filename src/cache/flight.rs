@@ -1,0 +1,228 @@
+//! Single flight: one origin fetch per cold slice, however many clients want it.
+//!
+//! The first request for a missing key becomes the leader and fetches it; the
+//! others, on any worker, become followers and receive the same bytes as they
+//! arrive (chunks already received are replayed to a late follower), instead
+//! of polling the store. The table is split into shards by key hash; a shard's
+//! lock is taken once per join and once per chunk of a miss, never on a hit.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::Bytes;
+
+const SHARDS: usize = 64;
+
+/// What a follower receives.
+#[derive(Debug, Clone)]
+pub enum FlightEvent {
+    /// The next bytes, in order.
+    Data(Bytes),
+    /// The leader got everything and checked it.
+    Done,
+    /// The leader failed; the follower should fetch on its own.
+    Failed(String),
+}
+
+#[derive(Default)]
+struct FlightState {
+    chunks: Vec<Bytes>,
+    outcome: Option<Result<(), String>>,
+    followers: Vec<flume::Sender<FlightEvent>>,
+}
+
+type Table = Mutex<HashMap<String, Arc<Mutex<FlightState>>>>;
+
+/// The node's fetches in flight, by cache key.
+pub struct Flights {
+    shards: Vec<Table>,
+    hasher: RandomState,
+}
+
+/// The result of [`Flights::join`].
+pub enum Joined {
+    /// Nobody is fetching this key: the caller fetches and publishes.
+    Leader(FlightLeader),
+    /// Someone is: receive their bytes here.
+    Follower(flume::Receiver<FlightEvent>),
+}
+
+impl Default for Flights {
+    fn default() -> Self {
+        Flights {
+            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            hasher: RandomState::new(),
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Flights {
+    fn shard(&self, key: &str) -> &Table {
+        &self.shards[self.hasher.hash_one(key) as usize % SHARDS]
+    }
+
+    /// Lead the fetch of `key`, or follow the one in flight.
+    pub fn join(self: &Arc<Self>, key: &str) -> Joined {
+        let mut table = lock(self.shard(key));
+        if let Some(flight) = table.get(key) {
+            let (tx, rx) = flume::unbounded();
+            let mut state = lock(flight);
+            for chunk in &state.chunks {
+                let _ = tx.send(FlightEvent::Data(chunk.clone()));
+            }
+            match &state.outcome {
+                Some(Ok(())) => {
+                    let _ = tx.send(FlightEvent::Done);
+                }
+                Some(Err(e)) => {
+                    let _ = tx.send(FlightEvent::Failed(e.clone()));
+                }
+                None => state.followers.push(tx),
+            }
+            return Joined::Follower(rx);
+        }
+        let flight = Arc::new(Mutex::new(FlightState::default()));
+        table.insert(key.to_string(), flight.clone());
+        Joined::Leader(FlightLeader {
+            flights: self.clone(),
+            key: key.to_string(),
+            flight,
+            retired: false,
+        })
+    }
+
+    /// Keys in flight now.
+    pub fn len(&self) -> usize {
+        self.shards.iter().map(|s| lock(s).len()).sum()
+    }
+
+    /// True when nothing is in flight.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The leader's side of a flight. Dropping it without [`FlightLeader::complete`]
+/// fails the followers.
+pub struct FlightLeader {
+    flights: Arc<Flights>,
+    key: String,
+    flight: Arc<Mutex<FlightState>>,
+    retired: bool,
+}
+
+impl FlightLeader {
+    /// Hand the next bytes to every follower.
+    pub fn publish(&self, chunk: &Bytes) {
+        let mut state = lock(&self.flight);
+        state.chunks.push(chunk.clone());
+        state
+            .followers
+            .retain(|f| f.send(FlightEvent::Data(chunk.clone())).is_ok());
+    }
+
+    /// Tell the followers how it ended. The flight stays joinable (late
+    /// followers replay it) until [`FlightLeader::retire`], which the leader
+    /// calls once the value is in the store.
+    pub fn complete(&self, outcome: Result<(), String>) {
+        let mut state = lock(&self.flight);
+        let event = match &outcome {
+            Ok(()) => FlightEvent::Done,
+            Err(e) => FlightEvent::Failed(e.clone()),
+        };
+        for f in state.followers.drain(..) {
+            let _ = f.send(event.clone());
+        }
+        state.outcome = Some(outcome);
+    }
+
+    /// The bytes published so far.
+    pub fn chunks(&self) -> Vec<Bytes> {
+        lock(&self.flight).chunks.clone()
+    }
+
+    /// Remove the flight from the table.
+    pub fn retire(mut self) {
+        self.remove();
+    }
+
+    fn remove(&mut self) {
+        if !self.retired {
+            self.retired = true;
+            lock(self.flights.shard(&self.key)).remove(&self.key);
+        }
+    }
+}
+
+impl Drop for FlightLeader {
+    fn drop(&mut self) {
+        if lock(&self.flight).outcome.is_none() {
+            self.complete(Err("the fetching request went away".into()));
+        }
+        self.remove();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn drain(rx: &flume::Receiver<FlightEvent>) -> (Vec<u8>, Option<bool>) {
+        let mut bytes = Vec::new();
+        let mut end = None;
+        while let Ok(ev) = rx.try_recv() {
+            match ev {
+                FlightEvent::Data(b) => bytes.extend_from_slice(&b),
+                FlightEvent::Done => end = Some(true),
+                FlightEvent::Failed(_) => end = Some(false),
+            }
+        }
+        (bytes, end)
+    }
+
+    #[test]
+    fn followers_get_the_leaders_bytes_even_when_late() {
+        let flights = Arc::new(Flights::default());
+        let Joined::Leader(leader) = flights.join("k") else {
+            panic!("first join leads")
+        };
+        let Joined::Follower(early) = flights.join("k") else {
+            panic!("second join follows")
+        };
+        leader.publish(&Bytes::from_static(b"ab"));
+        let Joined::Follower(late) = flights.join("k") else {
+            panic!("third join follows")
+        };
+        leader.publish(&Bytes::from_static(b"cd"));
+        leader.complete(Ok(()));
+        let Joined::Follower(after) = flights.join("k") else {
+            panic!("joins until retired")
+        };
+        leader.retire();
+        for rx in [&early, &late, &after] {
+            assert_eq!(drain(rx), (b"abcd".to_vec(), Some(true)));
+        }
+        assert!(flights.is_empty());
+        assert!(matches!(flights.join("k"), Joined::Leader(_)));
+    }
+
+    #[test]
+    fn a_dropped_leader_fails_its_followers() {
+        let flights = Arc::new(Flights::default());
+        let Joined::Leader(leader) = flights.join("k") else {
+            panic!()
+        };
+        let Joined::Follower(rx) = flights.join("k") else {
+            panic!()
+        };
+        leader.publish(&Bytes::from_static(b"x"));
+        drop(leader);
+        assert_eq!(drain(&rx), (b"x".to_vec(), Some(false)));
+        assert!(flights.is_empty());
+    }
+}

@@ -1,0 +1,96 @@
+//! Cache keys: which object a request names, and where its slices live.
+//!
+//! An object is named by the request's host, path and query; when the origin
+//! answers with `Vary`, the values of the request headers it names are added,
+//! so each variant is its own object. A slice key adds the manifest's
+//! generation and the slice index to that.
+
+use http::{header, HeaderMap};
+use monoio_http::common::request::RequestHead;
+
+/// The cache name of one object (or one variant of it).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ObjectKey(String);
+
+impl ObjectKey {
+    /// Host (lower-case, from Host or the absolute URI) + path + query.
+    pub fn from_request(req: &RequestHead, target: &str) -> ObjectKey {
+        let host = req
+            .headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .or_else(|| req.uri.authority().map(|a| a.as_str()))
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        ObjectKey(format!("{host}{target}"))
+    }
+
+    /// The variant of this object selected by `vary` names in `headers`.
+    pub fn variant(&self, vary: &[String], headers: &HeaderMap) -> ObjectKey {
+        let mut key = self.0.clone();
+        for name in vary {
+            key.push('\u{0}');
+            key.push_str(name);
+            key.push('=');
+            for value in headers.get_all(name.as_str()) {
+                key.push_str(&String::from_utf8_lossy(value.as_bytes()));
+                key.push(',');
+            }
+        }
+        ObjectKey(key)
+    }
+
+    /// Where this object's manifest is stored.
+    pub fn manifest_key(&self) -> String {
+        format!("m|{}", self.0)
+    }
+
+    /// Where slice `index` of the manifest with `generation` is stored.
+    pub fn slice_key(&self, generation: u64, index: u64) -> String {
+        format!("s|{generation:016x}|{index}|{}", self.0)
+    }
+
+    /// The key as text, for logs.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head(host: Option<&str>, uri: &str, extra: &[(&str, &str)]) -> RequestHead {
+        let mut b = http::Request::builder().uri(uri);
+        if let Some(h) = host {
+            b = b.header("host", h);
+        }
+        for (k, v) in extra {
+            b = b.header(*k, *v);
+        }
+        b.body(()).unwrap().into_parts().0
+    }
+
+    #[test]
+    fn keys_name_host_path_query_variant_and_slice() {
+        let a = ObjectKey::from_request(&head(Some("Edge.Example"), "/v?a=1", &[]), "/v?a=1");
+        assert_eq!(a.as_str(), "edge.example/v?a=1");
+        let b = ObjectKey::from_request(&head(Some("edge.example"), "/v?a=2", &[]), "/v?a=2");
+        assert_ne!(a, b);
+        let c = ObjectKey::from_request(&head(None, "http://h:81/v", &[]), "/v");
+        assert_eq!(c.as_str(), "h:81/v");
+
+        let vary = vec!["x-variant".to_string()];
+        let blue = head(Some("h"), "/v", &[("x-variant", "blue")]);
+        let red = head(Some("h"), "/v", &[("x-variant", "red")]);
+        let base = ObjectKey::from_request(&blue, "/v");
+        let kb = base.variant(&vary, &blue.headers);
+        let kr = base.variant(&vary, &red.headers);
+        assert_ne!(kb, kr);
+        assert_eq!(kb, base.variant(&vary, &blue.headers));
+
+        assert_ne!(a.slice_key(1, 0), a.slice_key(2, 0));
+        assert_ne!(a.slice_key(1, 0), a.slice_key(1, 1));
+        assert_ne!(a.manifest_key(), a.slice_key(0, 0));
+    }
+}

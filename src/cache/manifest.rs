@@ -1,0 +1,273 @@
+//! Object manifests: what the cache knows of one version of one object.
+//!
+//! A manifest is written when a probe learns an object's length and
+//! validators, and read before any slice of that object is served from the
+//! cache. Every slice key carries the manifest's `generation`, a random number
+//! drawn anew for each version and each purge, so a slice is only ever served
+//! under the manifest it was fetched with, even across restarts and even if a
+//! manifest is lost and written again.
+//!
+//! Freshness follows RFC 9111: `s-maxage`, then `max-age`, then `Expires`,
+//! else the configured default TTL; `no-store`, `private` and `no-cache` make
+//! an answer not storable here. [`freshness`] is pure and tested beside it.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use http::{header, HeaderMap, HeaderValue};
+use serde::{Deserialize, Serialize};
+
+use crate::fetch::ObjectVersion;
+
+/// One version of one object, as stored in the cache.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectManifest {
+    /// Total length in bytes.
+    pub len: u64,
+    /// The origin's ETag, raw.
+    pub etag: Option<Vec<u8>>,
+    /// The origin's Last-Modified, raw.
+    pub last_modified: Option<Vec<u8>>,
+    /// Slice size the object was cached with; its slices use this grid forever.
+    pub slice_size: u64,
+    /// Random tag of this version's slices; a purge draws a new one.
+    pub generation: u64,
+    /// For a variant (the origin sent Vary): the generation of the base
+    /// manifest it was stored under; a purge of the base retires every variant.
+    pub parent: u64,
+    /// Unix seconds after which the object must be revalidated.
+    pub expires_at: u64,
+    /// Request headers named by the origin's Vary, lower-case.
+    pub vary: Vec<String>,
+    /// The origin's end-to-end response headers to replay on a hit.
+    pub headers: Vec<(String, Vec<u8>)>,
+}
+
+impl ObjectManifest {
+    /// A manifest for `version`, learned from a probe answer with `headers`.
+    pub fn new(
+        version: &ObjectVersion,
+        slice_size: u64,
+        headers: &HeaderMap,
+        ttl: Duration,
+    ) -> ObjectManifest {
+        ObjectManifest {
+            len: version.len,
+            etag: version.etag.as_ref().map(|v| v.as_bytes().to_vec()),
+            last_modified: version
+                .last_modified
+                .as_ref()
+                .map(|v| v.as_bytes().to_vec()),
+            slice_size,
+            generation: fastrand::u64(..),
+            parent: 0,
+            expires_at: unix_now() + ttl.as_secs(),
+            vary: vary_names(headers),
+            headers: headers
+                .iter()
+                .filter(|(name, _)| !SKIPPED.contains(name))
+                .map(|(n, v)| (n.as_str().to_string(), v.as_bytes().to_vec()))
+                .collect(),
+        }
+    }
+
+    /// The version every slice must match.
+    pub fn version(&self) -> ObjectVersion {
+        ObjectVersion {
+            len: self.len,
+            etag: self
+                .etag
+                .as_deref()
+                .and_then(|v| HeaderValue::from_bytes(v).ok()),
+            last_modified: self
+                .last_modified
+                .as_deref()
+                .and_then(|v| HeaderValue::from_bytes(v).ok()),
+        }
+    }
+
+    /// The stored response headers, as a map.
+    pub fn header_map(&self) -> HeaderMap {
+        let mut map = HeaderMap::with_capacity(self.headers.len());
+        for (name, value) in &self.headers {
+            if let (Ok(n), Ok(v)) = (
+                header::HeaderName::from_bytes(name.as_bytes()),
+                HeaderValue::from_bytes(value),
+            ) {
+                map.append(n, v);
+            }
+        }
+        map
+    }
+
+    /// Whether the object may be served without asking the origin.
+    pub fn is_fresh(&self) -> bool {
+        unix_now() < self.expires_at
+    }
+
+    /// Encode for the store.
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("a manifest always serialises")
+    }
+
+    /// Decode from the store; `None` for bytes that are not a manifest.
+    pub fn decode(bytes: &[u8]) -> Option<ObjectManifest> {
+        serde_json::from_slice(bytes).ok()
+    }
+}
+
+/// Headers not replayed from a manifest: framing is ours, Date is per answer.
+const SKIPPED: [header::HeaderName; 4] = [
+    header::CONTENT_LENGTH,
+    header::CONTENT_RANGE,
+    header::DATE,
+    header::AGE,
+];
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Lower-case header names listed in Vary; `["*"]` for `Vary: *`.
+pub fn vary_names(headers: &HeaderMap) -> Vec<String> {
+    let mut names: Vec<String> = headers
+        .get_all(header::VARY)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|n| n.trim().to_ascii_lowercase())
+        .filter(|n| !n.is_empty())
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// How long an answer may be served from the cache; `None` when it must not be stored.
+pub fn freshness(headers: &HeaderMap, default_ttl: Duration) -> Option<Duration> {
+    let directives: Vec<String> = headers
+        .get_all(header::CACHE_CONTROL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|d| d.trim().to_ascii_lowercase())
+        .collect();
+    let has = |name: &str| {
+        directives
+            .iter()
+            .any(|d| d == name || d.starts_with(&format!("{name}=")))
+    };
+    if has("no-store") || has("private") || has("no-cache") {
+        return None;
+    }
+    if vary_names(headers).iter().any(|n| n == "*") {
+        return None;
+    }
+    let seconds = |name: &str| {
+        directives.iter().find_map(|d| {
+            d.strip_prefix(name)?
+                .strip_prefix('=')?
+                .trim_matches('"')
+                .parse::<u64>()
+                .ok()
+        })
+    };
+    if let Some(s) = seconds("s-maxage").or_else(|| seconds("max-age")) {
+        return (s > 0).then(|| Duration::from_secs(s));
+    }
+    if let Some(expires) = headers.get(header::EXPIRES) {
+        let at = expires
+            .to_str()
+            .ok()
+            .and_then(|v| httpdate::parse_http_date(v).ok());
+        let now = SystemTime::now();
+        return match at {
+            Some(at) if at > now => Some(at.duration_since(now).unwrap_or_default()),
+            // An invalid or past Expires means already stale (RFC 9111 section 5.3).
+            _ => None,
+        };
+    }
+    Some(default_ttl)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (k, v) in pairs {
+            map.append(
+                header::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        map
+    }
+
+    #[test]
+    fn freshness_table() {
+        let ttl = Duration::from_secs(3600);
+        let future = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(600));
+        type Case<'a> = (Vec<(&'a str, &'a str)>, Option<u64>);
+        let cases: Vec<Case> = vec![
+            (vec![], Some(3600)),
+            (vec![("cache-control", "max-age=60")], Some(60)),
+            (
+                vec![("cache-control", "public, max-age=60, s-maxage=10")],
+                Some(10),
+            ),
+            (vec![("cache-control", "max-age=\"30\"")], Some(30)),
+            (vec![("cache-control", "max-age=0")], None),
+            (vec![("cache-control", "no-store")], None),
+            (vec![("cache-control", "private, max-age=60")], None),
+            (vec![("cache-control", "no-cache")], None),
+            (vec![("expires", "Thu, 01 Jan 1970 00:00:00 GMT")], None),
+            (vec![("expires", "garbage")], None),
+            (vec![("vary", "*")], None),
+            (
+                vec![("cache-control", "max-age=60"), ("expires", "garbage")],
+                Some(60),
+            ),
+        ];
+        for (pairs, want) in cases {
+            let got = freshness(&headers(&pairs), ttl).map(|d| d.as_secs());
+            assert_eq!(got, want, "{pairs:?}");
+        }
+        let got = freshness(&headers(&[("expires", &future)]), ttl).unwrap();
+        assert!((590..=600).contains(&got.as_secs()), "{got:?}");
+    }
+
+    #[test]
+    fn manifest_round_trips_and_keeps_end_to_end_headers() {
+        let h = headers(&[
+            ("etag", "\"a\""),
+            ("content-length", "2"),
+            ("content-range", "bytes 0-1/16"),
+            ("content-type", "video/mp4"),
+            ("vary", "X-Variant, accept-encoding"),
+        ]);
+        let version = ObjectVersion {
+            len: 16,
+            etag: Some(HeaderValue::from_static("\"a\"")),
+            last_modified: None,
+        };
+        let m = ObjectManifest::new(&version, 2, &h, Duration::from_secs(5));
+        assert_eq!(m.vary, vec!["accept-encoding", "x-variant"]);
+        assert_eq!(m.version(), version);
+        assert!(m.is_fresh());
+        let back = ObjectManifest::decode(&m.encode()).unwrap();
+        assert_eq!(back, m);
+        let replay = back.header_map();
+        assert!(replay.get("content-length").is_none());
+        assert!(replay.get("content-range").is_none());
+        assert_eq!(replay.get("content-type").unwrap(), "video/mp4");
+        assert!(ObjectManifest::decode(b"not json").is_none());
+        // Each manifest draws its own generation.
+        let other = ObjectManifest::new(&version, 2, &h, Duration::from_secs(5));
+        assert_ne!(other.generation, m.generation);
+    }
+}

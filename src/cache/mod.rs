@@ -1,0 +1,175 @@
+//! The slice cache: object manifests and slices in a persistent hybrid store,
+//! with single-flight fetches.
+//!
+//! The proxy asks [`SliceCache::lookup`] for an object's manifest before it
+//! goes to the origin; slice tasks read slices from the [`SliceStore`] and
+//! join [`Flights`] on a miss, so a cold slice is fetched once however many
+//! clients want it. Manifests and slices survive restarts (the store's disk
+//! tier is recovered at start), and a slice is only ever found under the
+//! manifest generation it was fetched with.
+//!
+//! Why one shared store rather than one store per worker with message
+//! passing: foyer already shards its memory tier and runs its disk IO on its
+//! own threads, so every lookup crosses threads inside foyer anyway; a shared
+//! store keeps each slice in exactly one place and a hit costs one sharded
+//! in-memory lookup, with no extra hop through another core's event loop.
+
+pub mod flight;
+pub mod key;
+pub mod manifest;
+pub mod store;
+
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::HeaderMap;
+
+pub use flight::{FlightEvent, Flights, Joined};
+pub use key::ObjectKey;
+pub use manifest::ObjectManifest;
+pub use store::{SliceStore, StoreSettings, Tier};
+
+use crate::config::CacheConfig;
+
+/// Where a response's slices came from, as told in `X-Cache`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheStatus {
+    /// Every slice from the cache.
+    Hit,
+    /// Every slice from the origin.
+    Miss,
+    /// Some from each.
+    Partial,
+    /// Not cacheable (or the cache is off): straight from the origin.
+    Bypass,
+}
+
+impl CacheStatus {
+    /// From counts of slices found in the cache and fetched.
+    pub fn from_counts(cached: u64, fetched: u64) -> CacheStatus {
+        match (cached, fetched) {
+            (_, 0) => CacheStatus::Hit,
+            (0, _) => CacheStatus::Miss,
+            _ => CacheStatus::Partial,
+        }
+    }
+
+    /// The `X-Cache` value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CacheStatus::Hit => "HIT",
+            CacheStatus::Miss => "MISS",
+            CacheStatus::Partial => "PARTIAL",
+            CacheStatus::Bypass => "BYPASS",
+        }
+    }
+}
+
+/// The node's cache, shared by all workers.
+pub struct SliceCache {
+    /// Slices and manifests.
+    pub store: SliceStore,
+    /// Fetches in flight.
+    pub flights: Arc<Flights>,
+    /// Freshness when the origin says nothing.
+    pub default_ttl: Duration,
+}
+
+impl SliceCache {
+    /// Open (or recover) the cache described by `config`.
+    pub fn open(config: &CacheConfig, slice_size: u64) -> io::Result<Arc<SliceCache>> {
+        let store = SliceStore::open(&StoreSettings {
+            dir: config.dir.clone(),
+            memory_bytes: config.memory_bytes,
+            disk_bytes: config.disk_bytes,
+            max_entry: slice_size,
+        })?;
+        Ok(Arc::new(SliceCache {
+            store,
+            flights: Arc::new(Flights::default()),
+            default_ttl: Duration::from_secs(config.cache_ttl),
+        }))
+    }
+
+    async fn manifest_at(&self, key: &ObjectKey) -> Option<ObjectManifest> {
+        let (bytes, _) = self.store.get(&key.manifest_key()).await?;
+        ObjectManifest::decode(&bytes)
+    }
+
+    /// The manifest of the object (variant) `request_headers` select, with the
+    /// key its slices live under.
+    pub async fn lookup(
+        &self,
+        base: &ObjectKey,
+        request_headers: &HeaderMap,
+    ) -> Option<(ObjectKey, ObjectManifest)> {
+        let m = self.manifest_at(base).await?;
+        if m.vary.is_empty() {
+            return Some((base.clone(), m));
+        }
+        let variant = base.variant(&m.vary, request_headers);
+        let vm = self.manifest_at(&variant).await?;
+        (vm.parent == m.generation && vm.vary == m.vary).then_some((variant, vm))
+    }
+
+    /// Store the manifest `m` learned for the request; returns the key its
+    /// slices live under (the variant's when the origin sent Vary) and the
+    /// manifest as stored.
+    pub async fn store_manifest(
+        &self,
+        base: &ObjectKey,
+        request_headers: &HeaderMap,
+        mut m: ObjectManifest,
+    ) -> (ObjectKey, ObjectManifest) {
+        if m.vary.is_empty() {
+            self.put(base, &m).await;
+            return (base.clone(), m);
+        }
+        let parent = match self.manifest_at(base).await {
+            Some(existing) if existing.vary == m.vary => existing,
+            _ => {
+                let b = m.clone();
+                self.put(base, &b).await;
+                b
+            }
+        };
+        m.parent = parent.generation;
+        m.generation = fastrand::u64(..);
+        let variant = base.variant(&m.vary, request_headers);
+        self.put(&variant, &m).await;
+        (variant, m)
+    }
+
+    /// Store `m` under `key` as it is (a refreshed expiry after a 304).
+    pub async fn put(&self, key: &ObjectKey, m: &ObjectManifest) {
+        self.store
+            .insert(key.manifest_key(), Bytes::from(m.encode()))
+            .await;
+    }
+
+    /// Forget the manifest at `key` (the object changed under it).
+    pub fn forget(&self, key: &ObjectKey) {
+        self.store.remove(&key.manifest_key());
+    }
+
+    /// Drop every slice of the object (and of all its variants) by drawing a
+    /// new generation for its manifest; false when nothing was cached.
+    pub async fn purge(&self, base: &ObjectKey) -> bool {
+        let Some(mut m) = self.manifest_at(base).await else {
+            return false;
+        };
+        m.generation = fastrand::u64(..);
+        // Expired too: the next request revalidates before serving, in case
+        // the origin changed the object without changing its validators.
+        m.expires_at = 0;
+        self.put(base, &m).await;
+        true
+    }
+
+    /// Whether slice `index` of the manifest's generation is stored.
+    pub fn has_slice(&self, key: &ObjectKey, generation: u64, index: u64) -> bool {
+        self.store.contains(&key.slice_key(generation, index))
+    }
+}

@@ -1,0 +1,128 @@
+//! The client side of one request: writing the response head and body, and
+//! relaying an origin answer as it is.
+//!
+//! [`Exchange`] remembers whether the head went out: before it, a failure can
+//! still become a 4xx/5xx answer; after it, the connection must be aborted.
+
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use http::{header, HeaderMap, HeaderValue, StatusCode, Version};
+use monoio::io::AsyncWriteRentExt;
+use monoio_codec::FramedRead;
+use monoio_http::h1::codec::decoder::RequestHeadDecoder;
+
+use crate::cache::CacheStatus;
+use crate::error::{Error, Result};
+use crate::http1::{self, BodyFraming, LimitedHead, ReadHalf, WriteHalf};
+use crate::origin::OriginResponse;
+
+/// The client side of one request/response exchange.
+pub struct Exchange<'a> {
+    /// Where the request (head and body) is read from.
+    pub reader: &'a mut FramedRead<ReadHalf, LimitedHead<RequestHeadDecoder>>,
+    /// Where the response goes.
+    pub writer: &'a mut WriteHalf,
+    /// The client's address.
+    pub peer: SocketAddr,
+    /// HTTP version the client spoke.
+    pub version: Version,
+    /// Whether the connection may carry another request afterwards.
+    pub keep_alive: bool,
+    /// The request is a HEAD: heads only, never a body.
+    pub head_only: bool,
+    /// Whether the response head went out (after it, failures abort).
+    pub head_sent: bool,
+    /// Status sent to the client.
+    pub status: u16,
+    /// Body bytes sent to the client.
+    pub body_bytes: u64,
+    /// Slices the response was assembled from.
+    pub slices: u64,
+    /// Of those, slices served from the cache.
+    pub slices_cached: u64,
+    /// What `X-Cache` said, if anything.
+    pub cache: Option<CacheStatus>,
+}
+
+impl Exchange<'_> {
+    /// Write the response head; `Connection: close` is added when the
+    /// connection will not be reused.
+    pub async fn send_head(&mut self, status: StatusCode, mut headers: HeaderMap) -> Result<()> {
+        if !self.keep_alive {
+            headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        let mut out = Vec::with_capacity(512);
+        http1::encode_response_head(status, &headers, &mut out);
+        self.head_sent = true;
+        self.status = status.as_u16();
+        self.write(Bytes::from(out)).await
+    }
+
+    /// Write body bytes (or an interim response) to the client.
+    pub async fn write(&mut self, data: Bytes) -> Result<()> {
+        let (res, _) = self.writer.write_all(data).await;
+        res.map(|_| ()).map_err(Error::ClientIo)
+    }
+
+    /// Answer with a short plain-text body (errors, 403, 416).
+    pub async fn send_plain(
+        &mut self,
+        status: StatusCode,
+        mut headers: HeaderMap,
+        body: &str,
+    ) -> Result<()> {
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+        self.send_head(status, headers).await?;
+        if self.head_only {
+            return Ok(());
+        }
+        self.body_bytes += body.len() as u64;
+        self.write(Bytes::copy_from_slice(body.as_bytes())).await
+    }
+
+    /// Phase "relay": stream an origin answer to the client as it is,
+    /// re-framed (chunked to HTTP/1.1 clients when its length is unknown).
+    pub async fn relay(&mut self, mut resp: OriginResponse) -> Result<()> {
+        let mut headers = resp.head.headers.clone();
+        http1::strip_hop_by_hop(&mut headers);
+        let status = resp.head.status;
+        let head_only = self.head_only;
+        let chunked = matches!(
+            resp.framing(),
+            BodyFraming::Chunked | BodyFraming::UntilClose
+        );
+        let client_chunked = chunked && self.version == Version::HTTP_11;
+        if chunked && !head_only {
+            headers.remove(header::CONTENT_LENGTH);
+            if client_chunked {
+                headers.insert(
+                    header::TRANSFER_ENCODING,
+                    HeaderValue::from_static("chunked"),
+                );
+            } else {
+                // An HTTP/1.0 client learns the end of an unknown length by the close.
+                self.keep_alive = false;
+            }
+        }
+        self.send_head(status, headers).await?;
+        if head_only {
+            return Ok(());
+        }
+        while let Some(data) = resp.chunk().await? {
+            self.body_bytes += data.len() as u64;
+            if client_chunked {
+                self.write(http1::chunk_header(data.len())).await?;
+                self.write(data).await?;
+                self.write(Bytes::from_static(b"\r\n")).await?;
+            } else {
+                self.write(data).await?;
+            }
+        }
+        if client_chunked {
+            self.write(Bytes::from_static(b"0\r\n\r\n")).await?;
+        }
+        Ok(())
+    }
+}
