@@ -2,6 +2,7 @@
 //! the tests, and the demo itself: the proxy's main job with nothing to set up.
 
 pub mod client;
+pub mod content;
 pub mod origin;
 mod run;
 

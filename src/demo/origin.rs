@@ -11,8 +11,11 @@
 //! query `delay_ms=N` sleeps before the response head. Modes: `obj`,
 //! `norange`, `etag-changes`, `lm-changes`, `len-changes`, `truncate`,
 //! `shift`, `nocr`, `chunked`, `stall` (like `obj`, but the query `stall_ms=N`
-//! holds back the second half of every body for N ms), plus
-//! `/status/{code}/..` and `/echo/..`.
+//! holds back the second half of every body for N ms), `mut` (like `obj`, with
+//! a version set by [`DemoOrigin::set_version`]), plus `/status/{code}/..` and
+//! `/echo/..`. The query `cc=VALUE` replaces `Cache-Control: max-age=3600`
+//! (`cc=none` drops it). A GET whose If-None-Match is the ETag, or whose
+//! If-Modified-Since is the Last-Modified, gets 304.
 //! Unknown modes answer 404, malformed requests 400 and a close.
 //!
 //! Threads: one accept thread plus one blocking thread per connection.
@@ -39,6 +42,8 @@ use std::time::Duration;
 
 use super::client::{find_header, is_chunked, owned_headers, read_chunked, read_head, read_sized};
 use super::client::{MAX_HEADERS, MAX_HEAD_BYTES};
+use super::content::{fill_object, fnv1a, imf_fixdate, RangeSpec};
+pub use super::content::{object_byte, object_bytes, versioned_name};
 
 /// Size of the pieces a body is generated and written in.
 const PIECE: usize = 64 * 1024;
@@ -50,50 +55,6 @@ const MAX_BODY: usize = 64 << 20;
 const MAX_DELAY_MS: u64 = 60_000;
 /// `Tue, 15 Nov 1994 08:12:31 GMT` as Unix seconds.
 const BASE_LAST_MODIFIED: u64 = 784_887_151;
-
-/// Byte at `offset` of the object named `name`.
-///
-/// A splitmix64 of `fnv1a(name) ^ offset / 8`, taking byte `offset % 8`.
-pub fn object_byte(name: &str, offset: u64) -> u8 {
-    let word = splitmix64(fnv1a(name) ^ (offset / 8));
-    word.to_le_bytes()[(offset % 8) as usize]
-}
-
-/// Bytes `[first, last]` inclusive of the object named `name`; empty if `last < first`.
-pub fn object_bytes(name: &str, first: u64, last: u64) -> Vec<u8> {
-    if last < first {
-        return Vec::new();
-    }
-    let mut out = vec![0; (last - first + 1) as usize];
-    fill_object(fnv1a(name), first, &mut out);
-    out
-}
-
-/// Fills `out` with the object bytes starting at `offset`, eight at a time.
-fn fill_object(name_hash: u64, mut offset: u64, out: &mut [u8]) {
-    let mut i = 0;
-    while i < out.len() {
-        let word = splitmix64(name_hash ^ (offset / 8)).to_le_bytes();
-        let within = (offset % 8) as usize;
-        let take = (8 - within).min(out.len() - i);
-        out[i..i + take].copy_from_slice(&word[within..within + take]);
-        i += take;
-        offset += take as u64;
-    }
-}
-
-fn fnv1a(text: &str) -> u64 {
-    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
-}
-
-fn splitmix64(x: u64) -> u64 {
-    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
 
 /// One request as the origin received it.
 #[derive(Debug, Clone)]
@@ -143,6 +104,8 @@ struct Shared {
     requests: Mutex<Vec<OriginRequest>>,
     /// Per-path (query excluded) request numbers, for the `*-changes` modes.
     path_counts: Mutex<HashMap<String, u64>>,
+    /// Versions of `mut` objects by name, set by [`DemoOrigin::set_version`].
+    versions: Mutex<HashMap<String, u64>>,
     active: AtomicUsize,
     peak: AtomicUsize,
     connections: AtomicU64,
@@ -188,6 +151,12 @@ impl DemoOrigin {
         self.shared
             .peak
             .store(self.shared.active.load(Ordering::SeqCst), Ordering::SeqCst);
+    }
+
+    /// Set the version of the `mut` object `name` (at any length): its bytes
+    /// become those of [`versioned_name`], its ETag and Last-Modified change.
+    pub fn set_version(&self, name: &str, version: u64) {
+        lock(&self.shared.versions).insert(name.to_string(), version);
     }
 
     /// Most requests being answered at the same instant since start or [`clear`](Self::clear).
@@ -396,6 +365,7 @@ enum Mode {
     NoContentRange,
     Chunked,
     Stall,
+    Mutable,
 }
 
 impl Mode {
@@ -411,9 +381,50 @@ impl Mode {
             "nocr" => Mode::NoContentRange,
             "chunked" => Mode::Chunked,
             "stall" => Mode::Stall,
+            "mut" => Mode::Mutable,
             _ => return None,
         })
     }
+}
+
+/// The value of query parameter `key` in `target`.
+fn query_param<'a>(target: &'a str, key: &str) -> Option<&'a str> {
+    let (_, query) = target.split_once('?')?;
+    query
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(k, _)| *k == key)
+        .map(|(_, v)| v)
+}
+
+/// 304 for a GET whose If-None-Match names the ETag, or whose
+/// If-Modified-Since is the Last-Modified exactly.
+fn conditional_reply(request: &OriginRequest, headers: &[(&'static str, String)]) -> Option<Reply> {
+    let find = |name: &str| {
+        headers
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let etag_matches =
+        matches!((request.header("if-none-match"), find("ETag")), (Some(a), Some(b)) if a == b);
+    let date_matches = request.header("if-none-match").is_none()
+        && matches!((request.header("if-modified-since"), find("Last-Modified")), (Some(a), Some(b)) if a == b);
+    if !(etag_matches || date_matches) {
+        return None;
+    }
+    let kept = headers
+        .iter()
+        .filter(|(n, _)| matches!(*n, "ETag" | "Last-Modified" | "Cache-Control"))
+        .cloned()
+        .collect();
+    Some(Reply {
+        status: 304,
+        headers: kept,
+        content_length: None,
+        body: Body::Bytes(Vec::new()),
+        close: false,
+    })
 }
 
 /// The pause of the `stall` mode: `stall_ms` of a `/stall/` target.
@@ -460,7 +471,10 @@ fn answer(shared: &Shared, request: &OriginRequest) -> Reply {
         ("echo", _, _) => echo_reply(request),
         ("status", Some(code), _) => status_reply(code),
         (mode, Some(len), Some(name)) => match (Mode::parse(mode), len.parse::<u64>()) {
-            (Some(mode), Ok(len)) => object_reply(mode, len, name, number, request),
+            (Some(mode), Ok(len)) => {
+                let version = lock(&shared.versions).get(name).copied().unwrap_or(0);
+                object_reply(mode, len, name, number, version, request)
+            }
             _ => Reply::text(404, "not found\n"),
         },
         _ => Reply::text(404, "not found\n"),
@@ -497,7 +511,14 @@ fn status_reply(code: &str) -> Reply {
 }
 
 /// Serves an object in `mode`; `number` is this path's request number (from 1).
-fn object_reply(mode: Mode, len: u64, name: &str, number: u64, request: &OriginRequest) -> Reply {
+fn object_reply(
+    mode: Mode,
+    len: u64,
+    name: &str,
+    number: u64,
+    version: u64,
+    request: &OriginRequest,
+) -> Reply {
     if request.method != "GET" && request.method != "HEAD" {
         let mut reply = Reply::text(405, "method not allowed\n");
         reply.headers.push(("Allow", "GET, HEAD".into()));
@@ -508,11 +529,17 @@ fn object_reply(mode: Mode, len: u64, name: &str, number: u64, request: &OriginR
     } else {
         len
     };
-    let name_hash = fnv1a(name);
-    let last_modified = BASE_LAST_MODIFIED + if mode == Mode::LmChanges { number } else { 0 };
+    let (name_hash, last_modified) = match mode {
+        Mode::Mutable => (
+            fnv1a(&versioned_name(name, version)),
+            BASE_LAST_MODIFIED + 1000 * version,
+        ),
+        Mode::LmChanges => (fnv1a(name), BASE_LAST_MODIFIED + number),
+        _ => (fnv1a(name), BASE_LAST_MODIFIED),
+    };
+    let cache_control = query_param(&request.target, "cc").unwrap_or("max-age=3600");
     let mut headers = vec![
         ("Content-Type", "application/octet-stream".to_string()),
-        ("Cache-Control", "max-age=3600".into()),
         ("Last-Modified", imf_fixdate(last_modified)),
         (
             "X-Origin-Variant",
@@ -531,6 +558,12 @@ fn object_reply(mode: Mode, len: u64, name: &str, number: u64, request: &OriginR
         }
         Mode::EtagChanges => headers.push(("ETag", format!("\"v{number}-{len:x}-{name_hash:x}\""))),
         _ => headers.push(("ETag", format!("\"{len:x}-{name_hash:x}\""))),
+    }
+    if cache_control != "none" {
+        headers.push(("Cache-Control", cache_control.to_string()));
+    }
+    if let Some(not_modified) = conditional_reply(request, &headers) {
+        return not_modified;
     }
     headers.push(("Accept-Ranges", "bytes".into()));
     let range = match mode {
@@ -598,50 +631,6 @@ fn shifted(first: u64, last: u64, len: u64) -> (u64, u64) {
         (first + 1, (last + 1).min(len - 1))
     } else {
         (first.saturating_sub(1), last.saturating_sub(1))
-    }
-}
-
-/// A single `Range: bytes=` spec; anything else is ignored (answered 200).
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum RangeSpec {
-    /// `a-b` or `a-`.
-    From(u64, Option<u64>),
-    /// `-n`: the last n bytes.
-    Suffix(u64),
-}
-
-impl RangeSpec {
-    fn parse(value: &str) -> Option<RangeSpec> {
-        let (unit, spec) = value.trim().split_once('=')?;
-        if !unit.trim().eq_ignore_ascii_case("bytes") || spec.contains(',') {
-            return None;
-        }
-        let (first, last) = spec.trim().split_once('-')?;
-        let number = |s: &str| {
-            let s = s.trim();
-            (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
-                .then(|| s.parse::<u64>().ok())
-                .flatten()
-        };
-        match (first.trim().is_empty(), last.trim().is_empty()) {
-            (true, _) => number(last).map(RangeSpec::Suffix),
-            (false, true) => number(first).map(|a| RangeSpec::From(a, None)),
-            (false, false) => {
-                let (a, b) = (number(first)?, number(last)?);
-                (a <= b).then_some(RangeSpec::From(a, Some(b)))
-            }
-        }
-    }
-
-    /// Inclusive `(first, last)` within `len`, or `None` when unsatisfiable (416).
-    fn resolve(self, len: u64) -> Option<(u64, u64)> {
-        match self {
-            _ if len == 0 => None,
-            RangeSpec::From(first, _) if first >= len => None,
-            RangeSpec::From(first, last) => Some((first, last.unwrap_or(u64::MAX).min(len - 1))),
-            RangeSpec::Suffix(0) => None,
-            RangeSpec::Suffix(n) => Some((len - n.min(len), len - 1)),
-        }
     }
 }
 
@@ -753,32 +742,6 @@ fn reason(status: u16) -> &'static str {
         504 => "Gateway Timeout",
         _ => "Status",
     }
-}
-
-/// Unix seconds as an IMF-fixdate, e.g. `Tue, 15 Nov 1994 08:12:31 GMT`.
-fn imf_fixdate(unix: u64) -> String {
-    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let (days, secs) = (unix / 86_400, unix % 86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let (era, doe) = (z / 146_097, z % 146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
-    format!(
-        "{}, {day:02} {} {year} {:02}:{:02}:{:02} GMT",
-        DAYS[(days % 7) as usize],
-        MONTHS[(month - 1) as usize],
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
-    )
 }
 
 #[cfg(test)]
