@@ -14,14 +14,17 @@ use crate::runtime::Server;
 /// built-in origin that waits `delay_ms` before each answer.
 pub fn run(size_mib: u64, delay_ms: u64) -> anyhow::Result<()> {
     let origin = DemoOrigin::start().context("starting the built-in origin")?;
-    let config = demo_config(&origin, 2, 4)?;
+    let cache_dir = std::env::temp_dir().join(format!("edgeslice-demo-{}", std::process::id()));
+    let config = demo_config(&origin, 2, 4, Some(&cache_dir))?;
     let server = Server::start(&config).context("starting edgeslice")?;
     let proxy = server.local_addr();
     println!(
-        "origin   http://{} (built in, {delay_ms} ms per answer)\nedgeslice http://{proxy} ({} workers, {:?} driver, 1 MiB slices, 4 concurrent subrequests)\n",
+        "origin   http://{} (built in, {delay_ms} ms per answer)\nedgeslice http://{proxy} ({} workers, {:?} driver, 1 MiB slices, 4 concurrent subrequests)\n\
+         cache     {} (memory 256 MiB + disk 1 GiB)\n",
         origin.addr(),
         config.worker_count(),
-        server.driver()
+        server.driver(),
+        cache_dir.display()
     );
 
     let len = size_mib * 1024 * 1024;
@@ -36,7 +39,8 @@ pub fn run(size_mib: u64, delay_ms: u64) -> anyhow::Result<()> {
     let requests = origin.requests();
     println!("GET {target}");
     println!(
-        "  200, {} bytes, every byte checked, in {:.0} ms ({:.0} MiB/s)",
+        "  200, X-Cache: {}, {} bytes, every byte checked, in {:.0} ms ({:.0} MiB/s)",
+        full.header("x-cache").unwrap_or("-"),
         full.body.len(),
         took.as_secs_f64() * 1e3,
         mib_per_s(len, took)
@@ -54,7 +58,7 @@ pub fn run(size_mib: u64, delay_ms: u64) -> anyhow::Result<()> {
     );
 
     // The same fetch with one slice at a time, as nginx's slice module does.
-    let one_at_a_time = demo_config(&origin, 1, 1)?;
+    let one_at_a_time = demo_config(&origin, 1, 1, None)?;
     let sequential = Server::start(&one_at_a_time).context("starting edgeslice")?;
     let started = Instant::now();
     let again = get(sequential.local_addr(), &target, &[])?;
@@ -68,11 +72,26 @@ pub fn run(size_mib: u64, delay_ms: u64) -> anyhow::Result<()> {
         took_sequential.as_secs_f64() / took.as_secs_f64()
     );
 
+    origin.clear();
+    let started = Instant::now();
+    let warm = get(proxy, &target, &[])?;
+    let took_warm = started.elapsed();
+    check(&warm, 200, name, 0, len - 1)?;
+    println!(
+        "GET {target} again\n  200, X-Cache: {}, {} origin requests, {:.0} ms ({:.0} MiB/s)\n",
+        warm.header("x-cache").unwrap_or("-"),
+        origin.request_count(),
+        took_warm.as_secs_f64() * 1e3,
+        mib_per_s(len, took_warm)
+    );
+
+    let other = "demo/other.bin";
+    let target = format!("/obj/{len}/{other}?delay_ms={delay_ms}");
     let (first, last) = (len / 3, len / 3 + 3 * 1024 * 1024);
     origin.clear();
     let range = format!("bytes={first}-{last}");
     let part = get(proxy, &target, &[("Range", &range)])?;
-    check(&part, 206, name, first, last)?;
+    check(&part, 206, other, first, last)?;
     println!(
         "GET {target} Range: {range}\n  206, Content-Range: {}, {} bytes checked, {} slice requests: {}\n",
         part.header("content-range").unwrap_or("?"),
@@ -92,20 +111,53 @@ pub fn run(size_mib: u64, delay_ms: u64) -> anyhow::Result<()> {
         &[("Range", &format!("bytes={}-", len + 10))],
     )?;
     println!(
-        "GET past the end: {}, Content-Range: {}",
+        "GET past the end: {}, Content-Range: {}\n",
         past.status,
         past.header("content-range").unwrap_or("?")
     );
+
+    // Restart on the same cache directory: the disk tier is recovered.
     server.shutdown();
+    let server = Server::start(&config).context("restarting edgeslice")?;
+    let recovery = server
+        .cache()
+        .map(|c| c.store.recovery_time())
+        .unwrap_or_default();
+    origin.clear();
+    let after = get(
+        server.local_addr(),
+        &format!("/obj/{len}/{name}?delay_ms={delay_ms}"),
+        &[],
+    )?;
+    check(&after, 200, name, 0, len - 1)?;
+    println!(
+        "restart (cache recovered in {:.0} ms), GET the first object: X-Cache: {}, {} origin requests",
+        recovery.as_secs_f64() * 1e3,
+        after.header("x-cache").unwrap_or("-"),
+        origin.request_count()
+    );
+    server.shutdown();
+    let _ = std::fs::remove_dir_all(&cache_dir);
     Ok(())
 }
 
-/// edgeslice on 127.0.0.1:0 in front of `origin`, 1 MiB slices, `window` in flight.
-fn demo_config(origin: &DemoOrigin, workers: usize, window: usize) -> anyhow::Result<Config> {
+/// edgeslice on 127.0.0.1:0 in front of `origin`, 1 MiB slices, `window` in
+/// flight, caching in `cache_dir` (no cache when `None`).
+fn demo_config(
+    origin: &DemoOrigin,
+    workers: usize,
+    window: usize,
+    cache_dir: Option<&std::path::Path>,
+) -> anyhow::Result<Config> {
+    let cache = match cache_dir {
+        Some(dir) => format!("dir = {:?}\ndisk_bytes = \"1GiB\"\n", dir),
+        None => "enabled = false\n".to_string(),
+    };
     Ok(Config::from_toml(&format!(
         "[server]\nlisten = \"127.0.0.1:0\"\nworkers = {workers}\n\
          [origin]\naddress = \"{}\"\n\
-         [slice]\nslice_size = \"1MiB\"\nmax_concurrent_subrequests = {window}\n",
+         [slice]\nslice_size = \"1MiB\"\nmax_concurrent_subrequests = {window}\n\
+         [cache]\n{cache}",
         origin.addr()
     ))?)
 }
