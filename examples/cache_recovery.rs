@@ -30,7 +30,7 @@ fn main() -> std::io::Result<()> {
     let slices = disk_mib; // one 1 MiB slice per MiB: more than fits, so the tier is full
     let store = SliceStore::open(&settings)?;
     let started = Instant::now();
-    let rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+    monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
         .enable_timer()
         .build()?
         .block_on(async {
@@ -38,7 +38,6 @@ fn main() -> std::io::Result<()> {
                 store.insert(format!("s|{i}"), slice(i)).await;
             }
         });
-    let _ = rt;
     let fill = started.elapsed();
     store.close();
     drop(store);
