@@ -19,6 +19,7 @@ use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use local_sync::mpsc::unbounded::Tx;
 use monoio_http::common::response::ResponseHead;
+use tracing::debug;
 
 use crate::cache::flight::FlightLeader;
 use crate::cache::{FlightEvent, Joined, ObjectKey, SliceCache};
@@ -277,6 +278,17 @@ async fn slice_from_anywhere(
     }
     match target.cache.flights.join(&key) {
         Joined::Leader(leader) => {
+            // A leader that finished between our lookup and our join stored
+            // the slice before leaving the table: look once more.
+            if let Some((bytes, _)) = target.cache.store.get(&key).await {
+                if bytes.len() as u64 == job.slice_len(index) {
+                    leader.publish(&bytes);
+                    leader.complete(Ok(()));
+                    leader.retire();
+                    out.emit(tx, &bytes);
+                    return Ok((SliceSource::Cache, None));
+                }
+            }
             let resp = job.open(index).await?;
             fetch_and_store(job, index, resp, Some(leader), &mut out, tx).await
         }
@@ -292,15 +304,17 @@ async fn slice_from_anywhere(
                         return out.finish(index).map(|_| (SliceSource::Origin, None))
                     }
                     FlightEvent::Failed(e) => {
-                        return Err(Error::OriginProtocol(format!(
-                            "slice {index}: the fetch this request joined failed: {e}"
-                        )))
+                        debug!(index, error = %e, "the fetch this request followed failed: fetching alone");
+                        break;
                     }
                 }
             }
-            Err(Error::OriginProtocol(format!(
-                "slice {index}: the fetch this request joined ended without an outcome"
-            )))
+            // The leader went away (its client left before the slice was
+            // needed, or its fetch failed): fetch alone, resuming after the
+            // bytes the client already has.
+            out.restart();
+            let resp = job.open(index).await?;
+            fetch_and_store(job, index, resp, None, &mut out, tx).await
         }
     }
 }
@@ -316,7 +330,6 @@ async fn fetch_and_store(
     tx: &Tx<SliceEvent>,
 ) -> Result<Got> {
     let expected = job.slice_len(index);
-    let mut client_gone = false;
     while let Some(data) = resp.chunk().await? {
         if out.received + data.len() as u64 > expected {
             return Err(Error::mismatch(
@@ -327,12 +340,9 @@ async fn fetch_and_store(
         if let Some(l) = &leader {
             l.publish(&data);
         }
-        if !client_gone && !out.emit(tx, &data) {
-            // The client went away; without followers there is no one to read for.
-            client_gone = true;
-            if leader.is_none() {
-                return Ok((SliceSource::Origin, None));
-            }
+        if !out.emit(tx, &data) && leader.is_none() {
+            // The client went away and no follower reads along: stop here.
+            return Ok((SliceSource::Origin, None));
         }
     }
     out.finish(index)?;
@@ -348,18 +358,30 @@ struct ClientPart {
     skip: u64,
     take: u64,
     expected: u64,
+    /// Bytes of the slice received from the current source.
     received: u64,
+    /// Bytes of the slice already handed on from an earlier source.
+    handed_on: u64,
+    gone: bool,
 }
 
 impl ClientPart {
     fn new(job: &SliceJob, index: u64) -> Self {
-        let (skip, take) = job.plan.client_part(index);
+        // A probe slice outside the plan is only fetched to be stored.
+        let plan = &job.plan;
+        let (skip, take) = if (plan.first_slice..=plan.last_slice).contains(&index) {
+            plan.client_part(index)
+        } else {
+            (0, 0)
+        };
         ClientPart {
             index,
             skip,
             take,
             expected: job.slice_len(index),
             received: 0,
+            handed_on: 0,
+            gone: false,
         }
     }
 
@@ -368,13 +390,22 @@ impl ClientPart {
         let offset = self.received;
         let end = offset + data.len() as u64;
         self.received = end;
-        let lo = self.skip.max(offset);
+        if self.gone {
+            return false;
+        }
+        let lo = self.skip.max(offset).max(self.handed_on);
         let hi = (self.skip + self.take).min(end);
         if lo < hi {
             let part = data.slice((lo - offset) as usize..(hi - offset) as usize);
-            return tx.send(SliceEvent::Data(self.index, part)).is_ok();
+            self.gone = tx.send(SliceEvent::Data(self.index, part)).is_err();
+            self.handed_on = self.handed_on.max(hi);
         }
-        true
+        !self.gone
+    }
+
+    /// Start the slice again from another source: bytes already handed on are skipped.
+    fn restart(&mut self) {
+        self.received = 0;
     }
 
     fn finish(&self, index: u64) -> Result<()> {

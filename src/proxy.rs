@@ -27,7 +27,9 @@ use crate::cache::manifest::freshness;
 use crate::cache::{CacheStatus, FlightEvent, Joined, ObjectKey, ObjectManifest, SliceCache};
 use crate::error::{Error, Result};
 pub use crate::exchange::Exchange;
-use crate::fetch::{check_slice_head, CacheTarget, ObjectVersion, OpenedSlice, SliceJob};
+use crate::fetch::{
+    check_slice_head, run_slice, CacheTarget, ObjectVersion, OpenedSlice, SliceJob,
+};
 use crate::http1::{self, BodyFraming};
 use crate::origin::{OriginPool, OriginResponse};
 use crate::plan::{self, SlicePlan};
@@ -225,8 +227,9 @@ impl Proxy {
                         key,
                         generation: m.generation,
                     };
+                    let (version, headers, size) = (m.version(), m.header_map(), m.slice_size);
                     return self
-                        .respond(&ask, m.version(), m.header_map(), Some(target), None, ex)
+                        .respond(&ask, version, headers, size, Some(target), None, ex)
                         .await;
                 }
                 self.revalidate(&ask, &cache, &key, m).await;
@@ -234,6 +237,12 @@ impl Proxy {
             }
             match cache.flights.join(&format!("p|{}", base.as_str())) {
                 Joined::Leader(flight) => {
+                    // A probe that finished between our lookup and our join
+                    // stored its manifest first: look once more.
+                    if cache.lookup(&base, &ask.req.headers).await.is_some() {
+                        drop(flight);
+                        continue;
+                    }
                     return self.probe(ask, Some((&cache, &base, flight)), ex).await;
                 }
                 Joined::Follower(rx) => {
@@ -381,7 +390,7 @@ impl Proxy {
                 leader,
             },
         };
-        self.respond(&ask, version, headers, target, Some(first), ex)
+        self.respond(&ask, version, headers, size, target, Some(first), ex)
             .await
     }
 
@@ -444,11 +453,13 @@ impl Proxy {
 
     /// Phases "respond" and "stream": resolve the range against the object's
     /// length, plan the slices, send the head, then the slices in order.
+    #[allow(clippy::too_many_arguments)]
     async fn respond(
         &self,
         ask: &Ask<'_>,
         version: ObjectVersion,
         mut headers: HeaderMap,
+        slice_size: u64,
         cache: Option<CacheTarget>,
         probe: Option<Probe>,
         ex: &mut Exchange<'_>,
@@ -470,12 +481,29 @@ impl Proxy {
             },
             _ => (StatusCode::OK, 0, version.len - 1),
         };
-        let plan = SlicePlan::new(first, last, version.len, self.settings.slice_size);
-        // The probe's answer is reused when it is the plan's first slice.
-        let probe = probe
-            .filter(|p| p.index == plan.first_slice)
-            .map(|p| p.opened);
-        let status_of_cache = match &cache {
+        // A cached object keeps the slice grid it was stored with.
+        let plan = SlicePlan::new(first, last, version.len, slice_size);
+        let job = Rc::new(SliceJob {
+            pool: self.pool.clone(),
+            target: Rc::from(ask.target),
+            headers: Rc::new(slice_headers(ask.forwarded.clone())),
+            plan,
+            version: Rc::new(version),
+            cache,
+        });
+        // The probe's answer is reused when it is the plan's first slice (and
+        // the body is wanted). Otherwise, when others may follow its flight,
+        // it is finished and stored in the background.
+        let probe = match probe {
+            Some(p) if p.index == plan.first_slice && !ex.head_only => Some(p.opened),
+            Some(p) if p.opened.leader.is_some() => {
+                let (tx, _) = local_sync::mpsc::unbounded::channel();
+                monoio::spawn(run_slice(job.clone(), p.index, Some(p.opened), tx));
+                None
+            }
+            _ => None,
+        };
+        let status_of_cache = match &job.cache {
             Some(t) => {
                 let skip = probe.is_some() as u64;
                 let cached = plan
@@ -490,7 +518,7 @@ impl Proxy {
         debug!(
             first_slice = plan.first_slice,
             last_slice = plan.last_slice,
-            len = version.len,
+            len = plan.object_len,
             cache = status_of_cache.as_str(),
             "slice plan"
         );
@@ -503,7 +531,7 @@ impl Proxy {
             let cr = ContentRange::Bytes {
                 first,
                 last,
-                total: Some(version.len),
+                total: Some(plan.object_len),
             };
             headers.insert(header::CONTENT_RANGE, header_value(&cr.to_string()));
         }
@@ -517,14 +545,6 @@ impl Proxy {
             return Ok(());
         }
         ex.slices = plan.slice_count();
-        let job = Rc::new(SliceJob {
-            pool: self.pool.clone(),
-            target: Rc::from(ask.target),
-            headers: Rc::new(slice_headers(ask.forwarded.clone())),
-            plan,
-            version: Rc::new(version),
-            cache,
-        });
         let delivered =
             stream::send_slices(job.clone(), self.settings.window, probe, ex.writer).await;
         if let (Err(Error::SliceMismatch { .. }), Some(t)) = (&delivered, &job.cache) {

@@ -142,6 +142,11 @@ impl SliceStore {
     }
 }
 
+/// Memory-tier shards: up to 8, each with room for at least 4 entries of `max_entry`.
+fn shards(memory_bytes: u64, max_entry: u64) -> usize {
+    (memory_bytes / (4 * max_entry.max(1))).clamp(1, 8) as usize
+}
+
 async fn build(
     settings: &StoreSettings,
     spawner: Spawner,
@@ -151,7 +156,9 @@ async fn build(
         .with_policy(HybridCachePolicy::WriteOnInsertion)
         .with_flush_on_close(true)
         .memory(settings.memory_bytes as usize)
-        .with_shards(8)
+        // foyer splits the memory tier evenly over its shards and keeps an
+        // entry larger than a shard anyway: give each shard room for 4 slices.
+        .with_shards(shards(settings.memory_bytes, settings.max_entry))
         .with_weighter(|k: &String, v: &Bytes| k.len() + v.len())
         .storage()
         .with_io_engine_config(PsyncIoEngineConfig::new())
@@ -175,4 +182,17 @@ async fn build(
         .with_submit_queue_size_threshold(2 * FLUSH_BUFFER as usize)
         .with_tombstone_log(true);
     builder.with_engine_config(engine).build().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_leave_room_for_whole_slices() {
+        assert_eq!(shards(256 * MIB, MIB), 8);
+        assert_eq!(shards(MIB, 256 * 1024), 1);
+        assert_eq!(shards(8 * MIB, MIB), 2);
+        assert_eq!(shards(100, MIB), 1);
+    }
 }
