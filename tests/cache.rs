@@ -646,3 +646,39 @@ fn disk_tier_keeps_what_memory_evicts() {
     }
     assert_eq!(h.origin.request_count(), 0, "{:?}", h.origin_ranges());
 }
+
+/// The origin names X-Variant in Vary: each variant is cached on its own, and
+/// a purge of the object retires every variant.
+#[test]
+fn vary_caches_each_variant_on_its_own() {
+    let setup = cached("vary", 4);
+    let h = Harness::start(setup);
+    let target = "/obj/16/v?vary=X-Variant";
+    let get = |variant: &str| h.get(target, &[("X-Variant", variant)]);
+    let blue = get("blue");
+    assert_eq!(blue.header("x-cache"), Some("MISS"));
+    assert_eq!(blue.header("x-origin-variant"), Some("blue"));
+    let red = get("red");
+    assert_eq!(
+        red.header("x-cache"),
+        Some("MISS"),
+        "red is another variant"
+    );
+    assert_eq!(red.header("x-origin-variant"), Some("red"));
+    h.origin.clear();
+    for (variant, resp) in [("blue", get("blue")), ("red", get("red"))] {
+        assert_eq!(resp.header("x-cache"), Some("HIT"), "{variant}");
+        assert_eq!(resp.header("x-origin-variant"), Some(variant));
+        assert_eq!(resp.body, object_bytes("v", 0, 15));
+    }
+    assert_eq!(h.origin.request_count(), 0);
+    let mut conn = HttpConnection::connect(h.addr()).unwrap();
+    assert_eq!(
+        conn.request("PURGE", target, &[], None).unwrap().status,
+        200
+    );
+    h.origin.clear();
+    assert_eq!(get("blue").header("x-cache"), Some("MISS"));
+    assert_eq!(get("red").header("x-cache"), Some("MISS"));
+    assert!(h.origin.request_count() > 0);
+}

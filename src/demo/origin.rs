@@ -14,7 +14,7 @@
 //! holds back the second half of every body for N ms), `mut` (like `obj`, with
 //! a version set by [`DemoOrigin::set_version`]), plus `/status/{code}/..` and
 //! `/echo/..`. The query `cc=VALUE` replaces `Cache-Control: max-age=3600`
-//! (`cc=none` drops it). A GET whose If-None-Match is the ETag, or whose
+//! (`cc=none` drops it); `vary=NAME` adds `Vary: NAME`. A GET whose If-None-Match is the ETag, or whose
 //! If-Modified-Since is the Last-Modified, gets 304.
 //! Unknown modes answer 404, malformed requests 400 and a close.
 //!
@@ -561,6 +561,9 @@ fn object_reply(
     }
     if cache_control != "none" {
         headers.push(("Cache-Control", cache_control.to_string()));
+    }
+    if let Some(vary) = query_param(&request.target, "vary") {
+        headers.push(("Vary", vary.to_string()));
     }
     if let Some(not_modified) = conditional_reply(request, &headers) {
         return not_modified;
