@@ -83,6 +83,23 @@ pub struct ServerConfig {
     pub client_header_timeout_ms: u64,
     /// On SIGTERM/SIGINT, time allowed for in-flight responses to finish, in milliseconds.
     pub shutdown_timeout_ms: u64,
+    /// Longest a client may take to accept response bytes, in milliseconds.
+    pub client_send_timeout_ms: u64,
+    /// Largest request head (request line and headers), in bytes.
+    #[serde(deserialize_with = "deserialize_size")]
+    pub max_request_head_bytes: u64,
+    /// Most request headers (at most 96).
+    pub max_headers: usize,
+    /// Longest request target (path and query), in bytes.
+    pub max_url_bytes: usize,
+    /// Largest request body passed through to the origin, in bytes.
+    #[serde(deserialize_with = "deserialize_size")]
+    pub max_request_body_bytes: u64,
+    /// Open client connections per worker; more are closed at once.
+    pub max_connections: usize,
+    /// Slice bytes in flight per worker; past it, requests fetch one slice at a time.
+    #[serde(deserialize_with = "deserialize_size")]
+    pub max_buffered_bytes: u64,
 }
 
 impl Default for ServerConfig {
@@ -94,6 +111,13 @@ impl Default for ServerConfig {
             driver: DriverChoice::Auto,
             client_header_timeout_ms: 10_000,
             shutdown_timeout_ms: 10_000,
+            client_send_timeout_ms: 30_000,
+            max_request_head_bytes: 64 * 1024,
+            max_headers: 96,
+            max_url_bytes: 8 * 1024,
+            max_request_body_bytes: 1024 * MIB,
+            max_connections: 10_000,
+            max_buffered_bytes: 256 * MIB,
         }
     }
 }
@@ -135,8 +159,20 @@ pub struct OriginConfig {
     pub host_header: Option<String>,
     /// Time allowed to establish an origin connection, in milliseconds.
     pub connect_timeout_ms: u64,
-    /// Time allowed waiting for a response head or between body bytes, in milliseconds.
+    /// Time allowed from sending a request to the response head, in milliseconds.
+    pub head_timeout_ms: u64,
+    /// Longest gap allowed between body bytes, in milliseconds.
     pub read_timeout_ms: u64,
+    /// Deadline for one whole slice subrequest, in milliseconds.
+    pub slice_timeout_ms: u64,
+    /// Idle keep-alive connections kept per worker.
+    pub max_idle_per_host: usize,
+    /// Idle keep-alive connections older than this are closed, in milliseconds.
+    pub pool_idle_timeout_ms: u64,
+    /// Consecutive failures that open the circuit breaker; 0 turns it off.
+    pub breaker_failures: u32,
+    /// How long an open breaker fails requests fast before one probe, in milliseconds.
+    pub breaker_cooldown_ms: u64,
 }
 
 impl Default for OriginConfig {
@@ -145,7 +181,13 @@ impl Default for OriginConfig {
             address: String::new(),
             host_header: None,
             connect_timeout_ms: 3_000,
-            read_timeout_ms: 30_000,
+            head_timeout_ms: 10_000,
+            read_timeout_ms: 10_000,
+            slice_timeout_ms: 30_000,
+            max_idle_per_host: 10,
+            pool_idle_timeout_ms: 90_000,
+            breaker_failures: 5,
+            breaker_cooldown_ms: 5_000,
         }
     }
 }
@@ -154,6 +196,16 @@ impl OriginConfig {
     /// `connect_timeout_ms` as a [`Duration`].
     pub fn connect_timeout(&self) -> Duration {
         Duration::from_millis(self.connect_timeout_ms)
+    }
+
+    /// `head_timeout_ms` as a [`Duration`].
+    pub fn head_timeout(&self) -> Duration {
+        Duration::from_millis(self.head_timeout_ms)
+    }
+
+    /// `slice_timeout_ms` as a [`Duration`].
+    pub fn slice_timeout(&self) -> Duration {
+        Duration::from_millis(self.slice_timeout_ms)
     }
 
     /// `read_timeout_ms` as a [`Duration`].
@@ -326,6 +378,27 @@ impl Config {
             server.client_header_timeout_ms,
         )?;
         positive("server.shutdown_timeout_ms", server.shutdown_timeout_ms)?;
+        positive(
+            "server.client_send_timeout_ms",
+            server.client_send_timeout_ms,
+        )?;
+        if !(1024..=1024 * 1024).contains(&server.max_request_head_bytes) {
+            return Err(invalid(
+                "server.max_request_head_bytes",
+                server.max_request_head_bytes.to_string(),
+                "must be between 1024 and 1048576 (1MiB)".into(),
+            ));
+        }
+        if !(1..=96).contains(&server.max_headers) {
+            return Err(invalid(
+                "server.max_headers",
+                server.max_headers.to_string(),
+                "must be between 1 and 96".into(),
+            ));
+        }
+        positive("server.max_url_bytes", server.max_url_bytes as u64)?;
+        positive("server.max_connections", server.max_connections as u64)?;
+        positive("server.max_buffered_bytes", server.max_buffered_bytes)?;
         let Some(cores) = &server.pin_cores else {
             return Ok(());
         };
@@ -370,7 +443,11 @@ impl Config {
         check_host_port(&origin.address)
             .map_err(|reason| invalid("origin.address", format!("{:?}", origin.address), reason))?;
         positive("origin.connect_timeout_ms", origin.connect_timeout_ms)?;
-        positive("origin.read_timeout_ms", origin.read_timeout_ms)
+        positive("origin.head_timeout_ms", origin.head_timeout_ms)?;
+        positive("origin.read_timeout_ms", origin.read_timeout_ms)?;
+        positive("origin.slice_timeout_ms", origin.slice_timeout_ms)?;
+        positive("origin.pool_idle_timeout_ms", origin.pool_idle_timeout_ms)?;
+        positive("origin.breaker_cooldown_ms", origin.breaker_cooldown_ms)
     }
 
     fn validate_slice(&self) -> Result<(), ConfigError> {
@@ -494,198 +571,5 @@ fn deserialize_size<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const ORIGIN: &str = "[origin]\naddress = \"127.0.0.1:8081\"\n";
-
-    fn parse_err(text: &str) -> String {
-        match Config::from_toml(text) {
-            Ok(config) => panic!("accepted {text:?} as {config:?}"),
-            Err(e) => e.to_string(),
-        }
-    }
-
-    #[test]
-    fn defaults_fill_every_key_but_origin_address() {
-        let config = Config::from_toml(ORIGIN).unwrap();
-        let expected = Config {
-            origin: OriginConfig {
-                address: "127.0.0.1:8081".into(),
-                ..OriginConfig::default()
-            },
-            ..Config::default()
-        };
-        assert_eq!(config, expected);
-        assert_eq!(config.server.listen, "127.0.0.1:8080".parse().unwrap());
-        assert_eq!(config.server.workers, 0);
-        assert_eq!(config.server.driver, DriverChoice::Auto);
-        assert_eq!(
-            config.server.client_header_timeout(),
-            Duration::from_secs(10)
-        );
-        assert_eq!(config.origin.connect_timeout(), Duration::from_secs(3));
-        assert_eq!(config.origin.read_timeout(), Duration::from_secs(30));
-        assert_eq!(config.slice.slice_size, 1_048_576);
-        assert_eq!(config.cache.memory_bytes, 268_435_456);
-        assert_eq!(config.cache.disk_bytes, 10_737_418_240);
-        assert_eq!(config.cache.cache_ttl, 3600);
-        assert_eq!(config.worker_count(), available_cores());
-    }
-
-    #[test]
-    fn origin_address_is_required() {
-        assert_eq!(parse_err(""), "origin.address is required");
-        assert_eq!(
-            parse_err("[origin]\nconnect_timeout_ms = 5\n"),
-            "origin.address is required"
-        );
-    }
-
-    #[test]
-    fn bad_values_name_their_key() {
-        // (dotted key, TOML value); the error must read `invalid {key} = {value}: ...`.
-        let cases = [
-            ("server.client_header_timeout_ms", "0"),
-            ("server.pin_cores", "[]"),
-            ("server.pin_cores", "[0, 0]"),
-            ("server.pin_cores", "[100000]"),
-            ("origin.connect_timeout_ms", "0"),
-            ("origin.read_timeout_ms", "0"),
-            ("slice.slice_size", "0"),
-            ("slice.slice_size", "67108865"),
-            ("slice.max_concurrent_subrequests", "0"),
-            ("slice.max_concurrent_subrequests", "257"),
-            ("slice.max_retries", "21"),
-            ("cache.memory_bytes", "0"),
-            ("cache.cache_ttl", "0"),
-        ];
-        for (key, value) in cases {
-            // Dotted keys only: a table set by dotted keys cannot be reopened by a header.
-            let err = parse_err(&format!("{key} = {value}\norigin.address = \"o:80\""));
-            let expected = format!("invalid {key} = {value}: ");
-            assert!(err.starts_with(&expected), "{key} = {value} gave {err:?}");
-        }
-        let err = parse_err(&format!("{ORIGIN}[server]\nworkers = 2\npin_cores = [0]"));
-        assert!(err.starts_with("invalid server.workers = 2: "), "{err}");
-        let err = parse_err(&format!("{ORIGIN}[slice]\nmax_concurrent_subrequests = 0"));
-        let expected = "invalid slice.max_concurrent_subrequests = 0: must be between 1 and 256";
-        assert_eq!(err, expected);
-    }
-
-    #[test]
-    fn origin_address_must_be_host_port() {
-        for good in [
-            "127.0.0.1:8081",
-            "origin.example:80",
-            "[::1]:80",
-            "localhost:65535",
-        ] {
-            let config = Config::from_toml(&format!("[origin]\naddress = \"{good}\"")).unwrap();
-            assert_eq!(config.origin.address, good);
-        }
-        for bad in [
-            "127.0.0.1",
-            ":80",
-            "host:0",
-            "host:65536",
-            "host:http",
-            "::1:80",
-            "http://host:80",
-        ] {
-            let err = parse_err(&format!("[origin]\naddress = \"{bad}\""));
-            assert!(
-                err.starts_with(&format!("invalid origin.address = {bad:?}: ")),
-                "{err}"
-            );
-        }
-    }
-
-    #[test]
-    fn sizes_accept_bytes_or_unit_strings() {
-        let cases: &[(&str, u64)] = &[
-            ("2", 2),
-            ("1048576", 1_048_576),
-            ("\"1MiB\"", 1_048_576),
-            ("\"512KiB\"", 524_288),
-            ("\"512 KiB\"", 524_288),
-            ("\"64MiB\"", 64 * MIB),
-        ];
-        for (value, bytes) in cases {
-            let config =
-                Config::from_toml(&format!("{ORIGIN}[slice]\nslice_size = {value}")).unwrap();
-            assert_eq!(config.slice.slice_size, *bytes, "slice_size = {value}");
-        }
-        let text = format!("{ORIGIN}[cache]\nmemory_bytes = \"256MiB\"\ndisk_bytes = \"10 GiB\"");
-        let cache = Config::from_toml(&text).unwrap().cache;
-        assert_eq!(
-            (cache.memory_bytes, cache.disk_bytes),
-            (256 * MIB, 10 * GIB)
-        );
-    }
-
-    #[test]
-    fn bad_size_names_key_and_value() {
-        let err = parse_err(&format!("{ORIGIN}[slice]\nslice_size = \"12 parsecs\""));
-        assert!(
-            err.contains("slice_size") && err.contains("\"12 parsecs\""),
-            "{err}"
-        );
-        let err = parse_err(&format!("{ORIGIN}[cache]\ndisk_bytes = -1"));
-        assert!(err.contains("disk_bytes") && err.contains("-1"), "{err}");
-    }
-
-    #[test]
-    fn unknown_keys_are_rejected_by_name() {
-        let err = parse_err(&format!("{ORIGIN}[slice]\nslise_size = 2"));
-        assert!(err.contains("slise_size"), "{err}");
-        let err = parse_err(&format!("{ORIGIN}[slise]\nslice_size = 2"));
-        assert!(err.contains("slise"), "{err}");
-    }
-
-    #[test]
-    fn driver_names_are_snake_case() {
-        for (name, driver) in [
-            ("auto", DriverChoice::Auto),
-            ("io_uring", DriverChoice::IoUring),
-            ("legacy", DriverChoice::Legacy),
-        ] {
-            let config =
-                Config::from_toml(&format!("{ORIGIN}[server]\ndriver = \"{name}\"")).unwrap();
-            assert_eq!(config.server.driver, driver);
-        }
-        assert!(parse_err(&format!("{ORIGIN}[server]\ndriver = \"epoll\"")).contains("epoll"));
-    }
-
-    #[test]
-    fn worker_count_uses_workers_when_set() {
-        let config = Config::from_toml(&format!("{ORIGIN}[server]\nworkers = 3")).unwrap();
-        assert_eq!(config.worker_count(), 3);
-        let config =
-            Config::from_toml(&format!("{ORIGIN}[server]\nworkers = 1\npin_cores = [0]")).unwrap();
-        assert_eq!(config.server.pin_cores, Some(vec![0]));
-        // workers = 0 with pinned cores: one worker per pinned core.
-        let config =
-            Config::from_toml(&format!("{ORIGIN}[server]\nworkers = 0\npin_cores = [0]")).unwrap();
-        assert_eq!(config.worker_count(), 1);
-    }
-
-    #[test]
-    fn to_toml_round_trips() {
-        let text = format!(
-            "{ORIGIN}host_header = \"cdn.example\"\n\
-             [server]\nworkers = 1\npin_cores = [0]\ndriver = \"legacy\"\n\
-             [slice]\nslice_size = \"2KiB\"\n[cache]\ndisk_bytes = 0\n"
-        );
-        for config in [
-            Config::from_toml(ORIGIN).unwrap(),
-            Config::from_toml(&text).unwrap(),
-        ] {
-            let written = config.to_toml();
-            assert_eq!(Config::from_toml(&written).unwrap(), config, "{written}");
-        }
-        let written = Config::from_toml(ORIGIN).unwrap().to_toml();
-        assert!(written.contains("slice_size = 1048576"), "{written}");
-        assert!(!written.contains("pin_cores"), "{written}");
-    }
-}
+#[path = "config_tests.rs"]
+mod tests;

@@ -38,6 +38,21 @@ pub enum Error {
     /// The client sent nothing within the header timeout.
     #[error("client sent no complete request head within {0} ms")]
     ClientTimeout(u64),
+    /// The client stopped reading the response.
+    #[error("client accepted no response bytes within {0} ms")]
+    ClientSendTimeout(u64),
+    /// The request target is longer than the limit.
+    #[error("request target longer than {limit} bytes")]
+    UriTooLong {
+        /// The configured limit in bytes.
+        limit: usize,
+    },
+    /// The request body is larger than the limit.
+    #[error("request body larger than {limit} bytes")]
+    BodyTooLarge {
+        /// The configured limit in bytes.
+        limit: u64,
+    },
     /// No connection to the origin could be made.
     #[error("connect to origin {addr}: {source}")]
     OriginConnect {
@@ -53,6 +68,17 @@ pub enum Error {
     /// The origin did not answer in time.
     #[error("origin timed out {0}")]
     OriginTimeout(&'static str),
+    /// The origin answered a slice with a server error.
+    #[error("origin answered {status} for slice {index}")]
+    OriginStatus {
+        /// Index of the slice asked for.
+        index: u64,
+        /// The 5xx status.
+        status: u16,
+    },
+    /// The origin's circuit breaker is open: failing fast instead of piling on.
+    #[error("origin {0} is failing: circuit breaker open")]
+    OriginUnavailable(String),
     /// The origin's answer is not valid HTTP/1.1.
     #[error("origin sent an invalid response: {0}")]
     OriginProtocol(String),
@@ -73,10 +99,15 @@ impl Error {
             Error::BadRequest(_)
             | Error::HeadTooLarge { .. }
             | Error::ClientIo(_)
-            | Error::ClientTimeout(_) => ErrorSource::Client,
+            | Error::ClientTimeout(_)
+            | Error::ClientSendTimeout(_)
+            | Error::UriTooLong { .. }
+            | Error::BodyTooLarge { .. } => ErrorSource::Client,
             Error::OriginConnect { .. }
             | Error::OriginIo(_)
             | Error::OriginTimeout(_)
+            | Error::OriginStatus { .. }
+            | Error::OriginUnavailable(_)
             | Error::OriginProtocol(_)
             | Error::SliceMismatch { .. } => ErrorSource::Origin,
         }
@@ -88,11 +119,15 @@ impl Error {
             Error::BadRequest(_) => StatusCode::BAD_REQUEST,
             Error::HeadTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Error::ClientIo(_) => StatusCode::BAD_REQUEST,
-            Error::ClientTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            Error::ClientTimeout(_) | Error::ClientSendTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            Error::UriTooLong { .. } => StatusCode::URI_TOO_LONG,
+            Error::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::OriginUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::OriginTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             Error::OriginConnect { .. }
             | Error::OriginIo(_)
             | Error::OriginProtocol(_)
+            | Error::OriginStatus { .. }
             | Error::SliceMismatch { .. } => StatusCode::BAD_GATEWAY,
         }
     }

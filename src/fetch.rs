@@ -14,6 +14,7 @@
 
 use std::rc::Rc;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, Method, StatusCode};
@@ -27,6 +28,7 @@ use crate::error::{Error, Result};
 use crate::origin::{OriginPool, OriginResponse};
 use crate::plan::{self, SlicePlan};
 use crate::range::{parse_content_range, ContentRange};
+use crate::retry::Retry;
 
 /// The version of an object a response is assembled from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -183,6 +185,10 @@ pub struct SliceJob {
     pub version: Rc<ObjectVersion>,
     /// Where slices are looked up and stored; `None` when not cacheable.
     pub cache: Option<CacheTarget>,
+    /// Retries allowed per slice.
+    pub max_retries: u32,
+    /// Deadline of one attempt at a whole slice.
+    pub slice_timeout: Duration,
 }
 
 impl SliceJob {
@@ -198,6 +204,12 @@ impl SliceJob {
             .pool
             .request(&Method::GET, &self.target, &headers)
             .await?;
+        if resp.head.status.is_server_error() {
+            return Err(Error::OriginStatus {
+                index,
+                status: resp.head.status.as_u16(),
+            });
+        }
         check_slice_head(index, self.plan.slice_size, &resp.head, Some(&self.version))?;
         Ok(resp)
     }
@@ -261,11 +273,11 @@ async fn slice_from_anywhere(
 ) -> Result<Got> {
     let mut out = ClientPart::new(job, index);
     if let Some(opened) = opened {
-        return fetch_and_store(job, index, opened.response, opened.leader, &mut out, tx).await;
+        let (resp, leader) = (Some(opened.response), opened.leader);
+        return fetch_with_retries(job, index, resp, leader, &mut out, tx).await;
     }
     let Some(target) = &job.cache else {
-        let resp = job.open(index).await?;
-        return fetch_and_store(job, index, resp, None, &mut out, tx).await;
+        return fetch_with_retries(job, index, None, None, &mut out, tx).await;
     };
     let key = target.slice_key(index);
     if let Some((bytes, _tier)) = target.cache.store.get(&key).await {
@@ -289,8 +301,7 @@ async fn slice_from_anywhere(
                     return Ok((SliceSource::Cache, None));
                 }
             }
-            let resp = job.open(index).await?;
-            fetch_and_store(job, index, resp, Some(leader), &mut out, tx).await
+            fetch_with_retries(job, index, None, Some(leader), &mut out, tx).await
         }
         Joined::Follower(rx) => {
             while let Ok(event) = rx.recv_async().await {
@@ -313,43 +324,88 @@ async fn slice_from_anywhere(
             // needed, or its fetch failed): fetch alone, resuming after the
             // bytes the client already has.
             out.restart();
-            let resp = job.open(index).await?;
-            fetch_and_store(job, index, resp, None, &mut out, tx).await
+            fetch_with_retries(job, index, None, None, &mut out, tx).await
         }
     }
 }
 
-/// Stream an origin answer for slice `index` to the client and, when leading a
-/// flight, to its followers and then into the store.
-async fn fetch_and_store(
+/// Fetch slice `index` from the origin (starting with the already opened
+/// `first` answer, if any), retrying failed attempts as [`Retry`] allows. A
+/// retry asks for the whole slice again and resumes after the bytes already
+/// handed to the client and to the flight's followers, so a slice that breaks
+/// mid-body still yields a complete, correct response.
+async fn fetch_with_retries(
     job: &SliceJob,
     index: u64,
-    mut resp: OriginResponse,
+    mut first: Option<OriginResponse>,
     leader: Option<FlightLeader>,
     out: &mut ClientPart,
     tx: &Tx<SliceEvent>,
 ) -> Result<Got> {
+    let mut retry = Retry::new(job.max_retries);
+    let mut published = 0u64;
+    loop {
+        let attempt = async {
+            let resp = match first.take() {
+                Some(resp) => resp,
+                None => job.open(index).await?,
+            };
+            stream_attempt(job, index, resp, leader.as_ref(), &mut published, out, tx).await
+        };
+        let result = match monoio::time::timeout(job.slice_timeout, attempt).await {
+            Ok(result) => result,
+            Err(_) => Err(Error::OriginTimeout("for the whole slice")),
+        };
+        let Err(e) = result else {
+            if let Some(l) = &leader {
+                l.complete(Ok(()));
+            }
+            return Ok((SliceSource::Origin, leader));
+        };
+        let Some(delay) = retry.after(&e) else {
+            return Err(e);
+        };
+        debug!(index, retry = retry.retries(), delay_ms = delay.as_millis() as u64, error = %e, "retrying slice");
+        if !delay.is_zero() {
+            monoio::time::sleep(delay).await;
+        }
+        out.restart();
+    }
+}
+
+/// One attempt: stream an origin answer for slice `index` to the client and,
+/// when leading a flight, to its followers (bytes they already have skipped).
+async fn stream_attempt(
+    job: &SliceJob,
+    index: u64,
+    mut resp: OriginResponse,
+    leader: Option<&FlightLeader>,
+    published: &mut u64,
+    out: &mut ClientPart,
+    tx: &Tx<SliceEvent>,
+) -> Result<()> {
     let expected = job.slice_len(index);
     while let Some(data) = resp.chunk().await? {
-        if out.received + data.len() as u64 > expected {
+        let offset = out.received;
+        let end = offset + data.len() as u64;
+        if end > expected {
             return Err(Error::mismatch(
                 index,
                 format!("got more than {expected} body bytes"),
             ));
         }
-        if let Some(l) = &leader {
-            l.publish(&data);
+        if let Some(l) = leader {
+            if end > *published {
+                l.publish(&data.slice((published.saturating_sub(offset)) as usize..));
+                *published = end;
+            }
         }
         if !out.emit(tx, &data) && leader.is_none() {
             // The client went away and no follower reads along: stop here.
-            return Ok((SliceSource::Origin, None));
+            return Ok(());
         }
     }
-    out.finish(index)?;
-    if let Some(leader) = &leader {
-        leader.complete(Ok(()));
-    }
-    Ok((SliceSource::Origin, leader))
+    out.finish(index)
 }
 
 /// The part of one slice the client asked for, cut from its bytes as they come.

@@ -18,6 +18,7 @@
 //! `demo` holds a built-in origin and a small client, used by `edgeslice demo`
 //! and the tests.
 
+pub mod breaker;
 pub mod cache;
 pub mod config;
 pub mod demo;
@@ -29,6 +30,7 @@ pub mod origin;
 pub mod plan;
 pub mod proxy;
 pub mod range;
+pub mod retry;
 pub mod runtime;
 pub mod server;
 pub mod stream;

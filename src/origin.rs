@@ -15,7 +15,8 @@ use std::cell::RefCell;
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::rc::Rc;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{HeaderMap, Method};
@@ -25,6 +26,8 @@ use monoio_codec::FramedRead;
 use monoio_http::common::response::ResponseHead;
 use monoio_http::h1::codec::decoder::ResponseHeadDecoder;
 
+use crate::breaker::Breaker;
+use crate::config::OriginConfig;
 use crate::error::{Error, Result};
 use crate::http1::{
     self, BodyDecoder, BodyFraming, HeadError, LimitedHead, ReadHalf, WriteHalf, READ_BUFFER,
@@ -42,19 +45,22 @@ pub struct OriginSettings {
     pub addrs: Vec<SocketAddr>,
     /// Bound on establishing a connection.
     pub connect_timeout: Duration,
-    /// Bound on waiting for a response head or for the next body bytes.
+    /// Bound on waiting for a response head.
+    pub head_timeout: Duration,
+    /// Bound on the gap between body bytes.
     pub read_timeout: Duration,
     /// Idle connections kept per worker.
     pub max_idle: usize,
+    /// Idle connections older than this are closed instead of reused.
+    pub idle_timeout: Duration,
+    /// The origin's circuit breaker, shared by all workers.
+    pub breaker: Arc<Breaker>,
 }
 
 impl OriginSettings {
-    /// Resolve `address` (`host:port`) once, at worker start.
-    pub fn resolve(
-        address: &str,
-        connect_timeout: Duration,
-        read_timeout: Duration,
-    ) -> io::Result<OriginSettings> {
+    /// Resolve the configured address (`host:port`) once, at start.
+    pub fn resolve(config: &OriginConfig) -> io::Result<OriginSettings> {
+        let address = &config.address;
         let addrs: Vec<SocketAddr> = address.to_socket_addrs()?.collect();
         if addrs.is_empty() {
             return Err(io::Error::new(
@@ -65,9 +71,15 @@ impl OriginSettings {
         Ok(OriginSettings {
             name: address.to_string(),
             addrs,
-            connect_timeout,
-            read_timeout,
-            max_idle: 10,
+            connect_timeout: config.connect_timeout(),
+            head_timeout: config.head_timeout(),
+            read_timeout: config.read_timeout(),
+            max_idle: config.max_idle_per_host,
+            idle_timeout: Duration::from_millis(config.pool_idle_timeout_ms),
+            breaker: Arc::new(Breaker::new(
+                config.breaker_failures,
+                Duration::from_millis(config.breaker_cooldown_ms),
+            )),
         })
     }
 }
@@ -79,6 +91,7 @@ pub struct OriginConn {
     reader: HeadReader,
     writer: WriteHalf,
     reused: bool,
+    idle_since: Instant,
 }
 
 /// Keep-alive connections of one worker to one origin; single-threaded, no locks.
@@ -123,6 +136,7 @@ impl OriginPool {
                         reader: FramedRead::with_capacity(r, decoder, READ_BUFFER),
                         writer: w,
                         reused: false,
+                        idle_since: Instant::now(),
                     });
                 }
                 Ok(Err(e)) => last = Some(e),
@@ -136,19 +150,46 @@ impl OriginPool {
     }
 
     fn checkout(&self) -> Option<OriginConn> {
-        self.idle.borrow_mut().pop()
+        let mut idle = self.idle.borrow_mut();
+        // Most recently used first; older ones past the idle timeout are closed.
+        while let Some(conn) = idle.pop() {
+            if conn.idle_since.elapsed() < self.settings.idle_timeout {
+                return Some(conn);
+            }
+        }
+        None
     }
 
     fn checkin(&self, mut conn: OriginConn) {
         let mut idle = self.idle.borrow_mut();
         if idle.len() < self.settings.max_idle && conn.reader.read_buffer().is_empty() {
             conn.reused = true;
+            conn.idle_since = Instant::now();
             idle.push(conn);
         }
     }
 
     /// Send a bodiless request and wait for the response head.
     pub async fn request(
+        self: &Rc<Self>,
+        method: &Method,
+        target: &str,
+        headers: &HeaderMap,
+    ) -> Result<OriginResponse> {
+        let breaker = &self.settings.breaker;
+        if !breaker.admit() {
+            return Err(Error::OriginUnavailable(self.settings.name.clone()));
+        }
+        let result = self.request_once(method, target, headers).await;
+        match &result {
+            Ok(resp) if resp.head.status.is_server_error() => breaker.failure(),
+            Ok(_) => breaker.success(),
+            Err(_) => breaker.failure(),
+        }
+        result
+    }
+
+    async fn request_once(
         self: &Rc<Self>,
         method: &Method,
         target: &str,
@@ -237,7 +278,7 @@ impl OriginPool {
         mut conn: OriginConn,
         method: &Method,
     ) -> Result<OriginResponse> {
-        let timeout = self.settings.read_timeout;
+        let timeout = self.settings.head_timeout;
         let head = match monoio::time::timeout(timeout, futures_next(&mut conn.reader)).await {
             Err(_) => return Err(Error::OriginTimeout("waiting for the response head")),
             Ok(None) => {

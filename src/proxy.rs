@@ -34,6 +34,7 @@ use crate::http1::{self, BodyFraming};
 use crate::origin::{OriginPool, OriginResponse};
 use crate::plan::{self, SlicePlan};
 use crate::range::{parse_content_range, parse_range, ByteRangeSpec, ContentRange, RangeRequest};
+use crate::retry::Retry;
 use crate::stream;
 
 /// Settings of the pipeline, converted once from the configuration.
@@ -51,6 +52,10 @@ pub struct ProxySettings {
     pub purge_allow: Vec<ipnet::IpNet>,
     /// Bearer token that allows PURGE.
     pub purge_token: Option<String>,
+    /// Retries allowed per slice (and for the probe).
+    pub max_retries: u32,
+    /// Deadline of one attempt at a whole slice.
+    pub slice_timeout: std::time::Duration,
 }
 
 /// One worker's proxy: its settings, its own origin pool, the node's cache.
@@ -340,8 +345,7 @@ impl Proxy {
         let mut probe_headers = ask.forwarded.clone();
         probe_headers.insert(header::RANGE, range_value(index, size));
         let resp = self
-            .pool
-            .request(&Method::GET, ask.target, &probe_headers)
+            .probe_with_retries(ask.target, &probe_headers, index)
             .await?;
         match resp.head.status {
             StatusCode::PARTIAL_CONTENT => {}
@@ -392,6 +396,41 @@ impl Proxy {
         };
         self.respond(&ask, version, headers, size, target, Some(first), ex)
             .await
+    }
+
+    /// Send the probe, retrying connection failures, timeouts and 5xx answers;
+    /// the last 5xx is relayed when retries run out.
+    async fn probe_with_retries(
+        &self,
+        target: &str,
+        headers: &HeaderMap,
+        index: u64,
+    ) -> Result<OriginResponse> {
+        let mut retry = Retry::new(self.settings.max_retries);
+        loop {
+            let delay = match self.pool.request(&Method::GET, target, headers).await {
+                Ok(resp) if resp.head.status.is_server_error() => {
+                    match retry.after_status(index, resp.head.status.as_u16()) {
+                        Some(delay) => delay,
+                        None => return Ok(resp),
+                    }
+                }
+                Ok(resp) => return Ok(resp),
+                Err(e) => match retry.after(&e) {
+                    Some(delay) => delay,
+                    None => return Err(e),
+                },
+            };
+            debug!(
+                index,
+                retry = retry.retries(),
+                delay_ms = delay.as_millis() as u64,
+                "retrying probe"
+            );
+            if !delay.is_zero() {
+                monoio::time::sleep(delay).await;
+            }
+        }
     }
 
     /// The probe was answered 416: an empty object, or a range past the end.
@@ -490,6 +529,8 @@ impl Proxy {
             plan,
             version: Rc::new(version),
             cache,
+            max_retries: self.settings.max_retries,
+            slice_timeout: self.settings.slice_timeout,
         });
         // The probe's answer is reused when it is the plan's first slice (and
         // the body is wanted). Otherwise, when others may follow its flight,

@@ -83,12 +83,7 @@ impl Server {
     /// Bind the listeners and start the workers.
     pub fn start(config: &Config) -> io::Result<Server> {
         let driver = Driver::choose(config.server.driver)?;
-        let origin = OriginSettings::resolve(
-            &config.origin.address,
-            config.origin.connect_timeout(),
-            config.origin.read_timeout(),
-        )
-        .map_err(|e| {
+        let origin = OriginSettings::resolve(&config.origin).map_err(|e| {
             io::Error::new(
                 e.kind(),
                 format!("origin.address {:?}: {e}", config.origin.address),
@@ -107,6 +102,8 @@ impl Server {
                     .unwrap_or_else(|_| HeaderValue::from_static("localhost")),
                 purge_allow: config.cache.purge_networks(),
                 purge_token: config.cache.purge_token.clone(),
+                max_retries: config.slice.max_retries,
+                slice_timeout: config.origin.slice_timeout(),
             },
             origin,
             limits: ClientLimits {

@@ -269,7 +269,9 @@ fn probe_statuses_are_relayed() {
         assert_eq!(resp.status, code, "{target}");
         assert!(resp.complete, "{target}");
         assert_eq!(resp.body, body, "{target}");
-        assert_eq!(h.origin.request_count(), 1, "{target}");
+        // A 5xx probe is retried (max_retries = 3) before it is relayed.
+        let attempts = if code >= 500 { 4 } else { 1 };
+        assert_eq!(h.origin.request_count(), attempts, "{target}");
         assert_no_hop_by_hop(&resp, &target);
     }
 
@@ -394,14 +396,19 @@ fn unreachable_origin_is_bad_gateway() {
     let text = format!(
         "[server]\nlisten = \"127.0.0.1:0\"\nworkers = 1\n\
          [origin]\naddress = \"{closed}\"\nconnect_timeout_ms = 2000\nread_timeout_ms = 2000\n\
-         [slice]\nslice_size = {S}\n"
+         [slice]\nslice_size = {S}\n[cache]\nenabled = false\n"
     );
     let config = Config::from_toml(&text).expect("test config is valid");
     let server = Server::start(&config).expect("edgeslice starts");
-    for target in ["/obj/16/x", "/status/404/x"] {
+    for (i, target) in ["/obj/16/x", "/status/404/x"].into_iter().enumerate() {
         let started = Instant::now();
         let resp = common::get(server.local_addr(), target, &[]).expect("an answer");
-        assert_bad_gateway(&resp, target);
+        if i > 0 && resp.status == 503 {
+            // Retries of the first request opened the circuit breaker: fail fast.
+            assert!(resp.complete, "{target}");
+        } else {
+            assert_bad_gateway(&resp, target);
+        }
         assert!(
             started.elapsed() < Duration::from_secs(2),
             "{target}: a refused connection took {:?}",

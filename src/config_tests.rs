@@ -1,0 +1,196 @@
+//! Tests of configuration loading and validation.
+use super::*;
+
+const ORIGIN: &str = "[origin]\naddress = \"127.0.0.1:8081\"\n";
+
+fn parse_err(text: &str) -> String {
+    match Config::from_toml(text) {
+        Ok(config) => panic!("accepted {text:?} as {config:?}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn defaults_fill_every_key_but_origin_address() {
+    let config = Config::from_toml(ORIGIN).unwrap();
+    let expected = Config {
+        origin: OriginConfig {
+            address: "127.0.0.1:8081".into(),
+            ..OriginConfig::default()
+        },
+        ..Config::default()
+    };
+    assert_eq!(config, expected);
+    assert_eq!(config.server.listen, "127.0.0.1:8080".parse().unwrap());
+    assert_eq!(config.server.workers, 0);
+    assert_eq!(config.server.driver, DriverChoice::Auto);
+    assert_eq!(
+        config.server.client_header_timeout(),
+        Duration::from_secs(10)
+    );
+    assert_eq!(config.origin.connect_timeout(), Duration::from_secs(3));
+    assert_eq!(config.origin.head_timeout(), Duration::from_secs(10));
+    assert_eq!(config.origin.read_timeout(), Duration::from_secs(10));
+    assert_eq!(config.origin.slice_timeout(), Duration::from_secs(30));
+    assert_eq!(config.origin.max_idle_per_host, 10);
+    assert_eq!(config.server.max_request_head_bytes, 65_536);
+    assert_eq!(config.slice.slice_size, 1_048_576);
+    assert_eq!(config.cache.memory_bytes, 268_435_456);
+    assert_eq!(config.cache.disk_bytes, 10_737_418_240);
+    assert_eq!(config.cache.cache_ttl, 3600);
+    assert_eq!(config.worker_count(), available_cores());
+}
+
+#[test]
+fn origin_address_is_required() {
+    assert_eq!(parse_err(""), "origin.address is required");
+    assert_eq!(
+        parse_err("[origin]\nconnect_timeout_ms = 5\n"),
+        "origin.address is required"
+    );
+}
+
+#[test]
+fn bad_values_name_their_key() {
+    // (dotted key, TOML value); the error must read `invalid {key} = {value}: ...`.
+    let cases = [
+        ("server.client_header_timeout_ms", "0"),
+        ("server.pin_cores", "[]"),
+        ("server.pin_cores", "[0, 0]"),
+        ("server.pin_cores", "[100000]"),
+        ("origin.connect_timeout_ms", "0"),
+        ("origin.read_timeout_ms", "0"),
+        ("slice.slice_size", "0"),
+        ("slice.slice_size", "67108865"),
+        ("slice.max_concurrent_subrequests", "0"),
+        ("slice.max_concurrent_subrequests", "257"),
+        ("slice.max_retries", "21"),
+        ("cache.memory_bytes", "0"),
+        ("cache.cache_ttl", "0"),
+    ];
+    for (key, value) in cases {
+        // Dotted keys only: a table set by dotted keys cannot be reopened by a header.
+        let err = parse_err(&format!("{key} = {value}\norigin.address = \"o:80\""));
+        let expected = format!("invalid {key} = {value}: ");
+        assert!(err.starts_with(&expected), "{key} = {value} gave {err:?}");
+    }
+    let err = parse_err(&format!("{ORIGIN}[server]\nworkers = 2\npin_cores = [0]"));
+    assert!(err.starts_with("invalid server.workers = 2: "), "{err}");
+    let err = parse_err(&format!("{ORIGIN}[slice]\nmax_concurrent_subrequests = 0"));
+    let expected = "invalid slice.max_concurrent_subrequests = 0: must be between 1 and 256";
+    assert_eq!(err, expected);
+}
+
+#[test]
+fn origin_address_must_be_host_port() {
+    for good in [
+        "127.0.0.1:8081",
+        "origin.example:80",
+        "[::1]:80",
+        "localhost:65535",
+    ] {
+        let config = Config::from_toml(&format!("[origin]\naddress = \"{good}\"")).unwrap();
+        assert_eq!(config.origin.address, good);
+    }
+    for bad in [
+        "127.0.0.1",
+        ":80",
+        "host:0",
+        "host:65536",
+        "host:http",
+        "::1:80",
+        "http://host:80",
+    ] {
+        let err = parse_err(&format!("[origin]\naddress = \"{bad}\""));
+        assert!(
+            err.starts_with(&format!("invalid origin.address = {bad:?}: ")),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn sizes_accept_bytes_or_unit_strings() {
+    let cases: &[(&str, u64)] = &[
+        ("2", 2),
+        ("1048576", 1_048_576),
+        ("\"1MiB\"", 1_048_576),
+        ("\"512KiB\"", 524_288),
+        ("\"512 KiB\"", 524_288),
+        ("\"64MiB\"", 64 * MIB),
+    ];
+    for (value, bytes) in cases {
+        let config = Config::from_toml(&format!("{ORIGIN}[slice]\nslice_size = {value}")).unwrap();
+        assert_eq!(config.slice.slice_size, *bytes, "slice_size = {value}");
+    }
+    let text = format!("{ORIGIN}[cache]\nmemory_bytes = \"256MiB\"\ndisk_bytes = \"10 GiB\"");
+    let cache = Config::from_toml(&text).unwrap().cache;
+    assert_eq!(
+        (cache.memory_bytes, cache.disk_bytes),
+        (256 * MIB, 10 * GIB)
+    );
+}
+
+#[test]
+fn bad_size_names_key_and_value() {
+    let err = parse_err(&format!("{ORIGIN}[slice]\nslice_size = \"12 parsecs\""));
+    assert!(
+        err.contains("slice_size") && err.contains("\"12 parsecs\""),
+        "{err}"
+    );
+    let err = parse_err(&format!("{ORIGIN}[cache]\ndisk_bytes = -1"));
+    assert!(err.contains("disk_bytes") && err.contains("-1"), "{err}");
+}
+
+#[test]
+fn unknown_keys_are_rejected_by_name() {
+    let err = parse_err(&format!("{ORIGIN}[slice]\nslise_size = 2"));
+    assert!(err.contains("slise_size"), "{err}");
+    let err = parse_err(&format!("{ORIGIN}[slise]\nslice_size = 2"));
+    assert!(err.contains("slise"), "{err}");
+}
+
+#[test]
+fn driver_names_are_snake_case() {
+    for (name, driver) in [
+        ("auto", DriverChoice::Auto),
+        ("io_uring", DriverChoice::IoUring),
+        ("legacy", DriverChoice::Legacy),
+    ] {
+        let config = Config::from_toml(&format!("{ORIGIN}[server]\ndriver = \"{name}\"")).unwrap();
+        assert_eq!(config.server.driver, driver);
+    }
+    assert!(parse_err(&format!("{ORIGIN}[server]\ndriver = \"epoll\"")).contains("epoll"));
+}
+
+#[test]
+fn worker_count_uses_workers_when_set() {
+    let config = Config::from_toml(&format!("{ORIGIN}[server]\nworkers = 3")).unwrap();
+    assert_eq!(config.worker_count(), 3);
+    let config =
+        Config::from_toml(&format!("{ORIGIN}[server]\nworkers = 1\npin_cores = [0]")).unwrap();
+    assert_eq!(config.server.pin_cores, Some(vec![0]));
+    // workers = 0 with pinned cores: one worker per pinned core.
+    let config =
+        Config::from_toml(&format!("{ORIGIN}[server]\nworkers = 0\npin_cores = [0]")).unwrap();
+    assert_eq!(config.worker_count(), 1);
+}
+
+#[test]
+fn to_toml_round_trips() {
+    let text = format!(
+        "{ORIGIN}host_header = \"cdn.example\"\n\
+         [server]\nworkers = 1\npin_cores = [0]\ndriver = \"legacy\"\n\
+         [slice]\nslice_size = \"2KiB\"\n[cache]\ndisk_bytes = 0\n"
+    );
+    for config in [
+        Config::from_toml(ORIGIN).unwrap(),
+        Config::from_toml(&text).unwrap(),
+    ] {
+        let written = config.to_toml();
+        assert_eq!(Config::from_toml(&written).unwrap(), config, "{written}");
+    }
+    let written = Config::from_toml(ORIGIN).unwrap().to_toml();
+    assert!(written.contains("slice_size = 1048576"), "{written}");
+    assert!(!written.contains("pin_cores"), "{written}");
+}
