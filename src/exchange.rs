@@ -5,6 +5,7 @@
 //! still become a 4xx/5xx answer; after it, the connection must be aborted.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, StatusCode, Version};
@@ -17,6 +18,14 @@ use crate::error::{Error, Result};
 use crate::http1::{self, BodyFraming, LimitedHead, ReadHalf, WriteHalf};
 use crate::origin::OriginResponse;
 
+/// Write `data` to a client that must accept it within `timeout`.
+pub async fn write_to_client(writer: &mut WriteHalf, data: Bytes, timeout: Duration) -> Result<()> {
+    match monoio::time::timeout(timeout, writer.write_all(data)).await {
+        Ok((res, _)) => res.map(|_| ()).map_err(Error::ClientIo),
+        Err(_) => Err(Error::ClientSendTimeout(timeout.as_millis() as u64)),
+    }
+}
+
 /// The client side of one request/response exchange.
 pub struct Exchange<'a> {
     /// Where the request (head and body) is read from.
@@ -27,6 +36,10 @@ pub struct Exchange<'a> {
     pub peer: SocketAddr,
     /// HTTP version the client spoke.
     pub version: Version,
+    /// Time the client may take to accept response bytes.
+    pub send_timeout: Duration,
+    /// Largest request body passed through.
+    pub max_body_bytes: u64,
     /// Whether the connection may carry another request afterwards.
     pub keep_alive: bool,
     /// The request is a HEAD: heads only, never a body.
@@ -61,8 +74,7 @@ impl Exchange<'_> {
 
     /// Write body bytes (or an interim response) to the client.
     pub async fn write(&mut self, data: Bytes) -> Result<()> {
-        let (res, _) = self.writer.write_all(data).await;
-        res.map(|_| ()).map_err(Error::ClientIo)
+        write_to_client(self.writer, data, self.send_timeout).await
     }
 
     /// Answer with a short plain-text body (errors, 403, 416).

@@ -220,6 +220,7 @@ impl OriginPool {
         headers: &HeaderMap,
         body_src: &mut FramedRead<IO, C>,
         framing: BodyFraming,
+        max_body: u64,
     ) -> Result<OriginResponse> {
         let mut conn = self.connect().await?;
         let mut head = Vec::with_capacity(512);
@@ -227,10 +228,15 @@ impl OriginPool {
         write(&mut conn.writer, Bytes::from(head)).await?;
         let mut body = BodyDecoder::new(framing);
         let chunked = framing == BodyFraming::Chunked;
+        let mut sent = 0u64;
         loop {
             let piece = http1::next_body_chunk(body_src, &mut body)
                 .await
                 .map_err(Error::ClientIo)?;
+            sent += piece.as_ref().map_or(0, |p| p.len() as u64);
+            if sent > max_body {
+                return Err(Error::BodyTooLarge { limit: max_body });
+            }
             match piece {
                 Some(data) if chunked => {
                     write(&mut conn.writer, http1::chunk_header(data.len())).await?;

@@ -66,6 +66,8 @@ pub struct Proxy {
     pub pool: Rc<OriginPool>,
     /// The node's slice cache, shared by all workers; `None` when disabled.
     pub cache: Option<Arc<SliceCache>>,
+    /// This worker's budget of slice bytes in flight.
+    pub budget: stream::SliceBudget,
 }
 
 /// What the client asked of one object.
@@ -166,7 +168,14 @@ impl Proxy {
                         .await?;
                 }
                 self.pool
-                    .request_with_body(&req.method, target, &headers, ex.reader, framing)
+                    .request_with_body(
+                        &req.method,
+                        target,
+                        &headers,
+                        ex.reader,
+                        framing,
+                        ex.max_body_bytes,
+                    )
                     .await?
             }
         };
@@ -586,8 +595,17 @@ impl Proxy {
             return Ok(());
         }
         ex.slices = plan.slice_count();
-        let delivered =
-            stream::send_slices(job.clone(), self.settings.window, probe, ex.writer).await;
+        let delivered = stream::send_slices(
+            job.clone(),
+            stream::Sending {
+                window: self.settings.window,
+                budget: &self.budget,
+                send_timeout: ex.send_timeout,
+            },
+            probe,
+            ex.writer,
+        )
+        .await;
         if let (Err(Error::SliceMismatch { .. }), Some(t)) = (&delivered, &job.cache) {
             // The object changed under its manifest: the next request probes anew.
             t.cache.forget(&t.key);

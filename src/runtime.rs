@@ -27,9 +27,7 @@ use crate::config::{Config, DriverChoice};
 use crate::origin::{OriginPool, OriginSettings};
 use crate::proxy::{Proxy, ProxySettings};
 use crate::server::{accept_loop, ClientLimits, WorkerState};
-
-/// Largest request head accepted, in bytes.
-pub const MAX_REQUEST_HEAD: usize = 64 * 1024;
+use crate::stream::SliceBudget;
 
 /// The event-loop driver a worker runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,6 +66,7 @@ struct WorkerPlan {
     limits: ClientLimits,
     driver: Driver,
     shutdown_timeout: std::time::Duration,
+    max_buffered_bytes: u64,
 }
 
 /// Running workers.
@@ -106,12 +105,10 @@ impl Server {
                 slice_timeout: config.origin.slice_timeout(),
             },
             origin,
-            limits: ClientLimits {
-                max_head_bytes: MAX_REQUEST_HEAD,
-                header_timeout: config.server.client_header_timeout(),
-            },
+            limits: ClientLimits::from_config(&config.server),
             driver,
             shutdown_timeout: config.server.shutdown_timeout(),
+            max_buffered_bytes: config.server.max_buffered_bytes,
         };
         let cache = if config.cache.enabled {
             let cache = SliceCache::open(&config.cache, config.slice.slice_size)?;
@@ -262,6 +259,7 @@ async fn worker(
         settings: plan.proxy,
         pool: OriginPool::new(plan.origin),
         cache,
+        budget: SliceBudget::new(plan.max_buffered_bytes),
     });
     let state = Rc::new(WorkerState::default());
     accept_loop(

@@ -16,6 +16,7 @@ use monoio::io::stream::Stream;
 use monoio::io::Splitable;
 use monoio::net::{TcpListener, TcpStream};
 use monoio_codec::FramedRead;
+use monoio_http::common::request::RequestHead;
 use monoio_http::h1::codec::decoder::{DecodeError, RequestHeadDecoder};
 use tracing::{debug, info, warn};
 
@@ -23,13 +24,61 @@ use crate::error::Error;
 use crate::http1::{self, HeadError, LimitedHead, READ_BUFFER};
 use crate::proxy::{Exchange, Proxy};
 
-/// Limits on what a client may send.
+/// Limits on what a client may send and how slowly it may read.
 #[derive(Debug, Clone)]
 pub struct ClientLimits {
     /// Longest accepted request head in bytes.
     pub max_head_bytes: usize,
+    /// Most request headers.
+    pub max_headers: usize,
+    /// Longest request target in bytes.
+    pub max_url_bytes: usize,
+    /// Largest request body passed through, in bytes.
+    pub max_body_bytes: u64,
     /// Time allowed for a request head to arrive (and for an idle keep-alive connection).
     pub header_timeout: Duration,
+    /// Time a client may take to accept response bytes.
+    pub send_timeout: Duration,
+    /// Open connections per worker.
+    pub max_connections: usize,
+}
+
+impl ClientLimits {
+    /// The limits `config` sets.
+    pub fn from_config(server: &crate::config::ServerConfig) -> ClientLimits {
+        ClientLimits {
+            max_head_bytes: server.max_request_head_bytes as usize,
+            max_headers: server.max_headers,
+            max_url_bytes: server.max_url_bytes,
+            max_body_bytes: server.max_request_body_bytes,
+            header_timeout: server.client_header_timeout(),
+            send_timeout: Duration::from_millis(server.client_send_timeout_ms),
+            max_connections: server.max_connections,
+        }
+    }
+
+    /// Check a request head against the limits.
+    fn check(&self, head: &RequestHead) -> Result<(), Error> {
+        if head.headers.len() > self.max_headers {
+            return Err(Error::HeadTooLarge {
+                limit: self.max_head_bytes,
+            });
+        }
+        let target_len = head.uri.path_and_query().map_or(0, |p| p.as_str().len());
+        if target_len > self.max_url_bytes {
+            return Err(Error::UriTooLong {
+                limit: self.max_url_bytes,
+            });
+        }
+        if let Ok(Some(n)) = http1::content_length(&head.headers) {
+            if n > self.max_body_bytes {
+                return Err(Error::BodyTooLarge {
+                    limit: self.max_body_bytes,
+                });
+            }
+        }
+        Ok(())
+    }
 }
 
 /// What a worker's connections share: requests in flight, and whether it drains.
@@ -37,6 +86,7 @@ pub struct ClientLimits {
 pub struct WorkerState {
     in_flight: Cell<usize>,
     draining: Cell<bool>,
+    connections: Cell<usize>,
 }
 
 impl WorkerState {
@@ -71,6 +121,12 @@ pub async fn accept_loop(
             _ = &mut stop => return,
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
+                    if state.connections.get() >= limits.max_connections {
+                        // Over the limit: close at once rather than queue without bound.
+                        debug!(%peer, "connection limit reached, closing");
+                        drop(stream);
+                        continue;
+                    }
                     monoio::spawn(serve_connection(stream, peer, proxy.clone(), limits.clone(), state.clone()));
                 }
                 Err(e) => {
@@ -91,6 +147,8 @@ pub async fn serve_connection(
     state: Rc<WorkerState>,
 ) {
     let _ = stream.set_nodelay(true);
+    state.connections.set(state.connections.get() + 1);
+    let _open = OpenConnection(&state);
     let (r, mut writer) = stream.into_split();
     let decoder = LimitedHead::new(RequestHeadDecoder, limits.max_head_bytes);
     let mut reader = FramedRead::with_capacity(r, decoder, READ_BUFFER);
@@ -111,7 +169,13 @@ pub async fn serve_connection(
                     }
                     HeadError::Decode(e) => Error::BadRequest(e.to_string()),
                 };
-                let mut ex = exchange(&mut reader, &mut writer, peer, http::Version::HTTP_11);
+                let mut ex = exchange(
+                    &mut reader,
+                    &mut writer,
+                    peer,
+                    http::Version::HTTP_11,
+                    &limits,
+                );
                 ex.keep_alive = false;
                 let _ = ex
                     .send_plain(err.status(), HeaderMap::new(), &format!("{err}\n"))
@@ -125,10 +189,13 @@ pub async fn serve_connection(
         }
         state.in_flight.set(state.in_flight.get() + 1);
         let started = Instant::now();
-        let mut ex = exchange(&mut reader, &mut writer, peer, head.version);
+        let mut ex = exchange(&mut reader, &mut writer, peer, head.version, &limits);
         ex.keep_alive = http1::wants_keep_alive(head.version, &head.headers);
         ex.head_only = head.method == http::Method::HEAD;
-        let result = proxy.handle(&head, &mut ex).await;
+        let result = match limits.check(&head) {
+            Ok(()) => proxy.handle(&head, &mut ex).await,
+            Err(e) => Err(e),
+        };
         let outcome = match &result {
             Ok(()) => "ok".to_string(),
             Err(e) if ex.head_sent => format!("aborted: {e}"),
@@ -175,17 +242,29 @@ pub async fn serve_connection(
     }
 }
 
+/// Counts a connection as open until dropped.
+struct OpenConnection<'a>(&'a WorkerState);
+
+impl Drop for OpenConnection<'_> {
+    fn drop(&mut self) {
+        self.0.connections.set(self.0.connections.get() - 1);
+    }
+}
+
 fn exchange<'a>(
     reader: &'a mut FramedRead<http1::ReadHalf, LimitedHead<RequestHeadDecoder>>,
     writer: &'a mut http1::WriteHalf,
     peer: std::net::SocketAddr,
     version: http::Version,
+    limits: &ClientLimits,
 ) -> Exchange<'a> {
     Exchange {
         reader,
         writer,
         peer,
         version,
+        send_timeout: limits.send_timeout,
+        max_body_bytes: limits.max_body_bytes,
         keep_alive: true,
         head_only: false,
         head_sent: false,

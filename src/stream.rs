@@ -11,10 +11,13 @@
 use std::collections::VecDeque;
 use std::rc::Rc;
 
-use bytes::Bytes;
-use monoio::io::AsyncWriteRentExt;
+use std::cell::Cell;
+use std::time::Duration;
 
-use crate::error::{Error, Result};
+use bytes::Bytes;
+
+use crate::error::Result;
+use crate::exchange::write_to_client;
 use crate::fetch::{run_slice, OpenedSlice, SliceEvent, SliceJob, SliceSource};
 use crate::http1::WriteHalf;
 
@@ -116,34 +119,110 @@ pub struct Delivery {
     pub from_origin: u64,
 }
 
-/// Stream the slices of `job.plan` to `writer` in order, at most `window` in
-/// flight. `probe` is an already opened answer for the plan's first slice.
+/// Slice bytes one worker may have in flight, over all its requests.
+#[derive(Debug)]
+pub struct SliceBudget {
+    limit: u64,
+    used: Cell<u64>,
+}
+
+impl SliceBudget {
+    /// A budget of `limit` bytes.
+    pub fn new(limit: u64) -> SliceBudget {
+        SliceBudget {
+            limit,
+            used: Cell::new(0),
+        }
+    }
+
+    /// Bytes reserved now.
+    pub fn used(&self) -> u64 {
+        self.used.get()
+    }
+}
+
+/// One request's share of the budget, returned when dropped.
+struct Reservation<'a> {
+    budget: &'a SliceBudget,
+    held: u64,
+}
+
+impl Reservation<'_> {
+    /// Reserve `bytes` more if the budget allows, or if this request holds
+    /// nothing yet (every request may always fetch one slice at a time).
+    fn take(&mut self, bytes: u64) -> bool {
+        let used = self.budget.used.get();
+        if self.held > 0 && used + bytes > self.budget.limit {
+            return false;
+        }
+        self.budget.used.set(used + bytes);
+        self.held += bytes;
+        true
+    }
+
+    fn give_back(&mut self, bytes: u64) {
+        let bytes = bytes.min(self.held);
+        self.held -= bytes;
+        self.budget.used.set(self.budget.used.get() - bytes);
+    }
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        self.give_back(self.held);
+    }
+}
+
+/// How a response body is sent.
+pub struct Sending<'a> {
+    /// Slices of one request in flight at most.
+    pub window: usize,
+    /// The worker's budget of slice bytes in flight.
+    pub budget: &'a SliceBudget,
+    /// Time the client may take to accept bytes.
+    pub send_timeout: Duration,
+}
+
+/// Stream the slices of `job.plan` to `writer` in order, at most
+/// `how.window` in flight and within the worker's budget. `probe` is an
+/// already opened answer for the plan's first slice.
 pub async fn send_slices(
     job: Rc<SliceJob>,
-    window: usize,
+    how: Sending<'_>,
     probe: Option<OpenedSlice>,
     writer: &mut WriteHalf,
 ) -> Result<Delivery> {
     let plan = job.plan;
+    let window = how.window;
+    let slice_bytes = plan.slice_size;
+    let mut reserved = Reservation {
+        budget: how.budget,
+        held: 0,
+    };
     let (tx, mut rx) = local_sync::mpsc::unbounded::channel();
     let mut order = ReorderBuffer::new(plan.first_slice);
     let mut next_launch = plan.first_slice;
     if let Some(resp) = probe {
+        reserved.take(slice_bytes);
         monoio::spawn(run_slice(job.clone(), next_launch, Some(resp), tx.clone()));
         next_launch += 1;
     }
     let mut done = Delivery::default();
     loop {
+        let before = order.next_index();
         while let Some(chunk) = order.pop() {
             let len = chunk.len() as u64;
-            let (res, _) = writer.write_all(chunk).await;
-            res.map_err(Error::ClientIo)?;
+            write_to_client(writer, chunk, how.send_timeout).await?;
             done.bytes += len;
         }
+        reserved.give_back((order.next_index() - before) * slice_bytes);
         if order.next_index() > plan.last_slice {
             return Ok(done);
         }
-        while next_launch <= plan.last_slice && next_launch - order.next_index() < window as u64 {
+        while next_launch <= plan.last_slice
+            && next_launch - order.next_index() < window as u64
+            && reserved.take(slice_bytes)
+        {
             monoio::spawn(run_slice(job.clone(), next_launch, None, tx.clone()));
             next_launch += 1;
         }
