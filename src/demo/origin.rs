@@ -14,7 +14,11 @@
 //! holds back the second half of every body for N ms), `mut` (like `obj`, with
 //! a version set by [`DemoOrigin::set_version`]), plus `/status/{code}/..` and
 //! `/echo/..`. The query `cc=VALUE` replaces `Cache-Control: max-age=3600`
-//! (`cc=none` drops it); `vary=NAME` adds `Vary: NAME`. A GET whose If-None-Match is the ETag, or whose
+//! (`cc=none` drops it); `vary=NAME` adds `Vary: NAME`. Faults on demand:
+//! `fail=N` (the first N requests to a path answer `fail_status`, default
+//! 503), `cut=N` (the first N get half their body, then a close), `flaky=P`
+//! (each request fails with P% chance, as a 503 or a cut), `stall_ms=N` on
+//! any mode. A GET whose If-None-Match is the ETag, or whose
 //! If-Modified-Since is the Last-Modified, gets 304.
 //! Unknown modes answer 404, malformed requests 400 and a close.
 //!
@@ -427,17 +431,10 @@ fn conditional_reply(request: &OriginRequest, headers: &[(&'static str, String)]
     })
 }
 
-/// The pause of the `stall` mode: `stall_ms` of a `/stall/` target.
+/// The mid-body pause `stall_ms` asks for (any object mode).
 fn stall_of(target: &str) -> Option<Duration> {
-    let (path, query) = target.split_once('?')?;
-    if !path.starts_with("/stall/") {
-        return None;
-    }
-    query
-        .split('&')
-        .filter_map(|pair| pair.split_once('='))
-        .find(|(key, _)| *key == "stall_ms")
-        .and_then(|(_, value)| value.parse::<u64>().ok())
+    query_param(target, "stall_ms")
+        .and_then(|value| value.parse::<u64>().ok())
         .map(|ms| Duration::from_millis(ms.min(MAX_DELAY_MS)))
 }
 
@@ -472,12 +469,50 @@ fn answer(shared: &Shared, request: &OriginRequest) -> Reply {
         ("status", Some(code), _) => status_reply(code),
         (mode, Some(len), Some(name)) => match (Mode::parse(mode), len.parse::<u64>()) {
             (Some(mode), Ok(len)) => {
+                if let Some(failure) = injected_failure(&request.target, number) {
+                    return failure;
+                }
                 let version = lock(&shared.versions).get(name).copied().unwrap_or(0);
-                object_reply(mode, len, name, number, version, request)
+                let mut reply = object_reply(mode, len, name, number, version, request);
+                if wants_cut(&request.target, number) {
+                    cut_short(&mut reply);
+                }
+                reply
             }
             _ => Reply::text(404, "not found\n"),
         },
         _ => Reply::text(404, "not found\n"),
+    }
+}
+
+/// `fail=N` (first N requests to the path answer `fail_status`, default 503)
+/// and `flaky=P` (each request fails with P% chance, half of those as a 503).
+fn injected_failure(target: &str, number: u64) -> Option<Reply> {
+    let number_param = |key| query_param(target, key).and_then(|v| v.parse::<u64>().ok());
+    let status = number_param("fail_status").unwrap_or(503) as u16;
+    if number_param("fail").is_some_and(|n| number <= n) {
+        return Some(Reply::text(status, "injected failure\n"));
+    }
+    let flaky = number_param("flaky").unwrap_or(0);
+    if flaky > 0 && fastrand::u64(0..200) < flaky {
+        return Some(Reply::text(503, "injected failure\n"));
+    }
+    None
+}
+
+/// `cut=N`: the first N requests to the path get their body cut in half;
+/// `flaky=P` cuts the other half of its failures.
+fn wants_cut(target: &str, number: u64) -> bool {
+    let number_param = |key| query_param(target, key).and_then(|v| v.parse::<u64>().ok());
+    let flaky = number_param("flaky").unwrap_or(0);
+    number_param("cut").is_some_and(|n| number <= n) || (flaky > 0 && fastrand::u64(0..200) < flaky)
+}
+
+/// Send half the body announced, then close (the `truncate` fault).
+fn cut_short(reply: &mut Reply) {
+    if let Body::Object { count, .. } = &mut reply.body {
+        *count /= 2;
+        reply.close = true;
     }
 }
 
