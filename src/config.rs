@@ -62,8 +62,52 @@ pub struct Config {
     pub origin: OriginConfig,
     /// `[slice]`: how a client request is cut into origin subrequests.
     pub slice: SliceConfig,
-    /// `[cache]`: slice cache sizing (accepted now; the slice cache uses them).
+    /// `[cache]`: the slice cache.
     pub cache: CacheConfig,
+    /// `[admin]`: the metrics, health and status listener.
+    pub admin: AdminConfig,
+    /// `[log]`: the access log.
+    pub log: LogConfig,
+}
+
+/// `[admin]`: a separate listener for `/metrics`, `/health` and `/status`;
+/// off unless asked for, so no listener opens that the operator did not name.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Address of the admin listener; `None` turns it off.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
+}
+
+/// How access log lines are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// `key=value` fields.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `[log]`: one access log line per request, at its end.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// Whether access log lines are written.
+    pub access_log: bool,
+    /// Their format.
+    pub format: LogFormat,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            access_log: true,
+            format: LogFormat::Text,
+        }
+    }
 }
 
 /// `[server]`: the client-facing listener and its workers.

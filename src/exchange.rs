@@ -4,7 +4,9 @@
 //! [`Exchange`] remembers whether the head went out: before it, a failure can
 //! still become a 4xx/5xx answer; after it, the connection must be aborted.
 
+use std::cell::Cell;
 use std::net::SocketAddr;
+use std::rc::Rc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -56,6 +58,10 @@ pub struct Exchange<'a> {
     pub slices_cached: u64,
     /// What `X-Cache` said, if anything.
     pub cache: Option<CacheStatus>,
+    /// When the response head went out.
+    pub head_at: Option<std::time::Instant>,
+    /// Requests this exchange sent to the origin (retries included).
+    pub origin_attempts: Rc<Cell<u64>>,
 }
 
 impl Exchange<'_> {
@@ -68,6 +74,7 @@ impl Exchange<'_> {
         let mut out = Vec::with_capacity(512);
         http1::encode_response_head(status, &headers, &mut out);
         self.head_sent = true;
+        self.head_at = Some(std::time::Instant::now());
         self.status = status.as_u16();
         self.write(Bytes::from(out)).await
     }

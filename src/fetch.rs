@@ -25,6 +25,7 @@ use tracing::debug;
 use crate::cache::flight::FlightLeader;
 use crate::cache::{FlightEvent, Joined, ObjectKey, SliceCache};
 use crate::error::{Error, Result};
+use crate::metrics;
 use crate::origin::{OriginPool, OriginResponse};
 use crate::plan::{self, SlicePlan};
 use crate::range::{parse_content_range, ContentRange};
@@ -189,6 +190,8 @@ pub struct SliceJob {
     pub max_retries: u32,
     /// Deadline of one attempt at a whole slice.
     pub slice_timeout: Duration,
+    /// Requests the client's exchange sent to the origin, for its log line.
+    pub attempts: Rc<std::cell::Cell<u64>>,
 }
 
 impl SliceJob {
@@ -200,6 +203,7 @@ impl SliceJob {
             header::RANGE,
             HeaderValue::from_str(&range).expect("a range header is ASCII"),
         );
+        self.attempts.set(self.attempts.get() + 1);
         let resp = self
             .pool
             .request(&Method::GET, &self.target, &headers)
@@ -304,6 +308,7 @@ async fn slice_from_anywhere(
             fetch_with_retries(job, index, None, Some(leader), &mut out, tx).await
         }
         Joined::Follower(rx) => {
+            metrics::with(|m| m.coalesced_waits.inc());
             while let Ok(event) = rx.recv_async().await {
                 match event {
                     FlightEvent::Data(chunk) => {
@@ -362,9 +367,13 @@ async fn fetch_with_retries(
             }
             return Ok((SliceSource::Origin, leader));
         };
+        if matches!(e, Error::SliceMismatch { .. }) {
+            metrics::with(|m| m.origin_failures[4].inc());
+        }
         let Some(delay) = retry.after(&e) else {
             return Err(e);
         };
+        metrics::with(|m| m.origin_retries.inc());
         debug!(index, retry = retry.retries(), delay_ms = delay.as_millis() as u64, error = %e, "retrying slice");
         if !delay.is_zero() {
             monoio::time::sleep(delay).await;

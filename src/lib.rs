@@ -18,6 +18,8 @@
 //! `demo` holds a built-in origin and a small client, used by `edgeslice demo`
 //! and the tests.
 
+pub mod access;
+pub mod admin;
 pub mod breaker;
 pub mod cache;
 pub mod config;
@@ -26,6 +28,7 @@ pub mod error;
 pub mod exchange;
 pub mod fetch;
 pub mod http1;
+pub mod metrics;
 pub mod origin;
 pub mod plan;
 pub mod proxy;

@@ -81,7 +81,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         return Ok(());
     }
     let mut signals = Signals::new([SIGTERM, SIGINT])?;
-    let server = Server::start(&config)?;
+    let server = Server::start_with(&config, Some(&path))?;
     tracing::info!(config = %path.display(), addr = %server.local_addr(), "serving");
     if let Some(signal) = signals.forever().next() {
         tracing::info!(

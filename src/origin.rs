@@ -32,6 +32,7 @@ use crate::error::{Error, Result};
 use crate::http1::{
     self, BodyDecoder, BodyFraming, HeadError, LimitedHead, ReadHalf, WriteHalf, READ_BUFFER,
 };
+use crate::metrics;
 
 /// Largest response head accepted from an origin.
 const MAX_ORIGIN_HEAD: usize = 64 * 1024;
@@ -180,7 +181,27 @@ impl OriginPool {
         if !breaker.admit() {
             return Err(Error::OriginUnavailable(self.settings.name.clone()));
         }
+        let started = Instant::now();
+        metrics::with(|m| {
+            m.origin_requests.inc();
+            m.origin_in_flight.inc();
+        });
         let result = self.request_once(method, target, headers).await;
+        metrics::with(|m| {
+            m.origin_in_flight.sub(1);
+            m.origin_duration.observe(started.elapsed());
+            // Reasons index metrics::FAILURES.
+            let reason = match &result {
+                Err(Error::OriginTimeout(_)) => Some(0),
+                Ok(r) if r.head.status.is_server_error() => Some(1),
+                Ok(r) if r.head.status.is_client_error() => Some(2),
+                Err(Error::OriginConnect { .. } | Error::OriginIo(_)) => Some(3),
+                _ => None,
+            };
+            if let Some(i) = reason {
+                m.origin_failures[i].inc();
+            }
+        });
         match &result {
             Ok(resp) if resp.head.status.is_server_error() => breaker.failure(),
             Ok(_) => breaker.success(),
@@ -382,6 +403,7 @@ impl OriginResponse {
         match piece {
             Some(data) => {
                 self.received += data.len() as u64;
+                metrics::with(|m| m.origin_bytes.add(data.len() as u64));
                 Ok(Some(data))
             }
             None => {

@@ -31,6 +31,7 @@ use crate::fetch::{
     check_slice_head, run_slice, CacheTarget, ObjectVersion, OpenedSlice, SliceJob,
 };
 use crate::http1::{self, BodyFraming};
+use crate::metrics;
 use crate::origin::{OriginPool, OriginResponse};
 use crate::plan::{self, SlicePlan};
 use crate::range::{parse_content_range, parse_range, ByteRangeSpec, ContentRange, RangeRequest};
@@ -148,6 +149,7 @@ impl Proxy {
         framing: BodyFraming,
         ex: &mut Exchange<'_>,
     ) -> Result<()> {
+        ex.origin_attempts.set(ex.origin_attempts.get() + 1);
         let resp = match framing {
             BodyFraming::Empty => self.pool.request(&req.method, target, forwarded).await?,
             _ => {
@@ -215,6 +217,7 @@ impl Proxy {
                 .await;
         };
         if cache.purge(&ObjectKey::from_request(req, target)).await {
+            metrics::with(|m| m.purges.inc());
             ex.send_plain(StatusCode::OK, none, "purged\n").await
         } else {
             ex.send_plain(StatusCode::NOT_FOUND, none, "not cached\n")
@@ -299,6 +302,7 @@ impl Proxy {
                 return;
             }
         };
+        let mut changed = false;
         let refreshed = match self.pool.request(&Method::GET, ask.target, &headers).await {
             Ok(resp) if resp.head.status == StatusCode::NOT_MODIFIED => {
                 // The 304's own freshness headers win over the stored ones.
@@ -313,13 +317,23 @@ impl Proxy {
             Ok(resp) => match check_slice_head(0, m.slice_size, &resp.head, Some(&version)) {
                 // An origin that ignores conditionals but still has the same version.
                 Ok(_) => freshness(&resp.head.headers, cache.default_ttl),
-                Err(_) => None,
+                Err(_) => {
+                    changed = true;
+                    None
+                }
             },
             Err(e) => {
                 debug!(error = %e, "revalidation failed");
                 None
             }
         };
+        // Index in metrics::REVALIDATIONS.
+        let result = match (&refreshed, changed) {
+            (Some(_), _) => 0,
+            (None, true) => 1,
+            (None, false) => 2,
+        };
+        metrics::with(|m| m.revalidations[result].inc());
         match refreshed {
             Some(ttl) => {
                 m.expires_at = crate::cache::manifest::unix_now() + ttl.as_secs();
@@ -354,7 +368,7 @@ impl Proxy {
         let mut probe_headers = ask.forwarded.clone();
         probe_headers.insert(header::RANGE, range_value(index, size));
         let resp = self
-            .probe_with_retries(ask.target, &probe_headers, index)
+            .probe_with_retries(ask.target, &probe_headers, index, ex)
             .await?;
         match resp.head.status {
             StatusCode::PARTIAL_CONTENT => {}
@@ -414,9 +428,11 @@ impl Proxy {
         target: &str,
         headers: &HeaderMap,
         index: u64,
+        ex: &Exchange<'_>,
     ) -> Result<OriginResponse> {
         let mut retry = Retry::new(self.settings.max_retries);
         loop {
+            ex.origin_attempts.set(ex.origin_attempts.get() + 1);
             let delay = match self.pool.request(&Method::GET, target, headers).await {
                 Ok(resp) if resp.head.status.is_server_error() => {
                     match retry.after_status(index, resp.head.status.as_u16()) {
@@ -430,6 +446,7 @@ impl Proxy {
                     None => return Err(e),
                 },
             };
+            metrics::with(|m| m.origin_retries.inc());
             debug!(
                 index,
                 retry = retry.retries(),
@@ -540,6 +557,7 @@ impl Proxy {
             cache,
             max_retries: self.settings.max_retries,
             slice_timeout: self.settings.slice_timeout,
+            attempts: ex.origin_attempts.clone(),
         });
         // The probe's answer is reused when it is the plan's first slice (and
         // the body is wanted). Otherwise, when others may follow its flight,

@@ -22,8 +22,10 @@ use monoio::{IoUringDriver, LegacyDriver, RuntimeBuilder};
 use socket2::{Domain, Socket, Type};
 use tracing::{info, warn};
 
+use crate::admin::{Admin, AdminState};
 use crate::cache::SliceCache;
 use crate::config::{Config, DriverChoice};
+use crate::metrics::WorkerMetrics;
 use crate::origin::{OriginPool, OriginSettings};
 use crate::proxy::{Proxy, ProxySettings};
 use crate::server::{accept_loop, ClientLimits, WorkerState};
@@ -76,11 +78,21 @@ pub struct Server {
     stops: Vec<oneshot::Sender<()>>,
     threads: Vec<JoinHandle<()>>,
     cache: Option<Arc<SliceCache>>,
+    admin: Option<Admin>,
+    admin_state: Arc<AdminState>,
 }
 
 impl Server {
     /// Bind the listeners and start the workers.
     pub fn start(config: &Config) -> io::Result<Server> {
+        Server::start_with(config, None)
+    }
+
+    /// Start, naming the configuration file in `/status`.
+    pub fn start_with(
+        config: &Config,
+        config_path: Option<&std::path::Path>,
+    ) -> io::Result<Server> {
         let driver = Driver::choose(config.server.driver)?;
         let origin = OriginSettings::resolve(&config.origin).map_err(|e| {
             io::Error::new(
@@ -105,7 +117,7 @@ impl Server {
                 slice_timeout: config.origin.slice_timeout(),
             },
             origin,
-            limits: ClientLimits::from_config(&config.server),
+            limits: ClientLimits::from_config(config),
             driver,
             shutdown_timeout: config.server.shutdown_timeout(),
             max_buffered_bytes: config.server.max_buffered_bytes,
@@ -126,6 +138,36 @@ impl Server {
         let workers = config.worker_count();
         let listeners = bind_listeners(config.server.listen, workers)?;
         let addr = listeners[0].local_addr()?;
+        let worker_metrics: Vec<Arc<WorkerMetrics>> =
+            (0..workers.max(1)).map(|_| Arc::default()).collect();
+        let cores: Vec<Option<usize>> = (0..workers.max(1))
+            .map(|id| config.server.pin_cores.as_ref().map(|c| c[id % c.len()]))
+            .collect();
+        let info = serde_json::json!({
+            "version": env!("CARGO_PKG_VERSION"),
+            "listen": addr.to_string(),
+            "workers": cores.iter().enumerate().map(|(id, core)| serde_json::json!({"id": id, "core": core})).collect::<Vec<_>>(),
+            "driver": format!("{driver:?}"),
+            "origin": config.origin.address,
+            "config_path": config_path.map(|p| p.display().to_string()),
+            "cache": {
+                "enabled": config.cache.enabled,
+                "dir": config.cache.dir.display().to_string(),
+                "memory_bytes": config.cache.memory_bytes,
+                "disk_bytes": config.cache.disk_bytes,
+            },
+        });
+        let admin_state = Arc::new(AdminState::new(
+            worker_metrics.clone(),
+            cache.clone(),
+            cache.as_ref().map(|_| config.cache.dir.clone()),
+            plan.origin.breaker.clone(),
+            info,
+        ));
+        let admin = match config.admin.listen {
+            Some(listen) => Some(Admin::start(listen, admin_state.clone())?),
+            None => None,
+        };
         let mut stops = Vec::new();
         let mut threads = Vec::new();
         for (id, listener) in listeners.into_iter().enumerate() {
@@ -137,19 +179,28 @@ impl Server {
                 .map(|cores| cores[id % cores.len()]);
             let plan = plan.clone();
             let cache = cache.clone();
+            let metrics = worker_metrics[id].clone();
             let thread = std::thread::Builder::new()
                 .name(format!("edgeslice-w{id}"))
-                .spawn(move || run_worker(id, core, listener, plan, cache, stop_rx))?;
+                .spawn(move || {
+                    crate::metrics::install(metrics);
+                    run_worker(id, core, listener, plan, cache, stop_rx)
+                })?;
             stops.push(stop_tx);
             threads.push(thread);
         }
         info!(%addr, workers, ?driver, "edgeslice listening");
+        admin_state
+            .ready
+            .store(true, std::sync::atomic::Ordering::Release);
         Ok(Server {
             addr,
             driver,
             stops,
             threads,
             cache,
+            admin,
+            admin_state,
         })
     }
 
@@ -169,12 +220,21 @@ impl Server {
         self.stop_and_join();
     }
 
+    /// The admin listener's address, when it runs.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().map(|a| a.local_addr())
+    }
+
     /// The node's cache, when enabled.
     pub fn cache(&self) -> Option<&Arc<SliceCache>> {
         self.cache.as_ref()
     }
 
     fn stop_and_join(&mut self) {
+        // /health answers 503 while the workers drain.
+        self.admin_state
+            .draining
+            .store(true, std::sync::atomic::Ordering::Release);
         for s in self.stops.drain(..) {
             let _ = s.send(());
         }
@@ -185,6 +245,7 @@ impl Server {
         if let Some(cache) = self.cache.take() {
             cache.store.close();
         }
+        self.admin.take();
     }
 }
 

@@ -20,8 +20,11 @@ use monoio_http::common::request::RequestHead;
 use monoio_http::h1::codec::decoder::{DecodeError, RequestHeadDecoder};
 use tracing::{debug, info, warn};
 
+use crate::access;
+use crate::config::LogFormat;
 use crate::error::Error;
 use crate::http1::{self, HeadError, LimitedHead, READ_BUFFER};
+use crate::metrics;
 use crate::proxy::{Exchange, Proxy};
 
 /// Limits on what a client may send and how slowly it may read.
@@ -41,12 +44,16 @@ pub struct ClientLimits {
     pub send_timeout: Duration,
     /// Open connections per worker.
     pub max_connections: usize,
+    /// How access log lines are written; `None` writes none.
+    pub access_log: Option<LogFormat>,
 }
 
 impl ClientLimits {
     /// The limits `config` sets.
-    pub fn from_config(server: &crate::config::ServerConfig) -> ClientLimits {
+    pub fn from_config(config: &crate::config::Config) -> ClientLimits {
+        let server = &config.server;
         ClientLimits {
+            access_log: config.log.access_log.then_some(config.log.format),
             max_head_bytes: server.max_request_head_bytes as usize,
             max_headers: server.max_headers,
             max_url_bytes: server.max_url_bytes,
@@ -148,6 +155,7 @@ pub async fn serve_connection(
 ) {
     let _ = stream.set_nodelay(true);
     state.connections.set(state.connections.get() + 1);
+    metrics::with(|m| m.connections.inc());
     let _open = OpenConnection(&state);
     let (r, mut writer) = stream.into_split();
     let decoder = LimitedHead::new(RequestHeadDecoder, limits.max_head_bytes);
@@ -188,6 +196,7 @@ pub async fn serve_connection(
             return;
         }
         state.in_flight.set(state.in_flight.get() + 1);
+        metrics::with(|m| m.in_flight.inc());
         let started = Instant::now();
         let mut ex = exchange(&mut reader, &mut writer, peer, head.version, &limits);
         ex.keep_alive = http1::wants_keep_alive(head.version, &head.headers);
@@ -197,7 +206,7 @@ pub async fn serve_connection(
             Err(e) => Err(e),
         };
         let outcome = match &result {
-            Ok(()) => "ok".to_string(),
+            Ok(()) => String::new(),
             Err(e) if ex.head_sent => format!("aborted: {e}"),
             Err(e) => {
                 let status = e.status();
@@ -217,25 +226,9 @@ pub async fn serve_connection(
                 format!("error: {e}")
             }
         };
-        let range = head
-            .headers
-            .get(http::header::RANGE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("-");
-        info!(
-            method = %head.method,
-            path = %head.uri,
-            range,
-            status = ex.status,
-            bytes = ex.body_bytes,
-            slices = ex.slices,
-            cached = ex.slices_cached,
-            cache = ex.cache.map_or("-", |c| c.as_str()),
-            ms = started.elapsed().as_millis() as u64,
-            outcome,
-            "request"
-        );
+        access::finish(&head, &ex, started, &outcome, limits.access_log);
         state.in_flight.set(state.in_flight.get() - 1);
+        metrics::with(|m| m.in_flight.sub(1));
         if result.is_err() || !ex.keep_alive || state.draining.get() {
             return;
         }
@@ -248,6 +241,7 @@ struct OpenConnection<'a>(&'a WorkerState);
 impl Drop for OpenConnection<'_> {
     fn drop(&mut self) {
         self.0.connections.set(self.0.connections.get() - 1);
+        metrics::with(|m| m.connections.sub(1));
     }
 }
 
@@ -265,6 +259,8 @@ fn exchange<'a>(
         version,
         send_timeout: limits.send_timeout,
         max_body_bytes: limits.max_body_bytes,
+        head_at: None,
+        origin_attempts: Rc::default(),
         keep_alive: true,
         head_only: false,
         head_sent: false,

@@ -112,9 +112,11 @@ impl SliceStore {
         // back from disk later: remove first.
         self.cache.remove(&key);
         self.cache.insert(key, value);
+        crate::metrics::with(|m| m.cache_inserts.inc());
         let total = self.since_wait.fetch_add(len, Ordering::Relaxed) + len;
         if total >= FLUSH_BUFFER / 2 {
             self.since_wait.store(0, Ordering::Relaxed);
+            crate::metrics::with(|m| m.cache_insert_waits.inc());
             self.cache.storage().wait().await;
         }
     }
@@ -132,6 +134,15 @@ impl SliceStore {
     /// Bytes held by the memory tier.
     pub fn memory_usage(&self) -> usize {
         self.cache.memory().usage()
+    }
+
+    /// Bytes written to and read from the disk tier since start.
+    pub fn disk_traffic(&self) -> (u64, u64) {
+        let stats = self.cache.statistics();
+        (
+            stats.disk_write_bytes() as u64,
+            stats.disk_read_bytes() as u64,
+        )
     }
 
     /// Flush what is queued and close the disk tier.

@@ -1,0 +1,98 @@
+//! The end of a request: its access log line and its request metrics.
+//!
+//! One line per request, written when it ends: method, path, range, status,
+//! body bytes, cache result, slices from the cache and from the origin,
+//! origin attempts, duration and, for failures, what went wrong. Text
+//! (`key=value`) or JSON, or off (`[log] access_log`).
+
+use std::time::Instant;
+
+use http::header;
+use monoio_http::common::request::RequestHead;
+use tracing::info;
+
+use crate::cache::CacheStatus;
+use crate::config::LogFormat;
+use crate::exchange::Exchange;
+use crate::metrics::{self, class_of};
+
+/// Record the end of a request: metrics always, the access log line if on.
+/// `failure` is empty for a request that succeeded.
+pub fn finish(
+    head: &RequestHead,
+    ex: &Exchange<'_>,
+    started: Instant,
+    failure: &str,
+    log: Option<LogFormat>,
+) {
+    let took = started.elapsed();
+    let from_origin = ex.slices.saturating_sub(ex.slices_cached);
+    metrics::with(|m| {
+        let outcome = if !failure.is_empty() {
+            2
+        } else if ex.slices > 0 || ex.cache.is_some() {
+            0
+        } else {
+            1
+        };
+        m.requests[outcome].inc();
+        m.responses[class_of(ex.status)].inc();
+        m.request_duration.observe(took);
+        if let Some(at) = ex.head_at {
+            m.first_byte.observe(at.duration_since(started));
+        }
+        m.sent_bytes.add(ex.body_bytes);
+        m.slice_hits.add(ex.slices_cached);
+        m.slice_misses.add(from_origin);
+        match ex.cache {
+            Some(CacheStatus::Hit) => m.cache_requests[0].inc(),
+            Some(CacheStatus::Miss) => m.cache_requests[1].inc(),
+            Some(CacheStatus::Partial) => m.cache_requests[2].inc(),
+            _ => {}
+        }
+    });
+    let Some(format) = log else {
+        return;
+    };
+    let range = head
+        .headers
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-");
+    let cache = ex.cache.map_or("-", |c| c.as_str());
+    let attempts = ex.origin_attempts.get();
+    let ms = took.as_secs_f64() * 1e3;
+    match format {
+        LogFormat::Text => info!(
+            target: "edgeslice::access",
+            method = %head.method,
+            path = %head.uri,
+            range,
+            status = ex.status,
+            bytes = ex.body_bytes,
+            cache,
+            slices_cached = ex.slices_cached,
+            slices_origin = from_origin,
+            origin_attempts = attempts,
+            ms = format!("{ms:.1}"),
+            error = failure,
+            "request"
+        ),
+        LogFormat::Json => {
+            let line = serde_json::json!({
+                "method": head.method.as_str(),
+                "path": head.uri.to_string(),
+                "range": range,
+                "status": ex.status,
+                "bytes": ex.body_bytes,
+                "cache": cache,
+                "slices_cached": ex.slices_cached,
+                "slices_origin": from_origin,
+                "origin_attempts": attempts,
+                "ms": (ms * 10.0).round() / 10.0,
+                "error": failure,
+            });
+            info!(target: "edgeslice::access", "{line}");
+        }
+    }
+}

@@ -1,0 +1,214 @@
+//! The admin listener: `/metrics`, `/health` and `/status` for operators.
+//!
+//! It runs on a thread of its own, apart from the workers, so a scrape never
+//! competes with client traffic on a worker's event loop and stays answerable
+//! when the workers are saturated. `/metrics` merges the workers' counters at
+//! scrape time; `/health` is 200 while serving and 503 while starting or
+//! draining; `/status` is a small JSON document.
+
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::breaker::Breaker;
+use crate::cache::SliceCache;
+use crate::metrics::{self, NodeGauges, WorkerMetrics};
+
+/// What the admin listener reports on.
+pub struct AdminState {
+    /// Workers started and the cache opened.
+    pub ready: AtomicBool,
+    /// Shutting down: no new requests.
+    pub draining: AtomicBool,
+    /// Each worker's counters.
+    pub workers: Vec<Arc<WorkerMetrics>>,
+    /// The cache, when enabled.
+    pub cache: Option<Arc<SliceCache>>,
+    /// The cache's directory, for its size on disk.
+    pub cache_dir: Option<PathBuf>,
+    /// The default origin's breaker.
+    pub breaker: Arc<Breaker>,
+    /// Static facts for `/status`.
+    pub info: serde_json::Value,
+    started: Instant,
+    stop: AtomicBool,
+}
+
+impl AdminState {
+    /// State for `workers`, not yet ready.
+    pub fn new(
+        workers: Vec<Arc<WorkerMetrics>>,
+        cache: Option<Arc<SliceCache>>,
+        cache_dir: Option<PathBuf>,
+        breaker: Arc<Breaker>,
+        info: serde_json::Value,
+    ) -> AdminState {
+        AdminState {
+            ready: AtomicBool::new(false),
+            draining: AtomicBool::new(false),
+            workers,
+            cache,
+            cache_dir,
+            breaker,
+            info,
+            started: Instant::now(),
+            stop: AtomicBool::new(false),
+        }
+    }
+
+    fn gauges(&self) -> NodeGauges {
+        let (resident_bytes, cpu_seconds, open_fds) = metrics::process_gauges();
+        let mut g = NodeGauges {
+            breaker_open: self.breaker.is_open(),
+            resident_bytes,
+            cpu_seconds,
+            open_fds,
+            ..NodeGauges::default()
+        };
+        if let Some(cache) = &self.cache {
+            g.cache_memory_bytes = cache.store.memory_usage() as u64;
+            g.cache_recovery_seconds = cache.store.recovery_time().as_secs_f64();
+            let (written, read) = cache.store.disk_traffic();
+            g.cache_disk_written = written;
+            g.cache_disk_read = read;
+        }
+        if let Some(dir) = &self.cache_dir {
+            g.cache_disk_bytes = disk_usage(dir);
+        }
+        g
+    }
+
+    fn health(&self) -> (u16, &'static str) {
+        if self.draining.load(Ordering::Acquire) {
+            (503, "draining\n")
+        } else if self.ready.load(Ordering::Acquire) {
+            (200, "ok\n")
+        } else {
+            (503, "starting\n")
+        }
+    }
+
+    fn status(&self) -> String {
+        let mut doc = self.info.clone();
+        doc["uptime_seconds"] = self.started.elapsed().as_secs().into();
+        doc["health"] = self.health().1.trim().into();
+        if let Some(cache) = &self.cache {
+            doc["cache"]["memory_bytes_used"] = (cache.store.memory_usage() as u64).into();
+        }
+        if let Some(dir) = &self.cache_dir {
+            doc["cache"]["disk_bytes_used"] = disk_usage(dir).into();
+        }
+        let mut text = doc.to_string();
+        text.push('\n');
+        text
+    }
+}
+
+/// The running admin listener.
+pub struct Admin {
+    addr: SocketAddr,
+    state: Arc<AdminState>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Admin {
+    /// Bind `listen` and serve on a thread of its own.
+    pub fn start(listen: SocketAddr, state: Arc<AdminState>) -> io::Result<Admin> {
+        let listener = TcpListener::bind(listen)
+            .map_err(|e| io::Error::new(e.kind(), format!("admin.listen {listen}: {e}")))?;
+        let addr = listener.local_addr()?;
+        let serving = state.clone();
+        let thread = std::thread::Builder::new()
+            .name("edgeslice-admin".into())
+            .spawn(move || {
+                for stream in listener.incoming() {
+                    if serving.stop.load(Ordering::Acquire) {
+                        return;
+                    }
+                    if let Ok(stream) = stream {
+                        let _ = answer(stream, &serving);
+                    }
+                }
+            })?;
+        Ok(Admin {
+            addr,
+            state,
+            thread: Some(thread),
+        })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+impl Drop for Admin {
+    fn drop(&mut self) {
+        self.state.stop.store(true, Ordering::Release);
+        // Wake the blocking accept.
+        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn answer(mut stream: TcpStream, state: &AdminState) -> io::Result<()> {
+    stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+    let mut buf = [0u8; 4096];
+    let mut len = 0;
+    while len < buf.len() && !buf[..len].windows(4).any(|w| w == b"\r\n\r\n") {
+        match stream.read(&mut buf[len..])? {
+            0 => break,
+            n => len += n,
+        }
+    }
+    let head = String::from_utf8_lossy(&buf[..len]);
+    let mut words = head.split_whitespace();
+    let (method, path) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+    let (status, kind, body) = match (method, path) {
+        ("GET", "/metrics") => (
+            200,
+            "text/plain; version=0.0.4",
+            metrics::render(&state.workers, &state.gauges()),
+        ),
+        ("GET", "/health") => {
+            let (status, text) = state.health();
+            (status, "text/plain", text.to_string())
+        }
+        ("GET", "/status") => (200, "application/json", state.status()),
+        ("GET", _) => (
+            404,
+            "text/plain",
+            "not found: try /metrics, /health or /status\n".into(),
+        ),
+        _ => (405, "text/plain", "only GET\n".into()),
+    };
+    let reason = match status {
+        200 => "OK",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        _ => "Service Unavailable",
+    };
+    write!(
+        stream,
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+/// Bytes allocated under `dir` (the disk tier's files may be sparse).
+fn disk_usage(dir: &std::path::Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::read_dir(dir).map_or(0, |entries| {
+        entries
+            .filter_map(|e| e.ok()?.metadata().ok())
+            .map(|m| m.blocks() * 512)
+            .sum()
+    })
+}
