@@ -68,6 +68,55 @@ pub struct Config {
     pub admin: AdminConfig,
     /// `[log]`: the access log.
     pub log: LogConfig,
+    /// `[[route]]`: origins chosen by Host and path; `[origin]` is the default.
+    #[serde(rename = "route", skip_serializing_if = "Vec::is_empty")]
+    pub routes: Vec<RouteConfig>,
+}
+
+/// `[[route]]`: requests whose Host and path match go to this origin.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RouteConfig {
+    /// Host to match: exact (`video.example.com`) or `*.example.com`; `None` matches any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// Path prefix to match (`/videos/`); `None` matches any path.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path_prefix: Option<String>,
+    /// The route's origin, `host:port`.
+    pub origin: String,
+    /// Host header sent to this origin; `None` forwards the client's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_header: Option<String>,
+    /// Slice size for this route; `None` takes `[slice]`'s.
+    #[serde(
+        default,
+        deserialize_with = "deserialize_opt_size",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub slice_size: Option<u64>,
+    /// Slices in flight per request for this route; `None` takes `[slice]`'s.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_concurrent_subrequests: Option<usize>,
+    /// Objects smaller than this pass through whole; `None` takes `[slice]`'s.
+    #[serde(
+        default,
+        deserialize_with = "deserialize_opt_size",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub min_slice_bytes: Option<u64>,
+    /// Only paths matching one of these patterns (`*` wildcards) are sliced.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub include: Vec<String>,
+    /// Paths matching one of these patterns pass through.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub exclude: Vec<String>,
+}
+
+fn deserialize_opt_size<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<u64>, D::Error> {
+    deserialize_size(deserializer).map(Some)
 }
 
 /// `[admin]`: a separate listener for `/metrics`, `/health` and `/status`;
@@ -269,6 +318,14 @@ pub struct SliceConfig {
     pub max_concurrent_subrequests: usize,
     /// Extra attempts for a failed slice subrequest before the request fails.
     pub max_retries: u32,
+    /// Objects smaller than this pass through whole instead of being sliced.
+    #[serde(deserialize_with = "deserialize_size")]
+    pub min_slice_bytes: u64,
+    /// Only paths matching one of these patterns (`*` wildcards) are sliced;
+    /// empty slices every path.
+    pub include: Vec<String>,
+    /// Paths matching one of these patterns pass through.
+    pub exclude: Vec<String>,
 }
 
 impl Default for SliceConfig {
@@ -277,6 +334,9 @@ impl Default for SliceConfig {
             slice_size: MIB,
             max_concurrent_subrequests: 4,
             max_retries: 3,
+            min_slice_bytes: 0,
+            include: Vec::new(),
+            exclude: Vec::new(),
         }
     }
 }
@@ -360,6 +420,18 @@ pub enum ConfigError {
     Missing {
         /// Dotted key, e.g. `origin.address`.
         key: &'static str,
+    },
+    /// A value of the `index`-th `[[route]]` (counting from 0) is out of range or malformed.
+    #[error("invalid route[{index}].{key} = {value}: {reason}")]
+    InvalidRoute {
+        /// Position of the route in the file, from 0.
+        index: usize,
+        /// Key within the route.
+        key: String,
+        /// The value as written.
+        value: String,
+        /// Why it is refused.
+        reason: String,
     },
     /// A value parsed but is out of range or malformed.
     #[error("invalid {key} = {value}: {reason}")]
@@ -479,13 +551,64 @@ impl Config {
 
     fn validate_origin(&self) -> Result<(), ConfigError> {
         let origin = &self.origin;
-        if origin.address.is_empty() {
+        // Without a default origin, requests no route matches get 404.
+        if origin.address.is_empty() && self.routes.is_empty() {
             return Err(ConfigError::Missing {
                 key: "origin.address",
             });
         }
-        check_host_port(&origin.address)
-            .map_err(|reason| invalid("origin.address", format!("{:?}", origin.address), reason))?;
+        if !origin.address.is_empty() {
+            check_host_port(&origin.address).map_err(|reason| {
+                invalid("origin.address", format!("{:?}", origin.address), reason)
+            })?;
+        }
+        for (i, route) in self.routes.iter().enumerate() {
+            let bad = |key: &str, value: String, reason: String| ConfigError::InvalidRoute {
+                index: i,
+                key: key.to_string(),
+                value,
+                reason,
+            };
+            check_host_port(&route.origin)
+                .map_err(|reason| bad("origin", format!("{:?}", route.origin), reason))?;
+            if let Some(host) = &route.host {
+                let name = host.strip_prefix("*.").unwrap_or(host);
+                if name.is_empty() || name.contains('*') || name.contains('/') {
+                    return Err(bad(
+                        "host",
+                        format!("{host:?}"),
+                        "must be a host name or *.suffix".into(),
+                    ));
+                }
+            }
+            if let Some(prefix) = &route.path_prefix {
+                if !prefix.starts_with('/') {
+                    return Err(bad(
+                        "path_prefix",
+                        format!("{prefix:?}"),
+                        "must start with /".into(),
+                    ));
+                }
+            }
+            if let Some(size) = route.slice_size {
+                if !(1..=MAX_SLICE_SIZE).contains(&size) {
+                    return Err(bad(
+                        "slice_size",
+                        size.to_string(),
+                        format!("must be between 1 and {MAX_SLICE_SIZE} (64MiB) bytes"),
+                    ));
+                }
+            }
+            if let Some(n) = route.max_concurrent_subrequests {
+                if !(1..=MAX_CONCURRENT_SUBREQUESTS).contains(&n) {
+                    return Err(bad(
+                        "max_concurrent_subrequests",
+                        n.to_string(),
+                        format!("must be between 1 and {MAX_CONCURRENT_SUBREQUESTS}"),
+                    ));
+                }
+            }
+        }
         positive("origin.connect_timeout_ms", origin.connect_timeout_ms)?;
         positive("origin.head_timeout_ms", origin.head_timeout_ms)?;
         positive("origin.read_timeout_ms", origin.read_timeout_ms)?;

@@ -34,6 +34,7 @@ pub mod plan;
 pub mod proxy;
 pub mod range;
 pub mod retry;
+pub mod route;
 pub mod runtime;
 pub mod server;
 pub mod stream;

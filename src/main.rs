@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use edgeslice::config::Config;
 use edgeslice::runtime::Server;
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 use tracing_subscriber::EnvFilter;
 
@@ -80,14 +80,29 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         print!("{}", config.to_toml());
         return Ok(());
     }
-    let mut signals = Signals::new([SIGTERM, SIGINT])?;
+    let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP])?;
     let server = Server::start_with(&config, Some(&path))?;
     tracing::info!(config = %path.display(), addr = %server.local_addr(), "serving");
-    if let Some(signal) = signals.forever().next() {
-        tracing::info!(
-            signal,
-            "stopping: no new connections, finishing in-flight responses"
-        );
+    for signal in signals.forever() {
+        if signal != SIGHUP {
+            tracing::info!(
+                signal,
+                "stopping: no new connections, finishing in-flight responses"
+            );
+            break;
+        }
+        // Routes and limits change in place; a bad file changes nothing.
+        let reloaded = Config::load(&path)
+            .map_err(anyhow::Error::from)
+            .and_then(|new| Ok(server.reload(&new)?));
+        match reloaded {
+            Ok(()) => tracing::info!(config = %path.display(), "reloaded routes and limits"),
+            Err(e) => tracing::error!(
+                config = %path.display(),
+                error = %e,
+                "reload refused, keeping the running configuration"
+            ),
+        }
     }
     server.shutdown();
     tracing::info!("stopped");

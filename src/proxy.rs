@@ -57,6 +57,27 @@ pub struct ProxySettings {
     pub max_retries: u32,
     /// Deadline of one attempt at a whole slice.
     pub slice_timeout: std::time::Duration,
+    /// What is sliced and what passes through.
+    pub rules: SliceRules,
+}
+
+/// Which requests a route slices; the others pass through whole.
+#[derive(Debug, Clone, Default)]
+pub struct SliceRules {
+    /// Objects smaller than this pass through whole.
+    pub min_bytes: u64,
+    /// Only paths matching one of these patterns are sliced (empty: all).
+    pub include: Vec<String>,
+    /// Paths matching one of these patterns pass through.
+    pub exclude: Vec<String>,
+}
+
+impl SliceRules {
+    /// Whether requests for `path` are sliced.
+    pub fn slices(&self, path: &str) -> bool {
+        (self.include.is_empty() || self.include.iter().any(|p| crate::route::glob(p, path)))
+            && !self.exclude.iter().any(|p| crate::route::glob(p, path))
+    }
 }
 
 /// One worker's proxy: its settings, its own origin pool, the node's cache.
@@ -67,8 +88,8 @@ pub struct Proxy {
     pub pool: Rc<OriginPool>,
     /// The node's slice cache, shared by all workers; `None` when disabled.
     pub cache: Option<Arc<SliceCache>>,
-    /// This worker's budget of slice bytes in flight.
-    pub budget: stream::SliceBudget,
+    /// This worker's budget of slice bytes in flight, shared by its routes.
+    pub budget: Rc<stream::SliceBudget>,
 }
 
 /// What the client asked of one object.
@@ -102,6 +123,13 @@ impl Proxy {
         if framing != BodyFraming::Empty {
             // A body on GET/HEAD is not read; the connection cannot be reused.
             ex.keep_alive = false;
+        }
+        if !self.settings.rules.slices(req.uri.path()) {
+            // Not sliced on this route: the client's request as it is.
+            let headers = req_headers_unsliced(req, &forwarded);
+            ex.origin_attempts.set(ex.origin_attempts.get() + 1);
+            let resp = self.pool.request(&req.method, target, &headers).await?;
+            return ex.relay(resp).await;
         }
         let range = match req.headers.get(header::RANGE) {
             Some(v) => parse_range(v.as_bytes()),
@@ -389,6 +417,17 @@ impl Proxy {
             }
             Err(e) => return Err(e),
         };
+        if version.len < self.settings.rules.min_bytes {
+            // Too small to be worth slicing on this route: relay it whole.
+            drop(resp);
+            let headers = req_headers_unsliced(ask.req, &ask.forwarded);
+            ex.origin_attempts.set(ex.origin_attempts.get() + 1);
+            let resp = self
+                .pool
+                .request(&ask.req.method, ask.target, &headers)
+                .await?;
+            return ex.relay(resp).await;
+        }
         let mut headers = resp.head.headers.clone();
         object_headers(&mut headers);
         let mut target = None;

@@ -17,7 +17,6 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use futures_channel::oneshot;
-use http::HeaderValue;
 use monoio::{IoUringDriver, LegacyDriver, RuntimeBuilder};
 use socket2::{Domain, Socket, Type};
 use tracing::{info, warn};
@@ -26,8 +25,7 @@ use crate::admin::{Admin, AdminState};
 use crate::cache::SliceCache;
 use crate::config::{Config, DriverChoice};
 use crate::metrics::WorkerMetrics;
-use crate::origin::{OriginPool, OriginSettings};
-use crate::proxy::{Proxy, ProxySettings};
+use crate::route::{Reloadable, RouteTable, WorkerRoutes};
 use crate::server::{accept_loop, ClientLimits, WorkerState};
 use crate::stream::SliceBudget;
 
@@ -63,9 +61,7 @@ impl Driver {
 /// Everything a worker thread needs, built on the main thread.
 #[derive(Clone)]
 struct WorkerPlan {
-    proxy: ProxySettings,
-    origin: OriginSettings,
-    limits: ClientLimits,
+    reload: Arc<Reloadable>,
     driver: Driver,
     shutdown_timeout: std::time::Duration,
     max_buffered_bytes: u64,
@@ -80,6 +76,7 @@ pub struct Server {
     cache: Option<Arc<SliceCache>>,
     admin: Option<Admin>,
     admin_state: Arc<AdminState>,
+    reload: Arc<Reloadable>,
 }
 
 impl Server {
@@ -94,30 +91,15 @@ impl Server {
         config_path: Option<&std::path::Path>,
     ) -> io::Result<Server> {
         let driver = Driver::choose(config.server.driver)?;
-        let origin = OriginSettings::resolve(&config.origin).map_err(|e| {
-            io::Error::new(
-                e.kind(),
-                format!("origin.address {:?}: {e}", config.origin.address),
-            )
-        })?;
+        let table = RouteTable::from_config(config)?;
+        // The admin listener reports the default origin's breaker (or the first route's).
+        let breaker = table
+            .default_route()
+            .map(|r| r.origin.breaker.clone())
+            .unwrap_or_else(|| Arc::new(crate::breaker::Breaker::new(0, Default::default())));
+        let reload = Arc::new(Reloadable::new(table, ClientLimits::from_config(config)));
         let plan = WorkerPlan {
-            proxy: ProxySettings {
-                slice_size: config.slice.slice_size,
-                window: config.slice.max_concurrent_subrequests,
-                host_header: config
-                    .origin
-                    .host_header
-                    .as_deref()
-                    .and_then(|h| HeaderValue::from_str(h).ok()),
-                default_host: HeaderValue::from_str(&config.origin.address)
-                    .unwrap_or_else(|_| HeaderValue::from_static("localhost")),
-                purge_allow: config.cache.purge_networks(),
-                purge_token: config.cache.purge_token.clone(),
-                max_retries: config.slice.max_retries,
-                slice_timeout: config.origin.slice_timeout(),
-            },
-            origin,
-            limits: ClientLimits::from_config(config),
+            reload: reload.clone(),
             driver,
             shutdown_timeout: config.server.shutdown_timeout(),
             max_buffered_bytes: config.server.max_buffered_bytes,
@@ -161,7 +143,7 @@ impl Server {
             worker_metrics.clone(),
             cache.clone(),
             cache.as_ref().map(|_| config.cache.dir.clone()),
-            plan.origin.breaker.clone(),
+            breaker,
             info,
         ));
         let admin = match config.admin.listen {
@@ -201,6 +183,7 @@ impl Server {
             cache,
             admin,
             admin_state,
+            reload,
         })
     }
 
@@ -218,6 +201,16 @@ impl Server {
     /// `server.shutdown_timeout_ms`) and wait for the worker threads to end.
     pub fn shutdown(mut self) {
         self.stop_and_join();
+    }
+
+    /// Apply the routes and client limits of `config` (SIGHUP): workers pick
+    /// them up at their next request; connections are not dropped. The
+    /// listener, workers, cache and timeouts of the shutdown need a restart.
+    pub fn reload(&self, config: &Config) -> io::Result<()> {
+        let table = RouteTable::from_config(config)?;
+        self.reload
+            .replace(table, ClientLimits::from_config(config));
+        Ok(())
     }
 
     /// The admin listener's address, when it runs.
@@ -316,22 +309,15 @@ async fn worker(
         Err(e) => return tracing::error!(worker = id, error = %e, "listener"),
     };
     info!(worker = id, ?core, driver = ?plan.driver, "worker started");
-    let proxy = Rc::new(Proxy {
-        settings: plan.proxy,
-        pool: OriginPool::new(plan.origin),
+    let routes = Rc::new(WorkerRoutes::new(
+        plan.reload.clone(),
         cache,
-        budget: SliceBudget::new(plan.max_buffered_bytes),
-    });
+        SliceBudget::new(plan.max_buffered_bytes),
+    ));
     let state = Rc::new(WorkerState::default());
-    accept_loop(
-        listener,
-        proxy,
-        Rc::new(plan.limits),
-        state.clone(),
-        async {
-            let _ = stop.await;
-        },
-    )
+    accept_loop(listener, routes, state.clone(), async {
+        let _ = stop.await;
+    })
     .await;
     info!(worker = id, in_flight = state.in_flight(), "draining");
     let left = state.drain(plan.shutdown_timeout).await;

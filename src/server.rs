@@ -25,7 +25,8 @@ use crate::config::LogFormat;
 use crate::error::Error;
 use crate::http1::{self, HeadError, LimitedHead, READ_BUFFER};
 use crate::metrics;
-use crate::proxy::{Exchange, Proxy};
+use crate::proxy::Exchange;
+use crate::route::WorkerRoutes;
 
 /// Limits on what a client may send and how slowly it may read.
 #[derive(Debug, Clone)]
@@ -117,8 +118,7 @@ impl WorkerState {
 /// Accept connections until `stop` resolves; each is served on this thread.
 pub async fn accept_loop(
     listener: TcpListener,
-    proxy: Rc<Proxy>,
-    limits: Rc<ClientLimits>,
+    routes: Rc<WorkerRoutes>,
     state: Rc<WorkerState>,
     stop: impl std::future::Future<Output = ()>,
 ) {
@@ -128,13 +128,14 @@ pub async fn accept_loop(
             _ = &mut stop => return,
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
+                    let (_, limits) = routes.current();
                     if state.connections.get() >= limits.max_connections {
                         // Over the limit: close at once rather than queue without bound.
                         debug!(%peer, "connection limit reached, closing");
                         drop(stream);
                         continue;
                     }
-                    monoio::spawn(serve_connection(stream, peer, proxy.clone(), limits.clone(), state.clone()));
+                    monoio::spawn(serve_connection(stream, peer, routes.clone(), state.clone()));
                 }
                 Err(e) => {
                     warn!(error = %e, "accept failed");
@@ -149,10 +150,10 @@ pub async fn accept_loop(
 pub async fn serve_connection(
     stream: TcpStream,
     peer: std::net::SocketAddr,
-    proxy: Rc<Proxy>,
-    limits: Rc<ClientLimits>,
+    routes: Rc<WorkerRoutes>,
     state: Rc<WorkerState>,
 ) {
+    let (_, limits) = routes.current();
     let _ = stream.set_nodelay(true);
     state.connections.set(state.connections.get() + 1);
     metrics::with(|m| m.connections.inc());
@@ -201,8 +202,19 @@ pub async fn serve_connection(
         let mut ex = exchange(&mut reader, &mut writer, peer, head.version, &limits);
         ex.keep_alive = http1::wants_keep_alive(head.version, &head.headers);
         ex.head_only = head.method == http::Method::HEAD;
+        let (router, limits) = routes.current();
         let result = match limits.check(&head) {
-            Ok(()) => proxy.handle(&head, &mut ex).await,
+            Ok(()) => match router.pick(request_host(&head), head.uri.path()) {
+                Some(proxy) => proxy.handle(&head, &mut ex).await,
+                None => {
+                    ex.send_plain(
+                        http::StatusCode::NOT_FOUND,
+                        HeaderMap::new(),
+                        "no route for this host and path\n",
+                    )
+                    .await
+                }
+            },
             Err(e) => Err(e),
         };
         let outcome = match &result {
@@ -233,6 +245,15 @@ pub async fn serve_connection(
             return;
         }
     }
+}
+
+/// The Host a request names: its Host header, else its absolute URI's authority.
+fn request_host(head: &RequestHead) -> &str {
+    head.headers
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| head.uri.authority().map(|a| a.as_str()))
+        .unwrap_or("")
 }
 
 /// Counts a connection as open until dropped.
