@@ -6,35 +6,59 @@
 //! request's journey:
 //!
 //! ```text
-//! config ─> runtime (one pinned monoio worker per core)
-//!             └─ server: accept on the worker's SO_REUSEPORT listener, read the head (http1)
-//!                  └─ proxy: classify ─> probe ─> plan ─> respond ─> stream
-//!                       range: the client's Range      plan: byte range -> aligned slices
-//!                       origin: pooled keep-alive subrequests
-//!                       fetch: one slice, checked like nginx's slice module
-//!                       stream: bounded window, reorder buffer, in-order body
+//! config ─> runtime (one pinned monoio worker per core, its own SO_REUSEPORT listener)
+//!   server: accept, read the head (http1), limits ─> route: pick the origin by Host/path
+//!     proxy: classify ─> lookup (cache) ─> probe ─> respond (range, plan) ─> stream
+//!       cache: manifests + slices in foyer, single-flight fetches
+//!       origin: pooled keep-alive subrequests, retry, breaker
+//!       fetch: one slice, checked like nginx's slice module, stored whole
+//!       stream: bounded window, reorder buffer, in-order body
+//!   access: log line and metrics at the end; admin: /metrics /health /status
 //! ```
 //!
 //! `demo` holds a built-in origin and a small client, used by `edgeslice demo`
 //! and the tests.
 
-pub mod access;
-pub mod admin;
-pub mod breaker;
-pub mod cache;
+// Start-up: configuration, errors, workers.
 pub mod config;
-pub mod demo;
+
 pub mod error;
-pub mod exchange;
-pub mod fetch;
-pub mod http1;
-pub mod metrics;
-pub mod origin;
-pub mod plan;
-pub mod proxy;
-pub mod range;
-pub mod retry;
-pub mod route;
+
 pub mod runtime;
+
+// A request's journey, in order.
 pub mod server;
+
+pub mod http1;
+
+pub mod route;
+
+pub mod proxy;
+
+pub mod exchange;
+
+pub mod range;
+
+pub mod plan;
+
+pub mod cache;
+
+pub mod origin;
+
+pub mod retry;
+
+pub mod breaker;
+
+pub mod fetch;
+
 pub mod stream;
+
+pub mod access;
+
+// Seeing into it.
+pub mod metrics;
+
+pub mod admin;
+
+// The built-in origin and client of the demo and the tests.
+pub mod demo;
