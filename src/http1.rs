@@ -5,7 +5,7 @@
 //! through the same framed buffer with [`BodyDecoder`], which hands on bytes as
 //! they arrive (monoio-http's own fixed-length payload waits for the whole
 //! body, and its encoder drops a Content-Length we set, so heads are written
-//! here with [`encode_head`]).
+//! here with [`encode_response_head`] and [`encode_request_head`]).
 //!
 //! Errors: a head larger than the limit is [`HeadError::TooLarge`]; malformed
 //! framing headers are [`Error::BadRequest`] (client) or

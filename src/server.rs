@@ -2,7 +2,7 @@
 //!
 //! Each worker accepts on its own `SO_REUSEPORT` listener and serves every
 //! connection it accepted on its own thread: read a request head (bounded in
-//! size and time), hand it to the [`Proxy`], loop while keep-alive allows.
+//! size and time), hand it to the route's [`Proxy`](crate::proxy::Proxy), loop while keep-alive allows.
 //! A bad request gets a 4xx and the connection closes; the worker goes on.
 //! A failure after the response head closes the connection, so a client never
 //! takes a short body for a complete one. One summary line is logged per request.
