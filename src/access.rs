@@ -5,6 +5,7 @@
 //! origin attempts, duration and, for failures, what went wrong. Text
 //! (`key=value`) or JSON, or off (`[log] access_log`).
 
+use std::io::Write;
 use std::time::Instant;
 
 use http::header;
@@ -92,7 +93,8 @@ pub fn finish(
                 "ms": (ms * 10.0).round() / 10.0,
                 "error": failure,
             });
-            info!(target: "edgeslice::access", "{line}");
+            // A bare line, so log shippers can parse each line as JSON.
+            let _ = writeln!(std::io::stderr().lock(), "{line}");
         }
     }
 }

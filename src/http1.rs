@@ -65,6 +65,19 @@ impl<D: Decoder<Error = DecodeError>> Decoder for LimitedHead<D> {
     type Error = HeadError;
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Decoded<D::Item>, HeadError> {
+        // Judge the size before the inner decoder sees the head: monoio-http
+        // unwraps header names that `http` refuses (over 65535 bytes), so an
+        // oversized name must never reach it.
+        let end = memchr::memmem::find(src, b"\r\n\r\n").map(|at| at + 4);
+        match end {
+            None if src.len() > self.limit => return Err(HeadError::TooLarge(self.limit)),
+            None => return Ok(Decoded::Insufficient),
+            Some(end) if end > self.limit => return Err(HeadError::TooLarge(self.limit)),
+            Some(end) if end > MAX_HEADER_NAME && has_long_name(&src[..end]) => {
+                return Err(HeadError::TooLarge(self.limit))
+            }
+            Some(_) => {}
+        }
         let before = src.len();
         match self.inner.decode(src)? {
             Decoded::Some(_) if before - src.len() > self.limit => {
@@ -75,6 +88,17 @@ impl<D: Decoder<Error = DecodeError>> Decoder for LimitedHead<D> {
             other => Ok(other),
         }
     }
+}
+
+/// Longest header name the `http` crate accepts.
+const MAX_HEADER_NAME: usize = 65535;
+
+/// Whether a header line of `head` has a name longer than [`MAX_HEADER_NAME`].
+fn has_long_name(head: &[u8]) -> bool {
+    head.split(|b| *b == b'\n').any(|line| {
+        let name_end = line.iter().position(|b| *b == b':').unwrap_or(line.len());
+        name_end > MAX_HEADER_NAME
+    })
 }
 
 /// How a message body is delimited.
@@ -135,13 +159,19 @@ pub fn response_framing(
 /// `Some(true)` when the final transfer coding is chunked, `Some(false)` for another coding.
 fn transfer_chunked(headers: &HeaderMap) -> Result<Option<bool>, String> {
     let mut last = None;
+    let mut present = false;
     for value in headers.get_all(header::TRANSFER_ENCODING) {
+        present = true;
         let text = value
             .to_str()
             .map_err(|_| "Transfer-Encoding is not ASCII".to_string())?;
         for coding in text.split(',').map(str::trim).filter(|c| !c.is_empty()) {
             last = Some(coding.eq_ignore_ascii_case("chunked"));
         }
+    }
+    if present && last.is_none() {
+        // A Transfer-Encoding header naming no coding: framing is ambiguous.
+        return Err("empty Transfer-Encoding".to_string());
     }
     Ok(last)
 }
@@ -392,6 +422,10 @@ mod tests {
                 Some(BodyFraming::Chunked),
             ),
             (&[("transfer-encoding", "gzip")], None),
+            (
+                &[("transfer-encoding", " , "), ("content-length", "3")],
+                None,
+            ),
             (
                 &[("transfer-encoding", "chunked"), ("content-length", "3")],
                 None,

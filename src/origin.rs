@@ -177,6 +177,15 @@ impl OriginPool {
         target: &str,
         headers: &HeaderMap,
     ) -> Result<OriginResponse> {
+        self.measured(self.request_once(method, target, headers))
+            .await
+    }
+
+    /// Run one origin exchange under the breaker, counting it in the metrics.
+    async fn measured(
+        &self,
+        exchange: impl std::future::Future<Output = Result<OriginResponse>>,
+    ) -> Result<OriginResponse> {
         let breaker = &self.settings.breaker;
         if !breaker.admit() {
             return Err(Error::OriginUnavailable(self.settings.name.clone()));
@@ -186,7 +195,7 @@ impl OriginPool {
             m.origin_requests.inc();
             m.origin_in_flight.inc();
         });
-        let result = self.request_once(method, target, headers).await;
+        let result = exchange.await;
         metrics::with(|m| {
             m.origin_in_flight.sub(1);
             m.origin_duration.observe(started.elapsed());
@@ -235,6 +244,19 @@ impl OriginPool {
     /// Send a request whose body is streamed from `body`, on a new connection
     /// (a body cannot be replayed on a stale pooled one).
     pub async fn request_with_body<IO: monoio::io::AsyncReadRent, C>(
+        self: &Rc<Self>,
+        method: &Method,
+        target: &str,
+        headers: &HeaderMap,
+        body_src: &mut FramedRead<IO, C>,
+        framing: BodyFraming,
+        max_body: u64,
+    ) -> Result<OriginResponse> {
+        self.measured(self.send_with_body(method, target, headers, body_src, framing, max_body))
+            .await
+    }
+
+    async fn send_with_body<IO: monoio::io::AsyncReadRent, C>(
         self: &Rc<Self>,
         method: &Method,
         target: &str,
