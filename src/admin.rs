@@ -14,9 +14,9 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::breaker::Breaker;
 use crate::cache::SliceCache;
 use crate::metrics::{self, NodeGauges, WorkerMetrics};
+use crate::route::Reloadable;
 
 /// What the admin listener reports on.
 pub struct AdminState {
@@ -30,8 +30,8 @@ pub struct AdminState {
     pub cache: Option<Arc<SliceCache>>,
     /// The cache's directory, for its size on disk.
     pub cache_dir: Option<PathBuf>,
-    /// The default origin's breaker.
-    pub breaker: Arc<Breaker>,
+    /// The routes in force, for each origin's breaker.
+    pub routes: Arc<Reloadable>,
     /// Static facts for `/status`.
     pub info: serde_json::Value,
     started: Instant,
@@ -44,7 +44,7 @@ impl AdminState {
         workers: Vec<Arc<WorkerMetrics>>,
         cache: Option<Arc<SliceCache>>,
         cache_dir: Option<PathBuf>,
-        breaker: Arc<Breaker>,
+        routes: Arc<Reloadable>,
         info: serde_json::Value,
     ) -> AdminState {
         AdminState {
@@ -53,7 +53,7 @@ impl AdminState {
             workers,
             cache,
             cache_dir,
-            breaker,
+            routes,
             info,
             started: Instant::now(),
             stop: AtomicBool::new(false),
@@ -63,7 +63,13 @@ impl AdminState {
     fn gauges(&self) -> NodeGauges {
         let (resident_bytes, cpu_seconds, open_fds) = metrics::process_gauges();
         let mut g = NodeGauges {
-            breaker_open: self.breaker.is_open(),
+            breakers: self
+                .routes
+                .current()
+                .0
+                .origins()
+                .map(|(name, breaker)| (name.to_string(), breaker.is_open()))
+                .collect(),
             resident_bytes,
             cpu_seconds,
             open_fds,

@@ -158,8 +158,8 @@ pub struct NodeGauges {
     pub cache_disk_read: u64,
     /// Seconds the store took to open and recover.
     pub cache_recovery_seconds: f64,
-    /// Whether the origin's circuit breaker is open.
-    pub breaker_open: bool,
+    /// Each origin (by address) and whether its circuit breaker is open.
+    pub breakers: Vec<(String, bool)>,
     /// Resident memory of the process.
     pub resident_bytes: u64,
     /// CPU seconds used by the process.
@@ -349,12 +349,17 @@ pub fn render(workers: &[Arc<WorkerMetrics>], node: &NodeGauges) -> String {
         "counter",
         &one(sum(&|w| &w.origin_bytes)),
     );
+    let breakers: Vec<(String, f64)> = node
+        .breakers
+        .iter()
+        .map(|(origin, open)| (format!("{{origin=\"{origin}\"}}"), *open as u8 as f64))
+        .collect();
     counter(
         &mut out,
         "edgeslice_origin_breaker_open",
         "1 while the origin's circuit breaker fails requests fast.",
         "gauge",
-        &one(node.breaker_open as u64),
+        &breakers,
     );
     counter(
         &mut out,

@@ -133,6 +133,17 @@ impl RouteTable {
         Ok(RouteTable { routes, default })
     }
 
+    /// Every origin of the table (default first) with its breaker; an origin
+    /// named by several routes is listed once.
+    pub fn origins(&self) -> impl Iterator<Item = (&str, &Arc<crate::breaker::Breaker>)> {
+        let mut seen = std::collections::HashSet::new();
+        self.default
+            .iter()
+            .chain(self.routes.iter().map(|(_, p)| p))
+            .map(|p| (p.origin.name.as_str(), &p.origin.breaker))
+            .filter(move |(name, _)| seen.insert(*name))
+    }
+
     /// The default route's plan, if any.
     pub fn default_route(&self) -> Option<&RoutePlan> {
         self.default.as_ref()

@@ -92,11 +92,6 @@ impl Server {
     ) -> io::Result<Server> {
         let driver = Driver::choose(config.server.driver)?;
         let table = RouteTable::from_config(config)?;
-        // The admin listener reports the default origin's breaker (or the first route's).
-        let breaker = table
-            .default_route()
-            .map(|r| r.origin.breaker.clone())
-            .unwrap_or_else(|| Arc::new(crate::breaker::Breaker::new(0, Default::default())));
         let reload = Arc::new(Reloadable::new(table, ClientLimits::from_config(config)));
         let plan = WorkerPlan {
             reload: reload.clone(),
@@ -143,7 +138,7 @@ impl Server {
             worker_metrics.clone(),
             cache.clone(),
             cache.as_ref().map(|_| config.cache.dir.clone()),
-            breaker,
+            reload.clone(),
             info,
         ));
         let admin = match config.admin.listen {
