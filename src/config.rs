@@ -111,6 +111,9 @@ pub struct RouteConfig {
     /// Paths matching one of these patterns pass through.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub exclude: Vec<String>,
+    /// `If-Match` on slices after the first; `None` takes `[slice]`'s.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub origin_if_match: Option<bool>,
 }
 
 fn deserialize_opt_size<'de, D: Deserializer<'de>>(
@@ -326,6 +329,9 @@ pub struct SliceConfig {
     pub include: Vec<String>,
     /// Paths matching one of these patterns pass through.
     pub exclude: Vec<String>,
+    /// Ask every slice after the first with `If-Match` (or
+    /// `If-Unmodified-Since`), so the origin itself refuses another version.
+    pub origin_if_match: bool,
 }
 
 impl Default for SliceConfig {
@@ -337,6 +343,7 @@ impl Default for SliceConfig {
             min_slice_bytes: 0,
             include: Vec::new(),
             exclude: Vec::new(),
+            origin_if_match: true,
         }
     }
 }

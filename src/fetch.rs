@@ -208,6 +208,12 @@ impl SliceJob {
             .pool
             .request(&Method::GET, &self.target, &headers)
             .await?;
+        if resp.head.status == http::StatusCode::PRECONDITION_FAILED {
+            return Err(Error::mismatch(
+                index,
+                "got 412 to If-Match / If-Unmodified-Since, expected 206: the object changed",
+            ));
+        }
         if resp.head.status.is_server_error() {
             return Err(Error::OriginStatus {
                 index,

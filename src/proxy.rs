@@ -59,6 +59,8 @@ pub struct ProxySettings {
     pub slice_timeout: std::time::Duration,
     /// What is sliced and what passes through.
     pub rules: SliceRules,
+    /// Slices after the first carry `If-Match` (or `If-Unmodified-Since`).
+    pub origin_if_match: bool,
 }
 
 /// Which requests a route slices; the others pass through whole.
@@ -319,7 +321,7 @@ impl Proxy {
                 return;
             }
         };
-        let mut headers = slice_headers(ask.forwarded.clone());
+        let mut headers = slice_headers(ask.forwarded.clone(), None);
         headers.insert(header::RANGE, range_value(0, m.slice_size));
         let version = m.version();
         match (&version.etag, &version.last_modified) {
@@ -590,7 +592,10 @@ impl Proxy {
         let job = Rc::new(SliceJob {
             pool: self.pool.clone(),
             target: Rc::from(ask.target),
-            headers: Rc::new(slice_headers(ask.forwarded.clone())),
+            headers: Rc::new(slice_headers(
+                ask.forwarded.clone(),
+                self.settings.origin_if_match.then_some(&version),
+            )),
             plan,
             version: Rc::new(version),
             cache,
@@ -731,8 +736,11 @@ fn req_headers_unsliced(req: &RequestHead, forwarded: &HeaderMap) -> HeaderMap {
     headers
 }
 
-/// Headers for slices after the probe: conditionals removed, so every slice is a plain 206.
-fn slice_headers(mut headers: HeaderMap) -> HeaderMap {
+/// Headers for slices after the probe: the client's conditionals removed, so
+/// every slice is a plain 206; with `version`, the origin is asked to refuse
+/// any other version itself: `If-Match` with a strong ETag, else
+/// `If-Unmodified-Since` with the Last-Modified.
+fn slice_headers(mut headers: HeaderMap, version: Option<&ObjectVersion>) -> HeaderMap {
     for name in [
         header::IF_MATCH,
         header::IF_NONE_MATCH,
@@ -740,6 +748,17 @@ fn slice_headers(mut headers: HeaderMap) -> HeaderMap {
         header::IF_UNMODIFIED_SINCE,
     ] {
         headers.remove(name);
+    }
+    if let Some(v) = version {
+        match (&v.etag, &v.last_modified) {
+            (Some(etag), _) if !etag.as_bytes().starts_with(b"W/") => {
+                headers.insert(header::IF_MATCH, etag.clone());
+            }
+            (_, Some(lm)) => {
+                headers.insert(header::IF_UNMODIFIED_SINCE, lm.clone());
+            }
+            _ => {}
+        }
     }
     headers
 }

@@ -176,6 +176,7 @@ pub fn proxy_settings(config: &Config) -> ProxySettings {
             include: config.slice.include.clone(),
             exclude: config.slice.exclude.clone(),
         },
+        origin_if_match: config.slice.origin_if_match,
     }
 }
 
@@ -193,6 +194,7 @@ fn route_settings(base: &ProxySettings, route: &RouteConfig) -> ProxySettings {
         include: route.include.clone(),
         exclude: route.exclude.clone(),
     };
+    s.origin_if_match = route.origin_if_match.unwrap_or(s.origin_if_match);
     s
 }
 

@@ -503,3 +503,56 @@ fn sliced_answers_carry_accept_ranges_and_no_hop_by_hop() {
         assert_no_hop_by_hop(&resp, &what);
     }
 }
+
+/// Slices after the first carry If-Match with the probe's ETag, so the origin
+/// itself refuses another version (412): the transfer is aborted as for any
+/// version mismatch. With `origin_if_match = false` no If-Match is sent.
+#[test]
+fn later_slices_ask_the_origin_to_refuse_another_version() {
+    let h = Harness::with_slices(4);
+    let resp = h.get("/etag-changes/16/im", &[]);
+    assert_eq!(resp.status, 200);
+    assert!(!resp.complete, "a changed object must not arrive whole");
+    let requests = h.origin.requests();
+    assert!(requests.len() >= 2, "{requests:?}");
+    assert!(
+        requests[0].header("if-match").is_none(),
+        "the probe has no If-Match"
+    );
+    let probe_etag = "\"v1-10-";
+    for r in &requests[1..] {
+        let tag = r.header("if-match").expect("later slices carry If-Match");
+        assert!(
+            tag.starts_with(probe_etag),
+            "If-Match {tag} is not the probe's ETag"
+        );
+    }
+
+    let h = Harness::with_slices(4);
+    let same = h.get("/obj/16/im", &[]);
+    assert_eq!(same.status, 200);
+    assert!(same.complete);
+    assert_eq!(same.body, object_bytes("im", 0, 15));
+    let etag = same.header("etag").unwrap().to_string();
+    assert!(h.origin.requests()[1..]
+        .iter()
+        .all(|r| r.header("if-match") == Some(etag.as_str())));
+
+    let origin = common::DemoOrigin::start().unwrap();
+    let setup = Setup {
+        slice_size: 4,
+        ..Setup::default()
+    };
+    let config = common::config_text(origin.addr(), &setup)
+        .replace("[slice]\n", "[slice]\norigin_if_match = false\n");
+    let config = Config::from_toml(&config).unwrap();
+    let server = Server::start(&config).unwrap();
+    let resp = common::get(server.local_addr(), "/obj/16/off", &[]).unwrap();
+    assert_eq!(resp.body, object_bytes("off", 0, 15));
+    assert_eq!(origin.request_count(), 4);
+    assert!(origin
+        .requests()
+        .iter()
+        .all(|r| r.header("if-match").is_none()));
+    server.shutdown();
+}

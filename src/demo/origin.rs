@@ -18,7 +18,7 @@
 //! `fail=N` (the first N requests to a path answer `fail_status`, default
 //! 503), `cut=N` (the first N get half their body, then a close), `flaky=P`
 //! (each request fails with P% chance, as a 503 or a cut), `stall_ms=N` on
-//! any mode. A GET whose If-None-Match is the ETag, or whose
+//! any mode. If-Match / If-Unmodified-Since that do not hold get 412. A GET whose If-None-Match is the ETag, or whose
 //! If-Modified-Since is the Last-Modified, gets 304.
 //! Unknown modes answer 404, malformed requests 400 and a close.
 //!
@@ -410,6 +410,13 @@ fn conditional_reply(request: &OriginRequest, headers: &[(&'static str, String)]
             .find(|(n, _)| *n == name)
             .map(|(_, v)| v.as_str())
     };
+    // If-Match / If-Unmodified-Since that do not hold: 412 (RFC 9110 13.1.1, 13.1.4).
+    let match_fails = matches!(request.header("if-match"), Some(tag) if Some(tag) != find("ETag"));
+    let unmodified_fails = request.header("if-match").is_none()
+        && matches!(request.header("if-unmodified-since"), Some(d) if Some(d) != find("Last-Modified"));
+    if match_fails || unmodified_fails {
+        return Some(Reply::text(412, "precondition failed\n"));
+    }
     let etag_matches =
         matches!((request.header("if-none-match"), find("ETag")), (Some(a), Some(b)) if a == b);
     let date_matches = request.header("if-none-match").is_none()
