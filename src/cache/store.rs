@@ -88,6 +88,11 @@ impl SliceStore {
 
     /// The value under `key`, and the tier it came from.
     pub async fn get(&self, key: &str) -> Option<(Bytes, Tier)> {
+        // A miss in foyer costs a hop through its runtime's threads; its
+        // index answers "not here" without one.
+        if !self.cache.contains(key) {
+            return None;
+        }
         match self.cache.get(key).await {
             Ok(Some(entry)) => {
                 let tier = match entry.source() {
