@@ -657,7 +657,8 @@ impl Proxy {
             return Ok(());
         }
         ex.slices = plan.slice_count();
-        let delivered = stream::send_slices(
+        let mut delivered = stream::Delivery::default();
+        let result = stream::send_slices(
             job.clone(),
             stream::Sending {
                 window: self.settings.window,
@@ -666,15 +667,18 @@ impl Proxy {
             },
             probe,
             ex.writer,
+            &mut delivered,
         )
         .await;
-        if let (Err(Error::SliceMismatch { .. }), Some(t)) = (&delivered, &job.cache) {
+        // Counted also when the transfer failed part-way (logs and metrics).
+        ex.body_bytes += delivered.bytes;
+        ex.slices_cached = delivered.from_cache;
+        ex.slices = delivered.from_cache + delivered.from_origin;
+        if let (Err(Error::SliceMismatch { .. }), Some(t)) = (&result, &job.cache) {
             // The object changed under its manifest: the next request probes anew.
             t.cache.forget(&t.key);
         }
-        let delivered = delivered?;
-        ex.body_bytes += delivered.bytes;
-        ex.slices_cached = delivered.from_cache;
+        result?;
         Ok(())
     }
 }

@@ -185,13 +185,15 @@ pub struct Sending<'a> {
 
 /// Stream the slices of `job.plan` to `writer` in order, at most
 /// `how.window` in flight and within the worker's budget. `probe` is an
-/// already opened answer for the plan's first slice.
+/// already opened answer for the plan's first slice. `done` tells what was
+/// delivered, also when it fails part-way.
 pub async fn send_slices(
     job: Rc<SliceJob>,
     how: Sending<'_>,
     probe: Option<OpenedSlice>,
     writer: &mut WriteHalf,
-) -> Result<Delivery> {
+    done: &mut Delivery,
+) -> Result<()> {
     let plan = job.plan;
     let window = how.window;
     let slice_bytes = plan.slice_size;
@@ -207,7 +209,6 @@ pub async fn send_slices(
         monoio::spawn(run_slice(job.clone(), next_launch, Some(resp), tx.clone()));
         next_launch += 1;
     }
-    let mut done = Delivery::default();
     loop {
         let before = order.next_index();
         while let Some(chunk) = order.pop() {
@@ -217,7 +218,7 @@ pub async fn send_slices(
         }
         reserved.give_back((order.next_index() - before) * slice_bytes);
         if order.next_index() > plan.last_slice {
-            return Ok(done);
+            return Ok(());
         }
         while next_launch <= plan.last_slice
             && next_launch - order.next_index() < window as u64

@@ -115,7 +115,10 @@ impl SliceStore {
         let len = value.len() as u64;
         // An overwrite whose disk write lagged could let the old value come
         // back from disk later: remove first.
-        self.cache.remove(&key);
+        // foyer logs a tombstone for every remove: only for a key that is there.
+        if self.cache.contains(&key) {
+            self.cache.remove(&key);
+        }
         self.cache.insert(key, value);
         crate::metrics::with(|m| m.cache_inserts.inc());
         let total = self.since_wait.fetch_add(len, Ordering::Relaxed) + len;
