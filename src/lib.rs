@@ -35,6 +35,8 @@ pub mod route;
 
 pub mod proxy;
 
+pub mod headers;
+
 pub mod exchange;
 
 pub mod range;

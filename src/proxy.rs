@@ -30,6 +30,10 @@ pub use crate::exchange::Exchange;
 use crate::fetch::{
     check_slice_head, run_slice, CacheTarget, ObjectVersion, OpenedSlice, SliceJob,
 };
+use crate::headers::{
+    cacheable_request, expects_continue, header_value, if_range_allows, object_headers,
+    range_value, req_headers_unsliced, slice_headers, total_unknown, unsatisfied_headers,
+};
 use crate::http1::{self, BodyFraming};
 use crate::metrics;
 use crate::origin::{OriginPool, OriginResponse};
@@ -681,113 +685,4 @@ impl Proxy {
         result?;
         Ok(())
     }
-}
-
-/// A request the cache may answer: no conditionals of the client's own, no credentials.
-fn cacheable_request(req: &RequestHead) -> bool {
-    ![
-        header::IF_MATCH,
-        header::IF_NONE_MATCH,
-        header::IF_MODIFIED_SINCE,
-        header::IF_UNMODIFIED_SINCE,
-        header::AUTHORIZATION,
-    ]
-    .iter()
-    .any(|h| req.headers.contains_key(h))
-}
-
-/// If-Range (RFC 9110 section 13.1.5): a strong ETag or the exact Last-Modified must match.
-fn if_range_allows(req: &RequestHead, version: &ObjectVersion) -> bool {
-    let Some(cond) = req.headers.get(header::IF_RANGE) else {
-        return true;
-    };
-    let cond = cond.as_bytes();
-    if cond.starts_with(b"\"") {
-        version.etag.as_ref().is_some_and(|e| e.as_bytes() == cond)
-    } else if cond.starts_with(b"W/") {
-        false
-    } else {
-        version
-            .last_modified
-            .as_ref()
-            .is_some_and(|lm| lm.as_bytes() == cond)
-    }
-}
-
-fn expects_continue(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::EXPECT)
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"))
-}
-
-fn total_unknown(headers: &HeaderMap) -> bool {
-    matches!(
-        headers
-            .get(header::CONTENT_RANGE)
-            .map(|v| parse_content_range(v.as_bytes())),
-        Some(Ok(ContentRange::Bytes { total: None, .. }))
-    )
-}
-
-/// The client's own request for a pass-through: its Range and If-Range put back.
-fn req_headers_unsliced(req: &RequestHead, forwarded: &HeaderMap) -> HeaderMap {
-    let mut headers = forwarded.clone();
-    for name in [header::RANGE, header::IF_RANGE] {
-        if let Some(v) = req.headers.get(&name) {
-            headers.insert(name, v.clone());
-        }
-    }
-    headers
-}
-
-/// Headers for slices after the probe: the client's conditionals removed, so
-/// every slice is a plain 206; with `version`, the origin is asked to refuse
-/// any other version itself: `If-Match` with a strong ETag, else
-/// `If-Unmodified-Since` with the Last-Modified.
-fn slice_headers(mut headers: HeaderMap, version: Option<&ObjectVersion>) -> HeaderMap {
-    for name in [
-        header::IF_MATCH,
-        header::IF_NONE_MATCH,
-        header::IF_MODIFIED_SINCE,
-        header::IF_UNMODIFIED_SINCE,
-    ] {
-        headers.remove(name);
-    }
-    if let Some(v) = version {
-        match (&v.etag, &v.last_modified) {
-            (Some(etag), _) if !etag.as_bytes().starts_with(b"W/") => {
-                headers.insert(header::IF_MATCH, etag.clone());
-            }
-            (_, Some(lm)) => {
-                headers.insert(header::IF_UNMODIFIED_SINCE, lm.clone());
-            }
-            _ => {}
-        }
-    }
-    headers
-}
-
-/// The origin's end-to-end headers, without the framing of the slice answer.
-fn object_headers(headers: &mut HeaderMap) {
-    http1::strip_hop_by_hop(headers);
-    headers.remove(header::CONTENT_LENGTH);
-    headers.remove(header::CONTENT_RANGE);
-    headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-}
-
-fn unsatisfied_headers(total: u64) -> HeaderMap {
-    let mut headers = HeaderMap::new();
-    headers.insert(
-        header::CONTENT_RANGE,
-        header_value(&ContentRange::Unsatisfied { total }.to_string()),
-    );
-    headers
-}
-
-fn range_value(index: u64, size: u64) -> HeaderValue {
-    header_value(&plan::slice_range_header(index, size))
-}
-
-fn header_value(text: &str) -> HeaderValue {
-    HeaderValue::from_str(text).expect("generated header values are ASCII")
 }
