@@ -37,7 +37,10 @@ pub fn finish(
             1
         };
         m.requests[outcome].inc();
-        m.responses[class_of(ex.status)].inc();
+        if ex.status != 0 {
+            // 0: the client went away before any answer.
+            m.responses[class_of(ex.status)].inc();
+        }
         m.request_duration.observe(took);
         if let Some(at) = ex.head_at {
             m.first_byte.observe(at.duration_since(started));
