@@ -364,6 +364,12 @@ pub struct CacheConfig {
     pub disk_bytes: u64,
     /// Seconds a cached slice stays fresh.
     pub cache_ttl: u64,
+    /// Seconds past expiry an object is served while one background
+    /// revalidation runs, when the origin's Cache-Control does not say.
+    pub stale_while_revalidate: u64,
+    /// Seconds past expiry an object is served when revalidation fails,
+    /// when the origin's Cache-Control does not say.
+    pub stale_if_error: u64,
     /// Client networks (CIDR) allowed to send PURGE.
     pub purge_allow: Vec<String>,
     /// A bearer token that also allows PURGE (`Authorization: Bearer TOKEN`).
@@ -398,6 +404,8 @@ impl Default for CacheConfig {
             memory_bytes: 256 * MIB,
             disk_bytes: 10 * GIB,
             cache_ttl: 3_600,
+            stale_while_revalidate: 0,
+            stale_if_error: 0,
             purge_allow: vec!["127.0.0.0/8".into(), "::1/128".into()],
             purge_token: None,
         }

@@ -23,7 +23,7 @@ use monoio_http::common::request::RequestHead;
 use tracing::debug;
 
 use crate::cache::flight::FlightLeader;
-use crate::cache::manifest::freshness;
+use crate::cache::manifest::{freshness, unix_now, StaleWindows};
 use crate::cache::{CacheStatus, FlightEvent, Joined, ObjectKey, ObjectManifest, SliceCache};
 use crate::error::{Error, Result};
 pub use crate::exchange::Exchange;
@@ -272,19 +272,45 @@ impl Proxy {
         // revalidation, the manifest it stored is looked up again.
         for _ in 0..3 {
             if let Some((key, m)) = cache.lookup(&base, &ask.req.headers).await {
-                if m.is_fresh() {
-                    let target = CacheTarget {
-                        cache: cache.clone(),
-                        key,
-                        generation: m.generation,
-                    };
-                    let (version, headers, size) = (m.version(), m.header_map(), m.slice_size);
-                    return self
-                        .respond(&ask, version, headers, size, Some(target), None, ex)
-                        .await;
+                let now = unix_now();
+                let serve = if m.is_fresh() {
+                    true
+                } else if now < m.expires_at.saturating_add(m.stale.while_revalidate) {
+                    // stale-while-revalidate: serve now, revalidate in the background.
+                    monoio::spawn(revalidate(
+                        self.pool.clone(),
+                        cache.clone(),
+                        ask.target.to_string(),
+                        ask.forwarded.clone(),
+                        key.clone(),
+                        m.clone(),
+                    ));
+                    true
+                } else {
+                    match self.revalidate(&ask, &cache, &key, m.clone()).await {
+                        // stale-if-error: the origin is failing, the object is not too old.
+                        Revalidation::Failed
+                            if now < m.expires_at.saturating_add(m.stale.if_error) =>
+                        {
+                            true
+                        }
+                        // Too stale to serve with the origin failing: ask it once more, uncached.
+                        Revalidation::Failed => return self.probe(ask, None, ex).await,
+                        _ => false,
+                    }
+                };
+                if !serve {
+                    continue;
                 }
-                self.revalidate(&ask, &cache, &key, m).await;
-                continue;
+                let target = CacheTarget {
+                    cache: cache.clone(),
+                    key,
+                    generation: m.generation,
+                };
+                let (version, headers, size) = (m.version(), m.header_map(), m.slice_size);
+                return self
+                    .respond(&ask, version, headers, size, Some(target), None, ex)
+                    .await;
             }
             match cache.flights.join(&format!("p|{}", base.as_str())) {
                 Joined::Leader(flight) => {
@@ -308,75 +334,23 @@ impl Proxy {
         self.probe(ask, None, ex).await
     }
 
-    /// Revalidate a stale manifest with a conditional request, once per
-    /// object: a 304 refreshes every slice at once; a change forgets it.
+    /// Revalidate a stale manifest, once per object (see [`revalidate`]).
     async fn revalidate(
         &self,
         ask: &Ask<'_>,
-        cache: &SliceCache,
+        cache: &Arc<SliceCache>,
         key: &ObjectKey,
-        mut m: ObjectManifest,
-    ) {
-        let flight_key = format!("r|{:016x}|{}", m.generation, key.as_str());
-        let flight = match cache.flights.join(&flight_key) {
-            Joined::Leader(flight) => flight,
-            Joined::Follower(rx) => {
-                while rx.recv_async().await.is_ok() {}
-                return;
-            }
-        };
-        let mut headers = slice_headers(ask.forwarded.clone(), None);
-        headers.insert(header::RANGE, range_value(0, m.slice_size));
-        let version = m.version();
-        match (&version.etag, &version.last_modified) {
-            (Some(etag), _) => headers.insert(header::IF_NONE_MATCH, etag.clone()),
-            (None, Some(lm)) => headers.insert(header::IF_MODIFIED_SINCE, lm.clone()),
-            (None, None) => {
-                cache.forget(key);
-                return;
-            }
-        };
-        let mut changed = false;
-        let refreshed = match self.pool.request(&Method::GET, ask.target, &headers).await {
-            Ok(resp) if resp.head.status == StatusCode::NOT_MODIFIED => {
-                // The 304's own freshness headers win over the stored ones.
-                let mut merged = m.header_map();
-                for name in [header::CACHE_CONTROL, header::EXPIRES] {
-                    if let Some(v) = resp.head.headers.get(&name) {
-                        merged.insert(name, v.clone());
-                    }
-                }
-                freshness(&merged, cache.default_ttl)
-            }
-            Ok(resp) => match check_slice_head(0, m.slice_size, &resp.head, Some(&version)) {
-                // An origin that ignores conditionals but still has the same version.
-                Ok(_) => freshness(&resp.head.headers, cache.default_ttl),
-                Err(_) => {
-                    changed = true;
-                    None
-                }
-            },
-            Err(e) => {
-                debug!(error = %e, "revalidation failed");
-                None
-            }
-        };
-        // Index in metrics::REVALIDATIONS.
-        let result = match (&refreshed, changed) {
-            (Some(_), _) => 0,
-            (None, true) => 1,
-            (None, false) => 2,
-        };
-        metrics::with(|m| m.revalidations[result].inc());
-        match refreshed {
-            Some(ttl) => {
-                m.expires_at = crate::cache::manifest::unix_now() + ttl.as_secs();
-                cache.put(key, &m).await;
-            }
-            None => cache.forget(key),
-        }
-        flight.complete(Ok(()));
-        flight.retire();
+        m: ObjectManifest,
+    ) -> Revalidation {
+        revalidate(
+            self.pool.clone(),
+            cache.clone(),
+            ask.target.to_string(),
+            ask.forwarded.clone(),
+            key.clone(),
+            m,
+        )
+        .await
     }
 
     /// Phase "probe": ask the origin for the slice holding the first wanted
@@ -440,7 +414,8 @@ impl Proxy {
         let mut leader = None;
         if let Some((cache, base, flight)) = cache {
             if let Some(ttl) = freshness(&resp.head.headers, cache.default_ttl) {
-                let m = ObjectManifest::new(&version, size, &headers, ttl);
+                let mut m = ObjectManifest::new(&version, size, &headers, ttl);
+                m.stale = StaleWindows::from_headers(&resp.head.headers, &cache.stale_defaults);
                 let (key, m) = cache.store_manifest(base, &ask.req.headers, m).await;
                 let t = CacheTarget {
                     cache: cache.clone(),
@@ -685,4 +660,96 @@ impl Proxy {
         result?;
         Ok(())
     }
+}
+
+/// How a revalidation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Revalidation {
+    /// 304 (or the same version again): every slice is fresh again.
+    Fresh,
+    /// Another version: the manifest is forgotten.
+    Changed,
+    /// The origin could not say (down, 5xx, timeout): the manifest stays stale.
+    Failed,
+    /// Another request revalidated it; look again.
+    Waited,
+}
+
+/// Revalidate the stale manifest `m` of `key` with one conditional request,
+/// once per object: a 304 refreshes every slice at once; another version
+/// forgets it; a failing origin leaves it stale (for stale-if-error).
+async fn revalidate(
+    pool: Rc<OriginPool>,
+    cache: Arc<SliceCache>,
+    target: String,
+    forwarded: HeaderMap,
+    key: ObjectKey,
+    mut m: ObjectManifest,
+) -> Revalidation {
+    let flight_key = format!("r|{:016x}|{}", m.generation, key.as_str());
+    let flight = match cache.flights.join(&flight_key) {
+        Joined::Leader(flight) => flight,
+        Joined::Follower(rx) => {
+            while rx.recv_async().await.is_ok() {}
+            return Revalidation::Waited;
+        }
+    };
+    let mut headers = slice_headers(forwarded, None);
+    headers.insert(header::RANGE, range_value(0, m.slice_size));
+    let version = m.version();
+    match (&version.etag, &version.last_modified) {
+        (Some(etag), _) => headers.insert(header::IF_NONE_MATCH, etag.clone()),
+        (None, Some(lm)) => headers.insert(header::IF_MODIFIED_SINCE, lm.clone()),
+        (None, None) => {
+            cache.forget(&key);
+            return Revalidation::Changed;
+        }
+    };
+    let outcome = match pool.request(&Method::GET, &target, &headers).await {
+        Ok(resp) if resp.head.status == StatusCode::NOT_MODIFIED => {
+            // The 304's own freshness headers win over the stored ones.
+            let mut merged = m.header_map();
+            for name in [header::CACHE_CONTROL, header::EXPIRES] {
+                if let Some(v) = resp.head.headers.get(&name) {
+                    merged.insert(name, v.clone());
+                }
+            }
+            m.stale = StaleWindows::from_headers(&merged, &cache.stale_defaults);
+            freshness(&merged, cache.default_ttl).map_or(Revalidation::Changed, |ttl| {
+                m.expires_at = unix_now() + ttl.as_secs();
+                Revalidation::Fresh
+            })
+        }
+        Ok(resp) if resp.head.status.is_server_error() => Revalidation::Failed,
+        Ok(resp) => match check_slice_head(0, m.slice_size, &resp.head, Some(&version)) {
+            // An origin that ignores conditionals but still has the same version.
+            Ok(_) => freshness(&resp.head.headers, cache.default_ttl).map_or(
+                Revalidation::Changed,
+                |ttl| {
+                    m.expires_at = unix_now() + ttl.as_secs();
+                    Revalidation::Fresh
+                },
+            ),
+            Err(_) => Revalidation::Changed,
+        },
+        Err(e) => {
+            debug!(error = %e, "revalidation failed");
+            Revalidation::Failed
+        }
+    };
+    // Index in metrics::REVALIDATIONS.
+    let result = match outcome {
+        Revalidation::Fresh => 0,
+        Revalidation::Changed => 1,
+        _ => 2,
+    };
+    metrics::with(|m| m.revalidations[result].inc());
+    match outcome {
+        Revalidation::Fresh => cache.put(&key, &m).await,
+        Revalidation::Changed => cache.forget(&key),
+        _ => {}
+    }
+    flight.complete(Ok(()));
+    flight.retire();
+    outcome
 }

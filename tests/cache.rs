@@ -682,3 +682,54 @@ fn vary_caches_each_variant_on_its_own() {
     assert_eq!(get("red").header("x-cache"), Some("MISS"));
     assert!(h.origin.request_count() > 0);
 }
+
+/// stale-if-error (RFC 5861): past its expiry, with the origin down, the
+/// cached object is still served within the window the origin gave; without
+/// the window the client gets an error.
+#[test]
+fn stale_if_error_serves_the_cached_object_while_the_origin_is_down() {
+    let setup = cached("stale-if-error", 4);
+    let _dir = dir_guard(&setup);
+    let h = Harness::start(setup);
+    let with_window = "/obj/16/sie?cc=max-age=1,stale-if-error=600";
+    let without = "/obj/16/nowin?cc=max-age=1";
+    let fetched_by = unix_seconds();
+    assert_eq!(h.get(with_window, &[]).header("x-cache"), Some("MISS"));
+    assert_eq!(h.get(without, &[]).header("x-cache"), Some("MISS"));
+    sleep_until_stale(fetched_by, 1);
+    let Harness { origin, server } = h;
+    drop(origin); // the origin is down: connections are refused
+    let stale = get(server.local_addr(), with_window, &[]).expect("an answer");
+    assert_eq!(stale.status, 200);
+    assert!(stale.complete);
+    assert_eq!(stale.body, object_bytes("sie", 0, 15));
+    let gone = get(server.local_addr(), without, &[]).expect("an answer");
+    assert!(gone.status >= 500, "got {}, expected a 5xx", gone.status);
+    server.shutdown();
+}
+
+/// stale-while-revalidate (RFC 5861): past its expiry the object is served at
+/// once, and one conditional request refreshes it in the background.
+#[test]
+fn stale_while_revalidate_serves_at_once_and_refreshes_in_the_background() {
+    let setup = cached("swr", 4);
+    let _dir = dir_guard(&setup);
+    let h = Harness::start(setup);
+    let target = "/obj/16/swr?cc=max-age=1,stale-while-revalidate=600";
+    let fetched_by = unix_seconds();
+    assert_eq!(h.get(target, &[]).header("x-cache"), Some("MISS"));
+    sleep_until_stale(fetched_by, 1);
+    h.origin.clear();
+    let stale = h.get(target, &[]);
+    assert_eq!(stale.status, 200);
+    assert_eq!(stale.header("x-cache"), Some("HIT"));
+    assert_eq!(stale.body, object_bytes("swr", 0, 15));
+    // The background revalidation: one conditional request, answered 304.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while h.origin.request_count() == 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let requests = h.origin.requests();
+    assert_eq!(requests.len(), 1, "{requests:?}");
+    assert!(requests[0].header("if-none-match").is_some());
+}

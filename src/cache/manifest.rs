@@ -40,6 +40,43 @@ pub struct ObjectManifest {
     pub vary: Vec<String>,
     /// The origin's end-to-end response headers to replay on a hit.
     pub headers: Vec<(String, Vec<u8>)>,
+    /// How long past its expiry the object may still be served (RFC 5861).
+    #[serde(default)]
+    pub stale: StaleWindows,
+}
+
+/// RFC 5861 windows, in seconds past expiry.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StaleWindows {
+    /// Served stale while one background revalidation runs.
+    pub while_revalidate: u64,
+    /// Served stale when revalidation fails (origin down, 5xx, timeout).
+    pub if_error: u64,
+}
+
+impl StaleWindows {
+    /// The windows `Cache-Control` gives (`stale-while-revalidate=N`,
+    /// `stale-if-error=N`), else `defaults`.
+    pub fn from_headers(headers: &HeaderMap, defaults: &StaleWindows) -> StaleWindows {
+        let directive = |name: &str| {
+            headers
+                .get_all(header::CACHE_CONTROL)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(','))
+                .find_map(|d| {
+                    let (k, v) = d.trim().split_once('=')?;
+                    k.eq_ignore_ascii_case(name)
+                        .then(|| v.trim_matches('"').parse::<u64>().ok())
+                        .flatten()
+                })
+        };
+        StaleWindows {
+            while_revalidate: directive("stale-while-revalidate")
+                .unwrap_or(defaults.while_revalidate),
+            if_error: directive("stale-if-error").unwrap_or(defaults.if_error),
+        }
+    }
 }
 
 impl ObjectManifest {
@@ -67,6 +104,7 @@ impl ObjectManifest {
                 .filter(|(name, _)| !SKIPPED.contains(name))
                 .map(|(n, v)| (n.as_str().to_string(), v.as_bytes().to_vec()))
                 .collect(),
+            stale: StaleWindows::default(),
         }
     }
 
@@ -239,6 +277,35 @@ mod tests {
         }
         let got = freshness(&headers(&[("expires", &future)]), ttl).unwrap();
         assert!((590..=600).contains(&got.as_secs()), "{got:?}");
+    }
+
+    #[test]
+    fn stale_windows_come_from_cache_control_or_defaults() {
+        let defaults = StaleWindows {
+            while_revalidate: 7,
+            if_error: 9,
+        };
+        let given = headers(&[(
+            "cache-control",
+            "max-age=1, stale-while-revalidate=30, Stale-If-Error=\"600\"",
+        )]);
+        assert_eq!(
+            StaleWindows::from_headers(&given, &defaults),
+            StaleWindows {
+                while_revalidate: 30,
+                if_error: 600
+            }
+        );
+        assert_eq!(
+            StaleWindows::from_headers(&HeaderMap::new(), &defaults),
+            defaults
+        );
+        // Manifests stored before the windows existed still decode.
+        let old = br#"{"len":1,"etag":null,"last_modified":null,"slice_size":1,"generation":1,"parent":0,"expires_at":0,"vary":[],"headers":[]}"#;
+        assert_eq!(
+            ObjectManifest::decode(old).unwrap().stale,
+            StaleWindows::default()
+        );
     }
 
     #[test]

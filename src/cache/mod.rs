@@ -75,6 +75,8 @@ pub struct SliceCache {
     pub flights: Arc<Flights>,
     /// Freshness when the origin says nothing.
     pub default_ttl: Duration,
+    /// Stale windows when the origin says nothing.
+    pub stale_defaults: manifest::StaleWindows,
 }
 
 impl SliceCache {
@@ -90,6 +92,10 @@ impl SliceCache {
             store,
             flights: Arc::new(Flights::default()),
             default_ttl: Duration::from_secs(config.cache_ttl),
+            stale_defaults: manifest::StaleWindows {
+                while_revalidate: config.stale_while_revalidate,
+                if_error: config.stale_if_error,
+            },
         }))
     }
 
