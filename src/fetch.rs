@@ -156,6 +156,7 @@ pub enum SliceEvent {
 }
 
 /// Where the slices of a job are cached.
+#[derive(Clone)]
 pub struct CacheTarget {
     /// The node's cache.
     pub cache: Arc<SliceCache>,

@@ -37,6 +37,8 @@ pub mod proxy;
 
 pub mod headers;
 
+pub mod multipart;
+
 pub mod exchange;
 
 pub mod range;

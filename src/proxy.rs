@@ -38,7 +38,10 @@ use crate::http1::{self, BodyFraming};
 use crate::metrics;
 use crate::origin::{OriginPool, OriginResponse};
 use crate::plan::{self, SlicePlan};
-use crate::range::{parse_content_range, parse_range, ByteRangeSpec, ContentRange, RangeRequest};
+use crate::range::{
+    coalesce, parse_content_range, parse_range, ByteRangeSpec, ContentRange, RangeRequest,
+    MAX_PARTS,
+};
 use crate::retry::Retry;
 use crate::stream;
 
@@ -549,10 +552,30 @@ impl Proxy {
         probe: Option<Probe>,
         ex: &mut Exchange<'_>,
     ) -> Result<()> {
-        let ranged =
-            matches!(ask.range, RangeRequest::Single(_)) && if_range_allows(ask.req, &version);
-        let (status, first, last) = match ask.range {
-            RangeRequest::Single(spec) if ranged => match spec.resolve(version.len) {
+        let ranged = if_range_allows(ask.req, &version);
+        // Several ranges: resolved and coalesced; one left is a plain 206,
+        // several a multipart answer, too many the whole object.
+        let parts = match &ask.range {
+            RangeRequest::Multi(specs) if ranged => Some(coalesce(specs, version.len)),
+            _ => None,
+        };
+        let multipart = parts
+            .as_ref()
+            .filter(|p| (2..=MAX_PARTS).contains(&p.len()))
+            .cloned();
+        let (status, first, last) = match (&ask.range, parts.as_deref()) {
+            (_, Some([])) => {
+                return ex
+                    .send_plain(
+                        StatusCode::RANGE_NOT_SATISFIABLE,
+                        unsatisfied_headers(version.len),
+                        "range not satisfiable\n",
+                    )
+                    .await
+            }
+            (_, Some([(a, b)])) => (StatusCode::PARTIAL_CONTENT, *a, *b),
+            (_, Some(p)) if multipart.is_some() => (StatusCode::PARTIAL_CONTENT, p[0].0, p[0].1),
+            (RangeRequest::Single(spec), _) if ranged => match spec.resolve(version.len) {
                 Some((a, b)) => (StatusCode::PARTIAL_CONTENT, a, b),
                 None => {
                     return ex
@@ -586,7 +609,9 @@ impl Proxy {
         // the body is wanted). Otherwise, when others may follow its flight,
         // it is finished and stored in the background.
         let probe = match probe {
-            Some(p) if p.index == plan.first_slice && !ex.head_only => Some(p.opened),
+            Some(p) if p.index == plan.first_slice && !ex.head_only && multipart.is_none() => {
+                Some(p.opened)
+            }
             Some(p) if p.opened.leader.is_some() => {
                 let (tx, _) = local_sync::mpsc::unbounded::channel();
                 monoio::spawn(run_slice(job.clone(), p.index, Some(p.opened), tx));
@@ -631,24 +656,21 @@ impl Proxy {
             HeaderValue::from_static(status_of_cache.as_str()),
         );
         ex.cache = Some(status_of_cache);
+        let how = stream::Sending {
+            window: self.settings.window,
+            budget: &self.budget,
+            send_timeout: ex.send_timeout,
+        };
+        if let Some(parts) = &multipart {
+            return crate::multipart::send(&job, parts, headers, how, ex).await;
+        }
         ex.send_head(status, headers).await?;
         if ex.head_only {
             return Ok(());
         }
         ex.slices = plan.slice_count();
         let mut delivered = stream::Delivery::default();
-        let result = stream::send_slices(
-            job.clone(),
-            stream::Sending {
-                window: self.settings.window,
-                budget: &self.budget,
-                send_timeout: ex.send_timeout,
-            },
-            probe,
-            ex.writer,
-            &mut delivered,
-        )
-        .await;
+        let result = stream::send_slices(job.clone(), how, probe, ex.writer, &mut delivered).await;
         // Counted also when the transfer failed part-way (logs and metrics).
         ex.body_bytes += delivered.bytes;
         ex.slices_cached = delivered.from_cache;

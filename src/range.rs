@@ -125,6 +125,25 @@ fn parse_spec(element: &[u8]) -> Option<ByteRangeSpec> {
     (first <= last).then_some(ByteRangeSpec::FromTo(first, last))
 }
 
+/// Most parts a multipart/byteranges answer is built with; more ranges than
+/// this get the whole object (RFC 9110 lets a server ignore a Range).
+pub const MAX_PARTS: usize = 16;
+
+/// Resolve several ranges against `len`: unsatisfiable ones dropped, the rest
+/// sorted and overlapping or adjacent ones merged (RFC 9110 section 14.2).
+pub fn coalesce(specs: &[ByteRangeSpec], len: u64) -> Vec<(u64, u64)> {
+    let mut parts: Vec<(u64, u64)> = specs.iter().filter_map(|s| s.resolve(len)).collect();
+    parts.sort_unstable();
+    let mut merged: Vec<(u64, u64)> = Vec::with_capacity(parts.len());
+    for (a, b) in parts {
+        match merged.last_mut() {
+            Some((_, last)) if a <= last.saturating_add(1) => *last = (*last).max(b),
+            _ => merged.push((a, b)),
+        }
+    }
+    merged
+}
+
 /// A parsed Content-Range header from an origin answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ContentRange {
@@ -548,6 +567,24 @@ mod tests {
         for (value, want) in cases {
             assert_eq!(value.to_string(), *want);
             assert_eq!(parse_content_range(want.as_bytes()), Ok(*value));
+        }
+    }
+
+    #[test]
+    fn coalesce_sorts_merges_and_drops_unsatisfiable() {
+        use ByteRangeSpec::*;
+        type Case = (Vec<ByteRangeSpec>, Vec<(u64, u64)>);
+        let cases: Vec<Case> = vec![
+            (vec![FromTo(0, 1), FromTo(4, 5)], vec![(0, 1), (4, 5)]),
+            (vec![FromTo(4, 5), FromTo(0, 1)], vec![(0, 1), (4, 5)]),
+            (vec![FromTo(0, 3), FromTo(2, 5)], vec![(0, 5)]),
+            (vec![FromTo(0, 1), FromTo(2, 3)], vec![(0, 3)]),
+            (vec![FromTo(0, 1), FromTo(100, 200)], vec![(0, 1)]),
+            (vec![Suffix(2), FromTo(0, 0)], vec![(0, 0), (14, 15)]),
+            (vec![From(20), Suffix(0)], vec![]),
+        ];
+        for (specs, want) in cases {
+            assert_eq!(coalesce(&specs, 16), want, "{specs:?}");
         }
     }
 }

@@ -174,6 +174,7 @@ impl Drop for Reservation<'_> {
 }
 
 /// How a response body is sent.
+#[derive(Clone, Copy)]
 pub struct Sending<'a> {
     /// Slices of one request in flight at most.
     pub window: usize,
