@@ -114,6 +114,9 @@ pub struct RouteConfig {
     /// `If-Match` on slices after the first; `None` takes `[slice]`'s.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub origin_if_match: Option<bool>,
+    /// Slices prefetched for sequential readers; `None` takes `[slice]`'s.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prefetch_slices: Option<u64>,
 }
 
 fn deserialize_opt_size<'de, D: Deserializer<'de>>(
@@ -332,6 +335,8 @@ pub struct SliceConfig {
     /// Ask every slice after the first with `If-Match` (or
     /// `If-Unmodified-Since`), so the origin itself refuses another version.
     pub origin_if_match: bool,
+    /// Slices fetched ahead into the cache for sequential readers (0 = off).
+    pub prefetch_slices: u64,
 }
 
 impl Default for SliceConfig {
@@ -344,6 +349,7 @@ impl Default for SliceConfig {
             include: Vec::new(),
             exclude: Vec::new(),
             origin_if_match: true,
+            prefetch_slices: 0,
         }
     }
 }
@@ -646,6 +652,13 @@ impl Config {
                 "slice.max_concurrent_subrequests",
                 slice.max_concurrent_subrequests.to_string(),
                 format!("must be between 1 and {MAX_CONCURRENT_SUBREQUESTS}"),
+            ));
+        }
+        if slice.prefetch_slices > 64 {
+            return Err(invalid(
+                "slice.prefetch_slices",
+                slice.prefetch_slices.to_string(),
+                "must be at most 64".into(),
             ));
         }
         if slice.max_retries > MAX_RETRIES {

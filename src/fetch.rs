@@ -293,6 +293,7 @@ async fn slice_from_anywhere(
     let key = target.slice_key(index);
     if let Some((bytes, _tier)) = target.cache.store.get(&key).await {
         if bytes.len() as u64 == job.slice_len(index) {
+            target.cache.note_served(&key);
             out.emit(tx, &bytes);
             return Ok((SliceSource::Cache, None));
         }

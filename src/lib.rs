@@ -57,6 +57,8 @@ pub mod fetch;
 
 pub mod stream;
 
+pub mod prefetch;
+
 pub mod access;
 
 // Seeing into it.

@@ -120,6 +120,10 @@ pub struct WorkerMetrics {
     pub origin_duration: Histogram,
     /// Body bytes received from the origin.
     pub origin_bytes: Counter,
+    /// Slices fetched ahead for sequential readers.
+    pub prefetched: Counter,
+    /// Prefetched slices a later request read (waste = prefetched - used).
+    pub prefetch_used: Counter,
 }
 
 thread_local! {
@@ -341,6 +345,20 @@ pub fn render(workers: &[Arc<WorkerMetrics>], node: &NodeGauges) -> String {
         "Slice fetches that followed another request's fetch.",
         "counter",
         &one(sum(&|w| &w.coalesced_waits)),
+    );
+    counter(
+        &mut out,
+        "edgeslice_prefetch_slices_total",
+        "Slices fetched ahead for sequential readers.",
+        "counter",
+        &one(sum(&|w| &w.prefetched)),
+    );
+    counter(
+        &mut out,
+        "edgeslice_prefetch_used_total",
+        "Prefetched slices a later request read; waste = prefetched - used.",
+        "counter",
+        &one(sum(&|w| &w.prefetch_used)),
     );
     counter(
         &mut out,

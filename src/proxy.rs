@@ -68,6 +68,8 @@ pub struct ProxySettings {
     pub rules: SliceRules,
     /// Slices after the first carry `If-Match` (or `If-Unmodified-Since`).
     pub origin_if_match: bool,
+    /// Slices fetched ahead for sequential readers (0 = off).
+    pub prefetch_slices: u64,
 }
 
 /// Which requests a route slices; the others pass through whole.
@@ -99,6 +101,8 @@ pub struct Proxy {
     pub cache: Option<Arc<SliceCache>>,
     /// This worker's budget of slice bytes in flight, shared by its routes.
     pub budget: Rc<stream::SliceBudget>,
+    /// Where this worker's sequential readers are, for prefetch.
+    pub prefetch: crate::prefetch::Prefetch,
 }
 
 /// What the client asked of one object.
@@ -680,6 +684,9 @@ impl Proxy {
             t.cache.forget(&t.key);
         }
         result?;
+        if status == StatusCode::PARTIAL_CONTENT {
+            self.prefetch.after(&job, first, last);
+        }
         Ok(())
     }
 }

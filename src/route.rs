@@ -177,6 +177,7 @@ pub fn proxy_settings(config: &Config) -> ProxySettings {
             exclude: config.slice.exclude.clone(),
         },
         origin_if_match: config.slice.origin_if_match,
+        prefetch_slices: config.slice.prefetch_slices,
     }
 }
 
@@ -195,6 +196,7 @@ fn route_settings(base: &ProxySettings, route: &RouteConfig) -> ProxySettings {
         exclude: route.exclude.clone(),
     };
     s.origin_if_match = route.origin_if_match.unwrap_or(s.origin_if_match);
+    s.prefetch_slices = route.prefetch_slices.unwrap_or(s.prefetch_slices);
     s
 }
 
@@ -217,6 +219,7 @@ impl Router {
                 pool: OriginPool::new(plan.origin.clone()),
                 cache: cache.clone(),
                 budget: budget.clone(),
+                prefetch: crate::prefetch::Prefetch::new(plan.proxy.prefetch_slices),
             })
         };
         Router {

@@ -733,3 +733,97 @@ fn stale_while_revalidate_serves_at_once_and_refreshes_in_the_background() {
     assert_eq!(requests.len(), 1, "{requests:?}");
     assert!(requests[0].header("if-none-match").is_some());
 }
+
+/// Read `/obj/{len}/{name}?delay_ms=10` as consecutive one-slice ranges, the
+/// way a player does; returns (seconds, X-Cache values).
+fn read_sequentially(h: &Harness, name: &str, slices: u64, s: u64) -> (f64, Vec<String>) {
+    let target = format!("/obj/{}/{name}?delay_ms=10", slices * s);
+    let started = std::time::Instant::now();
+    let mut caches = Vec::new();
+    for k in 0..slices {
+        let range = format!("bytes={}-{}", k * s, (k + 1) * s - 1);
+        let resp = h.get(&target, &[("Range", range.as_str())]);
+        assert_eq!(resp.status, 206);
+        assert_eq!(
+            resp.body,
+            object_bytes(name, k * s, (k + 1) * s - 1),
+            "{range}"
+        );
+        caches.push(resp.header("x-cache").unwrap_or("-").to_string());
+        // A player consumes what it got before asking for more.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    (started.elapsed().as_secs_f64(), caches)
+}
+
+/// Sequential prefetch: a reader asking range after range finds the next
+/// slices already cached; each slice still reaches the origin exactly once;
+/// random access prefetches nothing.
+#[test]
+fn sequential_readers_are_prefetched_random_ones_are_not() {
+    const S: u64 = 64 * 1024;
+    const SLICES: u64 = 24;
+    let plain = cached("no-prefetch", S);
+    let _d1 = dir_guard(&plain);
+    let h = Harness::start(plain);
+    let (without, caches) = read_sequentially(&h, "seq", SLICES, S);
+    assert!(caches.iter().all(|c| c == "MISS"), "{caches:?}");
+
+    let mut setup = cached("prefetch", S);
+    setup.extra = String::new();
+    let _d2 = dir_guard(&setup);
+    let origin = DemoOrigin::start().unwrap();
+    let text = config_text(origin.addr(), &setup)
+        .replace("[slice]\n", "[slice]\nprefetch_slices = 4\n")
+        + "[admin]\nlisten = \"127.0.0.1:0\"\n";
+    let config = edgeslice::config::Config::from_toml(&text).unwrap();
+    let server = edgeslice::runtime::Server::start(&config).unwrap();
+    let h = Harness { origin, server };
+    let (with, caches) = read_sequentially(&h, "seq", SLICES, S);
+    let hits = caches.iter().filter(|c| *c == "HIT").count();
+    assert!(
+        hits >= (SLICES as usize) / 2,
+        "prefetched ranges should be hits: {caches:?}"
+    );
+    let mut ranges = h.origin_ranges();
+    ranges.sort();
+    ranges.dedup();
+    assert_eq!(
+        ranges.len(),
+        h.origin.request_count(),
+        "every slice fetched once"
+    );
+    let metrics = get(h.server.admin_addr().unwrap(), "/metrics", &[]).unwrap();
+    let text = String::from_utf8(metrics.body).unwrap();
+    let value = |name: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse::<u64>().ok())
+            .unwrap_or_else(|| panic!("{name} in /metrics"))
+    };
+    let (prefetched, used) = (
+        value("edgeslice_prefetch_slices_total"),
+        value("edgeslice_prefetch_used_total"),
+    );
+    assert!(prefetched > 0 && used <= prefetched);
+    eprintln!(
+        "prefetch: {SLICES} sequential 64 KiB ranges, 10 ms origin: {without:.2} s without, \
+         {with:.2} s with prefetch_slices = 4 ({:.1}x); {hits} of {SLICES} were hits; \
+         prefetched {prefetched}, used {used}, waste {}",
+        without / with,
+        prefetched - used
+    );
+
+    // Random access: ranges that do not start where the last one ended.
+    h.origin.clear();
+    let target = format!("/obj/{}/rnd", SLICES * S);
+    for k in [7u64, 2, 15, 11] {
+        let range = format!("bytes={}-{}", k * S + 5, k * S + 9);
+        assert_eq!(h.get(&target, &[("Range", range.as_str())]).status, 206);
+    }
+    assert_eq!(
+        h.origin.request_count(),
+        4,
+        "random access prefetches nothing"
+    );
+    h.server.shutdown();
+}

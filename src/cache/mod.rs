@@ -77,6 +77,9 @@ pub struct SliceCache {
     pub default_ttl: Duration,
     /// Stale windows when the origin says nothing.
     pub stale_defaults: manifest::StaleWindows,
+    /// Slices fetched ahead and not yet read, to count prefetch waste.
+    prefetched: std::sync::Mutex<std::collections::HashSet<String>>,
+    prefetched_count: std::sync::atomic::AtomicUsize,
 }
 
 impl SliceCache {
@@ -96,6 +99,8 @@ impl SliceCache {
                 while_revalidate: config.stale_while_revalidate,
                 if_error: config.stale_if_error,
             },
+            prefetched: Default::default(),
+            prefetched_count: Default::default(),
         }))
     }
 
@@ -172,6 +177,31 @@ impl SliceCache {
         m.expires_at = 0;
         self.put(base, &m).await;
         true
+    }
+
+    /// Remember that the slice under `key` was prefetched.
+    pub fn note_prefetched(&self, key: String) {
+        use std::sync::atomic::Ordering;
+        let mut set = self.prefetched.lock().unwrap_or_else(|p| p.into_inner());
+        if set.len() >= 65_536 {
+            set.clear();
+        }
+        set.insert(key);
+        self.prefetched_count.store(set.len(), Ordering::Relaxed);
+    }
+
+    /// A slice under `key` was served from the cache: if it was prefetched,
+    /// count it as used. Takes no lock while nothing was prefetched.
+    pub fn note_served(&self, key: &str) {
+        use std::sync::atomic::Ordering;
+        if self.prefetched_count.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        let mut set = self.prefetched.lock().unwrap_or_else(|p| p.into_inner());
+        if set.remove(key) {
+            crate::metrics::with(|m| m.prefetch_used.inc());
+        }
+        self.prefetched_count.store(set.len(), Ordering::Relaxed);
     }
 
     /// Whether slice `index` of the manifest's generation is stored.
