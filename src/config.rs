@@ -33,17 +33,24 @@
 //! or a value [`Config::validate`] rejects, reported as
 //! `invalid slice.max_concurrent_subrequests = 0: must be between 1 and 256`.
 
-use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
+
+use crate::size::{
+    deserialize_opt_size, deserialize_opt_slice_size, deserialize_size, deserialize_slice_size,
+    serialize_opt_slice_size, serialize_slice_size,
+};
 
 const KIB: u64 = 1024;
 const MIB: u64 = 1024 * KIB;
 const GIB: u64 = 1024 * MIB;
+
+/// `slice_size = "auto"`, as stored (no real slice is this large).
+pub const AUTO_SLICE: u64 = u64::MAX;
 
 /// Largest accepted `slice.slice_size`; each in-flight slice is buffered whole.
 pub const MAX_SLICE_SIZE: u64 = 64 * MIB;
@@ -88,10 +95,11 @@ pub struct RouteConfig {
     /// Host header sent to this origin; `None` forwards the client's.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub host_header: Option<String>,
-    /// Slice size for this route; `None` takes `[slice]`'s.
+    /// Slice size for this route (or `"auto"`); `None` takes `[slice]`'s.
     #[serde(
         default,
-        deserialize_with = "deserialize_opt_size",
+        deserialize_with = "deserialize_opt_slice_size",
+        serialize_with = "serialize_opt_slice_size",
         skip_serializing_if = "Option::is_none"
     )]
     pub slice_size: Option<u64>,
@@ -117,12 +125,6 @@ pub struct RouteConfig {
     /// Slices prefetched for sequential readers; `None` takes `[slice]`'s.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub prefetch_slices: Option<u64>,
-}
-
-fn deserialize_opt_size<'de, D: Deserializer<'de>>(
-    deserializer: D,
-) -> Result<Option<u64>, D::Error> {
-    deserialize_size(deserializer).map(Some)
 }
 
 /// `[admin]`: a separate listener for `/metrics`, `/health` and `/status`;
@@ -318,7 +320,11 @@ impl OriginConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct SliceConfig {
     /// Bytes per slice; slices are aligned to multiples of this size.
-    #[serde(deserialize_with = "deserialize_size")]
+    /// `"auto"` (kept as [`AUTO_SLICE`]) sizes each object's slices from its length.
+    #[serde(
+        deserialize_with = "deserialize_slice_size",
+        serialize_with = "serialize_slice_size"
+    )]
     pub slice_size: u64,
     /// Slice subrequests one client request may have in flight at once.
     pub max_concurrent_subrequests: usize,
@@ -612,11 +618,11 @@ impl Config {
                 }
             }
             if let Some(size) = route.slice_size {
-                if !(1..=MAX_SLICE_SIZE).contains(&size) {
+                if size != AUTO_SLICE && !(1..=MAX_SLICE_SIZE).contains(&size) {
                     return Err(bad(
                         "slice_size",
                         size.to_string(),
-                        format!("must be between 1 and {MAX_SLICE_SIZE} (64MiB) bytes"),
+                        format!("must be between 1 and {MAX_SLICE_SIZE} (64MiB) bytes, or \"auto\""),
                     ));
                 }
             }
@@ -640,11 +646,11 @@ impl Config {
 
     fn validate_slice(&self) -> Result<(), ConfigError> {
         let slice = &self.slice;
-        if !(1..=MAX_SLICE_SIZE).contains(&slice.slice_size) {
+        if slice.slice_size != AUTO_SLICE && !(1..=MAX_SLICE_SIZE).contains(&slice.slice_size) {
             return Err(invalid(
                 "slice.slice_size",
                 slice.slice_size.to_string(),
-                format!("must be between 1 and {MAX_SLICE_SIZE} (64MiB) bytes"),
+                format!("must be between 1 and {MAX_SLICE_SIZE} (64MiB) bytes, or \"auto\""),
             ));
         }
         if !(1..=MAX_CONCURRENT_SUBREQUESTS).contains(&slice.max_concurrent_subrequests) {
@@ -734,37 +740,6 @@ fn check_host_port(address: &str) -> Result<(), String> {
 }
 
 /// Reads a size given as an integer number of bytes or a string like `"1MiB"`.
-fn deserialize_size<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
-    struct SizeVisitor;
-
-    impl serde::de::Visitor<'_> for SizeVisitor {
-        type Value = u64;
-
-        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-            f.write_str(r#"a byte count like 1048576 or a string like "512KiB", "1MiB", "10 GiB""#)
-        }
-
-        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<u64, E> {
-            Ok(v)
-        }
-
-        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<u64, E> {
-            u64::try_from(v)
-                .map_err(|_| E::custom(format!("invalid size {v}: must not be negative")))
-        }
-
-        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<u64, E> {
-            v.trim().parse::<bytesize::ByteSize>().map(|size| size.as_u64()).map_err(|_| {
-                E::custom(format!(
-                    r#"invalid size {v:?}: expected bytes or a string like "512KiB", "1MiB", "10 GiB""#
-                ))
-            })
-        }
-    }
-
-    deserializer.deserialize_any(SizeVisitor)
-}
-
 #[cfg(test)]
 #[path = "config_tests.rs"]
 mod tests;

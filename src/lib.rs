@@ -22,6 +22,8 @@
 // Start-up: configuration, errors, workers.
 pub mod config;
 
+pub mod size;
+
 pub mod error;
 
 pub mod runtime;

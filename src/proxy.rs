@@ -25,6 +25,7 @@ use tracing::debug;
 use crate::cache::flight::FlightLeader;
 use crate::cache::manifest::{freshness, unix_now, StaleWindows};
 use crate::cache::{CacheStatus, FlightEvent, Joined, ObjectKey, ObjectManifest, SliceCache};
+use crate::config::AUTO_SLICE;
 use crate::error::{Error, Result};
 pub use crate::exchange::Exchange;
 use crate::fetch::{
@@ -43,6 +44,7 @@ use crate::range::{
     MAX_PARTS,
 };
 use crate::retry::Retry;
+use crate::size::{auto_slice_size, AUTO_MAX};
 use crate::stream;
 
 /// Settings of the pipeline, converted once from the configuration.
@@ -372,7 +374,14 @@ impl Proxy {
         // Requests waiting on this probe (`cache`'s flight) look the manifest
         // up again as soon as the flight ends: when the manifest is stored, or
         // when this probe returns without one.
-        let size = self.settings.slice_size;
+        // With "auto" the probe asks on the largest grid; the object's own
+        // grid is chosen from its length once that is known.
+        let auto = self.settings.slice_size == AUTO_SLICE;
+        let size = if auto {
+            AUTO_MAX
+        } else {
+            self.settings.slice_size
+        };
         let index = match &ask.range {
             RangeRequest::Single(ByteRangeSpec::FromTo(a, _))
             | RangeRequest::Single(ByteRangeSpec::From(a)) => plan::slice_of(*a, size),
@@ -417,11 +426,18 @@ impl Proxy {
         }
         let mut headers = resp.head.headers.clone();
         object_headers(&mut headers);
+        let object_size = if auto {
+            auto_slice_size(version.len)
+        } else {
+            size
+        };
+        // On another grid the probe's answer is not one of the object's slices.
+        let reusable = object_size == size;
         let mut target = None;
         let mut leader = None;
         if let Some((cache, base, flight)) = cache {
             if let Some(ttl) = freshness(&resp.head.headers, cache.default_ttl) {
-                let mut m = ObjectManifest::new(&version, size, &headers, ttl);
+                let mut m = ObjectManifest::new(&version, object_size, &headers, ttl);
                 m.stale = StaleWindows::from_headers(&resp.head.headers, &cache.stale_defaults);
                 let (key, m) = cache.store_manifest(base, &ask.req.headers, m).await;
                 let t = CacheTarget {
@@ -429,22 +445,24 @@ impl Proxy {
                     key,
                     generation: m.generation,
                 };
-                if let Joined::Leader(l) = cache.flights.join(&t.slice_key(index)) {
-                    leader = Some(l);
+                if reusable {
+                    if let Joined::Leader(l) = cache.flights.join(&t.slice_key(index)) {
+                        leader = Some(l);
+                    }
                 }
                 target = Some(t);
             }
             flight.complete(Ok(()));
             flight.retire();
         }
-        let first = Probe {
+        let first = reusable.then_some(Probe {
             index,
             opened: OpenedSlice {
                 response: resp,
                 leader,
             },
-        };
-        self.respond(&ask, version, headers, size, target, Some(first), ex)
+        });
+        self.respond(&ask, version, headers, object_size, target, first, ex)
             .await
     }
 

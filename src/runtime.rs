@@ -100,7 +100,19 @@ impl Server {
             max_buffered_bytes: config.server.max_buffered_bytes,
         };
         let cache = if config.cache.enabled {
-            let cache = SliceCache::open(&config.cache, config.slice.slice_size)?;
+            // The store holds the largest slice any route may cut.
+            let largest = std::iter::once(config.slice.slice_size)
+                .chain(config.routes.iter().filter_map(|r| r.slice_size))
+                .map(|s| {
+                    if s == crate::config::AUTO_SLICE {
+                        crate::size::AUTO_MAX
+                    } else {
+                        s
+                    }
+                })
+                .max()
+                .unwrap_or(crate::size::AUTO_MAX);
+            let cache = SliceCache::open(&config.cache, largest)?;
             info!(
                 dir = %config.cache.dir.display(),
                 memory_bytes = config.cache.memory_bytes,

@@ -569,3 +569,61 @@ fn several_ranges_answer_multipart_byteranges_assembled_from_slices() {
     assert_eq!(big.status, 200);
     assert_eq!(big.body, object_bytes("m2", 0, 99));
 }
+
+/// `slice_size = "auto"`: each object is cut into min(max(len/10, 512 KiB),
+/// 2 MiB) slices. The probe asks on the 2 MiB grid; on another grid its
+/// answer is dropped and the object's own slices are fetched.
+#[test]
+fn auto_slice_size_follows_each_objects_length() {
+    const MIB: u64 = 1024 * 1024;
+    let origin = DemoOrigin::start().unwrap();
+    let text = config_text(origin.addr(), &Setup::default())
+        .replace("slice_size = 2\n", "slice_size = \"auto\"\n");
+    let config = edgeslice::config::Config::from_toml(&text).unwrap();
+    let server = edgeslice::runtime::Server::start(&config).unwrap();
+    let h = Harness { origin, server };
+    // (length, slice size chosen, whether the 2 MiB probe is reused)
+    let cases = [
+        (30 * MIB, 2 * MIB, true),
+        (10 * MIB, MIB, false),
+        (MIB, MIB / 2, false),
+    ];
+    for (len, size, reused) in cases {
+        h.origin.clear();
+        let name = format!("auto{len}");
+        let resp = h.get(&format!("/obj/{len}/{name}"), &[]);
+        assert_eq!(resp.status, 200);
+        assert!(
+            resp.body == object_bytes(&name, 0, len - 1),
+            "{len}: body differs"
+        );
+        let ranges = h.origin_ranges();
+        assert_eq!(
+            ranges[0],
+            format!("bytes=0-{}", 2 * MIB - 1),
+            "{len}: the probe"
+        );
+        let slices = len.div_ceil(size);
+        let mut rest: Vec<String> = ranges[if reused { 0 } else { 1 }..].to_vec();
+        rest.sort_by_key(|r| {
+            r.trim_start_matches("bytes=")
+                .split('-')
+                .next()
+                .unwrap()
+                .parse::<u64>()
+                .unwrap()
+        });
+        assert_eq!(
+            rest,
+            slice_ranges(0..slices, size),
+            "{len}: slices of {size}"
+        );
+    }
+    let text = edgeslice::config::Config::from_toml(
+        "[origin]\naddress = \"127.0.0.1:1\"\n[slice]\nslice_size = \"auto\"\n",
+    )
+    .unwrap()
+    .to_toml();
+    assert!(text.contains("slice_size = \"auto\""), "{text}");
+    edgeslice::config::Config::from_toml(&text).expect("the effective config reads back");
+}
