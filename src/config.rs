@@ -622,7 +622,9 @@ impl Config {
                     return Err(bad(
                         "slice_size",
                         size.to_string(),
-                        format!("must be between 1 and {MAX_SLICE_SIZE} (64MiB) bytes, or \"auto\""),
+                        format!(
+                            "must be between 1 and {MAX_SLICE_SIZE} (64MiB) bytes, or \"auto\""
+                        ),
                     ));
                 }
             }

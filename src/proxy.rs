@@ -413,20 +413,13 @@ impl Proxy {
             }
             Err(e) => return Err(e),
         };
-        if version.len < self.settings.rules.min_bytes {
-            // Too small to be worth slicing on this route: relay it whole.
-            drop(resp);
-            let headers = req_headers_unsliced(ask.req, &ask.forwarded);
-            ex.origin_attempts.set(ex.origin_attempts.get() + 1);
-            let resp = self
-                .pool
-                .request(&ask.req.method, ask.target, &headers)
-                .await?;
-            return ex.relay(resp).await;
-        }
         let mut headers = resp.head.headers.clone();
         object_headers(&mut headers);
-        let object_size = if auto {
+        let object_size = if version.len < self.settings.rules.min_bytes {
+            // Small-object fast path: not worth slicing, so the whole object
+            // is one slice: one request, one cache entry.
+            self.settings.rules.min_bytes
+        } else if auto {
             auto_slice_size(version.len)
         } else {
             size

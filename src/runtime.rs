@@ -103,6 +103,8 @@ impl Server {
             // The store holds the largest slice any route may cut.
             let largest = std::iter::once(config.slice.slice_size)
                 .chain(config.routes.iter().filter_map(|r| r.slice_size))
+                .chain(std::iter::once(config.slice.min_slice_bytes))
+                .chain(config.routes.iter().filter_map(|r| r.min_slice_bytes))
                 .map(|s| {
                     if s == crate::config::AUTO_SLICE {
                         crate::size::AUTO_MAX

@@ -827,3 +827,27 @@ fn sequential_readers_are_prefetched_random_ones_are_not() {
     );
     h.server.shutdown();
 }
+
+/// Small-object fast path: an object under `min_slice_bytes` is fetched and
+/// cached whole, as a single slice, and later served from it in one piece.
+#[test]
+fn small_objects_are_cached_whole_as_one_slice() {
+    let setup = cached("small", 4);
+    let _dir = dir_guard(&setup);
+    let origin = DemoOrigin::start().unwrap();
+    let text = config_text(origin.addr(), &setup)
+        .replace("[slice]\n", "[slice]\nmin_slice_bytes = 4096\n");
+    let config = edgeslice::config::Config::from_toml(&text).unwrap();
+    let server = edgeslice::runtime::Server::start(&config).unwrap();
+    let h = Harness { origin, server };
+    let first = h.get("/obj/100/tiny", &[]);
+    assert_eq!(first.body, object_bytes("tiny", 0, 99));
+    assert_eq!(h.origin_ranges(), vec!["bytes=0-3", "bytes=0-4095"]);
+    h.origin.clear();
+    let again = h.get("/obj/100/tiny", &[("Range", "bytes=10-89")]);
+    assert_eq!(again.status, 206);
+    assert_eq!(again.header("x-cache"), Some("HIT"));
+    assert_eq!(again.body, object_bytes("tiny", 10, 89));
+    assert_eq!(h.origin.request_count(), 0);
+    h.server.shutdown();
+}

@@ -731,19 +731,22 @@ fn only_included_paths_are_sliced() {
 }
 
 #[test]
-fn objects_under_min_slice_bytes_are_relayed_whole_after_the_probe() {
+fn objects_under_min_slice_bytes_are_fetched_whole_as_one_slice() {
     let origin = DemoOrigin::start().unwrap();
     let server = rules_server(&origin);
     let resp = get_host(server.local_addr(), "/obj/100/small", "min.test");
     assert_eq!(resp.status, 200);
     assert_eq!(resp.body, object_bytes("small", 0, 99));
-    assert_eq!(resp.header("x-cache"), None, "relayed, not assembled");
-    // The probe learns the length (100 < 1000); then one unsliced request.
+    // The probe learns the length (100 < 1000); then the whole object is one
+    // slice of min_slice_bytes: one request, cached whole when cacheable.
     let reqs = origin.requests();
     let ranges: Vec<Option<String>> = reqs.iter().map(|r| r.range.clone()).collect();
     assert_eq!(
         ranges,
-        vec![Some("bytes=0-3".to_string()), None],
+        vec![
+            Some("bytes=0-3".to_string()),
+            Some("bytes=0-999".to_string())
+        ],
         "{reqs:?}"
     );
     origin.clear();
