@@ -103,7 +103,16 @@ impl Exchange<'_> {
 
     /// Phase "relay": stream an origin answer to the client as it is,
     /// re-framed (chunked to HTTP/1.1 clients when its length is unknown).
-    pub async fn relay(&mut self, mut resp: OriginResponse) -> Result<()> {
+    pub async fn relay(&mut self, resp: OriginResponse) -> Result<()> {
+        self.relay_observed(resp, &mut |_| {}).await
+    }
+
+    /// [`Exchange::relay`], showing each body chunk to `observe` on the way.
+    pub async fn relay_observed(
+        &mut self,
+        mut resp: OriginResponse,
+        observe: &mut dyn FnMut(&Bytes),
+    ) -> Result<()> {
         let mut headers = resp.head.headers.clone();
         http1::strip_hop_by_hop(&mut headers);
         let status = resp.head.status;
@@ -131,6 +140,7 @@ impl Exchange<'_> {
         }
         while let Some(data) = resp.chunk().await? {
             self.body_bytes += data.len() as u64;
+            observe(&data);
             if client_chunked {
                 self.write(http1::chunk_header(data.len())).await?;
                 self.write(data).await?;

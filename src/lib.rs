@@ -59,6 +59,8 @@ pub mod fetch;
 
 pub mod stream;
 
+pub mod fill;
+
 pub mod prefetch;
 
 pub mod access;

@@ -31,6 +31,7 @@ pub use crate::exchange::Exchange;
 use crate::fetch::{
     check_slice_head, run_slice, CacheTarget, ObjectVersion, OpenedSlice, SliceJob,
 };
+use crate::fill::Filler;
 use crate::headers::{
     cacheable_request, expects_continue, header_value, if_range_allows, object_headers,
     range_value, req_headers_unsliced, slice_headers, total_unknown, unsatisfied_headers,
@@ -281,6 +282,11 @@ impl Proxy {
         // revalidation, the manifest it stored is looked up again.
         for _ in 0..3 {
             if let Some((key, m)) = cache.lookup(&base, &ask.req.headers).await {
+                if m.whole_only && !all_slices_cached(&cache, &key, &m) {
+                    // Cut from a whole answer: a missing slice cannot be asked by range.
+                    cache.forget(&key);
+                    continue;
+                }
                 let now = unix_now();
                 let serve = if m.is_fresh() {
                     true
@@ -397,7 +403,9 @@ impl Proxy {
         match resp.head.status {
             StatusCode::PARTIAL_CONTENT => {}
             StatusCode::RANGE_NOT_SATISFIABLE => return self.unsatisfiable(ask, resp, ex).await,
-            // 200 (Range ignored), 304, 3xx, 4xx, 5xx: as the origin gave it.
+            // Range ignored: relayed whole, and cut into slices for the cache.
+            StatusCode::OK if !ex.head_only => return self.relay_and_fill(resp, cache, ex).await,
+            // 304, 3xx, 4xx, 5xx: as the origin gave it.
             _ => return ex.relay(resp).await,
         }
         let version = match check_slice_head(index, size, &resp.head, None) {
@@ -457,6 +465,36 @@ impl Proxy {
         });
         self.respond(&ask, version, headers, object_size, target, first, ex)
             .await
+    }
+
+    /// The origin answered the probe's Range with the whole object: relay it
+    /// as it is and, when it may be cached, store it cut into slices.
+    async fn relay_and_fill(
+        &self,
+        resp: OriginResponse,
+        cache: Option<(&Arc<SliceCache>, &ObjectKey, FlightLeader)>,
+        ex: &mut Exchange<'_>,
+    ) -> Result<()> {
+        let Some((cache, base, _flight)) = cache else {
+            return ex.relay(resp).await;
+        };
+        let mut headers = resp.head.headers.clone();
+        object_headers(&mut headers);
+        let ttl = freshness(&resp.head.headers, cache.default_ttl);
+        let size = match self.settings.slice_size {
+            AUTO_SLICE => AUTO_MAX,
+            size => size,
+        };
+        let filler = ttl.and_then(|_| Filler::new(cache.clone(), base.clone(), size, &headers));
+        let (Some(mut filler), Some(ttl)) = (filler, ttl) else {
+            return ex.relay(resp).await;
+        };
+        // Requests waiting on this probe's flight look again when it ends,
+        // after the manifest is stored.
+        ex.relay_observed(resp, &mut |chunk| filler.observe(chunk))
+            .await?;
+        filler.finish(&headers, ttl).await;
+        Ok(())
     }
 
     /// Send the probe, retrying connection failures, timeouts and 5xx answers;
@@ -700,6 +738,11 @@ impl Proxy {
         }
         Ok(())
     }
+}
+
+/// Whether every slice of the object `m` describes is in the store.
+fn all_slices_cached(cache: &SliceCache, key: &ObjectKey, m: &ObjectManifest) -> bool {
+    (0..m.len.div_ceil(m.slice_size)).all(|k| cache.has_slice(key, m.generation, k))
 }
 
 /// How a revalidation ended.

@@ -851,3 +851,40 @@ fn small_objects_are_cached_whole_as_one_slice() {
     assert_eq!(h.origin.request_count(), 0);
     h.server.shutdown();
 }
+
+/// Origins that ignore Range (a 200 with a length) or give no length at all
+/// (chunked): the answer is relayed whole, cut into slices on the way, and
+/// later requests are served sliced from the cache.
+#[test]
+fn whole_answers_are_cut_into_slices_for_later_requests() {
+    let setup = cached("whole", 4096);
+    let _dir = dir_guard(&setup);
+    let h = Harness::start(setup);
+    for (target, name, len) in [
+        ("/norange/10000/nr", "nr", 10_000u64),
+        ("/chunked/100000/ck", "ck", 100_000),
+    ] {
+        h.origin.clear();
+        let first = h.get(target, &[]);
+        assert_eq!(first.status, 200, "{target}");
+        assert_eq!(first.body, object_bytes(name, 0, len - 1), "{target}");
+        assert_eq!(h.origin.request_count(), 1, "{target}");
+        h.origin.clear();
+        let again = h.get(target, &[]);
+        assert_eq!(again.status, 200, "{target}");
+        assert_eq!(again.header("x-cache"), Some("HIT"), "{target}");
+        assert_eq!(
+            again.header("content-length"),
+            Some(len.to_string().as_str())
+        );
+        assert_eq!(again.body, object_bytes(name, 0, len - 1), "{target}");
+        let part = h.get(target, &[("Range", "bytes=5000-9999")]);
+        assert_eq!(part.status, 206, "{target}");
+        assert_eq!(part.body, object_bytes(name, 5000, 9999), "{target}");
+        assert_eq!(
+            h.origin.request_count(),
+            0,
+            "{target}: served from the cache"
+        );
+    }
+}

@@ -43,6 +43,11 @@ pub struct ObjectManifest {
     /// How long past its expiry the object may still be served (RFC 5861).
     #[serde(default)]
     pub stale: StaleWindows,
+    /// Cached from a whole answer (the origin ignored Range or gave no
+    /// length): its slices cannot be fetched one by one, so it is served
+    /// only while every slice is cached.
+    #[serde(default)]
+    pub whole_only: bool,
 }
 
 /// RFC 5861 windows, in seconds past expiry.
@@ -105,6 +110,7 @@ impl ObjectManifest {
                 .map(|(n, v)| (n.as_str().to_string(), v.as_bytes().to_vec()))
                 .collect(),
             stale: StaleWindows::default(),
+            whole_only: false,
         }
     }
 

@@ -1,0 +1,95 @@
+//! Whole answers into slices: origins that ignore Range (a 200 to a slice
+//! request, with or without a length).
+//!
+//! The answer is relayed to the client as it is and, when cacheable, cut into
+//! slices on the way; each full slice is stored as soon as it is complete, so
+//! memory holds at most one slice. The object's length is learned at the end,
+//! when the manifest is written, marked `whole_only`: later requests are
+//! served sliced from the cache, and since such slices cannot be fetched one
+//! by one, a manifest with a missing slice is forgotten and the object
+//! relayed (and cut) again. A transfer that breaks leaves no manifest.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use http::{header, HeaderMap};
+
+use crate::cache::manifest::{vary_names, StaleWindows};
+use crate::cache::{ObjectKey, ObjectManifest, SliceCache};
+use crate::fetch::ObjectVersion;
+
+/// Cuts a relayed body into slices and stores them.
+pub struct Filler {
+    cache: Arc<SliceCache>,
+    key: ObjectKey,
+    generation: u64,
+    slice_size: u64,
+    pending: BytesMut,
+    index: u64,
+    total: u64,
+}
+
+impl Filler {
+    /// A filler for the object `key`, when the answer (`headers`) may be
+    /// cached for `ttl`; `None` for answers that vary (their variants' keys
+    /// are only known once a manifest exists).
+    pub fn new(
+        cache: Arc<SliceCache>,
+        key: ObjectKey,
+        slice_size: u64,
+        headers: &HeaderMap,
+    ) -> Option<Filler> {
+        if !vary_names(headers).is_empty() {
+            return None;
+        }
+        Some(Filler {
+            cache,
+            key,
+            generation: fastrand::u64(..),
+            slice_size,
+            pending: BytesMut::new(),
+            index: 0,
+            total: 0,
+        })
+    }
+
+    /// The next bytes of the body.
+    pub fn observe(&mut self, chunk: &Bytes) {
+        self.total += chunk.len() as u64;
+        self.pending.extend_from_slice(chunk);
+        while self.pending.len() as u64 >= self.slice_size {
+            let slice = self.pending.split_to(self.slice_size as usize).freeze();
+            self.store(slice);
+        }
+    }
+
+    fn store(&mut self, slice: Bytes) {
+        let cache = self.cache.clone();
+        let key = self.key.slice_key(self.generation, self.index);
+        self.index += 1;
+        monoio::spawn(async move { cache.store.insert(key, slice).await });
+    }
+
+    /// The body ended whole: store the last slice and the manifest.
+    pub async fn finish(mut self, headers: &HeaderMap, ttl: Duration) {
+        if self.total == 0 {
+            return;
+        }
+        if !self.pending.is_empty() {
+            let last = self.pending.split().freeze();
+            let key = self.key.slice_key(self.generation, self.index);
+            self.cache.store.insert(key, last).await;
+        }
+        let version = ObjectVersion {
+            len: self.total,
+            etag: headers.get(header::ETAG).cloned(),
+            last_modified: headers.get(header::LAST_MODIFIED).cloned(),
+        };
+        let mut m = ObjectManifest::new(&version, self.slice_size, headers, ttl);
+        m.generation = self.generation;
+        m.whole_only = true;
+        m.stale = StaleWindows::from_headers(headers, &self.cache.stale_defaults);
+        self.cache.put(&self.key, &m).await;
+    }
+}
