@@ -411,12 +411,24 @@ impl Proxy {
         let version = match check_slice_head(index, size, &resp.head, None) {
             Ok(v) => v,
             Err(_) if total_unknown(&resp.head.headers) => {
+                // No total length: with a cache, ask for the whole object and
+                // learn the length as it comes, cutting it into slices;
+                // without one, pass the client's own request through.
                 drop(resp);
-                let headers = req_headers_unsliced(ask.req, &ask.forwarded);
+                let whole = cache.is_some() && !ex.head_only;
+                let headers = if whole {
+                    ask.forwarded.clone()
+                } else {
+                    req_headers_unsliced(ask.req, &ask.forwarded)
+                };
+                ex.origin_attempts.set(ex.origin_attempts.get() + 1);
                 let resp = self
                     .pool
                     .request(&ask.req.method, ask.target, &headers)
                     .await?;
+                if whole && resp.head.status == StatusCode::OK {
+                    return self.relay_and_fill(resp, cache, ex).await;
+                }
                 return ex.relay(resp).await;
             }
             Err(e) => return Err(e),

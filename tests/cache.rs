@@ -852,23 +852,27 @@ fn small_objects_are_cached_whole_as_one_slice() {
     h.server.shutdown();
 }
 
-/// Origins that ignore Range (a 200 with a length) or give no length at all
-/// (chunked): the answer is relayed whole, cut into slices on the way, and
-/// later requests are served sliced from the cache.
+/// Origins that ignore Range (a 200 with a length), give no length at all
+/// (chunked), or give no total (`bytes a-b/*`): the answer is relayed whole,
+/// cut into slices on the way, and later requests are served sliced from the
+/// cache.
 #[test]
 fn whole_answers_are_cut_into_slices_for_later_requests() {
     let setup = cached("whole", 4096);
     let _dir = dir_guard(&setup);
     let h = Harness::start(setup);
-    for (target, name, len) in [
-        ("/norange/10000/nr", "nr", 10_000u64),
-        ("/chunked/100000/ck", "ck", 100_000),
+    // (target, object, length, origin requests of the first GET)
+    for (target, name, len, first_requests) in [
+        ("/norange/10000/nr", "nr", 10_000u64, 1),
+        ("/chunked/100000/ck", "ck", 100_000, 1),
+        // 206 with `bytes a-b/*`: then the whole object, without a Range.
+        ("/nolen/10000/nl", "nl", 10_000, 2),
     ] {
         h.origin.clear();
         let first = h.get(target, &[]);
         assert_eq!(first.status, 200, "{target}");
         assert_eq!(first.body, object_bytes(name, 0, len - 1), "{target}");
-        assert_eq!(h.origin.request_count(), 1, "{target}");
+        assert_eq!(h.origin.request_count(), first_requests, "{target}");
         h.origin.clear();
         let again = h.get(target, &[]);
         assert_eq!(again.status, 200, "{target}");

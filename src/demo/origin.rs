@@ -10,7 +10,7 @@
 //! URL scheme: `/{mode}/{len}/{name}`, `name` may contain slashes, and the
 //! query `delay_ms=N` sleeps before the response head. Modes: `obj`,
 //! `norange`, `etag-changes`, `lm-changes`, `len-changes`, `truncate`,
-//! `shift`, `nocr`, `chunked`, `stall` (like `obj`, but the query `stall_ms=N`
+//! `shift`, `nocr`, `nolen` (`Content-Range: bytes a-b/*`), `chunked`, `stall` (like `obj`, but the query `stall_ms=N`
 //! holds back the second half of every body for N ms), `mut` (like `obj`, with
 //! a version set by [`DemoOrigin::set_version`]), plus `/status/{code}/..` and
 //! `/echo/..`. The query `cc=VALUE` replaces `Cache-Control: max-age=3600`
@@ -46,7 +46,7 @@ use std::time::Duration;
 
 use super::client::{find_header, is_chunked, owned_headers, read_chunked, read_head, read_sized};
 use super::client::{MAX_HEADERS, MAX_HEAD_BYTES};
-use super::content::{fill_object, fnv1a, imf_fixdate, RangeSpec};
+use super::content::{fill_object, fnv1a, imf_fixdate, reason, RangeSpec};
 pub use super::content::{object_byte, object_bytes, versioned_name};
 
 /// Size of the pieces a body is generated and written in.
@@ -367,6 +367,7 @@ enum Mode {
     Truncate,
     Shift,
     NoContentRange,
+    NoLength,
     Chunked,
     Stall,
     Mutable,
@@ -383,6 +384,7 @@ impl Mode {
             "truncate" => Mode::Truncate,
             "shift" => Mode::Shift,
             "nocr" => Mode::NoContentRange,
+            "nolen" => Mode::NoLength,
             "chunked" => Mode::Chunked,
             "stall" => Mode::Stall,
             "mut" => Mode::Mutable,
@@ -646,8 +648,11 @@ fn object_reply(
     } else {
         (first, last)
     };
-    if mode != Mode::NoContentRange {
-        headers.push(("Content-Range", format!("bytes {first}-{last}/{len}")));
+    match mode {
+        Mode::NoContentRange => {}
+        // The origin does not say how long the object is.
+        Mode::NoLength => headers.push(("Content-Range", format!("bytes {first}-{last}/*"))),
+        _ => headers.push(("Content-Range", format!("bytes {first}-{last}/{len}"))),
     }
     let count = last - first + 1;
     let sent = if mode == Mode::Truncate {
@@ -768,24 +773,6 @@ fn close_gently(out: BufWriter<TcpStream>) {
             Ok(0) | Err(_) => break,
             Ok(n) => drained += n,
         }
-    }
-}
-
-fn reason(status: u16) -> &'static str {
-    match status {
-        200 => "OK",
-        204 => "No Content",
-        206 => "Partial Content",
-        304 => "Not Modified",
-        400 => "Bad Request",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        416 => "Range Not Satisfiable",
-        500 => "Internal Server Error",
-        502 => "Bad Gateway",
-        503 => "Service Unavailable",
-        504 => "Gateway Timeout",
-        _ => "Status",
     }
 }
 
