@@ -125,6 +125,18 @@ pub struct RouteConfig {
     /// Slices prefetched for sequential readers; `None` takes `[slice]`'s.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub prefetch_slices: Option<u64>,
+    /// Most parts of a multipart answer; `None` takes `[slice]`'s.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_ranges: Option<usize>,
+    /// Cut whole answers into slices for the cache; `None` takes `[slice]`'s.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cut_whole_answers: Option<bool>,
+    /// stale-while-revalidate default; `None` takes `[cache]`'s.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stale_while_revalidate: Option<u64>,
+    /// stale-if-error default; `None` takes `[cache]`'s.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stale_if_error: Option<u64>,
 }
 
 /// `[admin]`: a separate listener for `/metrics`, `/health` and `/status`;
@@ -343,6 +355,11 @@ pub struct SliceConfig {
     pub origin_if_match: bool,
     /// Slices fetched ahead into the cache for sequential readers (0 = off).
     pub prefetch_slices: u64,
+    /// Most parts of a multipart/byteranges answer; more ranges (or 0/1
+    /// here) get the whole object.
+    pub max_ranges: usize,
+    /// Cut answers that ignore Range or give no length into slices for the cache.
+    pub cut_whole_answers: bool,
 }
 
 impl Default for SliceConfig {
@@ -356,6 +373,8 @@ impl Default for SliceConfig {
             exclude: Vec::new(),
             origin_if_match: true,
             prefetch_slices: 0,
+            max_ranges: 16,
+            cut_whole_answers: true,
         }
     }
 }

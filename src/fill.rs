@@ -72,7 +72,7 @@ impl Filler {
     }
 
     /// The body ended whole: store the last slice and the manifest.
-    pub async fn finish(mut self, headers: &HeaderMap, ttl: Duration) {
+    pub async fn finish(mut self, headers: &HeaderMap, ttl: Duration, stale: &StaleWindows) {
         if self.total == 0 {
             return;
         }
@@ -89,7 +89,7 @@ impl Filler {
         let mut m = ObjectManifest::new(&version, self.slice_size, headers, ttl);
         m.generation = self.generation;
         m.whole_only = true;
-        m.stale = StaleWindows::from_headers(headers, &self.cache.stale_defaults);
+        m.stale = StaleWindows::from_headers(headers, stale);
         self.cache.put(&self.key, &m).await;
     }
 }

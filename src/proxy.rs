@@ -73,6 +73,12 @@ pub struct ProxySettings {
     pub origin_if_match: bool,
     /// Slices fetched ahead for sequential readers (0 = off).
     pub prefetch_slices: u64,
+    /// Most parts of a multipart answer.
+    pub max_ranges: usize,
+    /// Cut whole answers into slices for the cache.
+    pub cut_whole_answers: bool,
+    /// RFC 5861 windows when the origin gives none.
+    pub stale_defaults: StaleWindows,
 }
 
 /// Which requests a route slices; the others pass through whole.
@@ -451,7 +457,8 @@ impl Proxy {
         if let Some((cache, base, flight)) = cache {
             if let Some(ttl) = freshness(&resp.head.headers, cache.default_ttl) {
                 let mut m = ObjectManifest::new(&version, object_size, &headers, ttl);
-                m.stale = StaleWindows::from_headers(&resp.head.headers, &cache.stale_defaults);
+                m.stale =
+                    StaleWindows::from_headers(&resp.head.headers, &self.settings.stale_defaults);
                 let (key, m) = cache.store_manifest(base, &ask.req.headers, m).await;
                 let t = CacheTarget {
                     cache: cache.clone(),
@@ -487,7 +494,7 @@ impl Proxy {
         cache: Option<(&Arc<SliceCache>, &ObjectKey, FlightLeader)>,
         ex: &mut Exchange<'_>,
     ) -> Result<()> {
-        let Some((cache, base, _flight)) = cache else {
+        let Some((cache, base, _flight)) = cache.filter(|_| self.settings.cut_whole_answers) else {
             return ex.relay(resp).await;
         };
         let mut headers = resp.head.headers.clone();
@@ -505,7 +512,9 @@ impl Proxy {
         // after the manifest is stored.
         ex.relay_observed(resp, &mut |chunk| filler.observe(chunk))
             .await?;
-        filler.finish(&headers, ttl).await;
+        filler
+            .finish(&headers, ttl, &self.settings.stale_defaults)
+            .await;
         Ok(())
     }
 
@@ -626,7 +635,7 @@ impl Proxy {
         };
         let multipart = parts
             .as_ref()
-            .filter(|p| (2..=MAX_PARTS).contains(&p.len()))
+            .filter(|p| (2..=self.settings.max_ranges.min(MAX_PARTS)).contains(&p.len()))
             .cloned();
         let (status, first, last) = match (&ask.range, parts.as_deref()) {
             (_, Some([])) => {
@@ -640,6 +649,8 @@ impl Proxy {
             }
             (_, Some([(a, b)])) => (StatusCode::PARTIAL_CONTENT, *a, *b),
             (_, Some(p)) if multipart.is_some() => (StatusCode::PARTIAL_CONTENT, p[0].0, p[0].1),
+            // Too many parts for this route: the whole object.
+            (_, Some(_)) => (StatusCode::OK, 0, version.len - 1),
             (RangeRequest::Single(spec), _) if ranged => match spec.resolve(version.len) {
                 Some((a, b)) => (StatusCode::PARTIAL_CONTENT, a, b),
                 None => {

@@ -178,6 +178,12 @@ pub fn proxy_settings(config: &Config) -> ProxySettings {
         },
         origin_if_match: config.slice.origin_if_match,
         prefetch_slices: config.slice.prefetch_slices,
+        max_ranges: config.slice.max_ranges,
+        cut_whole_answers: config.slice.cut_whole_answers,
+        stale_defaults: crate::cache::manifest::StaleWindows {
+            while_revalidate: config.cache.stale_while_revalidate,
+            if_error: config.cache.stale_if_error,
+        },
     }
 }
 
@@ -197,6 +203,12 @@ fn route_settings(base: &ProxySettings, route: &RouteConfig) -> ProxySettings {
     };
     s.origin_if_match = route.origin_if_match.unwrap_or(s.origin_if_match);
     s.prefetch_slices = route.prefetch_slices.unwrap_or(s.prefetch_slices);
+    s.max_ranges = route.max_ranges.unwrap_or(s.max_ranges);
+    s.cut_whole_answers = route.cut_whole_answers.unwrap_or(s.cut_whole_answers);
+    s.stale_defaults.while_revalidate = route
+        .stale_while_revalidate
+        .unwrap_or(s.stale_defaults.while_revalidate);
+    s.stale_defaults.if_error = route.stale_if_error.unwrap_or(s.stale_defaults.if_error);
     s
 }
 

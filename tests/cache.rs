@@ -892,3 +892,22 @@ fn whole_answers_are_cut_into_slices_for_later_requests() {
         );
     }
 }
+
+/// `cut_whole_answers = false`: a whole answer is relayed only, not cached.
+#[test]
+fn whole_answers_are_only_relayed_when_cutting_is_off() {
+    let setup = cached("whole-off", 4096);
+    let _dir = dir_guard(&setup);
+    let origin = DemoOrigin::start().unwrap();
+    let text = config_text(origin.addr(), &setup)
+        .replace("[slice]\n", "[slice]\ncut_whole_answers = false\n");
+    let config = edgeslice::config::Config::from_toml(&text).unwrap();
+    let server = edgeslice::runtime::Server::start(&config).unwrap();
+    let h = Harness { origin, server };
+    for _ in 0..2 {
+        let resp = h.get("/norange/10000/off", &[]);
+        assert_eq!(resp.body, object_bytes("off", 0, 9999));
+    }
+    assert_eq!(h.origin.request_count(), 2, "nothing was cached");
+    h.server.shutdown();
+}

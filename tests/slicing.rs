@@ -627,3 +627,22 @@ fn auto_slice_size_follows_each_objects_length() {
     assert!(text.contains("slice_size = \"auto\""), "{text}");
     edgeslice::config::Config::from_toml(&text).expect("the effective config reads back");
 }
+
+/// `max_ranges` bounds multipart answers: with 1, several ranges get the whole object.
+#[test]
+fn max_ranges_of_one_turns_multipart_off() {
+    let origin = DemoOrigin::start().unwrap();
+    let text = config_text(origin.addr(), &Setup::default())
+        .replace("[slice]\n", "[slice]\nmax_ranges = 1\n");
+    let config = edgeslice::config::Config::from_toml(&text).unwrap();
+    let server = edgeslice::runtime::Server::start(&config).unwrap();
+    let resp = get(
+        server.local_addr(),
+        "/obj/16/mr",
+        &[("Range", "bytes=0-1,4-5")],
+    )
+    .unwrap();
+    assert_eq!(resp.status, 200);
+    assert_eq!(resp.body, object_bytes("mr", 0, 15));
+    server.shutdown();
+}
