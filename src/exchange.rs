@@ -101,6 +101,16 @@ impl Exchange<'_> {
         self.write(Bytes::copy_from_slice(body.as_bytes())).await
     }
 
+    /// 416 with `Content-Range: bytes */len`.
+    pub async fn send_unsatisfiable(&mut self, len: u64) -> Result<()> {
+        self.send_plain(
+            StatusCode::RANGE_NOT_SATISFIABLE,
+            crate::headers::unsatisfied_headers(len),
+            "range not satisfiable\n",
+        )
+        .await
+    }
+
     /// Phase "relay": stream an origin answer to the client as it is,
     /// re-framed (chunked to HTTP/1.1 clients when its length is unknown).
     pub async fn relay(&mut self, resp: OriginResponse) -> Result<()> {

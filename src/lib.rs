@@ -41,6 +41,8 @@ pub mod headers;
 
 pub mod multipart;
 
+pub mod revalidate;
+
 pub mod exchange;
 
 pub mod range;

@@ -34,7 +34,7 @@ use crate::fetch::{
 use crate::fill::Filler;
 use crate::headers::{
     cacheable_request, expects_continue, header_value, if_range_allows, object_headers,
-    range_value, req_headers_unsliced, slice_headers, total_unknown, unsatisfied_headers,
+    range_value, req_headers_unsliced, slice_headers, total_unknown,
 };
 use crate::http1::{self, BodyFraming};
 use crate::metrics;
@@ -45,6 +45,7 @@ use crate::range::{
     MAX_PARTS,
 };
 use crate::retry::Retry;
+use crate::revalidate::{revalidate, Revalidation};
 use crate::size::{auto_slice_size, AUTO_MAX};
 use crate::stream;
 
@@ -585,13 +586,7 @@ impl Proxy {
         let ranged =
             matches!(ask.range, RangeRequest::Single(_)) && if_range_allows(ask.req, &version);
         if ranged {
-            return ex
-                .send_plain(
-                    StatusCode::RANGE_NOT_SATISFIABLE,
-                    unsatisfied_headers(total),
-                    "range not satisfiable\n",
-                )
-                .await;
+            return ex.send_unsatisfiable(total).await;
         }
         if total == 0 {
             let mut headers = resp.head.headers.clone();
@@ -638,30 +633,14 @@ impl Proxy {
             .filter(|p| (2..=self.settings.max_ranges.min(MAX_PARTS)).contains(&p.len()))
             .cloned();
         let (status, first, last) = match (&ask.range, parts.as_deref()) {
-            (_, Some([])) => {
-                return ex
-                    .send_plain(
-                        StatusCode::RANGE_NOT_SATISFIABLE,
-                        unsatisfied_headers(version.len),
-                        "range not satisfiable\n",
-                    )
-                    .await
-            }
+            (_, Some([])) => return ex.send_unsatisfiable(version.len).await,
             (_, Some([(a, b)])) => (StatusCode::PARTIAL_CONTENT, *a, *b),
             (_, Some(p)) if multipart.is_some() => (StatusCode::PARTIAL_CONTENT, p[0].0, p[0].1),
             // Too many parts for this route: the whole object.
             (_, Some(_)) => (StatusCode::OK, 0, version.len - 1),
             (RangeRequest::Single(spec), _) if ranged => match spec.resolve(version.len) {
                 Some((a, b)) => (StatusCode::PARTIAL_CONTENT, a, b),
-                None => {
-                    return ex
-                        .send_plain(
-                            StatusCode::RANGE_NOT_SATISFIABLE,
-                            unsatisfied_headers(version.len),
-                            "range not satisfiable\n",
-                        )
-                        .await
-                }
+                None => return ex.send_unsatisfiable(version.len).await,
             },
             _ => (StatusCode::OK, 0, version.len - 1),
         };
@@ -766,96 +745,4 @@ impl Proxy {
 /// Whether every slice of the object `m` describes is in the store.
 fn all_slices_cached(cache: &SliceCache, key: &ObjectKey, m: &ObjectManifest) -> bool {
     (0..m.len.div_ceil(m.slice_size)).all(|k| cache.has_slice(key, m.generation, k))
-}
-
-/// How a revalidation ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Revalidation {
-    /// 304 (or the same version again): every slice is fresh again.
-    Fresh,
-    /// Another version: the manifest is forgotten.
-    Changed,
-    /// The origin could not say (down, 5xx, timeout): the manifest stays stale.
-    Failed,
-    /// Another request revalidated it; look again.
-    Waited,
-}
-
-/// Revalidate the stale manifest `m` of `key` with one conditional request,
-/// once per object: a 304 refreshes every slice at once; another version
-/// forgets it; a failing origin leaves it stale (for stale-if-error).
-async fn revalidate(
-    pool: Rc<OriginPool>,
-    cache: Arc<SliceCache>,
-    target: String,
-    forwarded: HeaderMap,
-    key: ObjectKey,
-    mut m: ObjectManifest,
-) -> Revalidation {
-    let flight_key = format!("r|{:016x}|{}", m.generation, key.as_str());
-    let flight = match cache.flights.join(&flight_key) {
-        Joined::Leader(flight) => flight,
-        Joined::Follower(rx) => {
-            while rx.recv_async().await.is_ok() {}
-            return Revalidation::Waited;
-        }
-    };
-    let mut headers = slice_headers(forwarded, None);
-    headers.insert(header::RANGE, range_value(0, m.slice_size));
-    let version = m.version();
-    match (&version.etag, &version.last_modified) {
-        (Some(etag), _) => headers.insert(header::IF_NONE_MATCH, etag.clone()),
-        (None, Some(lm)) => headers.insert(header::IF_MODIFIED_SINCE, lm.clone()),
-        (None, None) => {
-            cache.forget(&key);
-            return Revalidation::Changed;
-        }
-    };
-    let outcome = match pool.request(&Method::GET, &target, &headers).await {
-        Ok(resp) if resp.head.status == StatusCode::NOT_MODIFIED => {
-            // The 304's own freshness headers win over the stored ones.
-            let mut merged = m.header_map();
-            for name in [header::CACHE_CONTROL, header::EXPIRES] {
-                if let Some(v) = resp.head.headers.get(&name) {
-                    merged.insert(name, v.clone());
-                }
-            }
-            m.stale = StaleWindows::from_headers(&merged, &cache.stale_defaults);
-            freshness(&merged, cache.default_ttl).map_or(Revalidation::Changed, |ttl| {
-                m.expires_at = unix_now() + ttl.as_secs();
-                Revalidation::Fresh
-            })
-        }
-        Ok(resp) if resp.head.status.is_server_error() => Revalidation::Failed,
-        Ok(resp) => match check_slice_head(0, m.slice_size, &resp.head, Some(&version)) {
-            // An origin that ignores conditionals but still has the same version.
-            Ok(_) => freshness(&resp.head.headers, cache.default_ttl).map_or(
-                Revalidation::Changed,
-                |ttl| {
-                    m.expires_at = unix_now() + ttl.as_secs();
-                    Revalidation::Fresh
-                },
-            ),
-            Err(_) => Revalidation::Changed,
-        },
-        Err(e) => {
-            debug!(error = %e, "revalidation failed");
-            Revalidation::Failed
-        }
-    };
-    // Index in metrics::REVALIDATIONS.
-    let result = match outcome {
-        Revalidation::Fresh => 0,
-        Revalidation::Changed => 1,
-        _ => 2,
-    };
-    metrics::with(|m| m.revalidations[result].inc());
-    match outcome {
-        Revalidation::Fresh => cache.put(&key, &m).await,
-        Revalidation::Changed => cache.forget(&key),
-        _ => {}
-    }
-    flight.complete(Ok(()));
-    flight.retire();
-    outcome
 }

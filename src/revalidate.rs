@@ -1,0 +1,111 @@
+//! Revalidation of a stale object: one conditional request per object.
+//!
+//! A 304 (or the same version again) refreshes every slice at once; another
+//! version forgets the manifest; a failing origin (down, 5xx, timeout) leaves
+//! it stale, for stale-if-error. Concurrent requests for the same stale
+//! object wait for the one revalidation in flight.
+
+use std::rc::Rc;
+use std::sync::Arc;
+
+use http::{header, HeaderMap, Method, StatusCode};
+use tracing::debug;
+
+use crate::cache::manifest::{freshness, unix_now, StaleWindows};
+use crate::cache::{Joined, ObjectKey, ObjectManifest, SliceCache};
+use crate::fetch::check_slice_head;
+use crate::headers::{range_value, slice_headers};
+use crate::metrics;
+use crate::origin::OriginPool;
+
+/// How a revalidation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Revalidation {
+    /// 304 (or the same version again): every slice is fresh again.
+    Fresh,
+    /// Another version: the manifest is forgotten.
+    Changed,
+    /// The origin could not say (down, 5xx, timeout): the manifest stays stale.
+    Failed,
+    /// Another request revalidated it; look again.
+    Waited,
+}
+
+/// Revalidate the stale manifest `m` of `key` with one conditional request,
+/// once per object: a 304 refreshes every slice at once; another version
+/// forgets it; a failing origin leaves it stale (for stale-if-error).
+pub(crate) async fn revalidate(
+    pool: Rc<OriginPool>,
+    cache: Arc<SliceCache>,
+    target: String,
+    forwarded: HeaderMap,
+    key: ObjectKey,
+    mut m: ObjectManifest,
+) -> Revalidation {
+    let flight_key = format!("r|{:016x}|{}", m.generation, key.as_str());
+    let flight = match cache.flights.join(&flight_key) {
+        Joined::Leader(flight) => flight,
+        Joined::Follower(rx) => {
+            while rx.recv_async().await.is_ok() {}
+            return Revalidation::Waited;
+        }
+    };
+    let mut headers = slice_headers(forwarded, None);
+    headers.insert(header::RANGE, range_value(0, m.slice_size));
+    let version = m.version();
+    match (&version.etag, &version.last_modified) {
+        (Some(etag), _) => headers.insert(header::IF_NONE_MATCH, etag.clone()),
+        (None, Some(lm)) => headers.insert(header::IF_MODIFIED_SINCE, lm.clone()),
+        (None, None) => {
+            cache.forget(&key);
+            return Revalidation::Changed;
+        }
+    };
+    let outcome = match pool.request(&Method::GET, &target, &headers).await {
+        Ok(resp) if resp.head.status == StatusCode::NOT_MODIFIED => {
+            // The 304's own freshness headers win over the stored ones.
+            let mut merged = m.header_map();
+            for name in [header::CACHE_CONTROL, header::EXPIRES] {
+                if let Some(v) = resp.head.headers.get(&name) {
+                    merged.insert(name, v.clone());
+                }
+            }
+            m.stale = StaleWindows::from_headers(&merged, &cache.stale_defaults);
+            freshness(&merged, cache.default_ttl).map_or(Revalidation::Changed, |ttl| {
+                m.expires_at = unix_now() + ttl.as_secs();
+                Revalidation::Fresh
+            })
+        }
+        Ok(resp) if resp.head.status.is_server_error() => Revalidation::Failed,
+        Ok(resp) => match check_slice_head(0, m.slice_size, &resp.head, Some(&version)) {
+            // An origin that ignores conditionals but still has the same version.
+            Ok(_) => freshness(&resp.head.headers, cache.default_ttl).map_or(
+                Revalidation::Changed,
+                |ttl| {
+                    m.expires_at = unix_now() + ttl.as_secs();
+                    Revalidation::Fresh
+                },
+            ),
+            Err(_) => Revalidation::Changed,
+        },
+        Err(e) => {
+            debug!(error = %e, "revalidation failed");
+            Revalidation::Failed
+        }
+    };
+    // Index in metrics::REVALIDATIONS.
+    let result = match outcome {
+        Revalidation::Fresh => 0,
+        Revalidation::Changed => 1,
+        _ => 2,
+    };
+    metrics::with(|m| m.revalidations[result].inc());
+    match outcome {
+        Revalidation::Fresh => cache.put(&key, &m).await,
+        Revalidation::Changed => cache.forget(&key),
+        _ => {}
+    }
+    flight.complete(Ok(()));
+    flight.retire();
+    outcome
+}
