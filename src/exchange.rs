@@ -101,6 +101,13 @@ impl Exchange<'_> {
         self.write(Bytes::copy_from_slice(body.as_bytes())).await
     }
 
+    /// Count what a slice stream delivered (also when it failed part-way).
+    pub fn record(&mut self, delivered: &crate::stream::Delivery) {
+        self.body_bytes += delivered.bytes;
+        self.slices_cached = delivered.from_cache;
+        self.slices = delivered.from_cache + delivered.from_origin;
+    }
+
     /// 416 with `Content-Range: bytes */len`.
     pub async fn send_unsatisfiable(&mut self, len: u64) -> Result<()> {
         self.send_plain(

@@ -12,7 +12,7 @@ use std::rc::Rc;
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, StatusCode};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::exchange::Exchange;
 use crate::fetch::SliceJob;
 use crate::plan::SlicePlan;
@@ -104,21 +104,13 @@ pub async fn send(
             slice_timeout: job.slice_timeout,
             attempts: job.attempts.clone(),
         });
-        let mut got = Delivery::default();
-        result = stream::send_slices(part, how, None, ex.writer, &mut got).await;
-        delivered.bytes += got.bytes;
-        delivered.from_cache += got.from_cache;
-        delivered.from_origin += got.from_origin;
+        // The parts add up in one Delivery.
+        result = stream::send_slices(part, how, None, ex.writer, &mut delivered).await;
         if result.is_err() {
             break;
         }
     }
-    ex.body_bytes += delivered.bytes;
-    ex.slices_cached = delivered.from_cache;
-    ex.slices = delivered.from_cache + delivered.from_origin;
-    if let (Err(Error::SliceMismatch { .. }), Some(t)) = (&result, &job.cache) {
-        t.cache.forget(&t.key);
-    }
+    ex.record(&delivered);
     result?;
     ex.body_bytes += multipart.tail.len() as u64;
     ex.write(multipart.tail.clone()).await

@@ -723,17 +723,9 @@ impl Proxy {
         if ex.head_only {
             return Ok(());
         }
-        ex.slices = plan.slice_count();
         let mut delivered = stream::Delivery::default();
         let result = stream::send_slices(job.clone(), how, probe, ex.writer, &mut delivered).await;
-        // Counted also when the transfer failed part-way (logs and metrics).
-        ex.body_bytes += delivered.bytes;
-        ex.slices_cached = delivered.from_cache;
-        ex.slices = delivered.from_cache + delivered.from_origin;
-        if let (Err(Error::SliceMismatch { .. }), Some(t)) = (&result, &job.cache) {
-            // The object changed under its manifest: the next request probes anew.
-            t.cache.forget(&t.key);
-        }
+        ex.record(&delivered);
         result?;
         if status == StatusCode::PARTIAL_CONTENT {
             self.prefetch.after(&job, first, last);

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::exchange::write_to_client;
 use crate::fetch::{run_slice, OpenedSlice, SliceEvent, SliceJob, SliceSource};
 use crate::http1::WriteHalf;
@@ -237,7 +237,13 @@ pub async fn send_slices(
                 }
                 order.finish(i)
             }
-            Some(SliceEvent::Failed(_, e)) => return Err(e),
+            Some(SliceEvent::Failed(_, e)) => {
+                if let (Error::SliceMismatch { .. }, Some(t)) = (&e, &job.cache) {
+                    // The object changed under its manifest: the next request probes anew.
+                    t.cache.forget(&t.key);
+                }
+                return Err(e);
+            }
             None => unreachable!("the stream holds a sender"),
         }
     }
