@@ -17,26 +17,55 @@ use crate::config::LogFormat;
 use crate::exchange::Exchange;
 use crate::metrics::{self, class_of};
 
+/// How a request ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Answered in full.
+    Ok,
+    /// The client closed or stopped reading before the answer was complete.
+    ClientAbort(String),
+    /// edgeslice or the origin failed; what went wrong.
+    Error(String),
+}
+
+impl Outcome {
+    /// The access log's `outcome` value.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::ClientAbort(_) => "client_abort",
+            Outcome::Error(_) => "error",
+        }
+    }
+
+    fn detail(&self) -> &str {
+        match self {
+            Outcome::Ok => "",
+            Outcome::ClientAbort(why) | Outcome::Error(why) => why,
+        }
+    }
+}
+
 /// Record the end of a request: metrics always, the access log line if on.
-/// `failure` is empty for a request that succeeded.
 pub fn finish(
     head: &RequestHead,
     ex: &Exchange<'_>,
     started: Instant,
-    failure: &str,
+    outcome: &Outcome,
     log: Option<LogFormat>,
 ) {
     let took = started.elapsed();
     let from_origin = ex.slices.saturating_sub(ex.slices_cached);
+    let failure = outcome.detail();
     metrics::with(|m| {
-        let outcome = if !failure.is_empty() {
-            2
-        } else if ex.slices > 0 || ex.cache.is_some() {
-            0
-        } else {
-            1
+        // Index in metrics::OUTCOMES.
+        let index = match outcome {
+            Outcome::Error(_) => 2,
+            Outcome::ClientAbort(_) => 3,
+            Outcome::Ok if ex.slices > 0 || ex.cache.is_some() => 0,
+            Outcome::Ok => 1,
         };
-        m.requests[outcome].inc();
+        m.requests[index].inc();
         if ex.status != 0 {
             // 0: the client went away before any answer.
             m.responses[class_of(ex.status)].inc();
@@ -79,6 +108,7 @@ pub fn finish(
             slices_origin = from_origin,
             origin_attempts = attempts,
             ms = format!("{ms:.1}"),
+            outcome = outcome.as_str(),
             error = failure,
             "request"
         ),
@@ -94,6 +124,7 @@ pub fn finish(
                 "slices_origin": from_origin,
                 "origin_attempts": attempts,
                 "ms": (ms * 10.0).round() / 10.0,
+                "outcome": outcome.as_str(),
                 "error": failure,
             });
             // A bare line, so log shippers can parse each line as JSON.

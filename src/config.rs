@@ -213,6 +213,8 @@ pub struct ServerConfig {
     /// Slice bytes in flight per worker; past it, requests fetch one slice at a time.
     #[serde(deserialize_with = "deserialize_size")]
     pub max_buffered_bytes: u64,
+    /// This cache's name in `Cache-Status` answers (RFC 9211), an sf-token.
+    pub node_name: String,
 }
 
 impl Default for ServerConfig {
@@ -231,6 +233,7 @@ impl Default for ServerConfig {
             max_request_body_bytes: 1024 * MIB,
             max_connections: 10_000,
             max_buffered_bytes: 256 * MIB,
+            node_name: "edgeslice".to_string(),
         }
     }
 }
@@ -558,6 +561,14 @@ impl Config {
                 "must be between 1 and 96".into(),
             ));
         }
+        if !is_sf_token(&server.node_name) {
+            return Err(invalid(
+                "server.node_name",
+                format!("{:?}", server.node_name),
+                "must be a token: a letter or '*', then letters, digits and !#$%&'*+-.^_`|~:/"
+                    .into(),
+            ));
+        }
         positive("server.max_url_bytes", server.max_url_bytes as u64)?;
         positive("server.max_connections", server.max_connections as u64)?;
         positive("server.max_buffered_bytes", server.max_buffered_bytes)?;
@@ -764,3 +775,12 @@ fn check_host_port(address: &str) -> Result<(), String> {
 #[cfg(test)]
 #[path = "config_tests.rs"]
 mod tests;
+
+/// Whether `s` is an sf-token (RFC 8941 section 3.3.4), as Cache-Status names its cache.
+fn is_sf_token(s: &str) -> bool {
+    let mut bytes = s.bytes();
+    bytes
+        .next()
+        .is_some_and(|b| b.is_ascii_alphabetic() || b == b'*')
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~:/".contains(&b))
+}

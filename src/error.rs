@@ -38,6 +38,15 @@ pub enum Error {
     /// The client sent nothing within the header timeout.
     #[error("client sent no complete request head within {0} ms")]
     ClientTimeout(u64),
+    /// The client sent more header fields than the limit.
+    #[error("more than {limit} request header fields")]
+    TooManyHeaders {
+        /// The configured limit (`server.max_headers`).
+        limit: usize,
+    },
+    /// The request uses a transfer coding edgeslice does not implement.
+    #[error("not implemented: {0}")]
+    NotImplemented(String),
     /// The client stopped reading the response.
     #[error("client accepted no response bytes within {0} ms")]
     ClientSendTimeout(u64),
@@ -77,8 +86,13 @@ pub enum Error {
         status: u16,
     },
     /// The origin's circuit breaker is open: failing fast instead of piling on.
-    #[error("origin {0} is failing: circuit breaker open")]
-    OriginUnavailable(String),
+    #[error("origin {origin} is unreachable: circuit breaker open, retry in {retry_after} s")]
+    OriginUnavailable {
+        /// The origin as configured.
+        origin: String,
+        /// Seconds until the breaker lets a probe through (`Retry-After`).
+        retry_after: u64,
+    },
     /// The origin's answer is not valid HTTP/1.1.
     #[error("origin sent an invalid response: {0}")]
     OriginProtocol(String),
@@ -98,6 +112,8 @@ impl Error {
         match self {
             Error::BadRequest(_)
             | Error::HeadTooLarge { .. }
+            | Error::TooManyHeaders { .. }
+            | Error::NotImplemented(_)
             | Error::ClientIo(_)
             | Error::ClientTimeout(_)
             | Error::ClientSendTimeout(_)
@@ -107,7 +123,7 @@ impl Error {
             | Error::OriginIo(_)
             | Error::OriginTimeout(_)
             | Error::OriginStatus { .. }
-            | Error::OriginUnavailable(_)
+            | Error::OriginUnavailable { .. }
             | Error::OriginProtocol(_)
             | Error::SliceMismatch { .. } => ErrorSource::Origin,
         }
@@ -117,18 +133,35 @@ impl Error {
     pub fn status(&self) -> StatusCode {
         match self {
             Error::BadRequest(_) => StatusCode::BAD_REQUEST,
-            Error::HeadTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            Error::HeadTooLarge { .. } | Error::TooManyHeaders { .. } => {
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
+            }
+            Error::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             Error::ClientIo(_) => StatusCode::BAD_REQUEST,
             Error::ClientTimeout(_) | Error::ClientSendTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Error::UriTooLong { .. } => StatusCode::URI_TOO_LONG,
             Error::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Error::OriginUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::OriginUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Error::OriginTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             Error::OriginConnect { .. }
             | Error::OriginIo(_)
             | Error::OriginProtocol(_)
             | Error::OriginStatus { .. }
             | Error::SliceMismatch { .. } => StatusCode::BAD_GATEWAY,
+        }
+    }
+
+    /// The client went away (closed, reset, or stopped reading): nobody is
+    /// left to answer, and it is not a failure of the origin or of edgeslice.
+    pub fn is_client_gone(&self) -> bool {
+        use io::ErrorKind::*;
+        match self {
+            Error::ClientSendTimeout(_) => true,
+            Error::ClientIo(e) => matches!(
+                e.kind(),
+                BrokenPipe | ConnectionReset | ConnectionAborted | UnexpectedEof | NotConnected
+            ),
+            _ => false,
         }
     }
 

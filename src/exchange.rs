@@ -20,6 +20,9 @@ use crate::error::{Error, Result};
 use crate::http1::{self, BodyFraming, LimitedHead, ReadHalf, WriteHalf};
 use crate::origin::OriginResponse;
 
+/// The `Cache-Status` header (RFC 9211).
+pub const CACHE_STATUS: header::HeaderName = header::HeaderName::from_static("cache-status");
+
 /// Write `data` to a client that must accept it within `timeout`.
 pub async fn write_to_client(writer: &mut WriteHalf, data: Bytes, timeout: Duration) -> Result<()> {
     match monoio::time::timeout(timeout, writer.write_all(data)).await {
@@ -62,14 +65,62 @@ pub struct Exchange<'a> {
     pub head_at: Option<std::time::Instant>,
     /// Requests this exchange sent to the origin (retries included).
     pub origin_attempts: Rc<Cell<u64>>,
+    /// This cache's `Cache-Status` member for the answer, once decided.
+    pub cache_status: Option<HeaderValue>,
+    /// `Age` of an answer served from the cache, in seconds.
+    pub age: Option<u64>,
+}
+
+/// The current time as an HTTP-date, formatted once per second per thread.
+fn date_now() -> HeaderValue {
+    thread_local! {
+        static DATE: std::cell::RefCell<(u64, HeaderValue)> =
+            const { std::cell::RefCell::new((0, HeaderValue::from_static(""))) };
+    }
+    let now = std::time::SystemTime::now();
+    let secs = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    DATE.with(|d| {
+        let mut d = d.borrow_mut();
+        if d.0 != secs {
+            let text = httpdate::fmt_http_date(now);
+            *d = (
+                secs,
+                HeaderValue::from_str(&text).expect("an HTTP-date is ASCII"),
+            );
+        }
+        d.1.clone()
+    })
 }
 
 impl Exchange<'_> {
     /// Write the response head; `Connection: close` is added when the
-    /// connection will not be reused.
+    /// connection will not be reused. Every answer gets a `Date` (RFC 9110
+    /// section 6.6.1) unless the origin's is relayed; answers from the cache
+    /// get their `Age`; this cache's `Cache-Status` member goes after any
+    /// the origin sent (RFC 9211 section 2).
     pub async fn send_head(&mut self, status: StatusCode, mut headers: HeaderMap) -> Result<()> {
         if !self.keep_alive {
             headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        if !headers.contains_key(header::DATE) {
+            headers.insert(header::DATE, date_now());
+        }
+        if let Some(age) = self.age {
+            headers.insert(header::AGE, HeaderValue::from(age));
+        }
+        if let Some(ours) = &self.cache_status {
+            let value = match headers.get(CACHE_STATUS).map(|v| v.as_bytes()) {
+                Some(theirs) if !theirs.is_empty() => {
+                    let mut joined = theirs.to_vec();
+                    joined.extend_from_slice(b", ");
+                    joined.extend_from_slice(ours.as_bytes());
+                    HeaderValue::from_bytes(&joined).unwrap_or_else(|_| ours.clone())
+                }
+                _ => ours.clone(),
+            };
+            headers.insert(CACHE_STATUS, value);
         }
         let mut out = Vec::with_capacity(512);
         http1::encode_response_head(status, &headers, &mut out);

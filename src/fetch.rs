@@ -193,6 +193,35 @@ pub struct SliceJob {
     pub slice_timeout: Duration,
     /// Requests the client's exchange sent to the origin, for its log line.
     pub attempts: Rc<std::cell::Cell<u64>>,
+    /// Slices the answer's head counted as cached (`X-Cache`, `Cache-Status`).
+    pub counted: Rc<CountedSlices>,
+}
+
+/// Which slices an answer's head counted as cached, by index.
+#[derive(Debug, Default)]
+pub struct CountedSlices {
+    first: u64,
+    cached: Vec<bool>,
+}
+
+impl CountedSlices {
+    /// `cached[i]` tells whether slice `first + i` was counted as cached.
+    pub fn new(first: u64, cached: Vec<bool>) -> CountedSlices {
+        CountedSlices { first, cached }
+    }
+
+    /// Whether slice `index` was counted as cached.
+    pub fn contains(&self, index: u64) -> bool {
+        index
+            .checked_sub(self.first)
+            .and_then(|at| self.cached.get(at as usize).copied())
+            .unwrap_or(false)
+    }
+
+    /// How many slices were counted as cached.
+    pub fn count(&self) -> u64 {
+        self.cached.iter().filter(|c| **c).count() as u64
+    }
 }
 
 impl SliceJob {
@@ -291,7 +320,14 @@ async fn slice_from_anywhere(
         return fetch_with_retries(job, index, None, None, &mut out, tx).await;
     };
     let key = target.slice_key(index);
-    if let Some((bytes, _tier)) = target.cache.store.get(&key).await {
+    let mut found = target.cache.store.get(&key).await;
+    if found.is_none() && job.counted.contains(index) {
+        // Counted as cached, then evicted from memory before its disk write
+        // was done: once written it is found again, and the head told the truth.
+        target.cache.store.settle().await;
+        found = target.cache.store.get(&key).await;
+    }
+    if let Some((bytes, _tier)) = found {
         if bytes.len() as u64 == job.slice_len(index) {
             target.cache.note_served(&key);
             out.emit(tx, &bytes);

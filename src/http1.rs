@@ -14,10 +14,11 @@
 use std::io;
 
 use bytes::{Bytes, BytesMut};
-use http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Version};
 use monoio::io::{AsyncReadRent, OwnedReadHalf, OwnedWriteHalf};
 use monoio::net::TcpStream;
 use monoio_codec::{Decoded, Decoder, FramedRead};
+use monoio_http::common::request::RequestHead;
 use monoio_http::h1::codec::decoder::{ChunkedBodyDecoder, DecodeError};
 
 use crate::error::Error;
@@ -114,9 +115,43 @@ pub enum BodyFraming {
     UntilClose,
 }
 
-/// Framing of a request body; conflicting or malformed framing headers are a 400.
+/// Check the request line and Host (RFC 9112 section 3.2): an HTTP/1.1
+/// request must carry a Host, none may carry two; an absolute-form target
+/// (`GET http://host/path`) names the host itself, and that wins over any
+/// Host header, which is rewritten to it (as nginx does).
+pub fn request_target_form(head: &mut RequestHead) -> Result<(), Error> {
+    let hosts = head.headers.get_all(header::HOST).iter().count();
+    if hosts > 1 {
+        return Err(Error::BadRequest("more than one Host header".into()));
+    }
+    if let Some(authority) = head.uri.authority() {
+        let host = HeaderValue::from_str(authority.as_str())
+            .map_err(|_| Error::BadRequest("invalid authority in the request target".into()))?;
+        head.headers.insert(header::HOST, host);
+        return Ok(());
+    }
+    if head.version == Version::HTTP_11 && hosts == 0 {
+        return Err(Error::BadRequest("HTTP/1.1 request without Host".into()));
+    }
+    if head.uri.path_and_query().is_none() && head.method != Method::OPTIONS {
+        return Err(Error::BadRequest("request target is not a path".into()));
+    }
+    Ok(())
+}
+
+/// Framing of a request body (RFC 9112 section 6): conflicting or malformed
+/// framing headers, or a last transfer coding other than chunked, are a 400;
+/// a coding besides chunked (which edgeslice does not apply) is a 501.
 pub fn request_framing(headers: &HeaderMap) -> Result<BodyFraming, Error> {
     let chunked = transfer_chunked(headers).map_err(Error::BadRequest)?;
+    if chunked == Some(true) {
+        if let Some(other) = transfer_codings(headers).find(|c| !c.eq_ignore_ascii_case("chunked"))
+        {
+            return Err(Error::NotImplemented(format!(
+                "Transfer-Encoding {other:?} (only chunked is supported)"
+            )));
+        }
+    }
     let length = content_length(headers).map_err(Error::BadRequest)?;
     match (chunked, length) {
         (Some(_), Some(_)) => Err(Error::BadRequest(
@@ -154,6 +189,17 @@ pub fn response_framing(
         Some(n) => Ok(BodyFraming::Length(n)),
         None => Ok(BodyFraming::UntilClose),
     }
+}
+
+/// Every transfer coding named, in order.
+fn transfer_codings(headers: &HeaderMap) -> impl Iterator<Item = &str> {
+    headers
+        .get_all(header::TRANSFER_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
 }
 
 /// `Some(true)` when the final transfer coding is chunked, `Some(false)` for another coding.
@@ -401,40 +447,83 @@ mod tests {
 
     #[test]
     fn request_framing_table() {
-        let cases: &[(Pairs, Option<BodyFraming>)] = &[
-            (&[], Some(BodyFraming::Empty)),
-            (&[("content-length", "0")], Some(BodyFraming::Empty)),
-            (&[("content-length", "12")], Some(BodyFraming::Length(12))),
+        use BodyFraming::*;
+        // Ok(framing), or Err(status of the refusal).
+        let cases: &[(Pairs, Result<BodyFraming, u16>)] = &[
+            (&[], Ok(Empty)),
+            (&[("content-length", "0")], Ok(Empty)),
+            (&[("content-length", "12")], Ok(Length(12))),
+            (&[("content-length", "12, 12")], Ok(Length(12))),
             (
-                &[("content-length", "12, 12")],
-                Some(BodyFraming::Length(12)),
+                &[("content-length", "12"), ("content-length", "13")],
+                Err(400),
             ),
-            (&[("content-length", "12"), ("content-length", "13")], None),
-            (&[("content-length", "+12")], None),
-            (&[("content-length", "")], None),
-            (&[("content-length", "1x")], None),
+            (&[("content-length", "+12")], Err(400)),
+            (&[("content-length", "")], Err(400)),
+            (&[("content-length", "1x")], Err(400)),
+            (&[("transfer-encoding", "chunked")], Ok(Chunked)),
+            (&[("transfer-encoding", "Chunked")], Ok(Chunked)),
+            // A coding edgeslice does not apply: 501 (RFC 9112 section 6.1).
+            (&[("transfer-encoding", "gzip, chunked")], Err(501)),
+            (&[("transfer-encoding", "foo, chunked")], Err(501)),
             (
-                &[("transfer-encoding", "chunked")],
-                Some(BodyFraming::Chunked),
+                &[
+                    ("transfer-encoding", "foo"),
+                    ("transfer-encoding", "chunked"),
+                ],
+                Err(501),
             ),
-            (
-                &[("transfer-encoding", "gzip, chunked")],
-                Some(BodyFraming::Chunked),
-            ),
-            (&[("transfer-encoding", "gzip")], None),
+            // Chunked not last: the length cannot be known, 400 (section 6.3).
+            (&[("transfer-encoding", "gzip")], Err(400)),
+            (&[("transfer-encoding", "chunked, foo")], Err(400)),
             (
                 &[("transfer-encoding", " , "), ("content-length", "3")],
-                None,
+                Err(400),
             ),
             (
                 &[("transfer-encoding", "chunked"), ("content-length", "3")],
-                None,
+                Err(400),
             ),
         ];
         for (pairs, want) in cases {
-            let got = request_framing(&headers(pairs)).ok();
+            let got = request_framing(&headers(pairs)).map_err(|e| e.status().as_u16());
             assert_eq!(got, *want, "{pairs:?}");
         }
+    }
+
+    fn head_of(raw: &str) -> RequestHead {
+        use monoio_codec::Decoder;
+        let mut buf = BytesMut::from(raw);
+        match monoio_http::h1::codec::decoder::RequestHeadDecoder.decode(&mut buf) {
+            Ok(Decoded::Some(head)) => head,
+            _ => panic!("{raw:?} does not parse"),
+        }
+    }
+
+    #[test]
+    fn request_target_forms() {
+        // (request head, Err(status) or Ok(Host afterwards))
+        let cases: &[(&str, Result<&str, u16>)] = &[
+            ("GET /a HTTP/1.1\r\nHost: h\r\n\r\n", Ok("h")),
+            ("GET /a HTTP/1.1\r\n\r\n", Err(400)),
+            ("GET /a HTTP/1.0\r\n\r\n", Ok("")),
+            ("GET /a HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", Err(400)),
+            ("GET http://t:81/a HTTP/1.1\r\nHost: h\r\n\r\n", Ok("t:81")),
+            ("GET http://t/a HTTP/1.1\r\n\r\n", Ok("t")),
+            ("GET http://t/a HTTP/1.0\r\n\r\n", Ok("t")),
+        ];
+        for (raw, want) in cases {
+            let mut head = head_of(raw);
+            let got = request_target_form(&mut head).map_err(|e| e.status().as_u16());
+            let host = head
+                .headers
+                .get(header::HOST)
+                .map_or("", |h| h.to_str().unwrap());
+            assert_eq!(got.map(|()| host), *want, "{raw:?}");
+        }
+        let mut head = head_of("GET http://t/a?q HTTP/1.1\r\n\r\n");
+        request_target_form(&mut head).unwrap();
+        assert_eq!(head.uri.path_and_query().unwrap().as_str(), "/a?q");
     }
 
     #[test]

@@ -65,7 +65,7 @@ impl Histogram {
 }
 
 /// Request outcomes, the `outcome` label.
-pub const OUTCOMES: [&str; 3] = ["sliced", "pass_through", "error"];
+pub const OUTCOMES: [&str; 4] = ["sliced", "pass_through", "error", "client_abort"];
 /// Status classes, the `class` label.
 pub const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 /// Cache results per request, the `result` label.
@@ -79,7 +79,7 @@ pub const REVALIDATIONS: [&str; 3] = ["not_modified", "changed", "failed"];
 #[derive(Debug, Default)]
 pub struct WorkerMetrics {
     /// Requests by outcome ([`OUTCOMES`]).
-    pub requests: [Counter; 3],
+    pub requests: [Counter; 4],
     /// Responses by status class ([`CLASSES`]).
     pub responses: [Counter; 5],
     /// Requests being answered now.

@@ -103,6 +103,7 @@ pub async fn send(
             max_retries: job.max_retries,
             slice_timeout: job.slice_timeout,
             attempts: job.attempts.clone(),
+            counted: job.counted.clone(),
         });
         // The parts add up in one Delivery.
         result = stream::send_slices(part, how, None, ex.writer, &mut delivered).await;

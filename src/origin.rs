@@ -26,13 +26,24 @@ use monoio_codec::FramedRead;
 use monoio_http::common::response::ResponseHead;
 use monoio_http::h1::codec::decoder::ResponseHeadDecoder;
 
-use crate::breaker::Breaker;
+use crate::breaker::{Breaker, Failure};
 use crate::config::OriginConfig;
 use crate::error::{Error, Result};
 use crate::http1::{
     self, BodyDecoder, BodyFraming, HeadError, LimitedHead, ReadHalf, WriteHalf, READ_BUFFER,
 };
 use crate::metrics;
+
+/// What a connect timeout says it timed out doing.
+const CONNECTING: &str = "connecting";
+
+/// A target's hash, to tell one object's failures from the origin's.
+fn target_hash(target: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    target.hash(&mut h);
+    h.finish()
+}
 
 /// Largest response head accepted from an origin.
 const MAX_ORIGIN_HEAD: usize = 64 * 1024;
@@ -141,7 +152,7 @@ impl OriginPool {
                     });
                 }
                 Ok(Err(e)) => last = Some(e),
-                Err(_) => return Err(Error::OriginTimeout("connecting")),
+                Err(_) => return Err(Error::OriginTimeout(CONNECTING)),
             }
         }
         Err(Error::OriginConnect {
@@ -177,18 +188,22 @@ impl OriginPool {
         target: &str,
         headers: &HeaderMap,
     ) -> Result<OriginResponse> {
-        self.measured(self.request_once(method, target, headers))
+        self.measured(target, self.request_once(method, target, headers))
             .await
     }
 
     /// Run one origin exchange under the breaker, counting it in the metrics.
     async fn measured(
         &self,
+        target: &str,
         exchange: impl std::future::Future<Output = Result<OriginResponse>>,
     ) -> Result<OriginResponse> {
         let breaker = &self.settings.breaker;
         if !breaker.admit() {
-            return Err(Error::OriginUnavailable(self.settings.name.clone()));
+            return Err(Error::OriginUnavailable {
+                origin: self.settings.name.clone(),
+                retry_after: breaker.retry_after_secs(),
+            });
         }
         let started = Instant::now();
         metrics::with(|m| {
@@ -211,10 +226,17 @@ impl OriginPool {
                 m.origin_failures[i].inc();
             }
         });
+        // Any answer, 5xx included, shows the origin is up; only transport
+        // failures count against it (see crate::breaker).
         match &result {
-            Ok(resp) if resp.head.status.is_server_error() => breaker.failure(),
             Ok(_) => breaker.success(),
-            Err(_) => breaker.failure(),
+            Err(Error::OriginConnect { .. } | Error::OriginTimeout(CONNECTING)) => {
+                breaker.failure(Failure::Connect)
+            }
+            Err(Error::OriginIo(_) | Error::OriginTimeout(_)) => {
+                breaker.failure(Failure::Head(target_hash(target)))
+            }
+            Err(_) => {}
         }
         result
     }
@@ -252,8 +274,11 @@ impl OriginPool {
         framing: BodyFraming,
         max_body: u64,
     ) -> Result<OriginResponse> {
-        self.measured(self.send_with_body(method, target, headers, body_src, framing, max_body))
-            .await
+        self.measured(
+            target,
+            self.send_with_body(method, target, headers, body_src, framing, max_body),
+        )
+        .await
     }
 
     async fn send_with_body<IO: monoio::io::AsyncReadRent, C>(

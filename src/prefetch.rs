@@ -70,6 +70,7 @@ impl Prefetch {
             max_retries: job.max_retries,
             slice_timeout: job.slice_timeout,
             attempts: job.attempts.clone(),
+            counted: Rc::default(),
         });
         let mut started = 0;
         for k in from..=to {

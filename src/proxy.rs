@@ -29,12 +29,13 @@ use crate::config::AUTO_SLICE;
 use crate::error::{Error, Result};
 pub use crate::exchange::Exchange;
 use crate::fetch::{
-    check_slice_head, run_slice, CacheTarget, ObjectVersion, OpenedSlice, SliceJob,
+    check_slice_head, run_slice, CacheTarget, CountedSlices, ObjectVersion, OpenedSlice, SliceJob,
 };
 use crate::fill::Filler;
 use crate::headers::{
-    cacheable_request, expects_continue, header_value, if_range_allows, object_headers,
-    range_value, req_headers_unsliced, slice_headers, total_unknown,
+    cache_status, cacheable_request, expects_continue, header_value, if_range_allows,
+    not_modified_headers, object_headers, preconditions, range_value, req_headers_unsliced,
+    slice_headers, total_unknown, Precondition, Served,
 };
 use crate::http1::{self, BodyFraming};
 use crate::metrics;
@@ -80,6 +81,8 @@ pub struct ProxySettings {
     pub cut_whole_answers: bool,
     /// RFC 5861 windows when the origin gives none.
     pub stale_defaults: StaleWindows,
+    /// This cache's name in `Cache-Status`.
+    pub node_name: Arc<str>,
 }
 
 /// Which requests a route slices; the others pass through whole.
@@ -115,12 +118,16 @@ pub struct Proxy {
     pub prefetch: crate::prefetch::Prefetch,
 }
 
-/// What the client asked of one object.
+/// What the client asked of one object, and how its stored state was had.
 struct Ask<'a> {
     req: &'a RequestHead,
     target: &'a str,
     forwarded: HeaderMap,
     range: RangeRequest,
+    served: Served,
+    /// Age and freshness left of the stored object, when served from the cache.
+    age: u64,
+    ttl: i64,
 }
 
 /// A probe answer ready to become the first slice of the response.
@@ -139,6 +146,7 @@ impl Proxy {
         }
         let forwarded = self.forwarded_headers(req);
         if req.method != Method::GET && req.method != Method::HEAD {
+            ex.cache_status = Some(self.status_value("; fwd=method"));
             return self
                 .pass_through(req, target, &forwarded, framing, ex)
                 .await;
@@ -149,6 +157,7 @@ impl Proxy {
         }
         if !self.settings.rules.slices(req.uri.path()) {
             // Not sliced on this route: the client's request as it is.
+            ex.cache_status = Some(self.status_value("; fwd=bypass"));
             let headers = req_headers_unsliced(req, &forwarded);
             ex.origin_attempts.set(ex.origin_attempts.get() + 1);
             let resp = self.pool.request(&req.method, target, &headers).await?;
@@ -163,11 +172,19 @@ impl Proxy {
             target,
             forwarded,
             range,
+            served: Served::Bypass,
+            age: 0,
+            ttl: 0,
         };
         match self.cache.clone() {
             Some(cache) if cacheable_request(req) => self.lookup(ask, cache, ex).await,
             _ => self.probe(ask, None, ex).await,
         }
+    }
+
+    /// This cache's `Cache-Status` member with `params` after its name.
+    fn status_value(&self, params: &str) -> HeaderValue {
+        header_value(&format!("{}{params}", self.settings.node_name))
     }
 
     /// Request headers for the origin: end-to-end ones, without Range and
@@ -280,11 +297,12 @@ impl Proxy {
     /// is revalidated once per object, a cold object is probed once.
     async fn lookup(
         &self,
-        ask: Ask<'_>,
+        mut ask: Ask<'_>,
         cache: Arc<SliceCache>,
         ex: &mut Exchange<'_>,
     ) -> Result<()> {
         let base = ObjectKey::from_request(ask.req, ask.target);
+        let mut revalidated = false;
         // A few rounds: after waiting on another request's probe or
         // revalidation, the manifest it stored is looked up again.
         for _ in 0..3 {
@@ -296,8 +314,14 @@ impl Proxy {
                 }
                 let now = unix_now();
                 let serve = if m.is_fresh() {
+                    ask.served = if revalidated {
+                        Served::Revalidated
+                    } else {
+                        Served::Fresh
+                    };
                     true
                 } else if now < m.expires_at.saturating_add(m.stale.while_revalidate) {
+                    ask.served = Served::StaleWhileRevalidate;
                     // stale-while-revalidate: serve now, revalidate in the background.
                     monoio::spawn(revalidate(
                         self.pool.clone(),
@@ -306,6 +330,7 @@ impl Proxy {
                         ask.forwarded.clone(),
                         key.clone(),
                         m.clone(),
+                        self.settings.stale_defaults,
                     ));
                     true
                 } else {
@@ -314,16 +339,23 @@ impl Proxy {
                         Revalidation::Failed
                             if now < m.expires_at.saturating_add(m.stale.if_error) =>
                         {
+                            ask.served = Served::StaleIfError;
                             true
                         }
                         // Too stale to serve with the origin failing: ask it once more, uncached.
                         Revalidation::Failed => return self.probe(ask, None, ex).await,
+                        Revalidation::Fresh => {
+                            revalidated = true;
+                            false
+                        }
                         _ => false,
                     }
                 };
                 if !serve {
                     continue;
                 }
+                ask.age = m.age();
+                ask.ttl = m.ttl();
                 let target = CacheTarget {
                     cache: cache.clone(),
                     key,
@@ -371,6 +403,7 @@ impl Proxy {
             ask.forwarded.clone(),
             key.clone(),
             m,
+            self.settings.stale_defaults,
         )
         .await
     }
@@ -380,7 +413,7 @@ impl Proxy {
     /// cache, a storable answer becomes the object's manifest.
     async fn probe(
         &self,
-        ask: Ask<'_>,
+        mut ask: Ask<'_>,
         cache: Option<(&Arc<SliceCache>, &ObjectKey, FlightLeader)>,
         ex: &mut Exchange<'_>,
     ) -> Result<()> {
@@ -400,10 +433,24 @@ impl Proxy {
             | RangeRequest::Single(ByteRangeSpec::From(a)) => plan::slice_of(*a, size),
             _ => 0,
         };
-        // The client's conditionals go with the probe only, so a 304 or 412
-        // comes back as the origin means it.
-        let mut probe_headers = ask.forwarded.clone();
+        // Without the cache the client's conditionals go with the probe, so a
+        // 304 or 412 comes back as the origin means it. With it, the probe
+        // asks plainly, so its answer can be stored, and the conditionals are
+        // evaluated here against what it learned (see `respond`).
+        let mut probe_headers = if cache.is_some() {
+            slice_headers(ask.forwarded.clone(), None)
+        } else {
+            ask.forwarded.clone()
+        };
         probe_headers.insert(header::RANGE, range_value(index, size));
+        ask.served = match cache {
+            Some(_) => Served::Miss { stored: false },
+            None => Served::Bypass,
+        };
+        ex.cache_status = Some(self.status_value(match ask.served {
+            Served::Bypass => "; fwd=bypass",
+            _ => "; fwd=miss",
+        }));
         let resp = self
             .probe_with_retries(ask.target, &probe_headers, index, ex)
             .await?;
@@ -413,7 +460,12 @@ impl Proxy {
             // Range ignored: relayed whole, and cut into slices for the cache.
             StatusCode::OK if !ex.head_only => return self.relay_and_fill(resp, cache, ex).await,
             // 304, 3xx, 4xx, 5xx: as the origin gave it.
-            _ => return ex.relay(resp).await,
+            status => {
+                let forwarded = if cache.is_some() { "miss" } else { "bypass" };
+                let params = format!("; fwd={forwarded}; fwd-status={}", status.as_u16());
+                ex.cache_status = Some(self.status_value(&params));
+                return ex.relay(resp).await;
+            }
         }
         let version = match check_slice_head(index, size, &resp.head, None) {
             Ok(v) => v,
@@ -471,6 +523,7 @@ impl Proxy {
                         leader = Some(l);
                     }
                 }
+                ask.served = Served::Miss { stored: true };
                 target = Some(t);
             }
             flight.complete(Ok(()));
@@ -509,6 +562,7 @@ impl Proxy {
         let (Some(mut filler), Some(ttl)) = (filler, ttl) else {
             return ex.relay(resp).await;
         };
+        ex.cache_status = Some(self.status_value("; fwd=miss; fwd-status=200; stored"));
         // Requests waiting on this probe's flight look again when it ends,
         // after the manifest is stored.
         ex.relay_observed(resp, &mut |chunk| filler.observe(chunk))
@@ -621,6 +675,22 @@ impl Proxy {
         probe: Option<Probe>,
         ex: &mut Exchange<'_>,
     ) -> Result<()> {
+        if ask.served != Served::Bypass && !matches!(ask.served, Served::Miss { .. }) {
+            ex.age = Some(ask.age);
+        }
+        let verdict = preconditions(ask.req, &version);
+        if verdict != Precondition::Proceed {
+            if let Some(p) = probe.filter(|p| p.opened.leader.is_some()) {
+                // Others may follow the probe's flight: finish and store it.
+                let whole = SlicePlan::new(0, version.len - 1, version.len, slice_size);
+                let job = self.slice_job(ask, version, whole, cache, Rc::default(), ex);
+                let (tx, _) = local_sync::mpsc::unbounded::channel();
+                monoio::spawn(run_slice(job, p.index, Some(p.opened), tx));
+            }
+            ex.cache = Some(CacheStatus::Hit).filter(|_| ask.served != Served::Bypass);
+            ex.cache_status = Some(self.cache_status_of(ask, 0));
+            return self.answer_precondition(verdict, &headers, ex).await;
+        }
         let ranged = if_range_allows(ask.req, &version);
         // Several ranges: resolved and coalesced; one left is a plain 206,
         // several a multipart answer, too many the whole object.
@@ -646,20 +716,23 @@ impl Proxy {
         };
         // A cached object keeps the slice grid it was stored with.
         let plan = SlicePlan::new(first, last, version.len, slice_size);
-        let job = Rc::new(SliceJob {
-            pool: self.pool.clone(),
-            target: Rc::from(ask.target),
-            headers: Rc::new(slice_headers(
-                ask.forwarded.clone(),
-                self.settings.origin_if_match.then_some(&version),
-            )),
-            plan,
-            version: Rc::new(version),
-            cache,
-            max_retries: self.settings.max_retries,
-            slice_timeout: self.settings.slice_timeout,
-            attempts: ex.origin_attempts.clone(),
-        });
+        let probe_first = probe
+            .as_ref()
+            .is_some_and(|p| p.index == plan.first_slice && !ex.head_only && multipart.is_none());
+        // Which slices the head will call cached, from the store's index; the
+        // probe's slice, if reused, comes from the origin.
+        let counted = match &cache {
+            Some(t) => plan
+                .slices()
+                .map(|k| {
+                    !(probe_first && k == plan.first_slice)
+                        && t.cache.has_slice(&t.key, t.generation, k)
+                })
+                .collect(),
+            None => Vec::new(),
+        };
+        let counted = Rc::new(CountedSlices::new(plan.first_slice, counted));
+        let job = self.slice_job(ask, version, plan, cache, counted.clone(), ex);
         // The probe's answer is reused when it is the plan's first slice (and
         // the body is wanted). Otherwise, when others may follow its flight,
         // it is finished and stored in the background.
@@ -674,18 +747,20 @@ impl Proxy {
             }
             _ => None,
         };
+        let cached = counted.count();
+        let fetched = plan.slice_count() - cached;
         let status_of_cache = match &job.cache {
-            Some(t) => {
-                let skip = probe.is_some() as u64;
-                let cached = plan
-                    .slices()
-                    .skip(skip as usize)
-                    .filter(|k| t.cache.has_slice(&t.key, t.generation, *k))
-                    .count() as u64;
-                CacheStatus::from_counts(cached, plan.slice_count() - cached)
-            }
+            Some(_) => CacheStatus::from_counts(cached, fetched),
             None => CacheStatus::Miss,
         };
+        if fetched > 0 && self.pool.settings().breaker.is_open() {
+            // The origin is down: what the cache holds is served, what it
+            // lacks is a 503 now rather than an aborted body later.
+            return Err(Error::OriginUnavailable {
+                origin: self.pool.settings().name.clone(),
+                retry_after: self.pool.settings().breaker.retry_after_secs(),
+            });
+        }
         debug!(
             first_slice = plan.first_slice,
             last_slice = plan.last_slice,
@@ -711,6 +786,7 @@ impl Proxy {
             HeaderValue::from_static(status_of_cache.as_str()),
         );
         ex.cache = Some(status_of_cache);
+        ex.cache_status = Some(self.cache_status_of(ask, fetched));
         let how = stream::Sending {
             window: self.settings.window,
             budget: &self.budget,
@@ -731,6 +807,65 @@ impl Proxy {
             self.prefetch.after(&job, first, last);
         }
         Ok(())
+    }
+}
+
+impl Proxy {
+    /// The slice job of one answer: what every slice task of it needs.
+    fn slice_job(
+        &self,
+        ask: &Ask<'_>,
+        version: ObjectVersion,
+        plan: SlicePlan,
+        cache: Option<CacheTarget>,
+        counted: Rc<CountedSlices>,
+        ex: &Exchange<'_>,
+    ) -> Rc<SliceJob> {
+        Rc::new(SliceJob {
+            pool: self.pool.clone(),
+            target: Rc::from(ask.target),
+            headers: Rc::new(slice_headers(
+                ask.forwarded.clone(),
+                self.settings.origin_if_match.then_some(&version),
+            )),
+            plan,
+            version: Rc::new(version),
+            cache,
+            max_retries: self.settings.max_retries,
+            slice_timeout: self.settings.slice_timeout,
+            attempts: ex.origin_attempts.clone(),
+            counted,
+        })
+    }
+
+    /// This cache's `Cache-Status` member for an answer to `ask` whose slices
+    /// came `fetched` from the origin.
+    fn cache_status_of(&self, ask: &Ask<'_>, fetched: u64) -> HeaderValue {
+        cache_status(&self.settings.node_name, ask.served, fetched, ask.ttl, None)
+    }
+
+    /// 304 with the stored validators and freshness, or 412 (RFC 9110
+    /// section 13.2.2), without a body and without asking the origin.
+    async fn answer_precondition(
+        &self,
+        verdict: Precondition,
+        stored: &HeaderMap,
+        ex: &mut Exchange<'_>,
+    ) -> Result<()> {
+        if verdict == Precondition::NotModified {
+            let mut headers = not_modified_headers(stored);
+            if let Some(status) = &ex.cache_status {
+                headers.insert(crate::exchange::CACHE_STATUS, status.clone());
+                ex.cache_status = None;
+            }
+            return ex.send_head(StatusCode::NOT_MODIFIED, headers).await;
+        }
+        ex.send_plain(
+            StatusCode::PRECONDITION_FAILED,
+            HeaderMap::new(),
+            "precondition failed\n",
+        )
+        .await
     }
 }
 

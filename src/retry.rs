@@ -145,7 +145,10 @@ mod tests {
         let never = [
             Error::mismatch(1, "got ETag a, expected b"),
             Error::OriginProtocol("bad head".into()),
-            Error::OriginUnavailable("o:80".into()),
+            Error::OriginUnavailable {
+                origin: "o:80".into(),
+                retry_after: 1,
+            },
             Error::BadRequest("x".into()),
         ];
         for e in never {

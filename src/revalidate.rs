@@ -34,6 +34,8 @@ pub(crate) enum Revalidation {
 /// Revalidate the stale manifest `m` of `key` with one conditional request,
 /// once per object: a 304 refreshes every slice at once; another version
 /// forgets it; a failing origin leaves it stale (for stale-if-error).
+/// `stale_defaults` are the route's RFC 5861 windows, for an origin that
+/// gives none.
 pub(crate) async fn revalidate(
     pool: Rc<OriginPool>,
     cache: Arc<SliceCache>,
@@ -41,6 +43,7 @@ pub(crate) async fn revalidate(
     forwarded: HeaderMap,
     key: ObjectKey,
     mut m: ObjectManifest,
+    stale_defaults: StaleWindows,
 ) -> Revalidation {
     let flight_key = format!("r|{:016x}|{}", m.generation, key.as_str());
     let flight = match cache.flights.join(&flight_key) {
@@ -70,9 +73,11 @@ pub(crate) async fn revalidate(
                     merged.insert(name, v.clone());
                 }
             }
-            m.stale = StaleWindows::from_headers(&merged, &cache.stale_defaults);
+            // The route's windows, as when the object was stored.
+            m.stale = StaleWindows::from_headers(&merged, &stale_defaults);
             freshness(&merged, cache.default_ttl).map_or(Revalidation::Changed, |ttl| {
                 m.expires_at = unix_now() + ttl.as_secs();
+                m.validated_at = unix_now();
                 Revalidation::Fresh
             })
         }
@@ -83,6 +88,7 @@ pub(crate) async fn revalidate(
                 Revalidation::Changed,
                 |ttl| {
                     m.expires_at = unix_now() + ttl.as_secs();
+                    m.validated_at = unix_now();
                     Revalidation::Fresh
                 },
             ),

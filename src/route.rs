@@ -184,6 +184,7 @@ pub fn proxy_settings(config: &Config) -> ProxySettings {
             while_revalidate: config.cache.stale_while_revalidate,
             if_error: config.cache.stale_if_error,
         },
+        node_name: config.server.node_name.as_str().into(),
     }
 }
 

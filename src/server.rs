@@ -68,8 +68,8 @@ impl ClientLimits {
     /// Check a request head against the limits.
     fn check(&self, head: &RequestHead) -> Result<(), Error> {
         if head.headers.len() > self.max_headers {
-            return Err(Error::HeadTooLarge {
-                limit: self.max_head_bytes,
+            return Err(Error::TooManyHeaders {
+                limit: self.max_headers,
             });
         }
         let target_len = head.uri.path_and_query().map_or(0, |p| p.as_str().len());
@@ -164,7 +164,17 @@ pub async fn serve_connection(
     loop {
         let head = match monoio::time::timeout(limits.header_timeout, reader.next()).await {
             Err(_) | Ok(None) => return,
-            Ok(Some(Ok(head))) => head,
+            Ok(Some(Ok(mut head))) => match http1::request_target_form(&mut head) {
+                Ok(()) => head,
+                Err(err) => {
+                    let mut ex = exchange(&mut reader, &mut writer, peer, head.version, &limits);
+                    ex.keep_alive = false;
+                    let _ = ex
+                        .send_plain(err.status(), HeaderMap::new(), &format!("{err}\n"))
+                        .await;
+                    return info!(status = err.status().as_u16(), error = %err, "bad request");
+                }
+            },
             Ok(Some(Err(e))) => {
                 let err = match e {
                     HeadError::TooLarge(limit) => Error::HeadTooLarge { limit },
@@ -172,8 +182,8 @@ pub async fn serve_connection(
                         return debug!(error = %e, "client read")
                     }
                     HeadError::Decode(DecodeError::Parse(httparse::Error::TooManyHeaders)) => {
-                        Error::HeadTooLarge {
-                            limit: limits.max_head_bytes,
+                        Error::TooManyHeaders {
+                            limit: limits.max_headers,
                         }
                     }
                     HeadError::Decode(e) => Error::BadRequest(e.to_string()),
@@ -218,8 +228,11 @@ pub async fn serve_connection(
             Err(e) => Err(e),
         };
         let outcome = match &result {
-            Ok(()) => String::new(),
-            Err(e) if ex.head_sent => format!("aborted: {e}"),
+            Ok(()) => access::Outcome::Ok,
+            Err(e) if ex.head_sent && e.is_client_gone() => {
+                access::Outcome::ClientAbort(e.to_string())
+            }
+            Err(e) if ex.head_sent => access::Outcome::Error(format!("aborted: {e}")),
             Err(e) => {
                 let status = e.status();
                 // After a failed request the connection state is unknown: close it.
@@ -227,7 +240,7 @@ pub async fn serve_connection(
                 if ex
                     .send_plain(
                         status,
-                        HeaderMap::new(),
+                        error_headers(e),
                         &format!("{}\n", short_reason(status, e)),
                     )
                     .await
@@ -235,7 +248,11 @@ pub async fn serve_connection(
                 {
                     ex.status = status.as_u16();
                 }
-                format!("error: {e}")
+                if e.is_client_gone() {
+                    access::Outcome::ClientAbort(e.to_string())
+                } else {
+                    access::Outcome::Error(format!("error: {e}"))
+                }
             }
         };
         access::finish(&head, &ex, started, &outcome, limits.access_log);
@@ -290,7 +307,18 @@ fn exchange<'a>(
         slices: 0,
         slices_cached: 0,
         cache: None,
+        cache_status: None,
+        age: None,
     }
+}
+
+/// Headers of an error answer: when to come back, for a fail-fast 503.
+fn error_headers(e: &Error) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    if let Error::OriginUnavailable { retry_after, .. } = e {
+        headers.insert(http::header::RETRY_AFTER, (*retry_after).into());
+    }
+    headers
 }
 
 /// The body of an error answer: the client's own mistakes are explained,
@@ -301,6 +329,9 @@ fn short_reason(status: StatusCode, e: &Error) -> String {
     } else {
         match status {
             StatusCode::GATEWAY_TIMEOUT => "origin timed out".to_string(),
+            StatusCode::SERVICE_UNAVAILABLE => {
+                "origin unreachable: failing fast until it answers again".to_string()
+            }
             _ => "bad gateway: the origin failed or its answer did not check out".to_string(),
         }
     }

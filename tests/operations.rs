@@ -789,6 +789,7 @@ fn expected_access_fields(posted: usize) -> [Vec<(&'static str, String)>; 3] {
             ("slices_cached", s("0")),
             ("slices_origin", s("4")),
             ("origin_attempts", s("4")),
+            ("outcome", s("ok")),
             ("error", s("")),
         ],
         vec![
@@ -801,6 +802,7 @@ fn expected_access_fields(posted: usize) -> [Vec<(&'static str, String)>; 3] {
             ("slices_cached", s("3")),
             ("slices_origin", s("0")),
             ("origin_attempts", s("0")),
+            ("outcome", s("ok")),
             ("error", s("")),
         ],
         vec![
@@ -813,6 +815,7 @@ fn expected_access_fields(posted: usize) -> [Vec<(&'static str, String)>; 3] {
             ("slices_cached", s("0")),
             ("slices_origin", s("0")),
             ("origin_attempts", s("1")),
+            ("outcome", s("ok")),
             ("error", s("")),
         ],
     ]
@@ -862,7 +865,7 @@ fn json_access_log_lines_carry_the_same_fields() {
         let doc: serde_json::Value =
             serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {line}"));
         let keys: Vec<&String> = doc.as_object().unwrap().keys().collect();
-        assert_eq!(keys.len(), 11, "{line}");
+        assert_eq!(keys.len(), 12, "{line}");
         for (key, value) in want {
             let got = match &doc[key] {
                 serde_json::Value::String(s) => s.clone(),

@@ -48,6 +48,10 @@ pub struct ObjectManifest {
     /// only while every slice is cached.
     #[serde(default)]
     pub whole_only: bool,
+    /// Unix seconds when the origin last vouched for this version (stored or
+    /// revalidated): the `Age` of an answer from the cache counts from here.
+    #[serde(default)]
+    pub validated_at: u64,
 }
 
 /// RFC 5861 windows, in seconds past expiry.
@@ -103,6 +107,7 @@ impl ObjectManifest {
             generation: fastrand::u64(..),
             parent: 0,
             expires_at: unix_now() + ttl.as_secs(),
+            validated_at: unix_now(),
             vary: vary_names(headers),
             headers: headers
                 .iter()
@@ -141,6 +146,20 @@ impl ObjectManifest {
             }
         }
         map
+    }
+
+    /// Seconds since the origin last vouched for this version (RFC 9111
+    /// `Age`); 0 for a manifest stored before that time was kept.
+    pub fn age(&self) -> u64 {
+        match self.validated_at {
+            0 => 0,
+            at => unix_now().saturating_sub(at),
+        }
+    }
+
+    /// Seconds of freshness left; negative once stale (RFC 9211 `ttl`).
+    pub fn ttl(&self) -> i64 {
+        self.expires_at as i64 - unix_now() as i64
     }
 
     /// Whether the object may be served without asking the origin.

@@ -75,8 +75,6 @@ pub struct SliceCache {
     pub flights: Arc<Flights>,
     /// Freshness when the origin says nothing.
     pub default_ttl: Duration,
-    /// Stale windows when the origin says nothing.
-    pub stale_defaults: manifest::StaleWindows,
     /// Slices fetched ahead and not yet read, to count prefetch waste.
     prefetched: std::sync::Mutex<std::collections::HashSet<String>>,
     prefetched_count: std::sync::atomic::AtomicUsize,
@@ -95,10 +93,6 @@ impl SliceCache {
             store,
             flights: Arc::new(Flights::default()),
             default_ttl: Duration::from_secs(config.cache_ttl),
-            stale_defaults: manifest::StaleWindows {
-                while_revalidate: config.stale_while_revalidate,
-                if_error: config.stale_if_error,
-            },
             prefetched: Default::default(),
             prefetched_count: Default::default(),
         }))

@@ -118,7 +118,13 @@ struct Shared {
 impl DemoOrigin {
     /// Binds `127.0.0.1:0` and spawns the accept thread.
     pub fn start() -> io::Result<DemoOrigin> {
-        let listener = TcpListener::bind("127.0.0.1:0")?;
+        DemoOrigin::start_on(SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    /// Binds `addr` (an origin that comes back on the port it had) and
+    /// spawns the accept thread.
+    pub fn start_on(addr: SocketAddr) -> io::Result<DemoOrigin> {
+        let listener = TcpListener::bind(addr)?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared::default());
         let accept_shared = Arc::clone(&shared);
