@@ -28,12 +28,15 @@
 //!
 //! # Errors
 //!
-//! [`ConfigError`] says what went wrong and where: an unreadable file, TOML that
-//! does not parse or names an unknown key (the message shows the key and line),
-//! or a value [`Config::validate`] rejects, reported as
+//! [`ConfigError`] says what went wrong and where, on one line: an unreadable
+//! file, TOML that does not parse or names an unknown key (the message gives
+//! the line, column and that line's text), or a value [`Config::validate`]
+//! rejects, reported as
 //! `invalid slice.max_concurrent_subrequests = 0: must be between 1 and 256`.
+//! [`Config::load`] puts the file's path in front. Origin addresses are not
+//! resolved here; [`crate::route::RouteTable::from_config`] does that, for the
+//! start and for `--check`.
 
-use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -44,6 +47,11 @@ use crate::size::{
     deserialize_opt_size, deserialize_opt_slice_size, deserialize_size, deserialize_slice_size,
     serialize_opt_slice_size, serialize_slice_size,
 };
+
+#[path = "config_error.rs"]
+mod error;
+use error::parse_error;
+pub use error::ConfigError;
 
 const KIB: u64 = 1024;
 const MIB: u64 = 1024 * KIB;
@@ -446,70 +454,25 @@ impl Default for CacheConfig {
     }
 }
 
-/// Why a configuration could not be loaded.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// The file could not be read.
-    #[error("cannot read config file {}: {source}", path.display())]
-    Read {
-        /// The file that was asked for.
-        path: PathBuf,
-        /// The underlying IO error.
-        source: io::Error,
-    },
-    /// The text is not valid TOML, has an unknown key, or a value of the wrong type.
-    /// The message names the key and shows the line.
-    #[error("{source}")]
-    Parse {
-        /// The TOML error, with line, column and key.
-        source: toml::de::Error,
-    },
-    /// A key that has no default was not set.
-    #[error("{key} is required")]
-    Missing {
-        /// Dotted key, e.g. `origin.address`.
-        key: &'static str,
-    },
-    /// A value of the `index`-th `[[route]]` (counting from 0) is out of range or malformed.
-    #[error("invalid route[{index}].{key} = {value}: {reason}")]
-    InvalidRoute {
-        /// Position of the route in the file, from 0.
-        index: usize,
-        /// Key within the route.
-        key: String,
-        /// The value as written.
-        value: String,
-        /// Why it is refused.
-        reason: String,
-    },
-    /// A value parsed but is out of range or malformed.
-    #[error("invalid {key} = {value}: {reason}")]
-    Invalid {
-        /// Dotted key, e.g. `slice.slice_size`.
-        key: &'static str,
-        /// The rejected value, as written in TOML.
-        value: String,
-        /// What an acceptable value looks like.
-        reason: String,
-    },
-}
-
 impl Config {
     /// Parses TOML text and validates it.
     pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
-        let config: Config =
-            toml::from_str(text).map_err(|source| ConfigError::Parse { source })?;
+        let config: Config = toml::from_str(text).map_err(|e| parse_error(text, &e))?;
         config.validate()?;
         Ok(config)
     }
 
-    /// Reads the file at `path`, then parses and validates it like [`Config::from_toml`].
+    /// Reads the file at `path`, then parses and validates it like
+    /// [`Config::from_toml`]; every error names the file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
             path: path.to_path_buf(),
-            source,
+            error,
         })?;
-        Config::from_toml(&text)
+        Config::from_toml(&text).map_err(|error| ConfigError::InFile {
+            path: path.to_path_buf(),
+            error: Box::new(error),
+        })
     }
 
     /// Checks every value's range; the first bad value is reported by key.

@@ -151,6 +151,29 @@ fn unknown_keys_are_rejected_by_name() {
 }
 
 #[test]
+fn toml_errors_are_one_line_with_line_column_and_text() {
+    for (text, expected) in [
+        (
+            format!("{ORIGIN}[slice]\nslice_size = \"abc\""),
+            "line 4, column 14, `slice_size = \"abc\"`: invalid size \"abc\"",
+        ),
+        // Columns count characters, not bytes.
+        (
+            format!("{ORIGIN}host_header = \"é\" x"),
+            "line 3, column 19, `host_header = \"é\" x`: expected newline",
+        ),
+        (
+            "[origin]\naddress = \"127.0.0.1:9".to_string(),
+            "line 2, column 23, `address = \"127.0.0.1:9`: invalid basic string",
+        ),
+    ] {
+        let err = parse_err(&text);
+        assert!(err.starts_with(expected), "{err}");
+        assert!(!err.contains('\n'), "{err}");
+    }
+}
+
+#[test]
 fn driver_names_are_snake_case() {
     for (name, driver) in [
         ("auto", DriverChoice::Auto),

@@ -4,8 +4,10 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 use edgeslice::config::Config;
+use edgeslice::route::RouteTable;
 use edgeslice::runtime::Server;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
@@ -18,7 +20,8 @@ struct Cli {
     /// Configuration file (TOML).
     #[arg(long, short)]
     config: Option<PathBuf>,
-    /// Validate the configuration, print it with defaults filled in, and exit.
+    /// Validate the configuration and resolve its origin addresses, print it
+    /// with defaults filled in, and exit.
     #[arg(long, requires = "config")]
     check: bool,
     #[command(subcommand)]
@@ -88,13 +91,19 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         anyhow::bail!("no configuration given: use --config PATH (or `edgeslice demo`)");
     };
     let config = Config::load(&path)?;
+    // What the file asks for and cannot be had (an origin that does not
+    // resolve, an unusable cache.dir) is reported after the file's name too.
+    let in_file = || path.display().to_string();
     if cli.check {
+        // Resolve every origin as the start does, so that --check fails where
+        // the start would.
+        RouteTable::from_config(&config).with_context(in_file)?;
         println!("# {}: valid; effective configuration:", path.display());
         print!("{}", config.to_toml());
         return Ok(());
     }
     let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP])?;
-    let server = Server::start_with(&config, Some(&path))?;
+    let server = Server::start_with(&config, Some(&path)).with_context(in_file)?;
     tracing::info!(config = %path.display(), addr = %server.local_addr(), "serving");
     for signal in signals.forever() {
         if signal != SIGHUP {

@@ -70,14 +70,15 @@ pub struct OriginSettings {
 }
 
 impl OriginSettings {
-    /// Resolve the configured address (`host:port`) once, at start.
+    /// Resolve the configured address (`host:port`) once, at start. The error
+    /// does not repeat the address; the caller names the key and value.
     pub fn resolve(config: &OriginConfig) -> io::Result<OriginSettings> {
         let address = &config.address;
         let addrs: Vec<SocketAddr> = address.to_socket_addrs()?.collect();
         if addrs.is_empty() {
             return Err(io::Error::new(
                 io::ErrorKind::NotFound,
-                format!("origin address {address:?} resolves to nothing"),
+                "resolves to no address",
             ));
         }
         Ok(OriginSettings {

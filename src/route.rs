@@ -151,8 +151,10 @@ impl RouteTable {
 }
 
 fn resolve(config: &OriginConfig, key: &str) -> io::Result<OriginSettings> {
-    OriginSettings::resolve(config)
-        .map_err(|e| io::Error::new(e.kind(), format!("{key} {:?}: {e}", config.address)))
+    OriginSettings::resolve(config).map_err(|e| {
+        let address = &config.address;
+        io::Error::new(e.kind(), format!("{key} {address:?}: cannot resolve: {e}"))
+    })
 }
 
 /// The default route's pipeline settings from `[origin]`, `[slice]` and `[cache]`.

@@ -7,8 +7,9 @@
 //! else the legacy epoll driver, with a log line saying which), its own origin
 //! pool, and serves its listener until [`Server::shutdown`].
 //!
-//! Errors: a listener that cannot be bound or an origin address that does not
-//! resolve fail `start` with a message naming the address.
+//! Errors: a listener that cannot be bound, an origin address that does not
+//! resolve or a `cache.dir` that cannot be made or written fail `start` with a
+//! message naming the key and its value.
 
 use std::io;
 use std::net::SocketAddr;

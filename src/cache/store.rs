@@ -14,7 +14,7 @@
 //! busy-polls a core).
 
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -63,6 +63,9 @@ pub struct SliceStore {
 impl SliceStore {
     /// Open (or recover) the store; blocks while the disk tier is recovered.
     pub fn open(settings: &StoreSettings) -> io::Result<SliceStore> {
+        if settings.disk_bytes > 0 {
+            prepare_dir(&settings.dir)?;
+        }
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .max_blocking_threads(8)
@@ -72,7 +75,7 @@ impl SliceStore {
         let started = Instant::now();
         let cache = runtime
             .block_on(build(settings, Spawner::from(runtime.handle().clone())))
-            .map_err(|e| io::Error::other(format!("cache.dir {}: {e}", settings.dir.display())))?;
+            .map_err(|e| io::Error::other(format!("cache.dir {:?}: {e}", settings.dir)))?;
         Ok(SliceStore {
             cache,
             since_wait: AtomicU64::new(0),
@@ -167,6 +170,25 @@ impl SliceStore {
     }
 }
 
+/// Creates the disk tier's directory and makes a file in it, so that an
+/// unusable `cache.dir` is reported with what failed, not in foyer's words.
+fn prepare_dir(dir: &Path) -> io::Result<()> {
+    let fail = |what: &str, e: io::Error| {
+        io::Error::new(e.kind(), format!("cache.dir {dir:?}: {what}: {e}"))
+    };
+    if dir.exists() && !dir.is_dir() {
+        return Err(io::Error::new(
+            io::ErrorKind::NotADirectory,
+            format!("cache.dir {dir:?}: exists and is not a directory"),
+        ));
+    }
+    std::fs::create_dir_all(dir).map_err(|e| fail("cannot create directory", e))?;
+    let probe = dir.join(".edgeslice-write-probe");
+    std::fs::File::create(&probe).map_err(|e| fail("cannot create a file in it", e))?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
+}
+
 /// Memory-tier shards: up to 8, each with room for at least 4 entries of `max_entry`.
 fn shards(memory_bytes: u64, max_entry: u64) -> usize {
     (memory_bytes / (4 * max_entry.max(1))).clamp(1, 8) as usize
@@ -192,7 +214,6 @@ async fn build(
     if settings.disk_bytes == 0 {
         return builder.build().await;
     }
-    std::fs::create_dir_all(&settings.dir).map_err(foyer::Error::from)?;
     // A block holds whole entries: at least one slice plus its index page.
     let block = (settings.max_entry + 64 * 1024)
         .next_power_of_two()
