@@ -37,7 +37,11 @@ pub mod route;
 
 pub mod proxy;
 
+pub mod unsliced;
+
 pub mod headers;
+
+pub mod conditional;
 
 pub mod multipart;
 

@@ -116,6 +116,8 @@ pub struct WorkerMetrics {
     pub origin_retries: Counter,
     /// Slice fetches that followed another request's fetch instead of asking the origin.
     pub coalesced_waits: Counter,
+    /// Slices an answer's head counted as cached that were gone when read.
+    pub slices_vanished: Counter,
     /// Time from sending a subrequest to its response head.
     pub origin_duration: Histogram,
     /// Body bytes received from the origin.
@@ -345,6 +347,13 @@ pub fn render(workers: &[Arc<WorkerMetrics>], node: &NodeGauges) -> String {
         "Slice fetches that followed another request's fetch.",
         "counter",
         &one(sum(&|w| &w.coalesced_waits)),
+    );
+    counter(
+        &mut out,
+        "edgeslice_cache_slices_vanished_total",
+        "Slices counted as cached in an answer's head, gone from the store when read.",
+        "counter",
+        &one(sum(&|w| &w.slices_vanished)),
     );
     counter(
         &mut out,

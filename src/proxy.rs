@@ -25,6 +25,7 @@ use tracing::debug;
 use crate::cache::flight::FlightLeader;
 use crate::cache::manifest::{freshness, unix_now, StaleWindows};
 use crate::cache::{CacheStatus, FlightEvent, Joined, ObjectKey, ObjectManifest, SliceCache};
+use crate::conditional::{if_range_allows, preconditions, Precondition};
 use crate::config::AUTO_SLICE;
 use crate::error::{Error, Result};
 pub use crate::exchange::Exchange;
@@ -33,9 +34,8 @@ use crate::fetch::{
 };
 use crate::fill::Filler;
 use crate::headers::{
-    cache_status, cacheable_request, expects_continue, header_value, if_range_allows,
-    not_modified_headers, object_headers, preconditions, range_value, req_headers_unsliced,
-    slice_headers, total_unknown, Precondition, Served,
+    cache_status, cacheable_request, header_value, object_headers, range_value,
+    req_headers_unsliced, slice_headers, total_unknown, Served,
 };
 use crate::http1::{self, BodyFraming};
 use crate::metrics;
@@ -206,91 +206,6 @@ impl Proxy {
             headers.insert(header::HOST, host);
         }
         headers
-    }
-
-    /// Methods other than GET/HEAD: forward with the body, relay the answer.
-    async fn pass_through(
-        &self,
-        req: &RequestHead,
-        target: &str,
-        forwarded: &HeaderMap,
-        framing: BodyFraming,
-        ex: &mut Exchange<'_>,
-    ) -> Result<()> {
-        ex.origin_attempts.set(ex.origin_attempts.get() + 1);
-        let resp = match framing {
-            BodyFraming::Empty => self.pool.request(&req.method, target, forwarded).await?,
-            _ => {
-                let mut headers = forwarded.clone();
-                match framing {
-                    BodyFraming::Length(n) => {
-                        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(n));
-                    }
-                    _ => {
-                        headers.insert(
-                            header::TRANSFER_ENCODING,
-                            HeaderValue::from_static("chunked"),
-                        );
-                    }
-                }
-                if expects_continue(&req.headers) {
-                    ex.write(bytes::Bytes::from_static(b"HTTP/1.1 100 Continue\r\n\r\n"))
-                        .await?;
-                }
-                self.pool
-                    .request_with_body(
-                        &req.method,
-                        target,
-                        &headers,
-                        ex.reader,
-                        framing,
-                        ex.max_body_bytes,
-                    )
-                    .await?
-            }
-        };
-        ex.relay(resp).await
-    }
-
-    /// `PURGE /path`: drop every slice of the object by giving its manifest a
-    /// new generation (persisted, so it holds across restarts).
-    async fn purge(&self, req: &RequestHead, target: &str, ex: &mut Exchange<'_>) -> Result<()> {
-        let by_address = self
-            .settings
-            .purge_allow
-            .iter()
-            .any(|net| net.contains(&ex.peer.ip()));
-        let by_token = match (
-            &self.settings.purge_token,
-            req.headers.get(header::AUTHORIZATION),
-        ) {
-            (Some(token), Some(given)) => {
-                given.as_bytes().strip_prefix(b"Bearer ") == Some(token.as_bytes())
-            }
-            _ => false,
-        };
-        let none = HeaderMap::new();
-        if !by_address && !by_token {
-            return ex
-                .send_plain(
-                    StatusCode::FORBIDDEN,
-                    none,
-                    "PURGE is not allowed from here\n",
-                )
-                .await;
-        }
-        let Some(cache) = &self.cache else {
-            return ex
-                .send_plain(StatusCode::NOT_FOUND, none, "the cache is disabled\n")
-                .await;
-        };
-        if cache.purge(&ObjectKey::from_request(req, target)).await {
-            metrics::with(|m| m.purges.inc());
-            ex.send_plain(StatusCode::OK, none, "purged\n").await
-        } else {
-            ex.send_plain(StatusCode::NOT_FOUND, none, "not cached\n")
-                .await
-        }
     }
 
     /// Phase "lookup": a fresh manifest serves without the origin, a stale one
@@ -687,9 +602,13 @@ impl Proxy {
                 let (tx, _) = local_sync::mpsc::unbounded::channel();
                 monoio::spawn(run_slice(job, p.index, Some(p.opened), tx));
             }
-            ex.cache = Some(CacheStatus::Hit).filter(|_| ask.served != Served::Bypass);
+            ex.cache = match ask.served {
+                Served::Bypass => None,
+                Served::Miss { .. } => Some(CacheStatus::Miss),
+                _ => Some(CacheStatus::Hit),
+            };
             ex.cache_status = Some(self.cache_status_of(ask, 0));
-            return self.answer_precondition(verdict, &headers, ex).await;
+            return crate::conditional::answer(verdict, &headers, ex).await;
         }
         let ranged = if_range_allows(ask.req, &version);
         // Several ranges: resolved and coalesced; one left is a plain 206,
@@ -842,30 +761,6 @@ impl Proxy {
     /// came `fetched` from the origin.
     fn cache_status_of(&self, ask: &Ask<'_>, fetched: u64) -> HeaderValue {
         cache_status(&self.settings.node_name, ask.served, fetched, ask.ttl, None)
-    }
-
-    /// 304 with the stored validators and freshness, or 412 (RFC 9110
-    /// section 13.2.2), without a body and without asking the origin.
-    async fn answer_precondition(
-        &self,
-        verdict: Precondition,
-        stored: &HeaderMap,
-        ex: &mut Exchange<'_>,
-    ) -> Result<()> {
-        if verdict == Precondition::NotModified {
-            let mut headers = not_modified_headers(stored);
-            if let Some(status) = &ex.cache_status {
-                headers.insert(crate::exchange::CACHE_STATUS, status.clone());
-                ex.cache_status = None;
-            }
-            return ex.send_head(StatusCode::NOT_MODIFIED, headers).await;
-        }
-        ex.send_plain(
-            StatusCode::PRECONDITION_FAILED,
-            HeaderMap::new(),
-            "precondition failed\n",
-        )
-        .await
     }
 }
 

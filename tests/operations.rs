@@ -878,6 +878,38 @@ fn json_access_log_lines_carry_the_same_fields() {
     }
 }
 
+/// A client that leaves mid-body is its own outcome, `client_abort`, not an
+/// error; the line counts the slices fetched for it.
+#[test]
+fn a_client_that_leaves_is_logged_as_client_abort() {
+    use std::io::{Read, Write};
+    let origin = DemoOrigin::start().unwrap();
+    let dir = TempDir::new("access-abort");
+    let conf = dir.path().join("edgeslice.toml");
+    let tail = "[log]\nformat = \"json\"\n";
+    std::fs::write(&conf, subprocess_config(origin.addr(), None, tail)).unwrap();
+    let proc = Edgeslice::start(&conf);
+    let mut stream = std::net::TcpStream::connect(proc.addr).unwrap();
+    stream
+        .write_all(b"GET /obj/4194304/gone?delay_ms=2 HTTP/1.1\r\nHost: h\r\n\r\n")
+        .unwrap();
+    let mut first = [0u8; 512];
+    let n = stream.read(&mut first).unwrap();
+    assert!(first[..n].starts_with(b"HTTP/1.1 200"));
+    drop(stream);
+    let lines = proc.wait_access_lines(1);
+    let doc: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
+    assert_eq!(doc["outcome"], "client_abort", "{}", lines[0]);
+    assert_eq!(doc["status"], 200, "{}", lines[0]);
+    let fetched = doc["slices_origin"].as_u64().unwrap();
+    assert!(fetched >= 1, "{}", lines[0]);
+    assert!(
+        fetched as usize <= origin.request_count(),
+        "more slices than origin requests: {}",
+        lines[0]
+    );
+}
+
 #[test]
 fn access_log_off_writes_no_access_lines() {
     let origin = DemoOrigin::start().unwrap();

@@ -132,12 +132,6 @@ impl SliceStore {
         }
     }
 
-    /// Wait until the disk writes queued now are done. A slice evicted from
-    /// the memory tier before its write finished is invisible until then.
-    pub async fn settle(&self) {
-        self.cache.storage().wait().await;
-    }
-
     /// Whether `key` is stored (possibly a false positive on a hash collision).
     pub fn contains(&self, key: &str) -> bool {
         self.cache.contains(key)

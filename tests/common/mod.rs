@@ -20,7 +20,10 @@ pub struct Setup {
     pub window: usize,
     pub workers: usize,
     pub driver: DriverChoice,
+    /// Extra lines in `[origin]`.
     pub extra: String,
+    /// Extra lines in `[server]`.
+    pub server: String,
     /// The cache: `None` disables it; `Some(dir)` caches under `dir`.
     pub cache: Option<CacheSetup>,
 }
@@ -68,6 +71,7 @@ impl Default for Setup {
             workers: 2,
             driver: DriverChoice::Auto,
             extra: String::new(),
+            server: String::new(),
             cache: None,
         }
     }
@@ -105,11 +109,11 @@ pub fn config_text(origin: std::net::SocketAddr, setup: &Setup) -> String {
         ),
     };
     format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\nworkers = {}\ndriver = \"{driver}\"\n\
+        "[server]\nlisten = \"127.0.0.1:0\"\nworkers = {}\ndriver = \"{driver}\"\n{}\n\
          [origin]\naddress = \"{origin}\"\nread_timeout_ms = 5000\n{}\n\
          [slice]\nslice_size = {}\nmax_concurrent_subrequests = {}\n\
          [cache]\n{cache}",
-        setup.workers, setup.extra, setup.slice_size, setup.window
+        setup.workers, setup.server, setup.extra, setup.slice_size, setup.window
     )
 }
 

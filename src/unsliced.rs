@@ -1,0 +1,108 @@
+//! Requests answered without slicing: methods other than GET and HEAD,
+//! passed through to the origin with their bodies, and `PURGE`.
+//!
+//! Both are phases of [`Proxy`] that [`Proxy::handle`] hands a request to
+//! before any cache lookup; each ends with the answer sent.
+
+use http::{header, HeaderMap, HeaderValue, StatusCode};
+use monoio_http::common::request::RequestHead;
+
+use crate::cache::ObjectKey;
+use crate::error::Result;
+use crate::exchange::Exchange;
+use crate::headers::expects_continue;
+use crate::http1::BodyFraming;
+use crate::metrics;
+use crate::proxy::Proxy;
+
+impl Proxy {
+    /// Methods other than GET/HEAD: forward with the body, relay the answer.
+    pub(crate) async fn pass_through(
+        &self,
+        req: &RequestHead,
+        target: &str,
+        forwarded: &HeaderMap,
+        framing: BodyFraming,
+        ex: &mut Exchange<'_>,
+    ) -> Result<()> {
+        ex.origin_attempts.set(ex.origin_attempts.get() + 1);
+        let resp = match framing {
+            BodyFraming::Empty => self.pool.request(&req.method, target, forwarded).await?,
+            _ => {
+                let mut headers = forwarded.clone();
+                match framing {
+                    BodyFraming::Length(n) => {
+                        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(n));
+                    }
+                    _ => {
+                        headers.insert(
+                            header::TRANSFER_ENCODING,
+                            HeaderValue::from_static("chunked"),
+                        );
+                    }
+                }
+                if expects_continue(&req.headers) {
+                    ex.write(bytes::Bytes::from_static(b"HTTP/1.1 100 Continue\r\n\r\n"))
+                        .await?;
+                }
+                self.pool
+                    .request_with_body(
+                        &req.method,
+                        target,
+                        &headers,
+                        ex.reader,
+                        framing,
+                        ex.max_body_bytes,
+                    )
+                    .await?
+            }
+        };
+        ex.relay(resp).await
+    }
+
+    /// `PURGE /path`: drop every slice of the object by giving its manifest a
+    /// new generation (persisted, so it holds across restarts).
+    pub(crate) async fn purge(
+        &self,
+        req: &RequestHead,
+        target: &str,
+        ex: &mut Exchange<'_>,
+    ) -> Result<()> {
+        let by_address = self
+            .settings
+            .purge_allow
+            .iter()
+            .any(|net| net.contains(&ex.peer.ip()));
+        let by_token = match (
+            &self.settings.purge_token,
+            req.headers.get(header::AUTHORIZATION),
+        ) {
+            (Some(token), Some(given)) => {
+                given.as_bytes().strip_prefix(b"Bearer ") == Some(token.as_bytes())
+            }
+            _ => false,
+        };
+        let none = HeaderMap::new();
+        if !by_address && !by_token {
+            return ex
+                .send_plain(
+                    StatusCode::FORBIDDEN,
+                    none,
+                    "PURGE is not allowed from here\n",
+                )
+                .await;
+        }
+        let Some(cache) = &self.cache else {
+            return ex
+                .send_plain(StatusCode::NOT_FOUND, none, "the cache is disabled\n")
+                .await;
+        };
+        if cache.purge(&ObjectKey::from_request(req, target)).await {
+            metrics::with(|m| m.purges.inc());
+            ex.send_plain(StatusCode::OK, none, "purged\n").await
+        } else {
+            ex.send_plain(StatusCode::NOT_FOUND, none, "not cached\n")
+                .await
+        }
+    }
+}
