@@ -9,9 +9,9 @@ use std::hint::black_box;
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion};
-use edgeslice::plan::SlicePlan;
-use edgeslice::range::{parse_content_range, parse_range};
-use edgeslice::stream::ReorderBuffer;
+use edgeslice::http::range::{parse_content_range, parse_range};
+use edgeslice::slice::plan::SlicePlan;
+use edgeslice::slice::stream::ReorderBuffer;
 
 const MIB: u64 = 1 << 20;
 

@@ -2,79 +2,43 @@
 //!
 //! A client GET for a large object, or any byte range of it, becomes aligned
 //! Range subrequests to the origin, fetched concurrently under a bound, each
-//! checked, and streamed back strictly in order. The modules below follow a
-//! request's journey:
+//! checked, and streamed back strictly in order. The layers, in the order a
+//! request meets them; each imports only the layers below it:
 //!
 //! ```text
-//! config ─> runtime (one pinned monoio worker per core, its own SO_REUSEPORT listener)
-//!   server: accept, read the head (http1), limits ─> route: pick the origin by Host/path
-//!     proxy: classify ─> lookup (cache) ─> probe ─> respond (range, plan) ─> stream
-//!       cache: manifests + slices in foyer, single-flight fetches
-//!       origin: pooled keep-alive subrequests, retry, breaker
-//!       fetch: one slice, checked like nginx's slice module, stored whole
-//!       stream: bounded window, reorder buffer, in-order body
-//!   access: log line and metrics at the end; admin: /metrics /health /status
+//! server   pinned monoio workers, SO_REUSEPORT accept loops, HTTP/1.1 connections,
+//!          client limits, SIGHUP reload
+//!   proxy  route by Host/path, then the driver: classify -> lookup -> probe ->
+//!          respond -> stream; pass-through, PURGE, revalidation, multipart
+//!     slice    plan the slices, fetch and check one, stream them in order
+//!     cache    manifests and slices in foyer (memory + disk), single flight
+//!     origin   keep-alive pool, retry rules, circuit breaker
+//!       http   framing, heads, ranges, versions, conditionals: pure
+//!       config the TOML file, validated, and its runtime settings
+//!       error  one error type, tagged with its source
+//! ops      metrics (every layer counts), admin listener, access log
 //! ```
 //!
 //! `demo` holds a built-in origin and a small client, used by `edgeslice demo`
 //! and the tests.
 
-// Start-up: configuration, errors, workers.
-pub mod config;
-
-pub mod size;
-
-pub mod error;
-
-pub mod runtime;
-
-// A request's journey, in order.
 pub mod server;
-
-pub mod http1;
-
-pub mod route;
 
 pub mod proxy;
 
-pub mod unsliced;
-
-pub mod headers;
-
-pub mod conditional;
-
-pub mod multipart;
-
-pub mod revalidate;
-
-pub mod exchange;
-
-pub mod range;
-
-pub mod plan;
+pub mod slice;
 
 pub mod cache;
 
 pub mod origin;
 
-pub mod retry;
+pub mod http;
 
-pub mod breaker;
+pub mod config;
 
-pub mod fetch;
+pub mod error;
 
-pub mod stream;
-
-pub mod fill;
-
-pub mod prefetch;
-
-pub mod access;
-
-// Seeing into it.
-pub mod metrics;
-
-pub mod admin;
+pub mod ops;
 
 // The built-in origin and client of the demo and the tests.
 pub mod demo;

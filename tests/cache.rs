@@ -543,7 +543,7 @@ fn purge_from_an_address_not_allowed_needs_the_token() {
     // [cache] is the last table of the harness config: these lines extend it.
     let text = config_text(origin.addr(), &setup) + "purge_allow = []\npurge_token = \"s3cret\"\n";
     let config = edgeslice::config::Config::from_toml(&text).expect("config is valid");
-    let server = edgeslice::runtime::Server::start(&config).expect("edgeslice starts");
+    let server = edgeslice::server::runtime::Server::start(&config).expect("edgeslice starts");
     let h = Harness { origin, server };
     assert_eq!(h.get("/obj/16/k", &[]).header("x-cache"), Some("MISS"));
     assert_eq!(purge(&h, "/obj/16/k", &[]).status, 403);
@@ -777,7 +777,7 @@ fn sequential_readers_are_prefetched_random_ones_are_not() {
         .replace("[slice]\n", "[slice]\nprefetch_slices = 4\n")
         + "[admin]\nlisten = \"127.0.0.1:0\"\n";
     let config = edgeslice::config::Config::from_toml(&text).unwrap();
-    let server = edgeslice::runtime::Server::start(&config).unwrap();
+    let server = edgeslice::server::runtime::Server::start(&config).unwrap();
     let h = Harness { origin, server };
     let (with, caches) = read_sequentially(&h, "seq", SLICES, S);
     let hits = caches.iter().filter(|c| *c == "HIT").count();
@@ -838,7 +838,7 @@ fn small_objects_are_cached_whole_as_one_slice() {
     let text = config_text(origin.addr(), &setup)
         .replace("[slice]\n", "[slice]\nmin_slice_bytes = 4096\n");
     let config = edgeslice::config::Config::from_toml(&text).unwrap();
-    let server = edgeslice::runtime::Server::start(&config).unwrap();
+    let server = edgeslice::server::runtime::Server::start(&config).unwrap();
     let h = Harness { origin, server };
     let first = h.get("/obj/100/tiny", &[]);
     assert_eq!(first.body, object_bytes("tiny", 0, 99));
@@ -902,7 +902,7 @@ fn whole_answers_are_only_relayed_when_cutting_is_off() {
     let text = config_text(origin.addr(), &setup)
         .replace("[slice]\n", "[slice]\ncut_whole_answers = false\n");
     let config = edgeslice::config::Config::from_toml(&text).unwrap();
-    let server = edgeslice::runtime::Server::start(&config).unwrap();
+    let server = edgeslice::server::runtime::Server::start(&config).unwrap();
     let h = Harness { origin, server };
     for _ in 0..2 {
         let resp = h.get("/norange/10000/off", &[]);

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use common::{object_bytes, Harness, HttpConnection, HttpResponse, OriginRequest, Setup};
 use edgeslice::config::Config;
-use edgeslice::runtime::Server;
+use edgeslice::server::runtime::Server;
 
 /// Slice size of the 16-byte fault objects: four slices each.
 const S: u64 = 4;

@@ -17,11 +17,11 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Duration;
 
 use bytes::BytesMut;
-use edgeslice::http1::{content_length, request_framing, BodyFraming, HeadError, LimitedHead};
-use edgeslice::plan::SlicePlan;
-use edgeslice::range::{
+use edgeslice::http::h1::{content_length, request_framing, BodyFraming, HeadError, LimitedHead};
+use edgeslice::http::range::{
     parse_content_range, parse_range, ByteRangeSpec, ContentRange, RangeRequest,
 };
+use edgeslice::slice::plan::SlicePlan;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use monoio_codec::{Decoded, Decoder};
 use monoio_http::h1::codec::decoder::{RequestHeadDecoder, ResponseHeadDecoder};
@@ -246,7 +246,7 @@ proptest! {
             RangeRequest::Full => {}
             RangeRequest::Single(spec) => assert_resolves_inside(spec)?,
             RangeRequest::Multi(specs) => {
-                prop_assert!(specs.len() >= 2 && specs.len() <= edgeslice::range::MAX_RANGES);
+                prop_assert!(specs.len() >= 2 && specs.len() <= edgeslice::http::range::MAX_RANGES);
                 for spec in specs {
                     assert_resolves_inside(spec)?;
                 }
@@ -273,7 +273,7 @@ proptest! {
 
     #[test]
     fn parse_range_round_trips_many_specs(
-        specs in proptest::collection::vec(valid_spec(), 2..=edgeslice::range::MAX_RANGES),
+        specs in proptest::collection::vec(valid_spec(), 2..=edgeslice::http::range::MAX_RANGES),
     ) {
         let list: Vec<String> = specs.iter().copied().map(spec_text).collect();
         let header = format!("bytes={}", list.join(","));

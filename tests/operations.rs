@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use edgeslice::config::Config;
-use edgeslice::runtime::Server;
+use edgeslice::server::runtime::Server;
 
 const ADMIN: &str = "[admin]\nlisten = \"127.0.0.1:0\"\n";
 
@@ -180,14 +180,14 @@ impl Edgeslice {
         self.lines.lock().unwrap().join("\n")
     }
 
-    /// Lines logged with target `edgeslice::access`.
+    /// Lines logged with target `edgeslice::ops::access`.
     fn access_lines(&self) -> Vec<String> {
         self.lines
             .lock()
             .unwrap()
             .iter()
             // Text lines carry the target; JSON lines are bare objects.
-            .filter(|l| l.contains("edgeslice::access") || l.starts_with('{'))
+            .filter(|l| l.contains("edgeslice::ops::access") || l.starts_with('{'))
             .cloned()
             .collect()
     }

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use common::{object_bytes, DemoOrigin, HttpConnection, HttpResponse};
 use edgeslice::config::Config;
-use edgeslice::runtime::Server;
+use edgeslice::server::runtime::Server;
 
 /// How much earlier than asked a timer may fire (millisecond timer wheels).
 const SLACK: Duration = Duration::from_millis(10);

@@ -432,7 +432,7 @@ fn too_many_headers_names_the_count_limit() {
 #[test]
 fn a_304_refresh_keeps_the_routes_stale_windows() {
     use edgeslice::config::Config;
-    use edgeslice::runtime::Server;
+    use edgeslice::server::runtime::Server;
     let origin = common::DemoOrigin::start().unwrap();
     let setup = Setup {
         slice_size: 4,

@@ -6,7 +6,7 @@ mod common;
 
 use common::*;
 use edgeslice::config::DriverChoice;
-use edgeslice::runtime::Driver;
+use edgeslice::server::runtime::Driver;
 
 /// A harness on `driver`, or `None` (with a note) when io_uring is asked for
 /// on a kernel without it.
@@ -580,7 +580,7 @@ fn auto_slice_size_follows_each_objects_length() {
     let text = config_text(origin.addr(), &Setup::default())
         .replace("slice_size = 2\n", "slice_size = \"auto\"\n");
     let config = edgeslice::config::Config::from_toml(&text).unwrap();
-    let server = edgeslice::runtime::Server::start(&config).unwrap();
+    let server = edgeslice::server::runtime::Server::start(&config).unwrap();
     let h = Harness { origin, server };
     // (length, slice size chosen, whether the 2 MiB probe is reused)
     let cases = [
@@ -635,7 +635,7 @@ fn max_ranges_of_one_turns_multipart_off() {
     let text = config_text(origin.addr(), &Setup::default())
         .replace("[slice]\n", "[slice]\nmax_ranges = 1\n");
     let config = edgeslice::config::Config::from_toml(&text).unwrap();
-    let server = edgeslice::runtime::Server::start(&config).unwrap();
+    let server = edgeslice::server::runtime::Server::start(&config).unwrap();
     let resp = get(
         server.local_addr(),
         "/obj/16/mr",

@@ -193,7 +193,7 @@ impl SliceCache {
         }
         let mut set = self.prefetched.lock().unwrap_or_else(|p| p.into_inner());
         if set.remove(key) {
-            crate::metrics::with(|m| m.prefetch_used.inc());
+            crate::ops::metrics::with(|m| m.prefetch_used.inc());
         }
         self.prefetched_count.store(set.len(), Ordering::Relaxed);
     }

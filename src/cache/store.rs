@@ -123,11 +123,11 @@ impl SliceStore {
             self.cache.remove(&key);
         }
         self.cache.insert(key, value);
-        crate::metrics::with(|m| m.cache_inserts.inc());
+        crate::ops::metrics::with(|m| m.cache_inserts.inc());
         let total = self.since_wait.fetch_add(len, Ordering::Relaxed) + len;
         if total >= FLUSH_BUFFER / 2 {
             self.since_wait.store(0, Ordering::Relaxed);
-            crate::metrics::with(|m| m.cache_insert_waits.inc());
+            crate::ops::metrics::with(|m| m.cache_insert_waits.inc());
             self.cache.storage().wait().await;
         }
     }

@@ -8,7 +8,7 @@ use anyhow::{ensure, Context};
 use crate::config::Config;
 use crate::demo::client::{get, HttpResponse};
 use crate::demo::origin::{object_bytes, DemoOrigin};
-use crate::runtime::Server;
+use crate::server::runtime::Server;
 
 /// Run the demo: fetch a `size_mib` MiB object through edgeslice from a
 /// built-in origin that waits `delay_ms` before each answer.

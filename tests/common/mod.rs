@@ -5,7 +5,7 @@ pub use edgeslice::demo::client::{get, HttpConnection, HttpResponse};
 pub use edgeslice::demo::origin::{object_bytes, DemoOrigin, OriginRequest};
 
 use edgeslice::config::{Config, DriverChoice};
-use edgeslice::runtime::Server;
+use edgeslice::server::runtime::Server;
 
 /// An origin and an edgeslice in front of it.
 pub struct Harness {

@@ -22,13 +22,15 @@ use monoio::{IoUringDriver, LegacyDriver, RuntimeBuilder};
 use socket2::{Domain, Socket, Type};
 use tracing::{info, warn};
 
-use crate::admin::{Admin, AdminState};
 use crate::cache::SliceCache;
 use crate::config::{Config, DriverChoice};
-use crate::metrics::WorkerMetrics;
-use crate::route::{Reloadable, RouteTable, WorkerRoutes};
-use crate::server::{accept_loop, ClientLimits, WorkerState};
-use crate::stream::SliceBudget;
+use crate::ops::admin::{Admin, AdminState};
+use crate::ops::metrics::WorkerMetrics;
+use crate::proxy::route::RouteTable;
+use crate::server::connection::{accept_loop, WorkerState};
+use crate::server::limits::ClientLimits;
+use crate::server::reload::{Reloadable, WorkerRoutes};
+use crate::slice::stream::SliceBudget;
 
 /// The event-loop driver a worker runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,13 +110,13 @@ impl Server {
                 .chain(config.routes.iter().filter_map(|r| r.min_slice_bytes))
                 .map(|s| {
                     if s == crate::config::AUTO_SLICE {
-                        crate::size::AUTO_MAX
+                        crate::config::size::AUTO_MAX
                     } else {
                         s
                     }
                 })
                 .max()
-                .unwrap_or(crate::size::AUTO_MAX);
+                .unwrap_or(crate::config::size::AUTO_MAX);
             let cache = SliceCache::open(&config.cache, largest)?;
             info!(
                 dir = %config.cache.dir.display(),
@@ -175,7 +177,7 @@ impl Server {
             let thread = std::thread::Builder::new()
                 .name(format!("edgeslice-w{id}"))
                 .spawn(move || {
-                    crate::metrics::install(metrics);
+                    crate::ops::metrics::install(metrics);
                     run_worker(id, core, listener, plan, cache, stop_rx)
                 })?;
             stops.push(stop_tx);

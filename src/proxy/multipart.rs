@@ -2,7 +2,7 @@
 //!
 //! A request for several ranges gets one 206 whose parts each carry their own
 //! Content-Type and Content-Range, separated by a boundary. Ranges are
-//! resolved, sorted and coalesced first ([`crate::range::coalesce`]); each
+//! resolved, sorted and coalesced first ([`crate::http::range::coalesce`]); each
 //! part is streamed through the same slice pipeline as any range, so parts
 //! share the cache and the single-flight fetches. The body's length is known
 //! before the head is sent.
@@ -13,10 +13,10 @@ use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, StatusCode};
 
 use crate::error::Result;
-use crate::exchange::Exchange;
-use crate::fetch::SliceJob;
-use crate::plan::SlicePlan;
-use crate::stream::{self, Delivery, Sending};
+use crate::proxy::exchange::Exchange;
+use crate::slice::fetch::SliceJob;
+use crate::slice::plan::SlicePlan;
+use crate::slice::stream::{self, Delivery, Sending};
 
 /// The framing of one multipart answer.
 pub struct Multipart {

@@ -11,17 +11,15 @@
 
 use std::io;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use http::HeaderValue;
 
 use crate::cache::SliceCache;
 use crate::config::{Config, OriginConfig, RouteConfig};
-use crate::origin::{OriginPool, OriginSettings};
+use crate::origin::pool::{OriginPool, OriginSettings};
 use crate::proxy::{Proxy, ProxySettings, SliceRules};
-use crate::server::ClientLimits;
-use crate::stream::SliceBudget;
+use crate::slice::stream::SliceBudget;
 
 /// What a route matches.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -135,7 +133,7 @@ impl RouteTable {
 
     /// Every origin of the table (default first) with its breaker; an origin
     /// named by several routes is listed once.
-    pub fn origins(&self) -> impl Iterator<Item = (&str, &Arc<crate::breaker::Breaker>)> {
+    pub fn origins(&self) -> impl Iterator<Item = (&str, &Arc<crate::origin::breaker::Breaker>)> {
         let mut seen = std::collections::HashSet::new();
         self.default
             .iter()
@@ -234,7 +232,7 @@ impl Router {
                 pool: OriginPool::new(plan.origin.clone()),
                 cache: cache.clone(),
                 budget: budget.clone(),
-                prefetch: crate::prefetch::Prefetch::new(plan.proxy.prefetch_slices),
+                prefetch: crate::proxy::prefetch::Prefetch::new(plan.proxy.prefetch_slices),
             })
         };
         Router {
@@ -254,83 +252,6 @@ impl Router {
             .find(|(m, _)| m.matches(host, path))
             .map(|(_, p)| p)
             .or(self.default.as_ref())
-    }
-}
-
-/// What SIGHUP may change without a restart: routes and client limits.
-pub struct Reloadable {
-    generation: AtomicU64,
-    current: Mutex<Arc<(RouteTable, ClientLimits)>>,
-}
-
-impl Reloadable {
-    /// Start with `table` and `limits`.
-    pub fn new(table: RouteTable, limits: ClientLimits) -> Reloadable {
-        Reloadable {
-            generation: AtomicU64::new(0),
-            current: Mutex::new(Arc::new((table, limits))),
-        }
-    }
-
-    /// Hand a new table and limits to the workers.
-    pub fn replace(&self, table: RouteTable, limits: ClientLimits) {
-        *self.current.lock().unwrap_or_else(|p| p.into_inner()) = Arc::new((table, limits));
-        self.generation.fetch_add(1, Ordering::Release);
-    }
-
-    /// The generation now (changes on every [`Reloadable::replace`]).
-    pub fn generation(&self) -> u64 {
-        self.generation.load(Ordering::Acquire)
-    }
-
-    /// The table and limits now.
-    pub fn current(&self) -> Arc<(RouteTable, ClientLimits)> {
-        self.current
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-}
-
-/// A worker's view of the reloadable routes and limits.
-pub struct WorkerRoutes {
-    reload: Arc<Reloadable>,
-    cache: Option<Arc<SliceCache>>,
-    budget: Rc<SliceBudget>,
-    seen: std::cell::Cell<u64>,
-    now: std::cell::RefCell<(Rc<Router>, Rc<ClientLimits>)>,
-}
-
-impl WorkerRoutes {
-    /// This worker's routes from `reload`, with the node's cache and its own budget.
-    pub fn new(
-        reload: Arc<Reloadable>,
-        cache: Option<Arc<SliceCache>>,
-        budget: SliceBudget,
-    ) -> WorkerRoutes {
-        let budget = Rc::new(budget);
-        let seen = reload.generation();
-        let shared = reload.current();
-        let router = Rc::new(Router::build(&shared.0, &cache, &budget));
-        WorkerRoutes {
-            reload,
-            cache,
-            budget,
-            seen: std::cell::Cell::new(seen),
-            now: std::cell::RefCell::new((router, Rc::new(shared.1.clone()))),
-        }
-    }
-
-    /// The routes and limits in force, rebuilt here after a reload.
-    pub fn current(&self) -> (Rc<Router>, Rc<ClientLimits>) {
-        let generation = self.reload.generation();
-        if generation != self.seen.get() {
-            let shared = self.reload.current();
-            let router = Rc::new(Router::build(&shared.0, &self.cache, &self.budget));
-            *self.now.borrow_mut() = (router, Rc::new(shared.1.clone()));
-            self.seen.set(generation);
-        }
-        self.now.borrow().clone()
     }
 }
 

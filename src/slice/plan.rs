@@ -1,6 +1,6 @@
 //! Slice planning: the step between range parsing and fetching.
 //!
-//! In: the client's inclusive byte range (from [`crate::range`], resolved
+//! In: the client's inclusive byte range (from [`crate::http::range`], resolved
 //! against the object length) and the configured slice size.
 //! Out: a [`SlicePlan`] naming the aligned slices `fetch` asks the origin
 //! for, one subrequest per slice, and how much of each edge slice `stream`
@@ -11,7 +11,7 @@
 //! maps onto the same cache keys.
 //!
 //! ```
-//! use edgeslice::plan::{slice_range_header, SlicePlan};
+//! use edgeslice::slice::plan::{slice_range_header, SlicePlan};
 //!
 //! // bytes 5..=20 of a 100-byte object, in 8-byte slices: slices 0, 1, 2
 //! let plan = SlicePlan::new(5, 20, 100, 8);
@@ -136,6 +136,12 @@ pub fn slice_range_header(k: u64, slice_size: u64) -> String {
     let start = k.saturating_mul(slice_size);
     let end = start.saturating_add(slice_size.saturating_sub(1));
     format!("bytes={start}-{end}")
+}
+
+/// [`slice_range_header`] as a header value.
+pub fn slice_range_value(k: u64, slice_size: u64) -> http::HeaderValue {
+    http::HeaderValue::from_str(&slice_range_header(k, slice_size))
+        .expect("a range header is ASCII")
 }
 
 #[cfg(test)]

@@ -14,8 +14,8 @@ use tracing::info;
 
 use crate::cache::CacheStatus;
 use crate::config::LogFormat;
-use crate::exchange::Exchange;
-use crate::metrics::{self, class_of};
+use crate::ops::metrics::{self, class_of};
+use crate::proxy::exchange::Exchange;
 
 /// How a request ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,7 +97,7 @@ pub fn finish(
     let ms = took.as_secs_f64() * 1e3;
     match format {
         LogFormat::Text => info!(
-            target: "edgeslice::access",
+            target: "edgeslice::ops::access",
             method = %head.method,
             path = %head.uri,
             range,

@@ -14,7 +14,7 @@
 //! and says what it got.
 //!
 //! ```
-//! use edgeslice::range::{parse_content_range, parse_range, ByteRangeSpec, ContentRange, RangeRequest};
+//! use edgeslice::http::range::{parse_content_range, parse_range, ByteRangeSpec, ContentRange, RangeRequest};
 //!
 //! let RangeRequest::Single(spec) = parse_range(b"bytes=-500") else { unreachable!() };
 //! assert_eq!(spec, ByteRangeSpec::Suffix(500));

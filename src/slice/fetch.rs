@@ -25,22 +25,12 @@ use tracing::debug;
 use crate::cache::flight::FlightLeader;
 use crate::cache::{FlightEvent, Joined, ObjectKey, SliceCache};
 use crate::error::{Error, Result};
-use crate::metrics;
-use crate::origin::{OriginPool, OriginResponse};
-use crate::plan::{self, SlicePlan};
-use crate::range::{parse_content_range, ContentRange};
-use crate::retry::Retry;
-
-/// The version of an object a response is assembled from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ObjectVersion {
-    /// Total length in bytes.
-    pub len: u64,
-    /// The origin's ETag, if it sent one.
-    pub etag: Option<HeaderValue>,
-    /// The origin's Last-Modified, if it sent one.
-    pub last_modified: Option<HeaderValue>,
-}
+use crate::http::range::{parse_content_range, ContentRange};
+pub use crate::http::version::ObjectVersion;
+use crate::ops::metrics;
+use crate::origin::pool::{OriginPool, OriginResponse};
+use crate::origin::retry::Retry;
+use crate::slice::plan::{self, SlicePlan};
 
 /// Check the head of the answer to slice `index`. With `version` None this is
 /// the probe and the version is learned from it; otherwise the answer must
@@ -94,7 +84,7 @@ pub fn check_slice_head(
             format!("unexpected range in slice response: {first}-{last}/{total}, expected: {want}"),
         ));
     }
-    if let Ok(Some(n)) = crate::http1::content_length(&head.headers) {
+    if let Ok(Some(n)) = crate::http::h1::content_length(&head.headers) {
         if n != last - first + 1 {
             return Err(Error::mismatch(
                 index,
@@ -102,11 +92,7 @@ pub fn check_slice_head(
             ));
         }
     }
-    let got = ObjectVersion {
-        len: total,
-        etag: head.headers.get(header::ETAG).cloned(),
-        last_modified: head.headers.get(header::LAST_MODIFIED).cloned(),
-    };
+    let got = ObjectVersion::from_headers(total, &head.headers);
     if let Some(v) = version {
         if got.etag != v.etag {
             return Err(Error::mismatch(

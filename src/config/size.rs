@@ -6,7 +6,8 @@ use std::fmt;
 
 use serde::{Deserializer, Serializer};
 
-use crate::config::AUTO_SLICE;
+/// `slice_size = "auto"`, as stored (no real slice is this large).
+pub const AUTO_SLICE: u64 = u64::MAX;
 
 /// Smallest slice `"auto"` chooses.
 pub const AUTO_MIN: u64 = 512 * 1024;

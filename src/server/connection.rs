@@ -20,74 +20,13 @@ use monoio_http::common::request::RequestHead;
 use monoio_http::h1::codec::decoder::{DecodeError, RequestHeadDecoder};
 use tracing::{debug, info, warn};
 
-use crate::access;
-use crate::config::LogFormat;
 use crate::error::Error;
-use crate::http1::{self, HeadError, LimitedHead, READ_BUFFER};
-use crate::metrics;
+use crate::http::h1::{self, HeadError, LimitedHead, READ_BUFFER};
+use crate::ops::access;
+use crate::ops::metrics;
 use crate::proxy::Exchange;
-use crate::route::WorkerRoutes;
-
-/// Limits on what a client may send and how slowly it may read.
-#[derive(Debug, Clone)]
-pub struct ClientLimits {
-    /// Longest accepted request head in bytes.
-    pub max_head_bytes: usize,
-    /// Most request headers.
-    pub max_headers: usize,
-    /// Longest request target in bytes.
-    pub max_url_bytes: usize,
-    /// Largest request body passed through, in bytes.
-    pub max_body_bytes: u64,
-    /// Time allowed for a request head to arrive (and for an idle keep-alive connection).
-    pub header_timeout: Duration,
-    /// Time a client may take to accept response bytes.
-    pub send_timeout: Duration,
-    /// Open connections per worker.
-    pub max_connections: usize,
-    /// How access log lines are written; `None` writes none.
-    pub access_log: Option<LogFormat>,
-}
-
-impl ClientLimits {
-    /// The limits `config` sets.
-    pub fn from_config(config: &crate::config::Config) -> ClientLimits {
-        let server = &config.server;
-        ClientLimits {
-            access_log: config.log.access_log.then_some(config.log.format),
-            max_head_bytes: server.max_request_head_bytes as usize,
-            max_headers: server.max_headers,
-            max_url_bytes: server.max_url_bytes,
-            max_body_bytes: server.max_request_body_bytes,
-            header_timeout: server.client_header_timeout(),
-            send_timeout: Duration::from_millis(server.client_send_timeout_ms),
-            max_connections: server.max_connections,
-        }
-    }
-
-    /// Check a request head against the limits.
-    fn check(&self, head: &RequestHead) -> Result<(), Error> {
-        if head.headers.len() > self.max_headers {
-            return Err(Error::TooManyHeaders {
-                limit: self.max_headers,
-            });
-        }
-        let target_len = head.uri.path_and_query().map_or(0, |p| p.as_str().len());
-        if target_len > self.max_url_bytes {
-            return Err(Error::UriTooLong {
-                limit: self.max_url_bytes,
-            });
-        }
-        if let Ok(Some(n)) = http1::content_length(&head.headers) {
-            if n > self.max_body_bytes {
-                return Err(Error::BodyTooLarge {
-                    limit: self.max_body_bytes,
-                });
-            }
-        }
-        Ok(())
-    }
-}
+use crate::server::limits::ClientLimits;
+use crate::server::reload::WorkerRoutes;
 
 /// What a worker's connections share: requests in flight, and whether it drains.
 #[derive(Debug, Default)]
@@ -164,7 +103,7 @@ pub async fn serve_connection(
     loop {
         let head = match monoio::time::timeout(limits.header_timeout, reader.next()).await {
             Err(_) | Ok(None) => return,
-            Ok(Some(Ok(mut head))) => match http1::request_target_form(&mut head) {
+            Ok(Some(Ok(mut head))) => match h1::request_target_form(&mut head) {
                 Ok(()) => head,
                 Err(err) => {
                     let mut ex = exchange(&mut reader, &mut writer, peer, head.version, &limits);
@@ -210,7 +149,7 @@ pub async fn serve_connection(
         metrics::with(|m| m.in_flight.inc());
         let started = Instant::now();
         let mut ex = exchange(&mut reader, &mut writer, peer, head.version, &limits);
-        ex.keep_alive = http1::wants_keep_alive(head.version, &head.headers);
+        ex.keep_alive = h1::wants_keep_alive(head.version, &head.headers);
         ex.head_only = head.method == http::Method::HEAD;
         let (router, limits) = routes.current();
         let result = match limits.check(&head) {
@@ -284,8 +223,8 @@ impl Drop for OpenConnection<'_> {
 }
 
 fn exchange<'a>(
-    reader: &'a mut FramedRead<http1::ReadHalf, LimitedHead<RequestHeadDecoder>>,
-    writer: &'a mut http1::WriteHalf,
+    reader: &'a mut FramedRead<h1::ReadHalf, LimitedHead<RequestHeadDecoder>>,
+    writer: &'a mut h1::WriteHalf,
     peer: std::net::SocketAddr,
     version: http::Version,
     limits: &ClientLimits,

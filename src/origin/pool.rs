@@ -26,13 +26,13 @@ use monoio_codec::FramedRead;
 use monoio_http::common::response::ResponseHead;
 use monoio_http::h1::codec::decoder::ResponseHeadDecoder;
 
-use crate::breaker::{Breaker, Failure};
 use crate::config::OriginConfig;
 use crate::error::{Error, Result};
-use crate::http1::{
+use crate::http::h1::{
     self, BodyDecoder, BodyFraming, HeadError, LimitedHead, ReadHalf, WriteHalf, READ_BUFFER,
 };
-use crate::metrics;
+use crate::ops::metrics;
+use crate::origin::breaker::{Breaker, Failure};
 
 /// What a connect timeout says it timed out doing.
 const CONNECTING: &str = "connecting";
@@ -228,7 +228,7 @@ impl OriginPool {
             }
         });
         // Any answer, 5xx included, shows the origin is up; only transport
-        // failures count against it (see crate::breaker).
+        // failures count against it (see crate::origin::breaker).
         match &result {
             Ok(_) => breaker.success(),
             Err(Error::OriginConnect { .. } | Error::OriginTimeout(CONNECTING)) => {
@@ -249,7 +249,7 @@ impl OriginPool {
         headers: &HeaderMap,
     ) -> Result<OriginResponse> {
         let mut head = Vec::with_capacity(512);
-        http1::encode_request_head(method, target, headers, &mut head);
+        h1::encode_request_head(method, target, headers, &mut head);
         let head = Bytes::from(head);
         // A pooled connection may have been closed by the origin while idle:
         // if it fails before any answer byte, the request goes once more on a new one.
@@ -293,13 +293,13 @@ impl OriginPool {
     ) -> Result<OriginResponse> {
         let mut conn = self.connect().await?;
         let mut head = Vec::with_capacity(512);
-        http1::encode_request_head(method, target, headers, &mut head);
+        h1::encode_request_head(method, target, headers, &mut head);
         write(&mut conn.writer, Bytes::from(head)).await?;
         let mut body = BodyDecoder::new(framing);
         let chunked = framing == BodyFraming::Chunked;
         let mut sent = 0u64;
         loop {
-            let piece = http1::next_body_chunk(body_src, &mut body)
+            let piece = h1::next_body_chunk(body_src, &mut body)
                 .await
                 .map_err(Error::ClientIo)?;
             sent += piece.as_ref().map_or(0, |p| p.len() as u64);
@@ -308,7 +308,7 @@ impl OriginPool {
             }
             match piece {
                 Some(data) if chunked => {
-                    write(&mut conn.writer, http1::chunk_header(data.len())).await?;
+                    write(&mut conn.writer, h1::chunk_header(data.len())).await?;
                     write(&mut conn.writer, data).await?;
                     write(&mut conn.writer, Bytes::from_static(b"\r\n")).await?;
                 }
@@ -372,9 +372,9 @@ impl OriginPool {
             }
             Ok(Some(Ok(head))) => head,
         };
-        let framing = http1::response_framing(method, head.status, &head.headers)?;
-        let reusable = framing != BodyFraming::UntilClose
-            && http1::wants_keep_alive(head.version, &head.headers);
+        let framing = h1::response_framing(method, head.status, &head.headers)?;
+        let reusable =
+            framing != BodyFraming::UntilClose && h1::wants_keep_alive(head.version, &head.headers);
         Ok(OriginResponse {
             head,
             body: BodyDecoder::new(framing),
@@ -434,7 +434,7 @@ impl OriginResponse {
         let timeout = self.pool.settings.read_timeout;
         let piece = match monoio::time::timeout(
             timeout,
-            http1::next_body_chunk(&mut conn.reader, &mut self.body),
+            h1::next_body_chunk(&mut conn.reader, &mut self.body),
         )
         .await
         {

@@ -34,7 +34,7 @@
 //! rejects, reported as
 //! `invalid slice.max_concurrent_subrequests = 0: must be between 1 and 256`.
 //! [`Config::load`] puts the file's path in front. Origin addresses are not
-//! resolved here; [`crate::route::RouteTable::from_config`] does that, for the
+//! resolved here; [`crate::proxy::route::RouteTable::from_config`] does that, for the
 //! start and for `--check`.
 
 use std::net::SocketAddr;
@@ -43,13 +43,13 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::size::{
+use size::{
     deserialize_opt_size, deserialize_opt_slice_size, deserialize_size, deserialize_slice_size,
     serialize_opt_slice_size, serialize_slice_size,
 };
 
-#[path = "config_error.rs"]
 mod error;
+pub mod size;
 use error::parse_error;
 pub use error::ConfigError;
 
@@ -57,8 +57,7 @@ const KIB: u64 = 1024;
 const MIB: u64 = 1024 * KIB;
 const GIB: u64 = 1024 * MIB;
 
-/// `slice_size = "auto"`, as stored (no real slice is this large).
-pub const AUTO_SLICE: u64 = u64::MAX;
+pub use size::AUTO_SLICE;
 
 /// Largest accepted `slice.slice_size`; each in-flight slice is buffered whole.
 pub const MAX_SLICE_SIZE: u64 = 64 * MIB;
@@ -736,7 +735,6 @@ fn check_host_port(address: &str) -> Result<(), String> {
 
 /// Reads a size given as an integer number of bytes or a string like `"1MiB"`.
 #[cfg(test)]
-#[path = "config_tests.rs"]
 mod tests;
 
 /// Whether `s` is an sf-token (RFC 8941 section 3.3.4), as Cache-Status names its cache.

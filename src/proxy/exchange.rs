@@ -17,8 +17,9 @@ use monoio_http::h1::codec::decoder::RequestHeadDecoder;
 
 use crate::cache::CacheStatus;
 use crate::error::{Error, Result};
-use crate::http1::{self, BodyFraming, LimitedHead, ReadHalf, WriteHalf};
-use crate::origin::OriginResponse;
+use crate::http::conditional::{not_modified_headers, Precondition};
+use crate::http::h1::{self, BodyFraming, LimitedHead, ReadHalf, WriteHalf};
+use crate::origin::pool::OriginResponse;
 
 /// The `Cache-Status` header (RFC 9211).
 pub const CACHE_STATUS: header::HeaderName = header::HeaderName::from_static("cache-status");
@@ -123,7 +124,7 @@ impl Exchange<'_> {
             headers.insert(CACHE_STATUS, value);
         }
         let mut out = Vec::with_capacity(512);
-        http1::encode_response_head(status, &headers, &mut out);
+        h1::encode_response_head(status, &headers, &mut out);
         self.head_sent = true;
         self.head_at = Some(std::time::Instant::now());
         self.status = status.as_u16();
@@ -152,8 +153,31 @@ impl Exchange<'_> {
         self.write(Bytes::copy_from_slice(body.as_bytes())).await
     }
 
+    /// Answer `verdict`: 304 with the validators and freshness of `stored`, or
+    /// 412 (RFC 9110 section 13.2.2), without a body and without asking the origin.
+    pub(crate) async fn answer_precondition(
+        &mut self,
+        verdict: Precondition,
+        stored: &HeaderMap,
+    ) -> Result<()> {
+        if verdict == Precondition::NotModified {
+            let mut headers = not_modified_headers(stored);
+            if let Some(status) = &self.cache_status {
+                headers.insert(CACHE_STATUS, status.clone());
+                self.cache_status = None;
+            }
+            return self.send_head(StatusCode::NOT_MODIFIED, headers).await;
+        }
+        self.send_plain(
+            StatusCode::PRECONDITION_FAILED,
+            HeaderMap::new(),
+            "precondition failed\n",
+        )
+        .await
+    }
+
     /// Count what a slice stream delivered (also when it failed part-way).
-    pub fn record(&mut self, delivered: &crate::stream::Delivery) {
+    pub fn record(&mut self, delivered: &crate::slice::stream::Delivery) {
         self.body_bytes += delivered.bytes;
         self.slices_cached = delivered.from_cache;
         self.slices = delivered.from_cache + delivered.from_origin;
@@ -163,7 +187,7 @@ impl Exchange<'_> {
     pub async fn send_unsatisfiable(&mut self, len: u64) -> Result<()> {
         self.send_plain(
             StatusCode::RANGE_NOT_SATISFIABLE,
-            crate::headers::unsatisfied_headers(len),
+            crate::http::headers::unsatisfied_headers(len),
             "range not satisfiable\n",
         )
         .await
@@ -182,7 +206,7 @@ impl Exchange<'_> {
         observe: &mut dyn FnMut(&Bytes),
     ) -> Result<()> {
         let mut headers = resp.head.headers.clone();
-        http1::strip_hop_by_hop(&mut headers);
+        h1::strip_hop_by_hop(&mut headers);
         let status = resp.head.status;
         let head_only = self.head_only;
         let chunked = matches!(
@@ -210,7 +234,7 @@ impl Exchange<'_> {
             self.body_bytes += data.len() as u64;
             observe(&data);
             if client_chunked {
-                self.write(http1::chunk_header(data.len())).await?;
+                self.write(h1::chunk_header(data.len())).await?;
                 self.write(data).await?;
                 self.write(Bytes::from_static(b"\r\n")).await?;
             } else {

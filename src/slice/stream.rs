@@ -17,9 +17,9 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use crate::error::{Error, Result};
-use crate::exchange::write_to_client;
-use crate::fetch::{run_slice, OpenedSlice, SliceEvent, SliceJob, SliceSource};
-use crate::http1::WriteHalf;
+use crate::http::h1::WriteHalf;
+use crate::proxy::exchange::write_to_client;
+use crate::slice::fetch::{run_slice, OpenedSlice, SliceEvent, SliceJob, SliceSource};
 
 /// Bytes of one slice waiting for its turn.
 #[derive(Debug, Default)]
@@ -32,7 +32,7 @@ struct Slot {
 ///
 /// ```
 /// use bytes::Bytes;
-/// use edgeslice::stream::ReorderBuffer;
+/// use edgeslice::slice::stream::ReorderBuffer;
 /// let mut buf = ReorderBuffer::new(0);
 /// buf.push(1, Bytes::from_static(b"cd"));
 /// buf.finish(1);

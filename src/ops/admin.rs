@@ -15,8 +15,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::cache::SliceCache;
-use crate::metrics::{self, NodeGauges, WorkerMetrics};
-use crate::route::Reloadable;
+use crate::ops::metrics::{self, NodeGauges, WorkerMetrics};
+use crate::server::reload::Reloadable;
 
 /// What the admin listener reports on.
 pub struct AdminState {

@@ -13,10 +13,11 @@ use tracing::debug;
 
 use crate::cache::manifest::{freshness, unix_now, StaleWindows};
 use crate::cache::{Joined, ObjectKey, ObjectManifest, SliceCache};
-use crate::fetch::check_slice_head;
-use crate::headers::{range_value, slice_headers};
-use crate::metrics;
-use crate::origin::OriginPool;
+use crate::http::headers::slice_headers;
+use crate::ops::metrics;
+use crate::origin::pool::OriginPool;
+use crate::slice::fetch::check_slice_head;
+use crate::slice::plan::slice_range_value;
 
 /// How a revalidation ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,7 +55,7 @@ pub(crate) async fn revalidate(
         }
     };
     let mut headers = slice_headers(forwarded, None);
-    headers.insert(header::RANGE, range_value(0, m.slice_size));
+    headers.insert(header::RANGE, slice_range_value(0, m.slice_size));
     let version = m.version();
     match (&version.etag, &version.last_modified) {
         (Some(etag), _) => headers.insert(header::IF_NONE_MATCH, etag.clone()),

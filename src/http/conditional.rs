@@ -4,16 +4,13 @@
 //! [`preconditions`] judges `If-Match`, `If-Unmodified-Since`,
 //! `If-None-Match` and `If-Modified-Since` against the version the cache
 //! holds (or the probe just learned), in the order of RFC 9110 section
-//! 13.2.2; [`answer`] sends the 304 or 412 it calls for. `If-Range` comes
-//! last, with the range ([`if_range_allows`]). Pure but for [`answer`];
-//! table-tested below.
+//! 13.2.2, to go on, answer 304 or answer 412. `If-Range` comes last, with
+//! the range ([`if_range_allows`]). Pure functions, table-tested below.
 
-use http::{header, HeaderMap, StatusCode};
+use http::{header, HeaderMap};
 use monoio_http::common::request::RequestHead;
 
-use crate::error::Result;
-use crate::exchange::{Exchange, CACHE_STATUS};
-use crate::fetch::ObjectVersion;
+use crate::http::version::ObjectVersion;
 
 /// If-Range (RFC 9110 section 13.1.5): a strong ETag or the exact Last-Modified must match.
 pub(crate) fn if_range_allows(req: &RequestHead, version: &ObjectVersion) -> bool {
@@ -164,29 +161,6 @@ fn entity_tags(mut list: &[u8]) -> impl Iterator<Item = (bool, &[u8])> {
         list = &rest[end..];
         Some((weak, tag))
     })
-}
-
-/// Answer `verdict`: 304 with the validators and freshness of `stored`, or
-/// 412 (RFC 9110 section 13.2.2), without a body and without asking the origin.
-pub(crate) async fn answer(
-    verdict: Precondition,
-    stored: &HeaderMap,
-    ex: &mut Exchange<'_>,
-) -> Result<()> {
-    if verdict == Precondition::NotModified {
-        let mut headers = not_modified_headers(stored);
-        if let Some(status) = &ex.cache_status {
-            headers.insert(CACHE_STATUS, status.clone());
-            ex.cache_status = None;
-        }
-        return ex.send_head(StatusCode::NOT_MODIFIED, headers).await;
-    }
-    ex.send_plain(
-        StatusCode::PRECONDITION_FAILED,
-        HeaderMap::new(),
-        "precondition failed\n",
-    )
-    .await
 }
 
 #[cfg(test)]

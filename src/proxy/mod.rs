@@ -15,6 +15,15 @@
 //! Errors before the response head become a 4xx/5xx answer (see
 //! [`Error::status`]); after it, the server aborts the connection.
 
+pub mod cache_status;
+pub mod exchange;
+pub mod fill;
+pub mod multipart;
+pub mod prefetch;
+pub mod revalidate;
+pub mod route;
+pub mod unsliced;
+
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -25,30 +34,32 @@ use tracing::debug;
 use crate::cache::flight::FlightLeader;
 use crate::cache::manifest::{freshness, unix_now, StaleWindows};
 use crate::cache::{CacheStatus, FlightEvent, Joined, ObjectKey, ObjectManifest, SliceCache};
-use crate::conditional::{if_range_allows, preconditions, Precondition};
+use crate::config::size::{auto_slice_size, AUTO_MAX};
 use crate::config::AUTO_SLICE;
 use crate::error::{Error, Result};
-pub use crate::exchange::Exchange;
-use crate::fetch::{
-    check_slice_head, run_slice, CacheTarget, CountedSlices, ObjectVersion, OpenedSlice, SliceJob,
+use crate::http::conditional::{if_range_allows, preconditions, Precondition};
+use crate::http::h1::{self, BodyFraming};
+use crate::http::headers::{
+    cacheable_request, header_value, object_headers, req_headers_unsliced, slice_headers,
+    total_unknown,
 };
-use crate::fill::Filler;
-use crate::headers::{
-    cache_status, cacheable_request, header_value, object_headers, range_value,
-    req_headers_unsliced, slice_headers, total_unknown, Served,
-};
-use crate::http1::{self, BodyFraming};
-use crate::metrics;
-use crate::origin::{OriginPool, OriginResponse};
-use crate::plan::{self, SlicePlan};
-use crate::range::{
+use crate::http::range::{
     coalesce, parse_content_range, parse_range, ByteRangeSpec, ContentRange, RangeRequest,
     MAX_PARTS,
 };
-use crate::retry::Retry;
-use crate::revalidate::{revalidate, Revalidation};
-use crate::size::{auto_slice_size, AUTO_MAX};
-use crate::stream;
+use crate::ops::metrics;
+use crate::origin::pool::{OriginPool, OriginResponse};
+use crate::origin::retry::Retry;
+use crate::proxy::cache_status::{cache_status, Served};
+pub use crate::proxy::exchange::Exchange;
+use crate::proxy::fill::Filler;
+use crate::proxy::revalidate::{revalidate, Revalidation};
+use crate::slice::fetch::{
+    check_slice_head, run_slice, CacheTarget, CountedSlices, ObjectVersion, OpenedSlice, SliceJob,
+};
+use crate::slice::plan::slice_range_value;
+use crate::slice::plan::{self, SlicePlan};
+use crate::slice::stream;
 
 /// Settings of the pipeline, converted once from the configuration.
 #[derive(Debug, Clone)]
@@ -99,8 +110,15 @@ pub struct SliceRules {
 impl SliceRules {
     /// Whether requests for `path` are sliced.
     pub fn slices(&self, path: &str) -> bool {
-        (self.include.is_empty() || self.include.iter().any(|p| crate::route::glob(p, path)))
-            && !self.exclude.iter().any(|p| crate::route::glob(p, path))
+        (self.include.is_empty()
+            || self
+                .include
+                .iter()
+                .any(|p| crate::proxy::route::glob(p, path)))
+            && !self
+                .exclude
+                .iter()
+                .any(|p| crate::proxy::route::glob(p, path))
     }
 }
 
@@ -115,7 +133,7 @@ pub struct Proxy {
     /// This worker's budget of slice bytes in flight, shared by its routes.
     pub budget: Rc<stream::SliceBudget>,
     /// Where this worker's sequential readers are, for prefetch.
-    pub prefetch: crate::prefetch::Prefetch,
+    pub prefetch: crate::proxy::prefetch::Prefetch,
 }
 
 /// What the client asked of one object, and how its stored state was had.
@@ -139,7 +157,7 @@ struct Probe {
 impl Proxy {
     /// Phase "classify": serve one request whose head has been read.
     pub async fn handle(&self, req: &RequestHead, ex: &mut Exchange<'_>) -> Result<()> {
-        let framing = http1::request_framing(&req.headers)?;
+        let framing = h1::request_framing(&req.headers)?;
         let target = req.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
         if req.method.as_str() == "PURGE" {
             return self.purge(req, target, ex).await;
@@ -191,7 +209,7 @@ impl Proxy {
     /// If-Range (each slice sets its own Range), with the Host to use.
     fn forwarded_headers(&self, req: &RequestHead) -> HeaderMap {
         let mut headers = req.headers.clone();
-        http1::strip_hop_by_hop(&mut headers);
+        h1::strip_hop_by_hop(&mut headers);
         headers.remove(header::RANGE);
         headers.remove(header::IF_RANGE);
         headers.remove(header::EXPECT);
@@ -357,7 +375,7 @@ impl Proxy {
         } else {
             ask.forwarded.clone()
         };
-        probe_headers.insert(header::RANGE, range_value(index, size));
+        probe_headers.insert(header::RANGE, slice_range_value(index, size));
         ask.served = match cache {
             Some(_) => Served::Miss { stored: false },
             None => Served::Bypass,
@@ -547,11 +565,7 @@ impl Proxy {
                 ))
             }
         };
-        let version = ObjectVersion {
-            len: total,
-            etag: resp.head.headers.get(header::ETAG).cloned(),
-            last_modified: resp.head.headers.get(header::LAST_MODIFIED).cloned(),
-        };
+        let version = ObjectVersion::from_headers(total, &resp.head.headers);
         let ranged =
             matches!(ask.range, RangeRequest::Single(_)) && if_range_allows(ask.req, &version);
         if ranged {
@@ -608,7 +622,7 @@ impl Proxy {
                 _ => Some(CacheStatus::Hit),
             };
             ex.cache_status = Some(self.cache_status_of(ask, 0));
-            return crate::conditional::answer(verdict, &headers, ex).await;
+            return ex.answer_precondition(verdict, &headers).await;
         }
         let ranged = if_range_allows(ask.req, &version);
         // Several ranges: resolved and coalesced; one left is a plain 206,
@@ -712,7 +726,7 @@ impl Proxy {
             send_timeout: ex.send_timeout,
         };
         if let Some(parts) = &multipart {
-            return crate::multipart::send(&job, parts, headers, how, ex).await;
+            return crate::proxy::multipart::send(&job, parts, headers, how, ex).await;
         }
         ex.send_head(status, headers).await?;
         if ex.head_only {

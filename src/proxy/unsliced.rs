@@ -9,10 +9,10 @@ use monoio_http::common::request::RequestHead;
 
 use crate::cache::ObjectKey;
 use crate::error::Result;
-use crate::exchange::Exchange;
-use crate::headers::expects_continue;
-use crate::http1::BodyFraming;
-use crate::metrics;
+use crate::http::h1::BodyFraming;
+use crate::http::headers::expects_continue;
+use crate::ops::metrics;
+use crate::proxy::exchange::Exchange;
 use crate::proxy::Proxy;
 
 impl Proxy {

@@ -12,9 +12,9 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 
-use crate::fetch::{run_slice, SliceJob};
-use crate::metrics;
-use crate::plan::{slice_of, SlicePlan};
+use crate::ops::metrics;
+use crate::slice::fetch::{run_slice, SliceJob};
+use crate::slice::plan::{slice_of, SlicePlan};
 
 /// Objects remembered per worker and route before the memory is reset.
 const REMEMBERED: usize = 4096;

@@ -13,11 +13,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use http::{header, HeaderMap};
+use http::HeaderMap;
 
 use crate::cache::manifest::{vary_names, StaleWindows};
 use crate::cache::{ObjectKey, ObjectManifest, SliceCache};
-use crate::fetch::ObjectVersion;
+use crate::http::version::ObjectVersion;
 
 /// Cuts a relayed body into slices and stores them.
 pub struct Filler {
@@ -81,11 +81,7 @@ impl Filler {
             let key = self.key.slice_key(self.generation, self.index);
             self.cache.store.insert(key, last).await;
         }
-        let version = ObjectVersion {
-            len: self.total,
-            etag: headers.get(header::ETAG).cloned(),
-            last_modified: headers.get(header::LAST_MODIFIED).cloned(),
-        };
+        let version = ObjectVersion::from_headers(self.total, headers);
         let mut m = ObjectManifest::new(&version, self.slice_size, headers, ttl);
         m.generation = self.generation;
         m.whole_only = true;

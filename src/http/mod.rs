@@ -1,0 +1,10 @@
+//! HTTP as edgeslice speaks it, pure where possible: HTTP/1.1 framing and
+//! heads ([`h1`]), byte ranges ([`range`]), an object's version
+//! ([`version`]), conditionals ([`conditional`]) and the header rules of the
+//! pipeline ([`headers`]). Imports nothing above [`crate::error`].
+
+pub mod conditional;
+pub mod h1;
+pub mod headers;
+pub mod range;
+pub mod version;

@@ -1,0 +1,71 @@
+//! Limits on what a client may send and how slowly it may read, checked on
+//! every request head before it reaches a route.
+
+use std::time::Duration;
+
+use monoio_http::common::request::RequestHead;
+
+use crate::config::LogFormat;
+use crate::error::Error;
+use crate::http::h1;
+
+/// Limits on what a client may send and how slowly it may read.
+#[derive(Debug, Clone)]
+pub struct ClientLimits {
+    /// Longest accepted request head in bytes.
+    pub max_head_bytes: usize,
+    /// Most request headers.
+    pub max_headers: usize,
+    /// Longest request target in bytes.
+    pub max_url_bytes: usize,
+    /// Largest request body passed through, in bytes.
+    pub max_body_bytes: u64,
+    /// Time allowed for a request head to arrive (and for an idle keep-alive connection).
+    pub header_timeout: Duration,
+    /// Time a client may take to accept response bytes.
+    pub send_timeout: Duration,
+    /// Open connections per worker.
+    pub max_connections: usize,
+    /// How access log lines are written; `None` writes none.
+    pub access_log: Option<LogFormat>,
+}
+
+impl ClientLimits {
+    /// The limits `config` sets.
+    pub fn from_config(config: &crate::config::Config) -> ClientLimits {
+        let server = &config.server;
+        ClientLimits {
+            access_log: config.log.access_log.then_some(config.log.format),
+            max_head_bytes: server.max_request_head_bytes as usize,
+            max_headers: server.max_headers,
+            max_url_bytes: server.max_url_bytes,
+            max_body_bytes: server.max_request_body_bytes,
+            header_timeout: server.client_header_timeout(),
+            send_timeout: Duration::from_millis(server.client_send_timeout_ms),
+            max_connections: server.max_connections,
+        }
+    }
+
+    /// Check a request head against the limits.
+    pub(crate) fn check(&self, head: &RequestHead) -> Result<(), Error> {
+        if head.headers.len() > self.max_headers {
+            return Err(Error::TooManyHeaders {
+                limit: self.max_headers,
+            });
+        }
+        let target_len = head.uri.path_and_query().map_or(0, |p| p.as_str().len());
+        if target_len > self.max_url_bytes {
+            return Err(Error::UriTooLong {
+                limit: self.max_url_bytes,
+            });
+        }
+        if let Ok(Some(n)) = h1::content_length(&head.headers) {
+            if n > self.max_body_bytes {
+                return Err(Error::BodyTooLarge {
+                    limit: self.max_body_bytes,
+                });
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,8 @@
+//! The server: pinned monoio workers ([`runtime`]), their accept loops and
+//! HTTP/1.1 connections ([`connection`]), the limits every request head is
+//! checked against ([`limits`]) and what SIGHUP swaps ([`reload`]).
+
+pub mod connection;
+pub mod limits;
+pub mod reload;
+pub mod runtime;
