@@ -5,7 +5,7 @@
 //! so each variant is its own object. A slice key adds the manifest's
 //! generation and the slice index to that.
 
-use http::{header, HeaderMap};
+use http::HeaderMap;
 use monoio_http::common::request::RequestHead;
 
 /// The cache name of one object (or one variant of it).
@@ -13,15 +13,9 @@ use monoio_http::common::request::RequestHead;
 pub struct ObjectKey(String);
 
 impl ObjectKey {
-    /// Host (lower-case, from Host or the absolute URI) + path + query.
+    /// Host (lower-case; an absolute-form target's is in Host) + path + query.
     pub fn from_request(req: &RequestHead, target: &str) -> ObjectKey {
-        let host = req
-            .headers
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .or_else(|| req.uri.authority().map(|a| a.as_str()))
-            .unwrap_or("")
-            .to_ascii_lowercase();
+        let host = crate::http::h1::request_host(req).to_ascii_lowercase();
         ObjectKey(format!("{host}{target}"))
     }
 
@@ -77,7 +71,10 @@ mod tests {
         assert_eq!(a.as_str(), "edge.example/v?a=1");
         let b = ObjectKey::from_request(&head(Some("edge.example"), "/v?a=2", &[]), "/v?a=2");
         assert_ne!(a, b);
-        let c = ObjectKey::from_request(&head(None, "http://h:81/v", &[]), "/v");
+        // An absolute-form target names the host (the server copies it to Host first).
+        let mut absolute = head(None, "http://h:81/v", &[]);
+        crate::http::h1::request_target_form(&mut absolute).unwrap();
+        let c = ObjectKey::from_request(&absolute, "/v");
         assert_eq!(c.as_str(), "h:81/v");
 
         let vary = vec!["x-variant".to_string()];

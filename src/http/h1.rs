@@ -139,6 +139,15 @@ pub fn request_target_form(head: &mut RequestHead) -> Result<(), Error> {
     Ok(())
 }
 
+/// The host a request names: its Host header (an absolute-form target has
+/// been copied there by [`request_target_form`]), or "" when it has none.
+pub fn request_host(head: &RequestHead) -> &str {
+    head.headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("")
+}
+
 /// Framing of a request body (RFC 9112 section 6): conflicting or malformed
 /// framing headers, or a last transfer coding other than chunked, are a 400;
 /// a coding besides chunked (which edgeslice does not apply) is a 501.

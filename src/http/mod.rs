@@ -1,10 +1,12 @@
 //! HTTP as edgeslice speaks it, pure where possible: HTTP/1.1 framing and
 //! heads ([`h1`]), byte ranges ([`range`]), an object's version
 //! ([`version`]), conditionals ([`conditional`]) and the header rules of the
-//! pipeline ([`headers`]). Imports nothing above [`crate::error`].
+//! pipeline ([`headers`]), and the seam a connection offers the driver
+//! ([`sink`]). Imports nothing above [`crate::error`].
 
 pub mod conditional;
 pub mod h1;
 pub mod headers;
 pub mod range;
+pub mod sink;
 pub mod version;

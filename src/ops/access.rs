@@ -47,9 +47,9 @@ impl Outcome {
 }
 
 /// Record the end of a request: metrics always, the access log line if on.
-pub fn finish(
+pub fn finish<S>(
     head: &RequestHead,
-    ex: &Exchange<'_>,
+    ex: &Exchange<'_, S>,
     started: Instant,
     outcome: &Outcome,
     log: Option<LogFormat>,

@@ -31,6 +31,7 @@ use crate::error::{Error, Result};
 use crate::http::h1::{
     self, BodyDecoder, BodyFraming, HeadError, LimitedHead, ReadHalf, WriteHalf, READ_BUFFER,
 };
+use crate::http::sink::{BodyLength, BodySource};
 use crate::ops::metrics;
 use crate::origin::breaker::{Breaker, Failure};
 
@@ -265,55 +266,38 @@ impl OriginPool {
     }
 
     /// Send a request whose body is streamed from `body`, on a new connection
-    /// (a body cannot be replayed on a stale pooled one).
-    pub async fn request_with_body<IO: monoio::io::AsyncReadRent, C>(
+    /// (a body cannot be replayed on a stale pooled one). `headers` carry its
+    /// framing: `Content-Length`, or `Transfer-Encoding: chunked`.
+    pub async fn request_with_body(
         self: &Rc<Self>,
         method: &Method,
         target: &str,
         headers: &HeaderMap,
-        body_src: &mut FramedRead<IO, C>,
-        framing: BodyFraming,
-        max_body: u64,
+        body: &mut impl BodySource,
     ) -> Result<OriginResponse> {
-        self.measured(
-            target,
-            self.send_with_body(method, target, headers, body_src, framing, max_body),
-        )
-        .await
+        self.measured(target, self.send_with_body(method, target, headers, body))
+            .await
     }
 
-    async fn send_with_body<IO: monoio::io::AsyncReadRent, C>(
+    async fn send_with_body(
         self: &Rc<Self>,
         method: &Method,
         target: &str,
         headers: &HeaderMap,
-        body_src: &mut FramedRead<IO, C>,
-        framing: BodyFraming,
-        max_body: u64,
+        body: &mut impl BodySource,
     ) -> Result<OriginResponse> {
         let mut conn = self.connect().await?;
         let mut head = Vec::with_capacity(512);
         h1::encode_request_head(method, target, headers, &mut head);
         write(&mut conn.writer, Bytes::from(head)).await?;
-        let mut body = BodyDecoder::new(framing);
-        let chunked = framing == BodyFraming::Chunked;
-        let mut sent = 0u64;
-        loop {
-            let piece = h1::next_body_chunk(body_src, &mut body)
-                .await
-                .map_err(Error::ClientIo)?;
-            sent += piece.as_ref().map_or(0, |p| p.len() as u64);
-            if sent > max_body {
-                return Err(Error::BodyTooLarge { limit: max_body });
-            }
-            match piece {
-                Some(data) if chunked => {
-                    write(&mut conn.writer, h1::chunk_header(data.len())).await?;
-                    write(&mut conn.writer, data).await?;
-                    write(&mut conn.writer, Bytes::from_static(b"\r\n")).await?;
-                }
-                Some(data) => write(&mut conn.writer, data).await?,
-                None => break,
+        let chunked = body.body_length() == BodyLength::Unknown;
+        while let Some(data) = body.next_body_chunk().await? {
+            if chunked {
+                write(&mut conn.writer, h1::chunk_header(data.len())).await?;
+                write(&mut conn.writer, data).await?;
+                write(&mut conn.writer, Bytes::from_static(b"\r\n")).await?;
+            } else {
+                write(&mut conn.writer, data).await?;
             }
         }
         if chunked {

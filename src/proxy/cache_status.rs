@@ -6,6 +6,8 @@
 
 use http::HeaderValue;
 
+use crate::cache::CacheStatus;
+
 use crate::http::headers::header_value;
 
 /// How the object's stored state was had, for `Cache-Status` and `Age`.
@@ -26,6 +28,18 @@ pub(crate) enum Served {
     Revalidated,
     /// Stale, served because the origin failed to revalidate it.
     StaleIfError,
+}
+
+impl Served {
+    /// What the access log and the metrics call an answer of this kind that
+    /// needed no slice (a 304 or 412 from the stored version).
+    pub(crate) fn cache_result(self) -> Option<CacheStatus> {
+        match self {
+            Served::Bypass => None,
+            Served::Miss { .. } => Some(CacheStatus::Miss),
+            _ => Some(CacheStatus::Hit),
+        }
+    }
 }
 
 /// The `Cache-Status` member of this cache (RFC 9211) for an answer of

@@ -1,53 +1,35 @@
 //! The client side of one request: writing the response head and body, and
 //! relaying an origin answer as it is.
 //!
-//! [`Exchange`] remembers whether the head went out: before it, a failure can
-//! still become a 4xx/5xx answer; after it, the connection must be aborted.
+//! [`Exchange`] writes through the [`ResponseSink`] its connection lends, so
+//! nothing here knows the client's protocol. It remembers whether the head
+//! went out: before it, a failure can still become a 4xx/5xx answer; after
+//! it, the connection must be aborted.
 
 use std::cell::Cell;
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::time::Duration;
 
 use bytes::Bytes;
-use http::{header, HeaderMap, HeaderValue, StatusCode, Version};
-use monoio::io::AsyncWriteRentExt;
-use monoio_codec::FramedRead;
-use monoio_http::h1::codec::decoder::RequestHeadDecoder;
+use http::{header, HeaderMap, HeaderValue, StatusCode};
 
 use crate::cache::CacheStatus;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::http::conditional::{not_modified_headers, Precondition};
-use crate::http::h1::{self, BodyFraming, LimitedHead, ReadHalf, WriteHalf};
+use crate::http::h1::{self, BodyFraming};
+use crate::http::sink::{BodyLength, ResponseSink};
 use crate::origin::pool::OriginResponse;
 
 /// The `Cache-Status` header (RFC 9211).
 pub const CACHE_STATUS: header::HeaderName = header::HeaderName::from_static("cache-status");
 
-/// Write `data` to a client that must accept it within `timeout`.
-pub async fn write_to_client(writer: &mut WriteHalf, data: Bytes, timeout: Duration) -> Result<()> {
-    match monoio::time::timeout(timeout, writer.write_all(data)).await {
-        Ok((res, _)) => res.map(|_| ()).map_err(Error::ClientIo),
-        Err(_) => Err(Error::ClientSendTimeout(timeout.as_millis() as u64)),
-    }
-}
-
-/// The client side of one request/response exchange.
-pub struct Exchange<'a> {
-    /// Where the request (head and body) is read from.
-    pub reader: &'a mut FramedRead<ReadHalf, LimitedHead<RequestHeadDecoder>>,
-    /// Where the response goes.
-    pub writer: &'a mut WriteHalf,
+/// The client side of one request/response exchange: the sink the
+/// connection lends, and what the answer was, for the log and the metrics.
+pub struct Exchange<'a, S> {
+    /// Where the answer goes (and the request body comes from).
+    pub sink: &'a mut S,
     /// The client's address.
     pub peer: SocketAddr,
-    /// HTTP version the client spoke.
-    pub version: Version,
-    /// Time the client may take to accept response bytes.
-    pub send_timeout: Duration,
-    /// Largest request body passed through.
-    pub max_body_bytes: u64,
-    /// Whether the connection may carry another request afterwards.
-    pub keep_alive: bool,
     /// The request is a HEAD: heads only, never a body.
     pub head_only: bool,
     /// Whether the response head went out (after it, failures abort).
@@ -70,6 +52,27 @@ pub struct Exchange<'a> {
     pub cache_status: Option<HeaderValue>,
     /// `Age` of an answer served from the cache, in seconds.
     pub age: Option<u64>,
+}
+
+impl<'a, S> Exchange<'a, S> {
+    /// A new exchange with `peer` through `sink`; `head_only` for a HEAD.
+    pub fn new(sink: &'a mut S, peer: SocketAddr, head_only: bool) -> Exchange<'a, S> {
+        Exchange {
+            sink,
+            peer,
+            head_only,
+            head_sent: false,
+            status: 0,
+            body_bytes: 0,
+            slices: 0,
+            slices_cached: 0,
+            cache: None,
+            head_at: None,
+            origin_attempts: Rc::default(),
+            cache_status: None,
+            age: None,
+        }
+    }
 }
 
 /// The current time as an HTTP-date, formatted once per second per thread.
@@ -95,16 +98,17 @@ fn date_now() -> HeaderValue {
     })
 }
 
-impl Exchange<'_> {
-    /// Write the response head; `Connection: close` is added when the
-    /// connection will not be reused. Every answer gets a `Date` (RFC 9110
-    /// section 6.6.1) unless the origin's is relayed; answers from the cache
-    /// get their `Age`; this cache's `Cache-Status` member goes after any
-    /// the origin sent (RFC 9211 section 2).
-    pub async fn send_head(&mut self, status: StatusCode, mut headers: HeaderMap) -> Result<()> {
-        if !self.keep_alive {
-            headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
-        }
+impl<S: ResponseSink> Exchange<'_, S> {
+    /// Write the response head, then a body of `length`. Every answer gets a
+    /// `Date` (RFC 9110 section 6.6.1) unless the origin's is relayed;
+    /// answers from the cache get their `Age`; this cache's `Cache-Status`
+    /// member goes after any the origin sent (RFC 9211 section 2).
+    pub async fn send_head(
+        &mut self,
+        status: StatusCode,
+        mut headers: HeaderMap,
+        length: BodyLength,
+    ) -> Result<()> {
         if !headers.contains_key(header::DATE) {
             headers.insert(header::DATE, date_now());
         }
@@ -123,17 +127,15 @@ impl Exchange<'_> {
             };
             headers.insert(CACHE_STATUS, value);
         }
-        let mut out = Vec::with_capacity(512);
-        h1::encode_response_head(status, &headers, &mut out);
         self.head_sent = true;
         self.head_at = Some(std::time::Instant::now());
         self.status = status.as_u16();
-        self.write(Bytes::from(out)).await
+        self.sink.send_head(status, headers, length).await
     }
 
-    /// Write body bytes (or an interim response) to the client.
+    /// Write body bytes to the client.
     pub async fn write(&mut self, data: Bytes) -> Result<()> {
-        write_to_client(self.writer, data, self.send_timeout).await
+        self.sink.send_body(data).await
     }
 
     /// Answer with a short plain-text body (errors, 403, 416).
@@ -145,7 +147,8 @@ impl Exchange<'_> {
     ) -> Result<()> {
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
         headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
-        self.send_head(status, headers).await?;
+        let length = BodyLength::Known(body.len() as u64);
+        self.send_head(status, headers, length).await?;
         if self.head_only {
             return Ok(());
         }
@@ -166,7 +169,9 @@ impl Exchange<'_> {
                 headers.insert(CACHE_STATUS, status.clone());
                 self.cache_status = None;
             }
-            return self.send_head(StatusCode::NOT_MODIFIED, headers).await;
+            return self
+                .send_head(StatusCode::NOT_MODIFIED, headers, BodyLength::Empty)
+                .await;
         }
         self.send_plain(
             StatusCode::PRECONDITION_FAILED,
@@ -193,8 +198,8 @@ impl Exchange<'_> {
         .await
     }
 
-    /// Phase "relay": stream an origin answer to the client as it is,
-    /// re-framed (chunked to HTTP/1.1 clients when its length is unknown).
+    /// Phase "relay": stream an origin answer to the client as it is; a body
+    /// of unknown length is framed by the connection.
     pub async fn relay(&mut self, resp: OriginResponse) -> Result<()> {
         self.relay_observed(resp, &mut |_| {}).await
     }
@@ -207,43 +212,21 @@ impl Exchange<'_> {
     ) -> Result<()> {
         let mut headers = resp.head.headers.clone();
         h1::strip_hop_by_hop(&mut headers);
-        let status = resp.head.status;
-        let head_only = self.head_only;
-        let chunked = matches!(
-            resp.framing(),
-            BodyFraming::Chunked | BodyFraming::UntilClose
-        );
-        let client_chunked = chunked && self.version == Version::HTTP_11;
-        if chunked && !head_only {
-            headers.remove(header::CONTENT_LENGTH);
-            if client_chunked {
-                headers.insert(
-                    header::TRANSFER_ENCODING,
-                    HeaderValue::from_static("chunked"),
-                );
-            } else {
-                // An HTTP/1.0 client learns the end of an unknown length by the close.
-                self.keep_alive = false;
-            }
-        }
-        self.send_head(status, headers).await?;
-        if head_only {
+        let length = match resp.framing() {
+            _ if self.head_only => BodyLength::Empty,
+            BodyFraming::Chunked | BodyFraming::UntilClose => BodyLength::Unknown,
+            BodyFraming::Length(n) => BodyLength::Known(n),
+            BodyFraming::Empty => BodyLength::Empty,
+        };
+        self.send_head(resp.head.status, headers, length).await?;
+        if self.head_only {
             return Ok(());
         }
         while let Some(data) = resp.chunk().await? {
             self.body_bytes += data.len() as u64;
             observe(&data);
-            if client_chunked {
-                self.write(h1::chunk_header(data.len())).await?;
-                self.write(data).await?;
-                self.write(Bytes::from_static(b"\r\n")).await?;
-            } else {
-                self.write(data).await?;
-            }
+            self.write(data).await?;
         }
-        if client_chunked {
-            self.write(Bytes::from_static(b"0\r\n\r\n")).await?;
-        }
-        Ok(())
+        self.sink.end_body().await
     }
 }

@@ -13,6 +13,7 @@ use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, StatusCode};
 
 use crate::error::Result;
+use crate::http::sink::{BodyLength, ResponseSink};
 use crate::proxy::exchange::Exchange;
 use crate::slice::fetch::SliceJob;
 use crate::slice::plan::SlicePlan;
@@ -66,12 +67,12 @@ impl Multipart {
 
 /// Send a 206 `multipart/byteranges` answer for `parts`, each part's bytes
 /// streamed by a job like `job` planned on that part.
-pub async fn send(
+pub async fn send<S: ResponseSink>(
     job: &SliceJob,
     parts: &[(u64, u64)],
     mut headers: HeaderMap,
     how: Sending<'_>,
-    ex: &mut Exchange<'_>,
+    ex: &mut Exchange<'_, S>,
 ) -> Result<()> {
     let multipart = Multipart::new(
         parts,
@@ -79,12 +80,12 @@ pub async fn send(
         headers.get(header::CONTENT_TYPE),
     );
     headers.insert(header::CONTENT_TYPE, multipart.content_type());
-    headers.insert(
-        header::CONTENT_LENGTH,
-        HeaderValue::from(multipart.content_length(parts)),
-    );
+    let length = multipart.content_length(parts);
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
     headers.remove(header::CONTENT_RANGE);
-    ex.send_head(StatusCode::PARTIAL_CONTENT, headers).await?;
+    let length = BodyLength::Known(length);
+    ex.send_head(StatusCode::PARTIAL_CONTENT, headers, length)
+        .await?;
     if ex.head_only {
         return Ok(());
     }
@@ -106,7 +107,7 @@ pub async fn send(
             counted: job.counted.clone(),
         });
         // The parts add up in one Delivery.
-        result = stream::send_slices(part, how, None, ex.writer, &mut delivered).await;
+        result = stream::send_slices(part, how, None, ex.sink, &mut delivered).await;
         if result.is_err() {
             break;
         }

@@ -1,5 +1,6 @@
 //! Requests answered without slicing: methods other than GET and HEAD,
-//! passed through to the origin with their bodies, and `PURGE`.
+//! passed through to the origin with their bodies, GET/HEAD on paths a route
+//! does not slice, and `PURGE`.
 //!
 //! Both are phases of [`Proxy`] that [`Proxy::handle`] hands a request to
 //! before any cache lookup; each ends with the answer sent.
@@ -9,29 +10,27 @@ use monoio_http::common::request::RequestHead;
 
 use crate::cache::ObjectKey;
 use crate::error::Result;
-use crate::http::h1::BodyFraming;
-use crate::http::headers::expects_continue;
+use crate::http::headers::{expects_continue, req_headers_unsliced};
+use crate::http::sink::{BodyLength, BodySource, ResponseSink};
 use crate::ops::metrics;
 use crate::proxy::exchange::Exchange;
 use crate::proxy::Proxy;
 
 impl Proxy {
     /// Methods other than GET/HEAD: forward with the body, relay the answer.
-    pub(crate) async fn pass_through(
+    pub(crate) async fn pass_through<S: ResponseSink + BodySource>(
         &self,
         req: &RequestHead,
         target: &str,
-        forwarded: &HeaderMap,
-        framing: BodyFraming,
-        ex: &mut Exchange<'_>,
+        ex: &mut Exchange<'_, S>,
     ) -> Result<()> {
+        let mut headers = self.forwarded_headers(req);
         ex.origin_attempts.set(ex.origin_attempts.get() + 1);
-        let resp = match framing {
-            BodyFraming::Empty => self.pool.request(&req.method, target, forwarded).await?,
-            _ => {
-                let mut headers = forwarded.clone();
-                match framing {
-                    BodyFraming::Length(n) => {
+        let resp = match ex.sink.body_length() {
+            BodyLength::Empty => self.pool.request(&req.method, target, &headers).await?,
+            length => {
+                match length {
+                    BodyLength::Known(n) => {
                         headers.insert(header::CONTENT_LENGTH, HeaderValue::from(n));
                     }
                     _ => {
@@ -42,31 +41,36 @@ impl Proxy {
                     }
                 }
                 if expects_continue(&req.headers) {
-                    ex.write(bytes::Bytes::from_static(b"HTTP/1.1 100 Continue\r\n\r\n"))
-                        .await?;
+                    ex.sink.send_continue().await?;
                 }
                 self.pool
-                    .request_with_body(
-                        &req.method,
-                        target,
-                        &headers,
-                        ex.reader,
-                        framing,
-                        ex.max_body_bytes,
-                    )
+                    .request_with_body(&req.method, target, &headers, ex.sink)
                     .await?
             }
         };
         ex.relay(resp).await
     }
 
-    /// `PURGE /path`: drop every slice of the object by giving its manifest a
-    /// new generation (persisted, so it holds across restarts).
-    pub(crate) async fn purge(
+    /// A GET/HEAD this route does not slice: the client's request as it is.
+    pub(crate) async fn relay_unsliced<S: ResponseSink>(
         &self,
         req: &RequestHead,
         target: &str,
-        ex: &mut Exchange<'_>,
+        ex: &mut Exchange<'_, S>,
+    ) -> Result<()> {
+        let headers = req_headers_unsliced(req, &self.forwarded_headers(req));
+        ex.origin_attempts.set(ex.origin_attempts.get() + 1);
+        let resp = self.pool.request(&req.method, target, &headers).await?;
+        ex.relay(resp).await
+    }
+
+    /// `PURGE /path`: drop every slice of the object by giving its manifest a
+    /// new generation (persisted, so it holds across restarts).
+    pub(crate) async fn purge<S: ResponseSink>(
+        &self,
+        req: &RequestHead,
+        target: &str,
+        ex: &mut Exchange<'_, S>,
     ) -> Result<()> {
         let by_address = self
             .settings

@@ -16,17 +16,18 @@ use monoio::io::stream::Stream;
 use monoio::io::Splitable;
 use monoio::net::{TcpListener, TcpStream};
 use monoio_codec::FramedRead;
-use monoio_http::common::request::RequestHead;
 use monoio_http::h1::codec::decoder::{DecodeError, RequestHeadDecoder};
 use tracing::{debug, info, warn};
 
 use crate::error::Error;
-use crate::http::h1::{self, HeadError, LimitedHead, READ_BUFFER};
+use crate::http::h1::{self, BodyFraming, HeadError, LimitedHead, READ_BUFFER};
+use crate::http::sink::ResponseSink;
 use crate::ops::access;
 use crate::ops::metrics;
 use crate::proxy::Exchange;
 use crate::server::limits::ClientLimits;
 use crate::server::reload::WorkerRoutes;
+use crate::server::sink::{ClientReader, H1Client};
 
 /// What a worker's connections share: requests in flight, and whether it drains.
 #[derive(Debug, Default)]
@@ -106,12 +107,8 @@ pub async fn serve_connection(
             Ok(Some(Ok(mut head))) => match h1::request_target_form(&mut head) {
                 Ok(()) => head,
                 Err(err) => {
-                    let mut ex = exchange(&mut reader, &mut writer, peer, head.version, &limits);
-                    ex.keep_alive = false;
-                    let _ = ex
-                        .send_plain(err.status(), HeaderMap::new(), &format!("{err}\n"))
-                        .await;
-                    return info!(status = err.status().as_u16(), error = %err, "bad request");
+                    let version = head.version;
+                    return refuse(&mut reader, &mut writer, peer, version, &limits, err).await;
                 }
             },
             Ok(Some(Err(e))) => {
@@ -127,18 +124,8 @@ pub async fn serve_connection(
                     }
                     HeadError::Decode(e) => Error::BadRequest(e.to_string()),
                 };
-                let mut ex = exchange(
-                    &mut reader,
-                    &mut writer,
-                    peer,
-                    http::Version::HTTP_11,
-                    &limits,
-                );
-                ex.keep_alive = false;
-                let _ = ex
-                    .send_plain(err.status(), HeaderMap::new(), &format!("{err}\n"))
-                    .await;
-                return info!(status = err.status().as_u16(), error = %err, "bad request");
+                let version = http::Version::HTTP_11;
+                return refuse(&mut reader, &mut writer, peer, version, &limits, err).await;
             }
         };
         if state.draining.get() {
@@ -148,12 +135,25 @@ pub async fn serve_connection(
         state.in_flight.set(state.in_flight.get() + 1);
         metrics::with(|m| m.in_flight.inc());
         let started = Instant::now();
-        let mut ex = exchange(&mut reader, &mut writer, peer, head.version, &limits);
-        ex.keep_alive = h1::wants_keep_alive(head.version, &head.headers);
-        ex.head_only = head.method == http::Method::HEAD;
         let (router, limits) = routes.current();
-        let result = match limits.check(&head) {
-            Ok(()) => match router.pick(request_host(&head), head.uri.path()) {
+        // A body's framing is this protocol's business: checked here, before
+        // the driver sees the request (400 or 501 when it is wrong).
+        let framing = limits
+            .check(&head)
+            .and_then(|()| h1::request_framing(&head.headers));
+        let mut client = H1Client::new(
+            &mut reader,
+            &mut writer,
+            head.version,
+            *framing.as_ref().unwrap_or(&BodyFraming::Empty),
+            &limits,
+        );
+        if !h1::wants_keep_alive(head.version, &head.headers) {
+            client.close_after();
+        }
+        let mut ex = Exchange::new(&mut client, peer, head.method == http::Method::HEAD);
+        let result = match framing {
+            Ok(_) => match router.pick(h1::request_host(&head), head.uri.path()) {
                 Some(proxy) => proxy.handle(&head, &mut ex).await,
                 None => {
                     ex.send_plain(
@@ -175,7 +175,7 @@ pub async fn serve_connection(
             Err(e) => {
                 let status = e.status();
                 // After a failed request the connection state is unknown: close it.
-                ex.keep_alive = false;
+                ex.sink.close_after();
                 if ex
                     .send_plain(
                         status,
@@ -197,19 +197,11 @@ pub async fn serve_connection(
         access::finish(&head, &ex, started, &outcome, limits.access_log);
         state.in_flight.set(state.in_flight.get() - 1);
         metrics::with(|m| m.in_flight.sub(1));
-        if result.is_err() || !ex.keep_alive || state.draining.get() {
+        let keep_alive = client.keep_alive();
+        if result.is_err() || !keep_alive || state.draining.get() {
             return;
         }
     }
-}
-
-/// The Host a request names: its Host header, else its absolute URI's authority.
-fn request_host(head: &RequestHead) -> &str {
-    head.headers
-        .get(http::header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .or_else(|| head.uri.authority().map(|a| a.as_str()))
-        .unwrap_or("")
 }
 
 /// Counts a connection as open until dropped.
@@ -222,33 +214,23 @@ impl Drop for OpenConnection<'_> {
     }
 }
 
-fn exchange<'a>(
-    reader: &'a mut FramedRead<h1::ReadHalf, LimitedHead<RequestHeadDecoder>>,
-    writer: &'a mut h1::WriteHalf,
+/// Answer a request head that cannot be served at all (malformed, too
+/// large, no Host), then close the connection.
+async fn refuse(
+    reader: &mut ClientReader,
+    writer: &mut h1::WriteHalf,
     peer: std::net::SocketAddr,
     version: http::Version,
     limits: &ClientLimits,
-) -> Exchange<'a> {
-    Exchange {
-        reader,
-        writer,
-        peer,
-        version,
-        send_timeout: limits.send_timeout,
-        max_body_bytes: limits.max_body_bytes,
-        head_at: None,
-        origin_attempts: Rc::default(),
-        keep_alive: true,
-        head_only: false,
-        head_sent: false,
-        status: 0,
-        body_bytes: 0,
-        slices: 0,
-        slices_cached: 0,
-        cache: None,
-        cache_status: None,
-        age: None,
-    }
+    err: Error,
+) {
+    let mut client = H1Client::new(reader, writer, version, BodyFraming::Empty, limits);
+    client.close_after();
+    let mut ex = Exchange::new(&mut client, peer, false);
+    let _ = ex
+        .send_plain(err.status(), HeaderMap::new(), &format!("{err}\n"))
+        .await;
+    info!(status = err.status().as_u16(), error = %err, "bad request");
 }
 
 /// Headers of an error answer: when to come back, for a fail-fast 503.

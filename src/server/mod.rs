@@ -1,8 +1,10 @@
 //! The server: pinned monoio workers ([`runtime`]), their accept loops and
-//! HTTP/1.1 connections ([`connection`]), the limits every request head is
-//! checked against ([`limits`]) and what SIGHUP swaps ([`reload`]).
+//! HTTP/1.1 connections ([`connection`]) and the response sink each lends a
+//! request ([`sink`]), the limits every request head is checked against
+//! ([`limits`]) and what SIGHUP swaps ([`reload`]).
 
 pub mod connection;
 pub mod limits;
 pub mod reload;
 pub mod runtime;
+pub mod sink;

@@ -12,13 +12,11 @@ use std::collections::VecDeque;
 use std::rc::Rc;
 
 use std::cell::Cell;
-use std::time::Duration;
 
 use bytes::Bytes;
 
 use crate::error::{Error, Result};
-use crate::http::h1::WriteHalf;
-use crate::proxy::exchange::write_to_client;
+use crate::http::sink::ResponseSink;
 use crate::slice::fetch::{run_slice, OpenedSlice, SliceEvent, SliceJob, SliceSource};
 
 /// Bytes of one slice waiting for its turn.
@@ -180,8 +178,6 @@ pub struct Sending<'a> {
     pub window: usize,
     /// The worker's budget of slice bytes in flight.
     pub budget: &'a SliceBudget,
-    /// Time the client may take to accept bytes.
-    pub send_timeout: Duration,
 }
 
 /// Stream the slices of `job.plan` to `writer` in order, at most
@@ -192,7 +188,7 @@ pub async fn send_slices(
     job: Rc<SliceJob>,
     how: Sending<'_>,
     probe: Option<OpenedSlice>,
-    writer: &mut WriteHalf,
+    sink: &mut impl ResponseSink,
     done: &mut Delivery,
 ) -> Result<()> {
     let plan = job.plan;
@@ -214,7 +210,7 @@ pub async fn send_slices(
         let before = order.next_index();
         while let Some(chunk) = order.pop() {
             let len = chunk.len() as u64;
-            write_to_client(writer, chunk, how.send_timeout).await?;
+            sink.send_body(chunk).await?;
             done.bytes += len;
         }
         reserved.give_back((order.next_index() - before) * slice_bytes);

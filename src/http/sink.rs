@@ -1,0 +1,62 @@
+//! The seam between the request driver and the client connection.
+//!
+//! The driver ([`crate::proxy`]) answers every request through a
+//! [`ResponseSink`] the connection lends it, and reads a request body through
+//! the same value as a [`BodySource`]. It never learns which protocol the
+//! client speaks: HTTP/1.1 (chunked framing, `Connection: close`, `100
+//! Continue`) is the sink's business (`crate::server::sink`); HTTP/2 will be
+//! another implementation of the same two traits.
+//!
+//! Errors: a client that is gone or too slow is an
+//! [`Error::ClientIo`](crate::error::Error::ClientIo) or
+//! [`Error::ClientSendTimeout`](crate::error::Error::ClientSendTimeout).
+
+use bytes::Bytes;
+use http::{HeaderMap, StatusCode};
+
+use crate::error::Result;
+
+/// How long the body after a head is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyLength {
+    /// No body follows (HEAD, 304, an empty answer).
+    Empty,
+    /// Exactly this many bytes; `Content-Length` is in the head.
+    Known(u64),
+    /// Not known in advance: the connection frames it (chunked, or until close).
+    Unknown,
+}
+
+/// Where one answer goes.
+#[allow(async_fn_in_trait)] // single-threaded runtimes: futures need not be Send
+pub trait ResponseSink {
+    /// Write the response head, then a body of `length`.
+    async fn send_head(
+        &mut self,
+        status: StatusCode,
+        headers: HeaderMap,
+        length: BodyLength,
+    ) -> Result<()>;
+
+    /// Write body bytes.
+    async fn send_body(&mut self, data: Bytes) -> Result<()>;
+
+    /// The body is complete (a body of unknown length ends here).
+    async fn end_body(&mut self) -> Result<()>;
+
+    /// Tell a client that sent `Expect: 100-continue` to send its body.
+    async fn send_continue(&mut self) -> Result<()>;
+
+    /// The connection will not carry another request after this one.
+    fn close_after(&mut self);
+}
+
+/// Where a request body comes from.
+#[allow(async_fn_in_trait)]
+pub trait BodySource {
+    /// The body's length: [`BodyLength::Empty`] when there is none.
+    fn body_length(&self) -> BodyLength;
+
+    /// The next piece of the body, `None` at its end.
+    async fn next_body_chunk(&mut self) -> Result<Option<Bytes>>;
+}

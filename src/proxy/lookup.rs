@@ -1,0 +1,149 @@
+//! Phase "lookup": what the cache holds for the object a request names.
+//!
+//! A fresh manifest is served with no origin request; a stale one is served
+//! within stale-while-revalidate (revalidated in the background), else
+//! revalidated once per object, then served or, within stale-if-error while
+//! the origin fails, served stale. A cold object is probed once however many
+//! clients ask at the same moment: the first leads the probe's flight, the
+//! others wait for it and look again.
+
+use std::sync::Arc;
+
+use crate::cache::flight::FlightLeader;
+use crate::cache::manifest::unix_now;
+use crate::cache::{FlightEvent, Joined, ObjectKey, ObjectManifest, SliceCache};
+use crate::proxy::cache_status::Served;
+use crate::proxy::respond::StoredObject;
+use crate::proxy::revalidate::{revalidate, Revalidation};
+use crate::proxy::{Ask, Proxy};
+use crate::slice::fetch::CacheTarget;
+
+/// What the lookup found.
+// Built once per request and moved to the driver: a Box would only add an allocation.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Lookup {
+    /// A manifest to answer from (`Ask::served` says how it was had).
+    Stored(StoredObject),
+    /// Nothing stored: this request leads the object's probe.
+    Cold(Cold),
+    /// No cache for this request, or none usable now: probe without storing.
+    Uncached,
+}
+
+/// A cold object whose probe this request leads; others wait on `flight`.
+pub(crate) struct Cold {
+    pub(crate) cache: Arc<SliceCache>,
+    pub(crate) base: ObjectKey,
+    pub(crate) flight: FlightLeader,
+}
+
+impl Proxy {
+    /// Phase "lookup" (see the module doc); records in `ask` how the
+    /// manifest was had, its age and its freshness left.
+    pub(crate) async fn lookup(&self, ask: &mut Ask<'_>) -> Lookup {
+        let Some(cache) = self.cache_for(ask).cloned() else {
+            return Lookup::Uncached;
+        };
+        let base = ObjectKey::from_request(ask.req, ask.target);
+        let mut revalidated = false;
+        // A few rounds: after waiting on another request's probe or
+        // revalidation, the manifest it stored is looked up again.
+        for _ in 0..3 {
+            if let Some((key, m)) = cache.lookup(&base, &ask.req.headers).await {
+                if m.whole_only && !all_slices_cached(&cache, &key, &m) {
+                    // Cut from a whole answer: a missing slice cannot be asked by range.
+                    cache.forget(&key);
+                    continue;
+                }
+                let now = unix_now();
+                ask.served = if m.is_fresh() {
+                    match revalidated {
+                        true => Served::Revalidated,
+                        false => Served::Fresh,
+                    }
+                } else if now < m.expires_at.saturating_add(m.stale.while_revalidate) {
+                    // stale-while-revalidate: serve now, revalidate in the background.
+                    monoio::spawn(self.revalidate(ask, &cache, &key, m.clone()));
+                    Served::StaleWhileRevalidate
+                } else {
+                    match self.revalidate(ask, &cache, &key, m.clone()).await {
+                        // stale-if-error: the origin is failing, the object is not too old.
+                        Revalidation::Failed
+                            if now < m.expires_at.saturating_add(m.stale.if_error) =>
+                        {
+                            Served::StaleIfError
+                        }
+                        // Too stale to serve with the origin failing: ask it once more, uncached.
+                        Revalidation::Failed => return Lookup::Uncached,
+                        Revalidation::Fresh => {
+                            revalidated = true;
+                            continue;
+                        }
+                        Revalidation::Changed | Revalidation::Waited => continue,
+                    }
+                };
+                ask.age = m.age();
+                ask.ttl = m.ttl();
+                let target = CacheTarget {
+                    cache: cache.clone(),
+                    key,
+                    generation: m.generation,
+                };
+                return Lookup::Stored(StoredObject {
+                    version: m.version(),
+                    headers: m.header_map(),
+                    slice_size: m.slice_size,
+                    cache: Some(target),
+                    probe: None,
+                });
+            }
+            match cache.flights.join(&format!("p|{}", base.as_str())) {
+                Joined::Leader(flight) => {
+                    // A probe that finished between our lookup and our join
+                    // stored its manifest first: look once more.
+                    if cache.lookup(&base, &ask.req.headers).await.is_some() {
+                        drop(flight);
+                        continue;
+                    }
+                    return Lookup::Cold(Cold {
+                        cache,
+                        base,
+                        flight,
+                    });
+                }
+                Joined::Follower(rx) => {
+                    while let Ok(event) = rx.recv_async().await {
+                        if !matches!(event, FlightEvent::Data(_)) {
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        Lookup::Uncached
+    }
+
+    /// Revalidate a stale manifest, once per object (see [`revalidate`]).
+    fn revalidate(
+        &self,
+        ask: &Ask<'_>,
+        cache: &Arc<SliceCache>,
+        key: &ObjectKey,
+        m: ObjectManifest,
+    ) -> impl std::future::Future<Output = Revalidation> + 'static {
+        revalidate(
+            self.pool.clone(),
+            cache.clone(),
+            ask.target.to_string(),
+            ask.forwarded.clone(),
+            key.clone(),
+            m,
+            self.settings.stale_defaults,
+        )
+    }
+}
+
+/// Whether every slice of the object `m` describes is in the store.
+fn all_slices_cached(cache: &SliceCache, key: &ObjectKey, m: &ObjectManifest) -> bool {
+    (0..m.len.div_ceil(m.slice_size)).all(|k| cache.has_slice(key, m.generation, k))
+}

@@ -1,0 +1,299 @@
+//! Phase "probe": the first request to the origin for an object.
+//!
+//! The probe asks for the slice holding the first byte the client wants. A
+//! checked 206 tells the object's length and validators: with the cache it
+//! becomes the object's manifest, and its body becomes the response's first
+//! slice. A 416 tells the length of an empty object or of one the range
+//! starts past. An origin that ignores Range (200) is relayed whole and, when
+//! cacheable, cut into slices on the way ([`Filler`]); one that gives no
+//! total length is asked for the whole object. Anything else (304, 3xx, 4xx,
+//! 5xx after retries) is relayed as the origin gave it.
+
+use http::{header, HeaderMap, Method, StatusCode};
+use tracing::debug;
+
+use crate::cache::manifest::{freshness, StaleWindows};
+use crate::cache::{Joined, ObjectManifest};
+use crate::config::size::{auto_slice_size, AUTO_MAX};
+use crate::config::AUTO_SLICE;
+use crate::error::{Error, Result};
+use crate::http::headers::{object_headers, req_headers_unsliced, slice_headers, total_unknown};
+use crate::http::range::{parse_content_range, ByteRangeSpec, ContentRange, RangeRequest};
+use crate::http::sink::ResponseSink;
+use crate::http::version::ObjectVersion;
+use crate::ops::metrics;
+use crate::origin::pool::OriginResponse;
+use crate::origin::retry::Retry;
+use crate::proxy::cache_status::Served;
+use crate::proxy::fill::Filler;
+use crate::proxy::lookup::Cold;
+use crate::proxy::respond::{ProbeAnswer, StoredObject};
+use crate::proxy::{Ask, Exchange, Proxy};
+use crate::slice::fetch::{check_slice_head, CacheTarget, OpenedSlice};
+use crate::slice::plan::{self, slice_range_value};
+
+/// What the probe found.
+// Built once per request and moved to the driver: a Box would only add an allocation.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Probe {
+    /// The object's version is known: answer from slices.
+    Sliced(StoredObject),
+    /// An answer to relay as the origin gave it.
+    Relay(OriginResponse),
+    /// A whole answer to relay and, with `Cold`, cut into slices for the cache.
+    Fill(OriginResponse, Option<Cold>),
+}
+
+impl Proxy {
+    /// Phase "probe" (see the module doc). `cold` is the flight of a cold
+    /// object this request leads: its answer is stored, and requests waiting
+    /// on the flight look again as soon as it ends.
+    pub(crate) async fn probe<S: ResponseSink>(
+        &self,
+        ask: &mut Ask<'_>,
+        cold: Option<Cold>,
+        ex: &mut Exchange<'_, S>,
+    ) -> Result<Probe> {
+        // With "auto" the probe asks on the largest grid; the object's own
+        // grid is chosen from its length once that is known.
+        let auto = self.settings.slice_size == AUTO_SLICE;
+        let size = if auto {
+            AUTO_MAX
+        } else {
+            self.settings.slice_size
+        };
+        let index = match &ask.range {
+            RangeRequest::Single(ByteRangeSpec::FromTo(a, _))
+            | RangeRequest::Single(ByteRangeSpec::From(a)) => plan::slice_of(*a, size),
+            _ => 0,
+        };
+        // Without the cache the client's conditionals go with the probe, so a
+        // 304 or 412 comes back as the origin means it. With it, the probe
+        // asks plainly, so its answer can be stored, and the conditionals are
+        // judged against what it learned (phase "respond").
+        let mut probe_headers = match cold {
+            Some(_) => slice_headers(ask.forwarded.clone(), None),
+            None => ask.forwarded.clone(),
+        };
+        probe_headers.insert(header::RANGE, slice_range_value(index, size));
+        let forwarded = match cold {
+            Some(_) => "miss",
+            None => "bypass",
+        };
+        ask.served = match cold {
+            Some(_) => Served::Miss { stored: false },
+            None => Served::Bypass,
+        };
+        ex.cache_status = Some(self.status_value(&format!("; fwd={forwarded}")));
+        let resp = self
+            .probe_with_retries(ask.target, &probe_headers, index, ex)
+            .await?;
+        match resp.head.status {
+            StatusCode::PARTIAL_CONTENT => {}
+            StatusCode::RANGE_NOT_SATISFIABLE => {
+                return unsatisfiable(ask, resp, |len| self.object_grid(len))
+            }
+            // Range ignored: relayed whole, and cut into slices for the cache.
+            StatusCode::OK if !ex.head_only => return Ok(Probe::Fill(resp, cold)),
+            // 304, 3xx, 4xx, 5xx: as the origin gave it.
+            status => {
+                let params = format!("; fwd={forwarded}; fwd-status={}", status.as_u16());
+                ex.cache_status = Some(self.status_value(&params));
+                return Ok(Probe::Relay(resp));
+            }
+        }
+        let version = match check_slice_head(index, size, &resp.head, None) {
+            Ok(v) => v,
+            Err(_) if total_unknown(&resp.head.headers) => {
+                // No total length: with a cache, ask for the whole object and
+                // learn the length as it comes, cutting it into slices;
+                // without one, pass the client's own request through.
+                drop(resp);
+                let whole = cold.is_some() && !ex.head_only;
+                let headers = match whole {
+                    true => ask.forwarded.clone(),
+                    false => req_headers_unsliced(ask.req, &ask.forwarded),
+                };
+                ex.origin_attempts.set(ex.origin_attempts.get() + 1);
+                let resp = self
+                    .pool
+                    .request(&ask.req.method, ask.target, &headers)
+                    .await?;
+                if whole && resp.head.status == StatusCode::OK {
+                    return Ok(Probe::Fill(resp, cold));
+                }
+                return Ok(Probe::Relay(resp));
+            }
+            Err(e) => return Err(e),
+        };
+        let mut headers = resp.head.headers.clone();
+        object_headers(&mut headers);
+        let object_size = self.object_grid(version.len);
+        // On another grid the probe's answer is not one of the object's slices.
+        let reusable = object_size == size;
+        let mut target = None;
+        let mut leader = None;
+        if let Some(Cold {
+            cache,
+            base,
+            flight,
+        }) = cold
+        {
+            if let Some(ttl) = freshness(&resp.head.headers, cache.default_ttl) {
+                let mut m = ObjectManifest::new(&version, object_size, &headers, ttl);
+                m.stale =
+                    StaleWindows::from_headers(&resp.head.headers, &self.settings.stale_defaults);
+                let (key, m) = cache.store_manifest(&base, &ask.req.headers, m).await;
+                let t = CacheTarget {
+                    cache: cache.clone(),
+                    key,
+                    generation: m.generation,
+                };
+                if reusable {
+                    if let Joined::Leader(l) = cache.flights.join(&t.slice_key(index)) {
+                        leader = Some(l);
+                    }
+                }
+                ask.served = Served::Miss { stored: true };
+                target = Some(t);
+            }
+            flight.complete(Ok(()));
+            flight.retire();
+        }
+        let probe = reusable.then_some(ProbeAnswer {
+            index,
+            opened: OpenedSlice {
+                response: resp,
+                leader,
+            },
+        });
+        Ok(Probe::Sliced(StoredObject {
+            version,
+            headers,
+            slice_size: object_size,
+            cache: target,
+            probe,
+        }))
+    }
+
+    /// The slice grid of an object of `len` bytes.
+    fn object_grid(&self, len: u64) -> u64 {
+        if len < self.settings.rules.min_bytes {
+            // Small-object fast path: not worth slicing, so the whole object
+            // is one slice: one request, one cache entry.
+            self.settings.rules.min_bytes
+        } else if self.settings.slice_size == AUTO_SLICE {
+            auto_slice_size(len)
+        } else {
+            self.settings.slice_size
+        }
+    }
+
+    /// The origin answered the probe's Range with the whole object: relay it
+    /// as it is and, when it may be cached, store it cut into slices.
+    pub(crate) async fn relay_and_fill<S: ResponseSink>(
+        &self,
+        resp: OriginResponse,
+        cold: Option<Cold>,
+        ex: &mut Exchange<'_, S>,
+    ) -> Result<()> {
+        let Some(cold) = cold.filter(|_| self.settings.cut_whole_answers) else {
+            return ex.relay(resp).await;
+        };
+        let mut headers = resp.head.headers.clone();
+        object_headers(&mut headers);
+        let ttl = freshness(&resp.head.headers, cold.cache.default_ttl);
+        let size = match self.settings.slice_size {
+            AUTO_SLICE => AUTO_MAX,
+            size => size,
+        };
+        let filler = ttl.and_then(|_| Filler::new(cold.cache.clone(), cold.base, size, &headers));
+        let (Some(mut filler), Some(ttl)) = (filler, ttl) else {
+            return ex.relay(resp).await;
+        };
+        ex.cache_status = Some(self.status_value("; fwd=miss; fwd-status=200; stored"));
+        // Requests waiting on this probe's flight look again when it ends
+        // (`cold.flight` is dropped last), after the manifest is stored.
+        ex.relay_observed(resp, &mut |chunk| filler.observe(chunk))
+            .await?;
+        filler
+            .finish(&headers, ttl, &self.settings.stale_defaults)
+            .await;
+        Ok(())
+    }
+
+    /// Send the probe, retrying connection failures, timeouts and 5xx answers;
+    /// the last 5xx is relayed when retries run out.
+    async fn probe_with_retries<S>(
+        &self,
+        target: &str,
+        headers: &HeaderMap,
+        index: u64,
+        ex: &Exchange<'_, S>,
+    ) -> Result<OriginResponse> {
+        let mut retry = Retry::new(self.settings.max_retries);
+        loop {
+            ex.origin_attempts.set(ex.origin_attempts.get() + 1);
+            let delay = match self.pool.request(&Method::GET, target, headers).await {
+                Ok(resp) if resp.head.status.is_server_error() => {
+                    match retry.after_status(index, resp.head.status.as_u16()) {
+                        Some(delay) => delay,
+                        None => return Ok(resp),
+                    }
+                }
+                Ok(resp) => return Ok(resp),
+                Err(e) => match retry.after(&e) {
+                    Some(delay) => delay,
+                    None => return Err(e),
+                },
+            };
+            metrics::with(|m| m.origin_retries.inc());
+            debug!(
+                index,
+                retry = retry.retries(),
+                delay_ms = delay.as_millis() as u64,
+                "retrying probe"
+            );
+            if !delay.is_zero() {
+                monoio::time::sleep(delay).await;
+            }
+        }
+    }
+}
+
+/// The probe was answered 416: an empty object, or a range that starts past
+/// the end. The length and validators still describe the object; phase
+/// "respond" decides between 416, an empty 200, and (an If-Range that did not
+/// match) the whole object.
+fn unsatisfiable(ask: &Ask<'_>, resp: OriginResponse, grid: impl Fn(u64) -> u64) -> Result<Probe> {
+    let total = match resp
+        .head
+        .headers
+        .get(header::CONTENT_RANGE)
+        .map(|v| parse_content_range(v.as_bytes()))
+    {
+        Some(Ok(ContentRange::Unsatisfied { total })) => total,
+        _ => {
+            return Err(Error::mismatch(
+                0,
+                "got 416 without \"Content-Range: bytes */length\", expected one",
+            ))
+        }
+    };
+    if total > 0 && matches!(ask.range, RangeRequest::Full) {
+        return Err(Error::mismatch(
+            0,
+            format!("got 416 for the first slice of a {total}-byte object, expected 206"),
+        ));
+    }
+    let version = ObjectVersion::from_headers(total, &resp.head.headers);
+    let mut headers: HeaderMap = resp.head.headers.clone();
+    object_headers(&mut headers);
+    Ok(Probe::Sliced(StoredObject {
+        version,
+        headers,
+        slice_size: grid(total),
+        cache: None,
+        probe: None,
+    }))
+}

@@ -1,0 +1,296 @@
+//! Phases "respond" and "stream": from an object whose version is known to
+//! the bytes on the wire.
+//!
+//! **Respond** ([`Proxy::respond`], pure): the client's preconditions first
+//! (304, 412), then its range against the length (416; an empty object; one
+//! range, several as multipart, or the whole object). **Stream**
+//! ([`Proxy::stream`]): plan the slices, count which the cache holds (that is
+//! what `X-Cache` and `Cache-Status` say), send the head, then the slices in
+//! order through [`stream::send_slices`]; the probe's answer, when it is the
+//! first slice, is streamed as it arrives.
+
+use std::rc::Rc;
+
+use http::{header, HeaderMap, HeaderValue, StatusCode};
+use tracing::debug;
+
+use crate::cache::CacheStatus;
+use crate::error::{Error, Result};
+use crate::http::conditional::{if_range_allows, preconditions, Precondition};
+use crate::http::headers::{header_value, slice_headers};
+use crate::http::range::{coalesce, ContentRange, RangeRequest, MAX_PARTS};
+use crate::http::sink::{BodyLength, ResponseSink};
+use crate::http::version::ObjectVersion;
+use crate::proxy::cache_status::cache_status;
+use crate::proxy::{Ask, Exchange, Proxy};
+use crate::slice::fetch::{run_slice, CacheTarget, CountedSlices, OpenedSlice, SliceJob};
+use crate::slice::plan::SlicePlan;
+use crate::slice::stream;
+
+/// An object whose version is known, from the cache or a probe.
+pub(crate) struct StoredObject {
+    pub(crate) version: ObjectVersion,
+    /// The origin's end-to-end headers, replayed on every answer.
+    pub(crate) headers: HeaderMap,
+    /// The slice grid the object is stored with.
+    pub(crate) slice_size: u64,
+    /// Where its slices are cached; `None` when not cacheable.
+    pub(crate) cache: Option<CacheTarget>,
+    /// The probe's answer, still to be read, when it is one of the slices.
+    pub(crate) probe: Option<ProbeAnswer>,
+}
+
+/// A probe answer ready to become one slice of the response.
+pub(crate) struct ProbeAnswer {
+    pub(crate) index: u64,
+    pub(crate) opened: OpenedSlice,
+}
+
+/// What phase "respond" decided.
+pub(crate) enum Respond {
+    /// 304 or 412.
+    Precondition(Precondition),
+    /// 416: no byte of the range exists.
+    Unsatisfiable,
+    /// 200 with an empty body: the object is empty.
+    Empty,
+    /// A body of slices.
+    Send(Answer),
+}
+
+/// The status and bytes of an answer made of slices.
+pub(crate) struct Answer {
+    status: StatusCode,
+    first: u64,
+    last: u64,
+    /// Several ranges: a multipart answer of these parts.
+    parts: Option<Vec<(u64, u64)>>,
+}
+
+impl Proxy {
+    /// Phase "respond" (see the module doc).
+    pub(crate) fn respond(&self, ask: &Ask<'_>, object: &StoredObject) -> Respond {
+        let version = &object.version;
+        let verdict = preconditions(ask.req, version);
+        if verdict != Precondition::Proceed {
+            return Respond::Precondition(verdict);
+        }
+        let ranged = if_range_allows(ask.req, version);
+        if version.len == 0 {
+            return match ask.range {
+                RangeRequest::Single(_) if ranged => Respond::Unsatisfiable,
+                _ => Respond::Empty,
+            };
+        }
+        let whole = (StatusCode::OK, 0, version.len - 1);
+        // Several ranges: resolved and coalesced; one left is a plain 206,
+        // several a multipart answer, too many the whole object.
+        let parts = match &ask.range {
+            RangeRequest::Multi(specs) if ranged => Some(coalesce(specs, version.len)),
+            _ => None,
+        };
+        let max_parts = self.settings.max_ranges.min(MAX_PARTS);
+        let multipart = parts
+            .as_ref()
+            .filter(|p| (2..=max_parts).contains(&p.len()))
+            .cloned();
+        let (status, first, last) = match (&ask.range, parts.as_deref()) {
+            (_, Some([])) => return Respond::Unsatisfiable,
+            (_, Some([(a, b)])) => (StatusCode::PARTIAL_CONTENT, *a, *b),
+            (_, Some(p)) if multipart.is_some() => (StatusCode::PARTIAL_CONTENT, p[0].0, p[0].1),
+            // Too many parts for this route: the whole object.
+            (_, Some(_)) => whole,
+            (RangeRequest::Single(spec), _) if ranged => match spec.resolve(version.len) {
+                Some((a, b)) => (StatusCode::PARTIAL_CONTENT, a, b),
+                None => return Respond::Unsatisfiable,
+            },
+            _ => whole,
+        };
+        Respond::Send(Answer {
+            status,
+            first,
+            last,
+            parts: multipart,
+        })
+    }
+
+    /// Phase "stream" (see the module doc).
+    pub(crate) async fn stream<S: ResponseSink>(
+        &self,
+        ask: &Ask<'_>,
+        object: StoredObject,
+        answer: Answer,
+        ex: &mut Exchange<'_, S>,
+    ) -> Result<()> {
+        let Answer {
+            status,
+            first,
+            last,
+            parts,
+        } = answer;
+        let StoredObject {
+            version,
+            mut headers,
+            slice_size,
+            cache,
+            probe,
+        } = object;
+        // A cached object keeps the slice grid it was stored with.
+        let plan = SlicePlan::new(first, last, version.len, slice_size);
+        let reuse_probe = probe
+            .as_ref()
+            .is_some_and(|p| p.index == plan.first_slice && !ex.head_only && parts.is_none());
+        // Which slices the head will call cached, from the store's index; the
+        // probe's slice, if reused, comes from the origin.
+        let counted = match &cache {
+            Some(t) => plan
+                .slices()
+                .map(|k| {
+                    !(reuse_probe && k == plan.first_slice)
+                        && t.cache.has_slice(&t.key, t.generation, k)
+                })
+                .collect(),
+            None => Vec::new(),
+        };
+        let counted = Rc::new(CountedSlices::new(plan.first_slice, counted));
+        let job = self.slice_job(ask, version, plan, cache, counted.clone(), ex);
+        // The probe's answer is reused when it is the plan's first slice (and
+        // the body is wanted). Otherwise, when others may follow its flight,
+        // it is finished and stored in the background.
+        let probe = match probe {
+            Some(p) if reuse_probe => Some(p.opened),
+            Some(p) => {
+                settle(&job, p);
+                None
+            }
+            None => None,
+        };
+        let cached = counted.count();
+        let fetched = plan.slice_count() - cached;
+        let status_of_cache = match &job.cache {
+            Some(_) => CacheStatus::from_counts(cached, fetched),
+            None => CacheStatus::Miss,
+        };
+        if fetched > 0 && self.pool.settings().breaker.is_open() {
+            // The origin is down: what the cache holds is served, what it
+            // lacks is a 503 now rather than an aborted body later.
+            return Err(Error::OriginUnavailable {
+                origin: self.pool.settings().name.clone(),
+                retry_after: self.pool.settings().breaker.retry_after_secs(),
+            });
+        }
+        debug!(
+            first_slice = plan.first_slice,
+            last_slice = plan.last_slice,
+            len = plan.object_len,
+            cache = status_of_cache.as_str(),
+            "slice plan"
+        );
+        headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+        headers.insert(
+            header::CONTENT_LENGTH,
+            HeaderValue::from(plan.content_length()),
+        );
+        if status == StatusCode::PARTIAL_CONTENT {
+            let cr = ContentRange::Bytes {
+                first,
+                last,
+                total: Some(plan.object_len),
+            };
+            headers.insert(header::CONTENT_RANGE, header_value(&cr.to_string()));
+        }
+        headers.insert(
+            "x-cache",
+            HeaderValue::from_static(status_of_cache.as_str()),
+        );
+        ex.cache = Some(status_of_cache);
+        ex.cache_status = Some(self.cache_status_of(ask, fetched));
+        let how = stream::Sending {
+            window: self.settings.window,
+            budget: &self.budget,
+        };
+        if let Some(parts) = &parts {
+            return crate::proxy::multipart::send(&job, parts, headers, how, ex).await;
+        }
+        let length = BodyLength::Known(plan.content_length());
+        ex.send_head(status, headers, length).await?;
+        if ex.head_only {
+            return Ok(());
+        }
+        let mut delivered = stream::Delivery::default();
+        let result = stream::send_slices(job.clone(), how, probe, ex.sink, &mut delivered).await;
+        ex.record(&delivered);
+        result?;
+        if status == StatusCode::PARTIAL_CONTENT {
+            self.prefetch.after(&job, first, last);
+        }
+        Ok(())
+    }
+
+    /// An answer that needs none of the probe's bytes (304, 412, 416): when
+    /// others may follow the probe's flight, finish and store it anyway.
+    /// Returns the object's headers.
+    pub(crate) fn settle_probe<S>(
+        &self,
+        ask: &Ask<'_>,
+        object: StoredObject,
+        ex: &Exchange<'_, S>,
+    ) -> HeaderMap {
+        let StoredObject {
+            version,
+            headers,
+            slice_size,
+            cache,
+            probe,
+        } = object;
+        if let Some(probe) = probe.filter(|p| p.opened.leader.is_some()) {
+            let len = version.len;
+            let whole = SlicePlan::new(0, len.saturating_sub(1), len, slice_size);
+            let job = self.slice_job(ask, version, whole, cache, Rc::default(), ex);
+            settle(&job, probe);
+        }
+        headers
+    }
+
+    /// The slice job of one answer: what every slice task of it needs.
+    fn slice_job<S>(
+        &self,
+        ask: &Ask<'_>,
+        version: ObjectVersion,
+        plan: SlicePlan,
+        cache: Option<CacheTarget>,
+        counted: Rc<CountedSlices>,
+        ex: &Exchange<'_, S>,
+    ) -> Rc<SliceJob> {
+        Rc::new(SliceJob {
+            pool: self.pool.clone(),
+            target: Rc::from(ask.target),
+            headers: Rc::new(slice_headers(
+                ask.forwarded.clone(),
+                self.settings.origin_if_match.then_some(&version),
+            )),
+            plan,
+            version: Rc::new(version),
+            cache,
+            max_retries: self.settings.max_retries,
+            slice_timeout: self.settings.slice_timeout,
+            attempts: ex.origin_attempts.clone(),
+            counted,
+        })
+    }
+
+    /// This cache's `Cache-Status` member for an answer to `ask` whose slices
+    /// came `fetched` from the origin.
+    pub(crate) fn cache_status_of(&self, ask: &Ask<'_>, fetched: u64) -> HeaderValue {
+        cache_status(&self.settings.node_name, ask.served, fetched, ask.ttl, None)
+    }
+}
+
+/// Finish the probe's slice in the background, storing it for the requests
+/// following its flight; nobody reads its bytes now.
+fn settle(job: &Rc<SliceJob>, probe: ProbeAnswer) {
+    if probe.opened.leader.is_some() {
+        let (tx, _) = local_sync::mpsc::unbounded::channel();
+        monoio::spawn(run_slice(job.clone(), probe.index, Some(probe.opened), tx));
+    }
+}

@@ -1,0 +1,154 @@
+//! The HTTP/1.1 side of one request: the [`ResponseSink`] and [`BodySource`]
+//! an HTTP/1.1 connection lends the driver for each request it reads.
+//!
+//! Everything HTTP/1.1-specific about answering lives here: the head's
+//! encoding, `Connection: close` when the connection ends after this answer,
+//! chunked framing for a body of unknown length (or the close, for an
+//! HTTP/1.0 client), `100 Continue`, the request body's framing and its size
+//! limit, and the deadline a client has to accept bytes.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{header, HeaderMap, HeaderValue, StatusCode, Version};
+use monoio::io::AsyncWriteRentExt;
+use monoio_codec::FramedRead;
+use monoio_http::h1::codec::decoder::RequestHeadDecoder;
+
+use crate::error::{Error, Result};
+use crate::http::h1::{self, BodyDecoder, BodyFraming, LimitedHead, ReadHalf, WriteHalf};
+use crate::http::sink::{BodyLength, BodySource, ResponseSink};
+
+/// The request-head reader of a client connection.
+pub type ClientReader = FramedRead<ReadHalf, LimitedHead<RequestHeadDecoder>>;
+
+/// One request's view of an HTTP/1.1 client connection.
+pub struct H1Client<'a> {
+    reader: &'a mut ClientReader,
+    writer: &'a mut WriteHalf,
+    version: Version,
+    send_timeout: Duration,
+    max_body_bytes: u64,
+    keep_alive: bool,
+    /// The answer being written is chunk-encoded.
+    chunked: bool,
+    body: BodyDecoder,
+    body_read: u64,
+}
+
+impl<'a> H1Client<'a> {
+    /// The client side of a request of `version` whose body is framed as
+    /// `framing`, on the connection `reader`/`writer`.
+    pub fn new(
+        reader: &'a mut ClientReader,
+        writer: &'a mut WriteHalf,
+        version: Version,
+        framing: BodyFraming,
+        limits: &crate::server::limits::ClientLimits,
+    ) -> H1Client<'a> {
+        H1Client {
+            reader,
+            writer,
+            version,
+            send_timeout: limits.send_timeout,
+            max_body_bytes: limits.max_body_bytes,
+            keep_alive: true,
+            chunked: false,
+            body: BodyDecoder::new(framing),
+            body_read: 0,
+        }
+    }
+
+    /// Whether the connection may carry another request afterwards.
+    pub fn keep_alive(&self) -> bool {
+        self.keep_alive
+    }
+
+    async fn write(&mut self, data: Bytes) -> Result<()> {
+        match monoio::time::timeout(self.send_timeout, self.writer.write_all(data)).await {
+            Ok((res, _)) => res.map(|_| ()).map_err(Error::ClientIo),
+            Err(_) => Err(Error::ClientSendTimeout(
+                self.send_timeout.as_millis() as u64
+            )),
+        }
+    }
+}
+
+impl ResponseSink for H1Client<'_> {
+    async fn send_head(
+        &mut self,
+        status: StatusCode,
+        mut headers: HeaderMap,
+        length: BodyLength,
+    ) -> Result<()> {
+        self.chunked = false;
+        if length == BodyLength::Unknown {
+            headers.remove(header::CONTENT_LENGTH);
+            if self.version == Version::HTTP_11 {
+                self.chunked = true;
+                headers.insert(
+                    header::TRANSFER_ENCODING,
+                    HeaderValue::from_static("chunked"),
+                );
+            } else {
+                // An HTTP/1.0 client learns the end of an unknown length by the close.
+                self.keep_alive = false;
+            }
+        }
+        if !self.keep_alive {
+            headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        let mut out = Vec::with_capacity(512);
+        h1::encode_response_head(status, &headers, &mut out);
+        self.write(Bytes::from(out)).await
+    }
+
+    async fn send_body(&mut self, data: Bytes) -> Result<()> {
+        if self.chunked {
+            self.write(h1::chunk_header(data.len())).await?;
+            self.write(data).await?;
+            self.write(Bytes::from_static(b"\r\n")).await
+        } else {
+            self.write(data).await
+        }
+    }
+
+    async fn end_body(&mut self) -> Result<()> {
+        if std::mem::take(&mut self.chunked) {
+            self.write(Bytes::from_static(b"0\r\n\r\n")).await?;
+        }
+        Ok(())
+    }
+
+    async fn send_continue(&mut self) -> Result<()> {
+        self.write(Bytes::from_static(b"HTTP/1.1 100 Continue\r\n\r\n"))
+            .await
+    }
+
+    fn close_after(&mut self) {
+        self.keep_alive = false;
+    }
+}
+
+impl BodySource for H1Client<'_> {
+    fn body_length(&self) -> BodyLength {
+        match self.body.framing() {
+            BodyFraming::Empty => BodyLength::Empty,
+            BodyFraming::Length(n) => BodyLength::Known(n),
+            BodyFraming::Chunked | BodyFraming::UntilClose => BodyLength::Unknown,
+        }
+    }
+
+    async fn next_body_chunk(&mut self) -> Result<Option<Bytes>> {
+        let piece = h1::next_body_chunk(self.reader, &mut self.body)
+            .await
+            .map_err(Error::ClientIo)?;
+        self.body_read += piece.as_ref().map_or(0, |p| p.len() as u64);
+        if self.body_read > self.max_body_bytes {
+            return Err(Error::BodyTooLarge {
+                limit: self.max_body_bytes,
+            });
+        }
+        Ok(piece)
+    }
+}
