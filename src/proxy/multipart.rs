@@ -94,18 +94,10 @@ pub async fn send<S: ResponseSink>(
     for ((a, b), head) in parts.iter().zip(&multipart.heads) {
         ex.write(head.clone()).await?;
         ex.body_bytes += head.len() as u64;
-        let part = Rc::new(SliceJob {
-            pool: job.pool.clone(),
-            target: job.target.clone(),
-            headers: job.headers.clone(),
-            plan: SlicePlan::new(*a, *b, job.plan.object_len, job.plan.slice_size),
-            version: job.version.clone(),
-            cache: job.cache.clone(),
-            max_retries: job.max_retries,
-            slice_timeout: job.slice_timeout,
-            attempts: job.attempts.clone(),
-            counted: job.counted.clone(),
-        });
+        let part = Rc::new(job.with_plan(
+            SlicePlan::new(*a, *b, job.plan.object_len, job.plan.slice_size),
+            job.counted.clone(),
+        ));
         // The parts add up in one Delivery.
         result = stream::send_slices(part, how, None, ex.sink, &mut delivered).await;
         if result.is_err() {

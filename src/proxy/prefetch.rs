@@ -60,18 +60,10 @@ impl Prefetch {
         let size = job.plan.slice_size;
         let from = slice_of(last + 1, size);
         let to = (from + self.slices - 1).min(slice_of(len - 1, size));
-        let ahead = Rc::new(SliceJob {
-            pool: job.pool.clone(),
-            target: job.target.clone(),
-            headers: job.headers.clone(),
-            plan: SlicePlan::new(from * size, ((to + 1) * size).min(len) - 1, len, size),
-            version: job.version.clone(),
-            cache: job.cache.clone(),
-            max_retries: job.max_retries,
-            slice_timeout: job.slice_timeout,
-            attempts: job.attempts.clone(),
-            counted: Rc::default(),
-        });
+        let ahead = Rc::new(job.with_plan(
+            SlicePlan::new(from * size, ((to + 1) * size).min(len) - 1, len, size),
+            Rc::default(),
+        ));
         let mut started = 0;
         for k in from..=to {
             if target.cache.has_slice(&target.key, target.generation, k) {

@@ -1,125 +1,33 @@
-//! Slice subrequests: ask the origin for exactly one slice, check the answer
-//! before a byte of it is passed on, and hand its bytes on as they arrive.
+//! One slice of a response: where its bytes come from, and getting them.
 //!
-//! The first answer of a request (the probe) fixes the [`ObjectVersion`]:
-//! length, ETag and Last-Modified. Every later slice must match it exactly,
-//! the way nginx's slice module checks, and more: status 206, a Content-Range
-//! that parses, carries a total length and equals the slice asked for, the same
-//! total, the same ETag and the same Last-Modified. A mismatch is an
-//! [`Error::SliceMismatch`] whose message says what was got and what was
-//! expected; the caller answers 502 or aborts the client connection.
-//!
-//! [`run_slice`] is spawned once per slice on the worker's runtime and sends
-//! [`SliceEvent`]s to the request's stream.
+//! [`run_slice`] is spawned once per slice on the worker's runtime. It
+//! chooses the slice's [`Source`] ([`choose_source`]): the probe's answer
+//! already open, the cache, another request's fetch in flight (followed, not
+//! repeated), or the origin (leading a flight others may follow). That choice
+//! is the seam where a new source (a peer node) goes; nothing above this
+//! module knows which one served a slice. The bytes the client asked for go
+//! to the request's stream as [`SliceEvent`]s; an origin slice is checked
+//! ([`check_slice_head`]) before a byte of it is passed on, and stored whole
+//! once it has arrived.
 
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use http::{header, HeaderMap, HeaderValue, Method};
 use local_sync::mpsc::unbounded::Tx;
-use monoio_http::common::response::ResponseHead;
 use tracing::debug;
 
 use crate::cache::flight::FlightLeader;
 use crate::cache::{FlightEvent, Joined, ObjectKey, SliceCache};
 use crate::error::{Error, Result};
-use crate::http::range::{parse_content_range, ContentRange};
 pub use crate::http::version::ObjectVersion;
 use crate::ops::metrics;
 use crate::origin::pool::{OriginPool, OriginResponse};
 use crate::origin::retry::Retry;
+pub use crate::slice::check::check_slice_head;
 use crate::slice::plan::{self, SlicePlan};
-
-/// Check the head of the answer to slice `index`. With `version` None this is
-/// the probe and the version is learned from it; otherwise the answer must
-/// match `version` exactly.
-pub fn check_slice_head(
-    index: u64,
-    slice_size: u64,
-    head: &ResponseHead,
-    version: Option<&ObjectVersion>,
-) -> Result<ObjectVersion> {
-    if head.status != StatusCode::PARTIAL_CONTENT {
-        return Err(Error::mismatch(
-            index,
-            format!("got status {}, expected 206", head.status.as_u16()),
-        ));
-    }
-    let raw = head
-        .headers
-        .get(header::CONTENT_RANGE)
-        .ok_or_else(|| Error::mismatch(index, "got no Content-Range, expected one"))?;
-    let (first, last, total) = match parse_content_range(raw.as_bytes()) {
-        Ok(ContentRange::Bytes {
-            first,
-            last,
-            total: Some(total),
-        }) => (first, last, total),
-        Ok(other) => {
-            return Err(Error::mismatch(
-                index,
-                format!("got Content-Range \"{other}\", expected a range with a total length"),
-            ))
-        }
-        Err(e) => return Err(Error::mismatch(index, e.to_string())),
-    };
-    if let Some(v) = version {
-        if total != v.len {
-            return Err(Error::mismatch(
-                index,
-                format!("got total length {total}, expected {}", v.len),
-            ));
-        }
-    }
-    let expected = plan::slice_bounds(index, slice_size, total);
-    if expected != Some((first, last)) {
-        let want = match expected {
-            Some((a, b)) => format!("{a}-{b}/{total}"),
-            None => format!("nothing: slice {index} is past the end of {total} bytes"),
-        };
-        return Err(Error::mismatch(
-            index,
-            format!("unexpected range in slice response: {first}-{last}/{total}, expected: {want}"),
-        ));
-    }
-    if let Ok(Some(n)) = crate::http::h1::content_length(&head.headers) {
-        if n != last - first + 1 {
-            return Err(Error::mismatch(
-                index,
-                format!("got Content-Length {n}, expected {}", last - first + 1),
-            ));
-        }
-    }
-    let got = ObjectVersion::from_headers(total, &head.headers);
-    if let Some(v) = version {
-        if got.etag != v.etag {
-            return Err(Error::mismatch(
-                index,
-                format!("got ETag {}, expected {}", shown(&got.etag), shown(&v.etag)),
-            ));
-        }
-        if got.last_modified != v.last_modified {
-            return Err(Error::mismatch(
-                index,
-                format!(
-                    "got Last-Modified {}, expected {}",
-                    shown(&got.last_modified),
-                    shown(&v.last_modified)
-                ),
-            ));
-        }
-    }
-    Ok(got)
-}
-
-fn shown(v: &Option<HeaderValue>) -> String {
-    match v {
-        Some(v) => format!("{:?}", String::from_utf8_lossy(v.as_bytes())),
-        None => "none".to_string(),
-    }
-}
 
 /// Where a slice's bytes came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -240,6 +148,23 @@ impl SliceJob {
         Ok(resp)
     }
 
+    /// The same job for another plan of the same object (a multipart part,
+    /// slices fetched ahead); `counted` says which of them a head counted.
+    pub fn with_plan(&self, plan: SlicePlan, counted: Rc<CountedSlices>) -> SliceJob {
+        SliceJob {
+            pool: self.pool.clone(),
+            target: self.target.clone(),
+            headers: self.headers.clone(),
+            plan,
+            version: self.version.clone(),
+            cache: self.cache.clone(),
+            max_retries: self.max_retries,
+            slice_timeout: self.slice_timeout,
+            attempts: self.attempts.clone(),
+            counted,
+        }
+    }
+
     fn slice_len(&self, index: u64) -> u64 {
         let (first, last) = self.plan.slice_bounds(index);
         last - first + 1
@@ -288,22 +213,29 @@ pub async fn run_slice(
     }
 }
 
-/// A slice source, and the flight whose whole, checked slice is still to be stored.
-type Got = (SliceSource, Option<FlightLeader>);
+/// Where one slice's bytes come from, chosen per slice by [`choose_source`].
+// Chosen once per slice and consumed at once: a Box would only add an allocation.
+#[allow(clippy::large_enum_variant)]
+pub enum Source {
+    /// The probe's answer for this slice, already open.
+    Opened(OpenedSlice),
+    /// The cache holds the whole slice.
+    Cached(Bytes),
+    /// Another request is fetching it: follow its flight.
+    Following(flume::Receiver<FlightEvent>),
+    /// The origin, leading the slice's flight when it is cacheable.
+    Origin(Option<FlightLeader>),
+}
 
-async fn slice_from_anywhere(
-    job: &SliceJob,
-    index: u64,
-    opened: Option<OpenedSlice>,
-    tx: &Tx<SliceEvent>,
-) -> Result<Got> {
-    let mut out = ClientPart::new(job, index);
+/// Choose the source of slice `index`: the probe's answer when it is this
+/// slice, else the cache, else a fetch in flight, else the origin. A peer
+/// node would be one more source, asked before the origin.
+pub async fn choose_source(job: &SliceJob, index: u64, opened: Option<OpenedSlice>) -> Source {
     if let Some(opened) = opened {
-        let (resp, leader) = (Some(opened.response), opened.leader);
-        return fetch_with_retries(job, index, resp, leader, &mut out, tx).await;
+        return Source::Opened(opened);
     }
     let Some(target) = &job.cache else {
-        return fetch_with_retries(job, index, None, None, &mut out, tx).await;
+        return Source::Origin(None);
     };
     let key = target.slice_key(index);
     let found = target.cache.store.get(&key).await;
@@ -317,8 +249,7 @@ async fn slice_from_anywhere(
     if let Some((bytes, _tier)) = found {
         if bytes.len() as u64 == job.slice_len(index) {
             target.cache.note_served(&key);
-            out.emit(tx, &bytes);
-            return Ok((SliceSource::Cache, None));
+            return Source::Cached(bytes);
         }
         // Never serve a slice whose size does not fit its manifest.
         target.cache.store.remove(&key);
@@ -332,37 +263,67 @@ async fn slice_from_anywhere(
                     leader.publish(&bytes);
                     leader.complete(Ok(()));
                     leader.retire();
-                    out.emit(tx, &bytes);
-                    return Ok((SliceSource::Cache, None));
+                    return Source::Cached(bytes);
                 }
             }
-            fetch_with_retries(job, index, None, Some(leader), &mut out, tx).await
+            Source::Origin(Some(leader))
         }
-        Joined::Follower(rx) => {
-            metrics::with(|m| m.coalesced_waits.inc());
-            while let Ok(event) = rx.recv_async().await {
-                match event {
-                    FlightEvent::Data(chunk) => {
-                        if !out.emit(tx, &chunk) {
-                            return Ok((SliceSource::Origin, None));
-                        }
-                    }
-                    FlightEvent::Done => {
-                        return out.finish(index).map(|_| (SliceSource::Origin, None))
-                    }
-                    FlightEvent::Failed(e) => {
-                        debug!(index, error = %e, "the fetch this request followed failed: fetching alone");
-                        break;
-                    }
+        Joined::Follower(rx) => Source::Following(rx),
+    }
+}
+
+/// A slice source, and the flight whose whole, checked slice is still to be stored.
+type Got = (SliceSource, Option<FlightLeader>);
+
+async fn slice_from_anywhere(
+    job: &SliceJob,
+    index: u64,
+    opened: Option<OpenedSlice>,
+    tx: &Tx<SliceEvent>,
+) -> Result<Got> {
+    let mut out = ClientPart::new(job, index);
+    match choose_source(job, index, opened).await {
+        Source::Opened(o) => {
+            fetch_with_retries(job, index, Some(o.response), o.leader, &mut out, tx).await
+        }
+        Source::Cached(bytes) => {
+            out.emit(tx, &bytes);
+            Ok((SliceSource::Cache, None))
+        }
+        Source::Following(rx) => follow(job, index, rx, &mut out, tx).await,
+        Source::Origin(leader) => fetch_with_retries(job, index, None, leader, &mut out, tx).await,
+    }
+}
+
+/// Follow another request's fetch of slice `index`; if it fails or its
+/// leader goes away, fetch alone, resuming after the bytes already handed on.
+async fn follow(
+    job: &SliceJob,
+    index: u64,
+    rx: flume::Receiver<FlightEvent>,
+    out: &mut ClientPart,
+    tx: &Tx<SliceEvent>,
+) -> Result<Got> {
+    metrics::with(|m| m.coalesced_waits.inc());
+    while let Ok(event) = rx.recv_async().await {
+        match event {
+            FlightEvent::Data(chunk) => {
+                if !out.emit(tx, &chunk) {
+                    return Ok((SliceSource::Origin, None));
                 }
             }
-            // The leader went away (its client left before the slice was
-            // needed, or its fetch failed): fetch alone, resuming after the
-            // bytes the client already has.
-            out.restart();
-            fetch_with_retries(job, index, None, None, &mut out, tx).await
+            FlightEvent::Done => return out.finish(index).map(|_| (SliceSource::Origin, None)),
+            FlightEvent::Failed(e) => {
+                debug!(index, error = %e, "the fetch this request followed failed: fetching alone");
+                break;
+            }
         }
     }
+    // The leader went away (its client left before the slice was needed, or
+    // its fetch failed): fetch alone, resuming after the bytes the client
+    // already has.
+    out.restart();
+    fetch_with_retries(job, index, None, None, out, tx).await
 }
 
 /// Fetch slice `index` from the origin (starting with the already opened
@@ -515,111 +476,5 @@ impl ClientPart {
             ));
         }
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn head(status: u16, pairs: &[(&str, &str)]) -> ResponseHead {
-        let mut b = http::Response::builder().status(status);
-        for (k, v) in pairs {
-            b = b.header(*k, *v);
-        }
-        b.body(()).unwrap().into_parts().0
-    }
-
-    fn v1() -> ObjectVersion {
-        ObjectVersion {
-            len: 16,
-            etag: Some(HeaderValue::from_static("\"a\"")),
-            last_modified: Some(HeaderValue::from_static("Tue, 15 Nov 1994 08:12:31 GMT")),
-        }
-    }
-
-    const LM: &str = "Tue, 15 Nov 1994 08:12:31 GMT";
-
-    #[test]
-    fn probe_learns_the_version() {
-        let h = head(
-            206,
-            &[
-                ("content-range", "bytes 2-3/16"),
-                ("etag", "\"a\""),
-                ("last-modified", LM),
-            ],
-        );
-        assert_eq!(check_slice_head(1, 2, &h, None).unwrap(), v1());
-    }
-
-    #[test]
-    fn every_mismatch_is_named() {
-        let v = v1();
-        type Case<'a> = (u16, &'a [(&'a str, &'a str)], &'a str);
-        let cases: &[Case] = &[
-            (200, &[], "got status 200, expected 206"),
-            (206, &[("etag", "\"a\"")], "got no Content-Range"),
-            (
-                206,
-                &[
-                    ("content-range", "bytes 4-5/16"),
-                    ("etag", "\"a\""),
-                    ("last-modified", LM),
-                ],
-                "unexpected range in slice response: 4-5/16, expected: 2-3/16",
-            ),
-            (
-                206,
-                &[("content-range", "bytes 2-3/*")],
-                "expected a range with a total length",
-            ),
-            (
-                206,
-                &[("content-range", "bytes 2-3/18"), ("etag", "\"a\"")],
-                "got total length 18, expected 16",
-            ),
-            (
-                206,
-                &[
-                    ("content-range", "bytes 2-3/16"),
-                    ("etag", "\"b\""),
-                    ("last-modified", LM),
-                ],
-                "got ETag \"\\\"b\\\"\", expected \"\\\"a\\\"\"",
-            ),
-            (
-                206,
-                &[("content-range", "bytes 2-3/16"), ("etag", "\"a\"")],
-                "got Last-Modified none, expected",
-            ),
-            (
-                206,
-                &[
-                    ("content-range", "bytes 2-3/16"),
-                    ("etag", "\"a\""),
-                    ("last-modified", LM),
-                    ("content-length", "3"),
-                ],
-                "got Content-Length 3, expected 2",
-            ),
-            (206, &[("content-range", "junk")], "Content-Range"),
-        ];
-        for (status, pairs, want) in cases {
-            let err = check_slice_head(1, 2, &head(*status, pairs), Some(&v)).unwrap_err();
-            assert!(
-                err.to_string().contains(want),
-                "{err} does not contain {want}"
-            );
-            assert!(err.to_string().starts_with("slice 1: "), "{err}");
-        }
-    }
-
-    #[test]
-    fn last_slice_may_be_short() {
-        let h = head(206, &[("content-range", "bytes 4-4/5")]);
-        assert_eq!(check_slice_head(2, 2, &h, None).unwrap().len, 5);
-        let h = head(206, &[("content-range", "bytes 4-5/5")]);
-        assert!(check_slice_head(2, 2, &h, None).is_err());
     }
 }
