@@ -14,7 +14,7 @@ use tracing::info;
 
 use crate::cache::CacheStatus;
 use crate::config::LogFormat;
-use crate::ops::metrics::{self, class_of};
+use crate::ops::metrics::{self, CacheResult, RequestOutcome, SliceResult, StatusClass};
 use crate::proxy::exchange::Exchange;
 
 /// How a request ended.
@@ -58,29 +58,27 @@ pub fn finish<S>(
     let from_origin = ex.slices.saturating_sub(ex.slices_cached);
     let failure = outcome.detail();
     metrics::with(|m| {
-        // Index in metrics::OUTCOMES.
-        let index = match outcome {
-            Outcome::Error(_) => 2,
-            Outcome::ClientAbort(_) => 3,
-            Outcome::Ok if ex.slices > 0 || ex.cache.is_some() => 0,
-            Outcome::Ok => 1,
-        };
-        m.requests[index].inc();
+        m.requests.inc(match outcome {
+            Outcome::Error(_) => RequestOutcome::Error,
+            Outcome::ClientAbort(_) => RequestOutcome::ClientAbort,
+            Outcome::Ok if ex.slices > 0 || ex.cache.is_some() => RequestOutcome::Sliced,
+            Outcome::Ok => RequestOutcome::PassThrough,
+        });
         if ex.status != 0 {
             // 0: the client went away before any answer.
-            m.responses[class_of(ex.status)].inc();
+            m.responses.inc(StatusClass::of(ex.status));
         }
         m.request_duration.observe(took);
         if let Some(at) = ex.head_at {
             m.first_byte.observe(at.duration_since(started));
         }
         m.sent_bytes.add(ex.body_bytes);
-        m.slice_hits.add(ex.slices_cached);
-        m.slice_misses.add(from_origin);
+        m.slices.add(SliceResult::Hit, ex.slices_cached);
+        m.slices.add(SliceResult::Miss, from_origin);
         match ex.cache {
-            Some(CacheStatus::Hit) => m.cache_requests[0].inc(),
-            Some(CacheStatus::Miss) => m.cache_requests[1].inc(),
-            Some(CacheStatus::Partial) => m.cache_requests[2].inc(),
+            Some(CacheStatus::Hit) => m.cache_requests.inc(CacheResult::Hit),
+            Some(CacheStatus::Miss) => m.cache_requests.inc(CacheResult::Miss),
+            Some(CacheStatus::Partial) => m.cache_requests.inc(CacheResult::Partial),
             _ => {}
         }
     });

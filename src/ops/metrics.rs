@@ -9,6 +9,7 @@
 
 use std::cell::RefCell;
 use std::fmt::Write;
+use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -64,24 +65,148 @@ impl Histogram {
     }
 }
 
-/// Request outcomes, the `outcome` label.
-pub const OUTCOMES: [&str; 4] = ["sliced", "pass_through", "error", "client_abort"];
-/// Status classes, the `class` label.
-pub const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
-/// Cache results per request, the `result` label.
-pub const CACHE_RESULTS: [&str; 3] = ["hit", "miss", "partial"];
-/// Why a subrequest failed, the `reason` label.
-pub const FAILURES: [&str; 5] = ["timeout", "5xx", "4xx", "connect", "mismatch"];
-/// Revalidation results, the `result` label.
-pub const REVALIDATIONS: [&str; 3] = ["not_modified", "changed", "failed"];
+/// A label whose values are the variants of a small enum, so a call site
+/// names the value (`FailureReason::Timeout`) instead of a slot number.
+pub trait Label: Copy + 'static {
+    /// The label's name, as in `name="value"`.
+    const NAME: &'static str;
+    /// The label's values in export order; `index` is a position in it.
+    const VALUES: &'static [&'static str];
+    /// The slot of this value in a [`Labelled`] counter.
+    fn index(self) -> usize;
+}
+
+/// Declares label enums: each variant, in export order, with its text.
+macro_rules! labels {
+    ($($(#[$doc:meta])* $name:ident = $label:literal { $($variant:ident => $text:literal,)+ })+) => {
+        $(
+            $(#[$doc])*
+            #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+            #[allow(missing_docs)]
+            pub enum $name { $($variant),+ }
+
+            impl Label for $name {
+                const NAME: &'static str = $label;
+                const VALUES: &'static [&'static str] = &[$($text),+];
+                fn index(self) -> usize {
+                    self as usize
+                }
+            }
+        )+
+    };
+}
+
+labels! {
+    /// How a request ended, the `outcome` label.
+    RequestOutcome = "outcome" {
+        Sliced => "sliced", PassThrough => "pass_through", Error => "error",
+        ClientAbort => "client_abort",
+    }
+
+    /// The class of a response status, the `class` label.
+    StatusClass = "class" {
+        Informational => "1xx", Success => "2xx", Redirection => "3xx",
+        ClientError => "4xx", ServerError => "5xx",
+    }
+
+    /// The cache's answer to a cacheable request, the `result` label.
+    CacheResult = "result" {
+        Hit => "hit", Miss => "miss", Partial => "partial",
+    }
+
+    /// Where a slice came from, the `result` label.
+    SliceResult = "result" {
+        Hit => "hit", Miss => "miss",
+    }
+
+    /// Why a subrequest failed, the `reason` label.
+    FailureReason = "reason" {
+        Timeout => "timeout", ServerError => "5xx", ClientError => "4xx",
+        Connect => "connect", Mismatch => "mismatch",
+    }
+
+    /// How a revalidation of a stale object ended, the `result` label.
+    RevalidationResult = "result" {
+        NotModified => "not_modified", Changed => "changed", Failed => "failed",
+    }
+}
+
+impl StatusClass {
+    /// The class of `status`; out-of-range codes count in the nearest class.
+    pub fn of(status: u16) -> StatusClass {
+        match status {
+            ..=199 => StatusClass::Informational,
+            200..=299 => StatusClass::Success,
+            300..=399 => StatusClass::Redirection,
+            400..=499 => StatusClass::ClientError,
+            _ => StatusClass::ServerError,
+        }
+    }
+}
+
+/// One [`Counter`] per value of the label `E`; `N` is the number of values.
+#[derive(Debug)]
+pub struct Labelled<E, const N: usize> {
+    counters: [Counter; N],
+    label: PhantomData<E>,
+}
+
+impl<E: Label, const N: usize> Labelled<E, N> {
+    // A wrong N fails the build where the counter is created.
+    const SIZED: () = assert!(N == E::VALUES.len(), "N must be the number of label values");
+
+    /// Add one to `value`'s count.
+    pub fn inc(&self, value: E) {
+        self.counters[value.index()].inc();
+    }
+
+    /// Add `n` to `value`'s count.
+    pub fn add(&self, value: E, n: u64) {
+        self.counters[value.index()].add(n);
+    }
+
+    /// `value`'s count.
+    pub fn get(&self, value: E) -> u64 {
+        self.counters[value.index()].get()
+    }
+}
+
+impl<E: Label, const N: usize> Default for Labelled<E, N> {
+    fn default() -> Self {
+        let () = Self::SIZED;
+        Labelled {
+            counters: std::array::from_fn(|_| Counter::default()),
+            label: PhantomData,
+        }
+    }
+}
+
+/// A [`Labelled`] counter as the renderer reads it, its label type erased.
+trait Family {
+    fn label(&self) -> &'static str;
+    fn values(&self) -> &'static [&'static str];
+    fn count(&self, index: usize) -> u64;
+}
+
+impl<E: Label, const N: usize> Family for Labelled<E, N> {
+    fn label(&self) -> &'static str {
+        E::NAME
+    }
+    fn values(&self) -> &'static [&'static str] {
+        E::VALUES
+    }
+    fn count(&self, index: usize) -> u64 {
+        self.counters[index].get()
+    }
+}
 
 /// One worker's counters.
 #[derive(Debug, Default)]
 pub struct WorkerMetrics {
-    /// Requests by outcome ([`OUTCOMES`]).
-    pub requests: [Counter; 4],
-    /// Responses by status class ([`CLASSES`]).
-    pub responses: [Counter; 5],
+    /// Requests by outcome.
+    pub requests: Labelled<RequestOutcome, 4>,
+    /// Responses by status class.
+    pub responses: Labelled<StatusClass, 5>,
     /// Requests being answered now.
     pub in_flight: Counter,
     /// Open client connections.
@@ -92,26 +217,24 @@ pub struct WorkerMetrics {
     pub first_byte: Histogram,
     /// Body bytes sent to clients.
     pub sent_bytes: Counter,
-    /// Cacheable requests by result ([`CACHE_RESULTS`]).
-    pub cache_requests: [Counter; 3],
-    /// Slices served from the cache.
-    pub slice_hits: Counter,
-    /// Slices fetched from the origin.
-    pub slice_misses: Counter,
+    /// Cacheable requests by result.
+    pub cache_requests: Labelled<CacheResult, 3>,
+    /// Slices served from the cache (hit) and fetched from the origin (miss).
+    pub slices: Labelled<SliceResult, 2>,
     /// Slices stored.
     pub cache_inserts: Counter,
     /// Times an insert waited for the disk flushers (backpressure).
     pub cache_insert_waits: Counter,
-    /// Revalidations by result ([`REVALIDATIONS`]).
-    pub revalidations: [Counter; 3],
+    /// Revalidations by result.
+    pub revalidations: Labelled<RevalidationResult, 3>,
     /// PURGE requests that dropped an object.
     pub purges: Counter,
     /// Subrequests sent to the origin.
     pub origin_requests: Counter,
     /// Subrequests waiting for their response head now.
     pub origin_in_flight: Counter,
-    /// Failed subrequests by reason ([`FAILURES`]).
-    pub origin_failures: [Counter; 5],
+    /// Failed subrequests by reason.
+    pub origin_failures: Labelled<FailureReason, 5>,
     /// Subrequests retried.
     pub origin_retries: Counter,
     /// Slice fetches that followed another request's fetch instead of asking the origin.
@@ -146,11 +269,6 @@ pub fn with(f: impl FnOnce(&WorkerMetrics)) {
     });
 }
 
-/// Index of a status class in [`CLASSES`].
-pub fn class_of(status: u16) -> usize {
-    (status / 100).clamp(1, 5) as usize - 1
-}
-
 /// Values that are not per worker, read at scrape time.
 #[derive(Debug, Default, Clone)]
 pub struct NodeGauges {
@@ -174,316 +292,150 @@ pub struct NodeGauges {
     pub open_fds: u64,
 }
 
+/// Where a metric's samples come from at scrape time.
+enum Source {
+    /// A worker counter, summed over the workers.
+    Sum(fn(&WorkerMetrics) -> &Counter),
+    /// A worker counter per label value, summed over the workers.
+    Labels(fn(&WorkerMetrics) -> &dyn Family),
+    /// A worker counter, one sample per worker (`worker="N"`).
+    PerWorker(fn(&WorkerMetrics) -> &Counter),
+    /// A histogram per worker, merged.
+    Buckets(fn(&WorkerMetrics) -> &Histogram),
+    /// A value of the node, not of a worker.
+    Node(fn(&NodeGauges) -> f64),
+    /// Each origin's breaker, `origin="host:port"`, 1 when open.
+    Breakers,
+}
+
+/// One exported metric: its name, help text, Prometheus type and source.
+struct Metric(&'static str, &'static str, &'static str, Source);
+
+use Source::*;
+
+/// Every exported metric, in the order `/metrics` lists them (README's table
+/// documents them; tests/operations.rs reads them).
+#[rustfmt::skip]
+const METRICS: &[Metric] = &[
+    Metric("edgeslice_requests_total", "Client requests by outcome.",
+        "counter", Labels(|w| &w.requests)),
+    Metric("edgeslice_responses_total", "Responses by status class.",
+        "counter", Labels(|w| &w.responses)),
+    Metric("edgeslice_requests_in_flight", "Requests being answered now.",
+        "gauge", Sum(|w| &w.in_flight)),
+    Metric("edgeslice_client_sent_bytes_total", "Body bytes sent to clients.",
+        "counter", Sum(|w| &w.sent_bytes)),
+    Metric("edgeslice_cache_requests_total", "Cacheable requests by cache result.",
+        "counter", Labels(|w| &w.cache_requests)),
+    Metric("edgeslice_cache_slices_total", "Slices served, by where they came from.",
+        "counter", Labels(|w| &w.slices)),
+    Metric("edgeslice_cache_inserts_total", "Slices and manifests stored.",
+        "counter", Sum(|w| &w.cache_inserts)),
+    Metric("edgeslice_cache_insert_waits_total",
+        "Inserts that waited for the disk flushers (backpressure, nothing dropped).",
+        "counter", Sum(|w| &w.cache_insert_waits)),
+    Metric("edgeslice_cache_revalidations_total", "Revalidations of stale objects by result.",
+        "counter", Labels(|w| &w.revalidations)),
+    Metric("edgeslice_cache_purges_total", "Objects purged.",
+        "counter", Sum(|w| &w.purges)),
+    Metric("edgeslice_cache_memory_bytes", "Bytes held by the memory tier.",
+        "gauge", Node(|n| n.cache_memory_bytes as f64)),
+    Metric("edgeslice_cache_disk_bytes", "Bytes the disk tier occupies.",
+        "gauge", Node(|n| n.cache_disk_bytes as f64)),
+    Metric("edgeslice_cache_disk_written_bytes_total", "Bytes written to the disk tier.",
+        "counter", Node(|n| n.cache_disk_written as f64)),
+    Metric("edgeslice_cache_disk_read_bytes_total", "Bytes read from the disk tier.",
+        "counter", Node(|n| n.cache_disk_read as f64)),
+    Metric("edgeslice_cache_recovery_seconds", "Time the store took to open and recover at start.",
+        "gauge", Node(|n| n.cache_recovery_seconds)),
+    Metric("edgeslice_origin_requests_total", "Subrequests sent to the origin.",
+        "counter", Sum(|w| &w.origin_requests)),
+    Metric("edgeslice_origin_requests_in_flight", "Subrequests waiting for their response head.",
+        "gauge", Sum(|w| &w.origin_in_flight)),
+    Metric("edgeslice_origin_failures_total", "Failed subrequests by reason.",
+        "counter", Labels(|w| &w.origin_failures)),
+    Metric("edgeslice_origin_retries_total", "Subrequests retried.",
+        "counter", Sum(|w| &w.origin_retries)),
+    Metric("edgeslice_origin_coalesced_waits_total",
+        "Slice fetches that followed another request's fetch.",
+        "counter", Sum(|w| &w.coalesced_waits)),
+    Metric("edgeslice_cache_slices_vanished_total",
+        "Slices counted as cached in an answer's head, gone from the store when read.",
+        "counter", Sum(|w| &w.slices_vanished)),
+    Metric("edgeslice_prefetch_slices_total", "Slices fetched ahead for sequential readers.",
+        "counter", Sum(|w| &w.prefetched)),
+    Metric("edgeslice_prefetch_used_total",
+        "Prefetched slices a later request read; waste = prefetched - used.",
+        "counter", Sum(|w| &w.prefetch_used)),
+    Metric("edgeslice_origin_received_bytes_total", "Body bytes received from the origin.",
+        "counter", Sum(|w| &w.origin_bytes)),
+    Metric("edgeslice_origin_breaker_open",
+        "1 while the origin's circuit breaker fails requests fast.",
+        "gauge", Breakers),
+    Metric("edgeslice_process_resident_memory_bytes", "Resident memory of the process.",
+        "gauge", Node(|n| n.resident_bytes as f64)),
+    Metric("edgeslice_process_cpu_seconds_total", "CPU seconds used by the process.",
+        "counter", Node(|n| n.cpu_seconds)),
+    Metric("edgeslice_process_open_fds", "Open file descriptors.",
+        "gauge", Node(|n| n.open_fds as f64)),
+    Metric("edgeslice_worker_connections", "Open client connections per worker.",
+        "gauge", PerWorker(|w| &w.connections)),
+    Metric("edgeslice_request_duration_seconds", "Whole-request latency.",
+        "histogram", Buckets(|w| &w.request_duration)),
+    Metric("edgeslice_time_to_first_byte_seconds", "Time until the response head was sent.",
+        "histogram", Buckets(|w| &w.first_byte)),
+    Metric("edgeslice_origin_request_duration_seconds",
+        "Time from a subrequest to its response head.",
+        "histogram", Buckets(|w| &w.origin_duration)),
+];
+
 /// Render every metric in the Prometheus text format.
 pub fn render(workers: &[Arc<WorkerMetrics>], node: &NodeGauges) -> String {
     let mut out = String::with_capacity(8 * 1024);
-    let sum = |f: &dyn Fn(&WorkerMetrics) -> &Counter| -> u64 {
-        workers.iter().map(|w| f(w).get()).sum()
-    };
-    let counter =
-        |out: &mut String, name: &str, help: &str, kind: &str, values: &[(String, f64)]| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-            for (labels, v) in values {
-                let _ = writeln!(out, "{name}{labels} {v}");
-            }
+    // Label names and values are read from a worker's counters; this one
+    // stands in when there are no workers.
+    let empty = WorkerMetrics::default();
+    let sum = |f: &dyn Fn(&WorkerMetrics) -> u64| -> u64 { workers.iter().map(|w| f(w)).sum() };
+    for Metric(name, help, kind, source) in METRICS {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        // `suffix` is what follows the name: `_bucket`, `_sum`, labels.
+        let mut sample = |suffix: &str, v: f64| {
+            let _ = writeln!(out, "{name}{suffix} {v}");
         };
-    let labelled = |label: &str, names: &[&str], f: &dyn Fn(&WorkerMetrics, usize) -> u64| {
-        names
-            .iter()
-            .enumerate()
-            .map(|(i, n)| {
-                let v: u64 = workers.iter().map(|w| f(w, i)).sum();
-                (format!("{{{label}=\"{n}\"}}"), v as f64)
-            })
-            .collect::<Vec<_>>()
-    };
-    let one = |v: u64| vec![(String::new(), v as f64)];
-
-    counter(
-        &mut out,
-        "edgeslice_requests_total",
-        "Client requests by outcome.",
-        "counter",
-        &labelled("outcome", &OUTCOMES, &|w, i| w.requests[i].get()),
-    );
-    counter(
-        &mut out,
-        "edgeslice_responses_total",
-        "Responses by status class.",
-        "counter",
-        &labelled("class", &CLASSES, &|w, i| w.responses[i].get()),
-    );
-    counter(
-        &mut out,
-        "edgeslice_requests_in_flight",
-        "Requests being answered now.",
-        "gauge",
-        &one(sum(&|w| &w.in_flight)),
-    );
-    counter(
-        &mut out,
-        "edgeslice_client_sent_bytes_total",
-        "Body bytes sent to clients.",
-        "counter",
-        &one(sum(&|w| &w.sent_bytes)),
-    );
-    counter(
-        &mut out,
-        "edgeslice_cache_requests_total",
-        "Cacheable requests by cache result.",
-        "counter",
-        &labelled("result", &CACHE_RESULTS, &|w, i| w.cache_requests[i].get()),
-    );
-    counter(
-        &mut out,
-        "edgeslice_cache_slices_total",
-        "Slices served, by where they came from.",
-        "counter",
-        &[
-            (
-                "{result=\"hit\"}".to_string(),
-                sum(&|w| &w.slice_hits) as f64,
-            ),
-            (
-                "{result=\"miss\"}".to_string(),
-                sum(&|w| &w.slice_misses) as f64,
-            ),
-        ],
-    );
-    counter(
-        &mut out,
-        "edgeslice_cache_inserts_total",
-        "Slices and manifests stored.",
-        "counter",
-        &one(sum(&|w| &w.cache_inserts)),
-    );
-    counter(
-        &mut out,
-        "edgeslice_cache_insert_waits_total",
-        "Inserts that waited for the disk flushers (backpressure, nothing dropped).",
-        "counter",
-        &one(sum(&|w| &w.cache_insert_waits)),
-    );
-    counter(
-        &mut out,
-        "edgeslice_cache_revalidations_total",
-        "Revalidations of stale objects by result.",
-        "counter",
-        &labelled("result", &REVALIDATIONS, &|w, i| w.revalidations[i].get()),
-    );
-    counter(
-        &mut out,
-        "edgeslice_cache_purges_total",
-        "Objects purged.",
-        "counter",
-        &one(sum(&|w| &w.purges)),
-    );
-    counter(
-        &mut out,
-        "edgeslice_cache_memory_bytes",
-        "Bytes held by the memory tier.",
-        "gauge",
-        &one(node.cache_memory_bytes),
-    );
-    counter(
-        &mut out,
-        "edgeslice_cache_disk_bytes",
-        "Bytes the disk tier occupies.",
-        "gauge",
-        &one(node.cache_disk_bytes),
-    );
-    counter(
-        &mut out,
-        "edgeslice_cache_disk_written_bytes_total",
-        "Bytes written to the disk tier.",
-        "counter",
-        &one(node.cache_disk_written),
-    );
-    counter(
-        &mut out,
-        "edgeslice_cache_disk_read_bytes_total",
-        "Bytes read from the disk tier.",
-        "counter",
-        &one(node.cache_disk_read),
-    );
-    counter(
-        &mut out,
-        "edgeslice_cache_recovery_seconds",
-        "Time the store took to open and recover at start.",
-        "gauge",
-        &[(String::new(), node.cache_recovery_seconds)],
-    );
-    counter(
-        &mut out,
-        "edgeslice_origin_requests_total",
-        "Subrequests sent to the origin.",
-        "counter",
-        &one(sum(&|w| &w.origin_requests)),
-    );
-    counter(
-        &mut out,
-        "edgeslice_origin_requests_in_flight",
-        "Subrequests waiting for their response head.",
-        "gauge",
-        &one(sum(&|w| &w.origin_in_flight)),
-    );
-    counter(
-        &mut out,
-        "edgeslice_origin_failures_total",
-        "Failed subrequests by reason.",
-        "counter",
-        &labelled("reason", &FAILURES, &|w, i| w.origin_failures[i].get()),
-    );
-    counter(
-        &mut out,
-        "edgeslice_origin_retries_total",
-        "Subrequests retried.",
-        "counter",
-        &one(sum(&|w| &w.origin_retries)),
-    );
-    counter(
-        &mut out,
-        "edgeslice_origin_coalesced_waits_total",
-        "Slice fetches that followed another request's fetch.",
-        "counter",
-        &one(sum(&|w| &w.coalesced_waits)),
-    );
-    counter(
-        &mut out,
-        "edgeslice_cache_slices_vanished_total",
-        "Slices counted as cached in an answer's head, gone from the store when read.",
-        "counter",
-        &one(sum(&|w| &w.slices_vanished)),
-    );
-    counter(
-        &mut out,
-        "edgeslice_prefetch_slices_total",
-        "Slices fetched ahead for sequential readers.",
-        "counter",
-        &one(sum(&|w| &w.prefetched)),
-    );
-    counter(
-        &mut out,
-        "edgeslice_prefetch_used_total",
-        "Prefetched slices a later request read; waste = prefetched - used.",
-        "counter",
-        &one(sum(&|w| &w.prefetch_used)),
-    );
-    counter(
-        &mut out,
-        "edgeslice_origin_received_bytes_total",
-        "Body bytes received from the origin.",
-        "counter",
-        &one(sum(&|w| &w.origin_bytes)),
-    );
-    let breakers: Vec<(String, f64)> = node
-        .breakers
-        .iter()
-        .map(|(origin, open)| (format!("{{origin=\"{origin}\"}}"), *open as u8 as f64))
-        .collect();
-    counter(
-        &mut out,
-        "edgeslice_origin_breaker_open",
-        "1 while the origin's circuit breaker fails requests fast.",
-        "gauge",
-        &breakers,
-    );
-    counter(
-        &mut out,
-        "edgeslice_process_resident_memory_bytes",
-        "Resident memory of the process.",
-        "gauge",
-        &one(node.resident_bytes),
-    );
-    counter(
-        &mut out,
-        "edgeslice_process_cpu_seconds_total",
-        "CPU seconds used by the process.",
-        "counter",
-        &[(String::new(), node.cpu_seconds)],
-    );
-    counter(
-        &mut out,
-        "edgeslice_process_open_fds",
-        "Open file descriptors.",
-        "gauge",
-        &one(node.open_fds),
-    );
-    let per_worker: Vec<(String, f64)> = workers
-        .iter()
-        .enumerate()
-        .map(|(i, w)| (format!("{{worker=\"{i}\"}}"), w.connections.get() as f64))
-        .collect();
-    counter(
-        &mut out,
-        "edgeslice_worker_connections",
-        "Open client connections per worker.",
-        "gauge",
-        &per_worker,
-    );
-    histogram(
-        &mut out,
-        "edgeslice_request_duration_seconds",
-        "Whole-request latency.",
-        workers,
-        |w| &w.request_duration,
-    );
-    histogram(
-        &mut out,
-        "edgeslice_time_to_first_byte_seconds",
-        "Time until the response head was sent.",
-        workers,
-        |w| &w.first_byte,
-    );
-    histogram(
-        &mut out,
-        "edgeslice_origin_request_duration_seconds",
-        "Time from a subrequest to its response head.",
-        workers,
-        |w| &w.origin_duration,
-    );
-    out
-}
-
-fn histogram(
-    out: &mut String,
-    name: &str,
-    help: &str,
-    workers: &[Arc<WorkerMetrics>],
-    f: impl Fn(&WorkerMetrics) -> &Histogram,
-) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
-    let mut cumulative = 0;
-    for (i, bound) in BUCKETS.iter().enumerate() {
-        cumulative += workers.iter().map(|w| f(w).buckets[i].get()).sum::<u64>();
-        let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {cumulative}");
+        match source {
+            Sum(f) => sample("", sum(&|w| f(w).get()) as f64),
+            Labels(f) => {
+                let family = f(&empty);
+                for (i, value) in family.values().iter().enumerate() {
+                    let labels = format!("{{{}=\"{value}\"}}", family.label());
+                    sample(&labels, sum(&|w| f(w).count(i)) as f64);
+                }
+            }
+            PerWorker(f) => {
+                for (i, w) in workers.iter().enumerate() {
+                    sample(&format!("{{worker=\"{i}\"}}"), f(w).get() as f64);
+                }
+            }
+            Node(f) => sample("", f(node)),
+            Breakers => {
+                for (origin, open) in &node.breakers {
+                    sample(&format!("{{origin=\"{origin}\"}}"), *open as u8 as f64);
+                }
+            }
+            Buckets(f) => {
+                let mut cumulative = 0;
+                for (i, bound) in BUCKETS.iter().enumerate() {
+                    cumulative += sum(&|w| f(w).buckets[i].get());
+                    sample(&format!("_bucket{{le=\"{bound}\"}}"), cumulative as f64);
+                }
+                let count = sum(&|w| f(w).count.get()) as f64;
+                sample("_bucket{le=\"+Inf\"}", count);
+                sample("_sum", sum(&|w| f(w).sum_micros.get()) as f64 / 1e6);
+                sample("_count", count);
+            }
+        }
     }
-    let count: u64 = workers.iter().map(|w| f(w).count.get()).sum();
-    let sum: u64 = workers.iter().map(|w| f(w).sum_micros.get()).sum();
-    let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
-    let _ = writeln!(out, "{name}_sum {}", sum as f64 / 1e6);
-    let _ = writeln!(out, "{name}_count {count}");
-}
-
-/// Resident bytes, CPU seconds and open fds of this process, from /proc.
-pub fn process_gauges() -> (u64, f64, u64) {
-    let page = 4096u64;
-    let resident = std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
-        .map_or(0, |pages| pages * page);
-    // utime and stime are fields 14 and 15, after the parenthesised command.
-    let cpu = std::fs::read_to_string("/proc/self/stat")
-        .ok()
-        .and_then(|s| {
-            let rest = s.rsplit_once(')')?.1;
-            let f: Vec<&str> = rest.split_whitespace().collect();
-            let ticks = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
-            Some(ticks as f64 / 100.0)
-        })
-        .unwrap_or(0.0);
-    let fds = std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count() as u64);
-    (resident, cpu, fds)
+    out
 }
 
 #[cfg(test)]
@@ -494,11 +446,12 @@ mod tests {
     fn renders_sums_over_workers_and_cumulative_buckets() {
         let a = Arc::new(WorkerMetrics::default());
         let b = Arc::new(WorkerMetrics::default());
-        a.requests[0].add(2);
-        b.requests[0].inc();
-        b.responses[class_of(404)].inc();
+        a.requests.add(RequestOutcome::Sliced, 2);
+        b.requests.inc(RequestOutcome::Sliced);
+        b.responses.inc(StatusClass::of(404));
         a.request_duration.observe(Duration::from_millis(3));
         b.request_duration.observe(Duration::from_secs(60));
+        assert_eq!(a.requests.get(RequestOutcome::Sliced), 2);
         let text = render(&[a, b], &NodeGauges::default());
         assert!(
             text.contains("edgeslice_requests_total{outcome=\"sliced\"} 3\n"),
@@ -513,8 +466,17 @@ mod tests {
     }
 
     #[test]
-    fn process_gauges_read_proc() {
-        let (rss, _cpu, fds) = process_gauges();
-        assert!(rss > 0 && fds > 0);
+    fn status_classes_clamp_out_of_range_codes() {
+        let cases = [
+            (0, "1xx"),
+            (199, "1xx"),
+            (200, "2xx"),
+            (304, "3xx"),
+            (499, "4xx"),
+        ];
+        for (status, class) in cases.into_iter().chain([(500, "5xx"), (999, "5xx")]) {
+            let got = StatusClass::VALUES[StatusClass::of(status).index()];
+            assert_eq!(got, class, "status {status}: got {got}, expected {class}");
+        }
     }
 }

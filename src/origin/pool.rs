@@ -32,7 +32,7 @@ use crate::http::h1::{
     self, BodyDecoder, BodyFraming, HeadError, LimitedHead, ReadHalf, WriteHalf, READ_BUFFER,
 };
 use crate::http::sink::{BodyLength, BodySource};
-use crate::ops::metrics;
+use crate::ops::metrics::{self, FailureReason};
 use crate::origin::breaker::{Breaker, Failure};
 
 /// What a connect timeout says it timed out doing.
@@ -216,16 +216,17 @@ impl OriginPool {
         metrics::with(|m| {
             m.origin_in_flight.sub(1);
             m.origin_duration.observe(started.elapsed());
-            // Reasons index metrics::FAILURES.
             let reason = match &result {
-                Err(Error::OriginTimeout(_)) => Some(0),
-                Ok(r) if r.head.status.is_server_error() => Some(1),
-                Ok(r) if r.head.status.is_client_error() => Some(2),
-                Err(Error::OriginConnect { .. } | Error::OriginIo(_)) => Some(3),
+                Err(Error::OriginTimeout(_)) => Some(FailureReason::Timeout),
+                Ok(r) if r.head.status.is_server_error() => Some(FailureReason::ServerError),
+                Ok(r) if r.head.status.is_client_error() => Some(FailureReason::ClientError),
+                Err(Error::OriginConnect { .. } | Error::OriginIo(_)) => {
+                    Some(FailureReason::Connect)
+                }
                 _ => None,
             };
-            if let Some(i) = reason {
-                m.origin_failures[i].inc();
+            if let Some(reason) = reason {
+                m.origin_failures.inc(reason);
             }
         });
         // Any answer, 5xx included, shows the origin is up; only transport

@@ -14,7 +14,7 @@ use tracing::debug;
 use crate::cache::manifest::{freshness, unix_now, StaleWindows};
 use crate::cache::{Joined, ObjectKey, ObjectManifest, SliceCache};
 use crate::http::headers::slice_headers;
-use crate::ops::metrics;
+use crate::ops::metrics::{self, RevalidationResult};
 use crate::origin::pool::OriginPool;
 use crate::slice::fetch::check_slice_head;
 use crate::slice::plan::slice_range_value;
@@ -100,13 +100,12 @@ pub(crate) async fn revalidate(
             Revalidation::Failed
         }
     };
-    // Index in metrics::REVALIDATIONS.
     let result = match outcome {
-        Revalidation::Fresh => 0,
-        Revalidation::Changed => 1,
-        _ => 2,
+        Revalidation::Fresh => RevalidationResult::NotModified,
+        Revalidation::Changed => RevalidationResult::Changed,
+        _ => RevalidationResult::Failed,
     };
-    metrics::with(|m| m.revalidations[result].inc());
+    metrics::with(|m| m.revalidations.inc(result));
     match outcome {
         Revalidation::Fresh => cache.put(&key, &m).await,
         Revalidation::Changed => cache.forget(&key),

@@ -360,7 +360,7 @@ async fn fetch_with_retries(
             return Ok((SliceSource::Origin, leader));
         };
         if matches!(e, Error::SliceMismatch { .. }) {
-            metrics::with(|m| m.origin_failures[4].inc());
+            metrics::with(|m| m.origin_failures.inc(metrics::FailureReason::Mismatch));
         }
         let Some(delay) = retry.after(&e) else {
             return Err(e);
