@@ -34,8 +34,7 @@ use tracing::debug;
 use crate::cache::flight::FlightLeader;
 use crate::cache::manifest::{freshness, unix_now, StaleWindows};
 use crate::cache::{CacheStatus, FlightEvent, Joined, ObjectKey, ObjectManifest, SliceCache};
-use crate::config::size::{auto_slice_size, AUTO_MAX};
-use crate::config::AUTO_SLICE;
+use crate::config::SliceSize;
 use crate::error::{Error, Result};
 use crate::http::conditional::{if_range_allows, preconditions, Precondition};
 use crate::http::h1::{self, BodyFraming};
@@ -64,8 +63,8 @@ use crate::slice::stream;
 /// Settings of the pipeline, converted once from the configuration.
 #[derive(Debug, Clone)]
 pub struct ProxySettings {
-    /// Bytes per slice.
-    pub slice_size: u64,
+    /// Bytes per slice, or `"auto"`.
+    pub slice_size: SliceSize,
     /// Slices of one request in flight at once.
     pub window: usize,
     /// Host header sent to the origin instead of the client's, if set.
@@ -355,12 +354,7 @@ impl Proxy {
         // when this probe returns without one.
         // With "auto" the probe asks on the largest grid; the object's own
         // grid is chosen from its length once that is known.
-        let auto = self.settings.slice_size == AUTO_SLICE;
-        let size = if auto {
-            AUTO_MAX
-        } else {
-            self.settings.slice_size
-        };
+        let size = self.settings.slice_size.probe_grid();
         let index = match &ask.range {
             RangeRequest::Single(ByteRangeSpec::FromTo(a, _))
             | RangeRequest::Single(ByteRangeSpec::From(a)) => plan::slice_of(*a, size),
@@ -427,15 +421,11 @@ impl Proxy {
         };
         let mut headers = resp.head.headers.clone();
         object_headers(&mut headers);
-        let object_size = if version.len < self.settings.rules.min_bytes {
-            // Small-object fast path: not worth slicing, so the whole object
-            // is one slice: one request, one cache entry.
-            self.settings.rules.min_bytes
-        } else if auto {
-            auto_slice_size(version.len)
-        } else {
-            size
-        };
+        // Small objects (under min_bytes) are one slice: one request, one cache entry.
+        let object_size = self
+            .settings
+            .slice_size
+            .object_grid(version.len, self.settings.rules.min_bytes);
         // On another grid the probe's answer is not one of the object's slices.
         let reusable = object_size == size;
         let mut target = None;
@@ -487,10 +477,7 @@ impl Proxy {
         let mut headers = resp.head.headers.clone();
         object_headers(&mut headers);
         let ttl = freshness(&resp.head.headers, cache.default_ttl);
-        let size = match self.settings.slice_size {
-            AUTO_SLICE => AUTO_MAX,
-            size => size,
-        };
+        let size = self.settings.slice_size.probe_grid();
         let filler = ttl.and_then(|_| Filler::new(cache.clone(), base.clone(), size, &headers));
         let (Some(mut filler), Some(ttl)) = (filler, ttl) else {
             return ex.relay(resp).await;

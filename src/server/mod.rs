@@ -1,8 +1,10 @@
 //! The server: pinned monoio workers ([`runtime`]), their accept loops and
 //! HTTP/1.1 connections ([`connection`]), the limits every request head is
-//! checked against ([`limits`]) and what SIGHUP swaps ([`reload`]).
+//! checked against ([`limits`]), what SIGHUP swaps ([`reload`]), and where the
+//! configuration becomes the runtime settings of every layer ([`settings`]).
 
 pub mod connection;
 pub mod limits;
 pub mod reload;
 pub mod runtime;
+pub mod settings;
