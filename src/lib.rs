@@ -7,14 +7,15 @@
 //!
 //! ```text
 //! server   pinned monoio workers, SO_REUSEPORT accept loops, HTTP/1.1 connections,
-//!          client limits, SIGHUP reload
+//!          client limits, SIGHUP reload; the configuration turned into every
+//!          layer's runtime settings (server::settings)
 //!   proxy  route by Host/path, then the driver: classify -> lookup -> probe ->
 //!          respond -> stream; pass-through, PURGE, revalidation, multipart
 //!     slice    plan the slices, fetch and check one, stream them in order
 //!     cache    manifests and slices in foyer (memory + disk), single flight
 //!     origin   keep-alive pool, retry rules, circuit breaker
 //!       http   framing, heads, ranges, versions, conditionals: pure
-//!       config the TOML file, validated, and its runtime settings
+//!       config the TOML file, validated
 //!       error  one error type, tagged with its source
 //! ops      metrics (every layer counts), admin listener, access log
 //! ```

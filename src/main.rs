@@ -97,7 +97,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     if cli.check {
         // Resolve every origin as the start does, so that --check fails where
         // the start would.
-        RouteTable::from_config(&config).with_context(in_file)?;
+        RouteTable::try_from(&config).with_context(in_file)?;
         println!("# {}: valid; effective configuration:", path.display());
         print!("{}", config.to_toml());
         return Ok(());

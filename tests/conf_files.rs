@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use edgeslice::config::{Config, OriginConfig};
+use edgeslice::config::{Config, OriginConfig, SliceSize};
 
 const MIB: u64 = 1024 * 1024;
 
@@ -52,7 +52,7 @@ fn edgeslice_toml_sets_exactly_the_defaults() {
 fn high_throughput_preset() {
     let config = load("high-throughput.toml");
     assert_eq!(config.origin.address, "127.0.0.1:8081");
-    assert_eq!(config.slice.slice_size, 2 * MIB);
+    assert_eq!(config.slice.slice_size, SliceSize::Bytes(2 * MIB));
     assert_eq!(config.slice.max_concurrent_subrequests, 8);
     assert_eq!(config.slice.max_retries, 2);
     assert_eq!(config.cache.cache_ttl, 7200);
@@ -62,7 +62,7 @@ fn high_throughput_preset() {
 fn low_memory_preset() {
     let config = load("low-memory.toml");
     assert_eq!(config.origin.address, "127.0.0.1:8081");
-    assert_eq!(config.slice.slice_size, 512 * 1024);
+    assert_eq!(config.slice.slice_size, SliceSize::Bytes(512 * 1024));
     assert_eq!(config.slice.max_concurrent_subrequests, 4);
     assert_eq!(config.slice.max_retries, 3);
     assert_eq!(config.cache.cache_ttl, 1800);

@@ -31,8 +31,6 @@ pub use key::ObjectKey;
 pub use manifest::ObjectManifest;
 pub use store::{SliceStore, StoreSettings, Tier};
 
-use crate::config::CacheConfig;
-
 /// Where a response's slices came from, as told in `X-Cache`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CacheStatus {
@@ -81,18 +79,14 @@ pub struct SliceCache {
 }
 
 impl SliceCache {
-    /// Open (or recover) the cache described by `config`.
-    pub fn open(config: &CacheConfig, slice_size: u64) -> io::Result<Arc<SliceCache>> {
-        let store = SliceStore::open(&StoreSettings {
-            dir: config.dir.clone(),
-            memory_bytes: config.memory_bytes,
-            disk_bytes: config.disk_bytes,
-            max_entry: slice_size,
-        })?;
+    /// Open (or recover) the store `settings` describe; objects the origin
+    /// gives no freshness stay fresh for `default_ttl`.
+    pub fn open(settings: &StoreSettings, default_ttl: Duration) -> io::Result<Arc<SliceCache>> {
+        let store = SliceStore::open(settings)?;
         Ok(Arc::new(SliceCache {
             store,
             flights: Arc::new(Flights::default()),
-            default_ttl: Duration::from_secs(config.cache_ttl),
+            default_ttl,
             prefetched: Default::default(),
             prefetched_count: Default::default(),
         }))

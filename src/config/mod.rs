@@ -11,7 +11,7 @@
 //! `"10 GiB"`; [`Config::to_toml`] writes them back as integers.
 //!
 //! ```
-//! use edgeslice::config::Config;
+//! use edgeslice::config::{Config, SliceSize};
 //!
 //! let config = Config::from_toml(
 //!     r#"
@@ -22,7 +22,7 @@
 //!     "#,
 //! )
 //! .unwrap();
-//! assert_eq!(config.slice.slice_size, 2 * 1024 * 1024);
+//! assert_eq!(config.slice.slice_size, SliceSize::Bytes(2 * 1024 * 1024));
 //! assert_eq!(config.slice.max_concurrent_subrequests, 4);
 //! ```
 //!
@@ -34,8 +34,8 @@
 //! rejects, reported as
 //! `invalid slice.max_concurrent_subrequests = 0: must be between 1 and 256`.
 //! [`Config::load`] puts the file's path in front. Origin addresses are not
-//! resolved here; [`crate::proxy::route::RouteTable::from_config`] does that, for the
-//! start and for `--check`.
+//! resolved here: the conversions to runtime settings in
+//! [`crate::server::settings`] do that, for the start and for `--check`.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -43,21 +43,19 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use size::{
-    deserialize_opt_size, deserialize_opt_slice_size, deserialize_size, deserialize_slice_size,
-    serialize_opt_slice_size, serialize_slice_size,
-};
+use size::{deserialize_opt_size, deserialize_size};
 
 mod error;
 pub mod size;
+mod validate;
 use error::parse_error;
 pub use error::ConfigError;
+pub use size::SliceSize;
+use validate::available_cores;
 
 const KIB: u64 = 1024;
 const MIB: u64 = 1024 * KIB;
 const GIB: u64 = 1024 * MIB;
-
-pub use size::AUTO_SLICE;
 
 /// Largest accepted `slice.slice_size`; each in-flight slice is buffered whole.
 pub const MAX_SLICE_SIZE: u64 = 64 * MIB;
@@ -65,6 +63,8 @@ pub const MAX_SLICE_SIZE: u64 = 64 * MIB;
 pub const MAX_CONCURRENT_SUBREQUESTS: usize = 256;
 /// Largest accepted `slice.max_retries`.
 pub const MAX_RETRIES: u32 = 20;
+/// Largest accepted `slice.prefetch_slices`.
+pub const MAX_PREFETCH_SLICES: u64 = 64;
 
 /// The whole configuration file.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -103,13 +103,8 @@ pub struct RouteConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub host_header: Option<String>,
     /// Slice size for this route (or `"auto"`); `None` takes `[slice]`'s.
-    #[serde(
-        default,
-        deserialize_with = "deserialize_opt_slice_size",
-        serialize_with = "serialize_opt_slice_size",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub slice_size: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slice_size: Option<SliceSize>,
     /// Slices in flight per request for this route; `None` takes `[slice]`'s.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_concurrent_subrequests: Option<usize>,
@@ -342,12 +337,8 @@ impl OriginConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct SliceConfig {
     /// Bytes per slice; slices are aligned to multiples of this size.
-    /// `"auto"` (kept as [`AUTO_SLICE`]) sizes each object's slices from its length.
-    #[serde(
-        deserialize_with = "deserialize_slice_size",
-        serialize_with = "serialize_slice_size"
-    )]
-    pub slice_size: u64,
+    /// `"auto"` sizes each object's slices from its length.
+    pub slice_size: SliceSize,
     /// Slice subrequests one client request may have in flight at once.
     pub max_concurrent_subrequests: usize,
     /// Extra attempts for a failed slice subrequest before the request fails.
@@ -375,7 +366,7 @@ pub struct SliceConfig {
 impl Default for SliceConfig {
     fn default() -> Self {
         SliceConfig {
-            slice_size: MIB,
+            slice_size: SliceSize::Bytes(MIB),
             max_concurrent_subrequests: 4,
             max_retries: 3,
             min_slice_bytes: 0,
@@ -474,14 +465,6 @@ impl Config {
         })
     }
 
-    /// Checks every value's range; the first bad value is reported by key.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        self.validate_server()?;
-        self.validate_origin()?;
-        self.validate_slice()?;
-        self.validate_cache()
-    }
-
     /// Worker threads to start: `server.workers`; when 0, one per pinned core
     /// if `pin_cores` is set, else one per available core.
     pub fn worker_count(&self) -> usize {
@@ -497,251 +480,7 @@ impl Config {
     pub fn to_toml(&self) -> String {
         toml::to_string(self).expect("Config has only TOML-representable fields")
     }
-
-    fn validate_server(&self) -> Result<(), ConfigError> {
-        let server = &self.server;
-        positive(
-            "server.client_header_timeout_ms",
-            server.client_header_timeout_ms,
-        )?;
-        positive("server.shutdown_timeout_ms", server.shutdown_timeout_ms)?;
-        positive(
-            "server.client_send_timeout_ms",
-            server.client_send_timeout_ms,
-        )?;
-        if !(1024..=1024 * 1024).contains(&server.max_request_head_bytes) {
-            return Err(invalid(
-                "server.max_request_head_bytes",
-                server.max_request_head_bytes.to_string(),
-                "must be between 1024 and 1048576 (1MiB)".into(),
-            ));
-        }
-        if !(1..=96).contains(&server.max_headers) {
-            return Err(invalid(
-                "server.max_headers",
-                server.max_headers.to_string(),
-                "must be between 1 and 96".into(),
-            ));
-        }
-        if !is_sf_token(&server.node_name) {
-            return Err(invalid(
-                "server.node_name",
-                format!("{:?}", server.node_name),
-                "must be a token: a letter or '*', then letters, digits and !#$%&'*+-.^_`|~:/"
-                    .into(),
-            ));
-        }
-        positive("server.max_url_bytes", server.max_url_bytes as u64)?;
-        positive("server.max_connections", server.max_connections as u64)?;
-        positive("server.max_buffered_bytes", server.max_buffered_bytes)?;
-        let Some(cores) = &server.pin_cores else {
-            return Ok(());
-        };
-        let invalid = |reason: String| invalid("server.pin_cores", format!("{cores:?}"), reason);
-        if cores.is_empty() {
-            return Err(invalid(
-                "must list at least one core, or be left out".into(),
-            ));
-        }
-        let available = available_cores();
-        for (i, core) in cores.iter().enumerate() {
-            if cores[..i].contains(core) {
-                return Err(invalid(format!("core {core} is listed twice")));
-            }
-            if *core >= available {
-                return Err(invalid(format!(
-                    "core {core} does not exist, {available} cores are available (0..={})",
-                    available - 1
-                )));
-            }
-        }
-        if server.workers > cores.len() {
-            return Err(ConfigError::Invalid {
-                key: "server.workers",
-                value: server.workers.to_string(),
-                reason: format!(
-                    "must be at most the {} cores in server.pin_cores",
-                    cores.len()
-                ),
-            });
-        }
-        Ok(())
-    }
-
-    fn validate_origin(&self) -> Result<(), ConfigError> {
-        let origin = &self.origin;
-        // Without a default origin, requests no route matches get 404.
-        if origin.address.is_empty() && self.routes.is_empty() {
-            return Err(ConfigError::Missing {
-                key: "origin.address",
-            });
-        }
-        if !origin.address.is_empty() {
-            check_host_port(&origin.address).map_err(|reason| {
-                invalid("origin.address", format!("{:?}", origin.address), reason)
-            })?;
-        }
-        for (i, route) in self.routes.iter().enumerate() {
-            let bad = |key: &str, value: String, reason: String| ConfigError::InvalidRoute {
-                index: i,
-                key: key.to_string(),
-                value,
-                reason,
-            };
-            check_host_port(&route.origin)
-                .map_err(|reason| bad("origin", format!("{:?}", route.origin), reason))?;
-            if let Some(host) = &route.host {
-                let name = host.strip_prefix("*.").unwrap_or(host);
-                if name.is_empty() || name.contains('*') || name.contains('/') {
-                    return Err(bad(
-                        "host",
-                        format!("{host:?}"),
-                        "must be a host name or *.suffix".into(),
-                    ));
-                }
-            }
-            if let Some(prefix) = &route.path_prefix {
-                if !prefix.starts_with('/') {
-                    return Err(bad(
-                        "path_prefix",
-                        format!("{prefix:?}"),
-                        "must start with /".into(),
-                    ));
-                }
-            }
-            if let Some(size) = route.slice_size {
-                if size != AUTO_SLICE && !(1..=MAX_SLICE_SIZE).contains(&size) {
-                    return Err(bad(
-                        "slice_size",
-                        size.to_string(),
-                        format!(
-                            "must be between 1 and {MAX_SLICE_SIZE} (64MiB) bytes, or \"auto\""
-                        ),
-                    ));
-                }
-            }
-            if let Some(n) = route.max_concurrent_subrequests {
-                if !(1..=MAX_CONCURRENT_SUBREQUESTS).contains(&n) {
-                    return Err(bad(
-                        "max_concurrent_subrequests",
-                        n.to_string(),
-                        format!("must be between 1 and {MAX_CONCURRENT_SUBREQUESTS}"),
-                    ));
-                }
-            }
-        }
-        positive("origin.connect_timeout_ms", origin.connect_timeout_ms)?;
-        positive("origin.head_timeout_ms", origin.head_timeout_ms)?;
-        positive("origin.read_timeout_ms", origin.read_timeout_ms)?;
-        positive("origin.slice_timeout_ms", origin.slice_timeout_ms)?;
-        positive("origin.pool_idle_timeout_ms", origin.pool_idle_timeout_ms)?;
-        positive("origin.breaker_cooldown_ms", origin.breaker_cooldown_ms)
-    }
-
-    fn validate_slice(&self) -> Result<(), ConfigError> {
-        let slice = &self.slice;
-        if slice.slice_size != AUTO_SLICE && !(1..=MAX_SLICE_SIZE).contains(&slice.slice_size) {
-            return Err(invalid(
-                "slice.slice_size",
-                slice.slice_size.to_string(),
-                format!("must be between 1 and {MAX_SLICE_SIZE} (64MiB) bytes, or \"auto\""),
-            ));
-        }
-        if !(1..=MAX_CONCURRENT_SUBREQUESTS).contains(&slice.max_concurrent_subrequests) {
-            return Err(invalid(
-                "slice.max_concurrent_subrequests",
-                slice.max_concurrent_subrequests.to_string(),
-                format!("must be between 1 and {MAX_CONCURRENT_SUBREQUESTS}"),
-            ));
-        }
-        if slice.prefetch_slices > 64 {
-            return Err(invalid(
-                "slice.prefetch_slices",
-                slice.prefetch_slices.to_string(),
-                "must be at most 64".into(),
-            ));
-        }
-        if slice.max_retries > MAX_RETRIES {
-            return Err(invalid(
-                "slice.max_retries",
-                slice.max_retries.to_string(),
-                format!("must be at most {MAX_RETRIES}"),
-            ));
-        }
-        Ok(())
-    }
-
-    fn validate_cache(&self) -> Result<(), ConfigError> {
-        positive("cache.memory_bytes", self.cache.memory_bytes)?;
-        positive("cache.cache_ttl", self.cache.cache_ttl)?;
-        if let Some(bad) = self
-            .cache
-            .purge_allow
-            .iter()
-            .find(|n| parse_net(n).is_none())
-        {
-            return Err(invalid(
-                "cache.purge_allow",
-                format!("{bad:?}"),
-                "must be an IP network like \"10.0.0.0/8\" or an address".into(),
-            ));
-        }
-        if self.cache.purge_token.as_deref() == Some("") {
-            return Err(invalid(
-                "cache.purge_token",
-                "\"\"".into(),
-                "must not be empty; leave it out to allow PURGE by address only".into(),
-            ));
-        }
-        Ok(())
-    }
 }
 
-/// Cores this process may run on; 1 when the platform cannot say.
-fn available_cores() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
-}
-
-fn invalid(key: &'static str, value: String, reason: String) -> ConfigError {
-    ConfigError::Invalid { key, value, reason }
-}
-
-fn positive(key: &'static str, value: u64) -> Result<(), ConfigError> {
-    if value == 0 {
-        return Err(invalid(key, "0".into(), "must be greater than 0".into()));
-    }
-    Ok(())
-}
-
-/// Checks `host:port` without resolving the host; IPv6 hosts need brackets.
-fn check_host_port(address: &str) -> Result<(), String> {
-    let Some((host, port)) = address.rsplit_once(':') else {
-        return Err("must be host:port".into());
-    };
-    if host.is_empty() {
-        return Err("host is empty, must be host:port".into());
-    }
-    if host.contains(['/', ' ']) {
-        return Err("must be a plain host:port, without scheme, path or spaces".into());
-    }
-    if host.contains(':') && !(host.starts_with('[') && host.ends_with(']')) {
-        return Err("an IPv6 host needs brackets, e.g. [::1]:80".into());
-    }
-    match port.parse::<u16>() {
-        Ok(p) if p > 0 => Ok(()),
-        _ => Err(format!("port {port:?} must be between 1 and 65535")),
-    }
-}
-
-/// Reads a size given as an integer number of bytes or a string like `"1MiB"`.
 #[cfg(test)]
 mod tests;
-
-/// Whether `s` is an sf-token (RFC 8941 section 3.3.4), as Cache-Status names its cache.
-fn is_sf_token(s: &str) -> bool {
-    let mut bytes = s.bytes();
-    bytes
-        .next()
-        .is_some_and(|b| b.is_ascii_alphabetic() || b == b'*')
-        && bytes.all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~:/".contains(&b))
-}

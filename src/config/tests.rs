@@ -34,7 +34,7 @@ fn defaults_fill_every_key_but_origin_address() {
     assert_eq!(config.origin.slice_timeout(), Duration::from_secs(30));
     assert_eq!(config.origin.max_idle_per_host, 10);
     assert_eq!(config.server.max_request_head_bytes, 65_536);
-    assert_eq!(config.slice.slice_size, 1_048_576);
+    assert_eq!(config.slice.slice_size, SliceSize::Bytes(1_048_576));
     assert_eq!(config.cache.memory_bytes, 268_435_456);
     assert_eq!(config.cache.disk_bytes, 10_737_418_240);
     assert_eq!(config.cache.cache_ttl, 3600);
@@ -121,7 +121,8 @@ fn sizes_accept_bytes_or_unit_strings() {
     ];
     for (value, bytes) in cases {
         let config = Config::from_toml(&format!("{ORIGIN}[slice]\nslice_size = {value}")).unwrap();
-        assert_eq!(config.slice.slice_size, *bytes, "slice_size = {value}");
+        let got = config.slice.slice_size;
+        assert_eq!(got, SliceSize::Bytes(*bytes), "slice_size = {value}");
     }
     let text = format!("{ORIGIN}[cache]\nmemory_bytes = \"256MiB\"\ndisk_bytes = \"10 GiB\"");
     let cache = Config::from_toml(&text).unwrap().cache;
@@ -216,4 +217,136 @@ fn to_toml_round_trips() {
     let written = Config::from_toml(ORIGIN).unwrap().to_toml();
     assert!(written.contains("slice_size = 1048576"), "{written}");
     assert!(!written.contains("pin_cores"), "{written}");
+}
+
+/// A config whose second `[[route]]` sets `key = value` (its `origin`, when
+/// `key` is `origin`).
+fn with_route_value(key: &str, value: &str) -> String {
+    let own = match key {
+        "origin" => format!("origin = {value}\n"),
+        _ => format!("origin = \"127.0.0.1:9\"\n{key} = {value}\n"),
+    };
+    format!("{ORIGIN}[[route]]\norigin = \"127.0.0.1:9\"\n[[route]]\n{own}")
+}
+
+#[test]
+fn route_values_are_refused_as_their_global_twins() {
+    // (global key, route key, TOML value): the route's message must be the
+    // global one with `route[1].key` for the key.
+    let cases = [
+        ("slice.slice_size", "slice_size", "0"),
+        ("slice.slice_size", "slice_size", "67108865"),
+        ("slice.slice_size", "slice_size", "\"65MiB\""),
+        (
+            "slice.max_concurrent_subrequests",
+            "max_concurrent_subrequests",
+            "0",
+        ),
+        (
+            "slice.max_concurrent_subrequests",
+            "max_concurrent_subrequests",
+            "257",
+        ),
+        ("slice.prefetch_slices", "prefetch_slices", "65"),
+        ("origin.address", "origin", "\"127.0.0.1\""),
+        ("origin.address", "origin", "\"http://o:80\""),
+        ("origin.address", "origin", "\"o:0\""),
+    ];
+    for (global, key, value) in cases {
+        let global_text = match global {
+            "origin.address" => format!("origin.address = {value}"),
+            _ => format!("{global} = {value}\norigin.address = \"o:80\""),
+        };
+        let global_err = parse_err(&global_text);
+        assert!(
+            global_err.starts_with(&format!("invalid {global} = ")),
+            "{global_err}"
+        );
+        let route_err = parse_err(&with_route_value(key, value));
+        let want = global_err.replacen(global, &format!("route[1].{key}"), 1);
+        assert_eq!(route_err, want, "{key} = {value}");
+    }
+}
+
+#[test]
+fn bad_route_values_name_the_route_key_and_value() {
+    // (route key, TOML value, the whole message)
+    let cases = [
+        (
+            "slice_size",
+            "0",
+            "invalid route[1].slice_size = 0: must be between 1 and 67108864 (64MiB) bytes, or \"auto\"",
+        ),
+        (
+            "slice_size",
+            "\"65MiB\"",
+            "invalid route[1].slice_size = 68157440: must be between 1 and 67108864 (64MiB) bytes, or \"auto\"",
+        ),
+        (
+            "max_concurrent_subrequests",
+            "300",
+            "invalid route[1].max_concurrent_subrequests = 300: must be between 1 and 256",
+        ),
+        (
+            "prefetch_slices",
+            "65",
+            "invalid route[1].prefetch_slices = 65: must be at most 64",
+        ),
+        (
+            "origin",
+            "\"o\"",
+            "invalid route[1].origin = \"o\": must be host:port",
+        ),
+        (
+            "host",
+            "\"a/b\"",
+            "invalid route[1].host = \"a/b\": must be a host name or *.suffix",
+        ),
+        (
+            "path_prefix",
+            "\"v/\"",
+            "invalid route[1].path_prefix = \"v/\": must start with /",
+        ),
+    ];
+    for (key, value, want) in cases {
+        assert_eq!(parse_err(&with_route_value(key, value)), want);
+    }
+}
+
+#[test]
+fn route_values_in_range_are_kept() {
+    // (route key, TOML value): each accepted, as its global twin accepts it.
+    let cases = [
+        ("slice_size", "1"),
+        ("slice_size", "\"64MiB\""),
+        ("slice_size", "\"auto\""),
+        ("max_concurrent_subrequests", "1"),
+        ("max_concurrent_subrequests", "256"),
+        ("prefetch_slices", "0"),
+        ("prefetch_slices", "64"),
+        ("min_slice_bytes", "\"3MiB\""),
+        ("max_ranges", "0"),
+        ("stale_while_revalidate", "0"),
+        ("stale_if_error", "86400"),
+    ];
+    for (key, value) in cases {
+        let text = with_route_value(key, value);
+        let config = Config::from_toml(&text).unwrap_or_else(|e| panic!("{key} = {value}: {e}"));
+        let written = config.to_toml();
+        assert_eq!(Config::from_toml(&written).unwrap(), config, "{written}");
+    }
+    let config = Config::from_toml(&with_route_value("slice_size", "\"auto\"")).unwrap();
+    assert_eq!(config.routes[1].slice_size, Some(SliceSize::Auto));
+    assert!(config.to_toml().contains("slice_size = \"auto\""));
+}
+
+#[test]
+fn global_prefetch_and_slice_size_bounds() {
+    let err = parse_err(&format!("{ORIGIN}[slice]\nprefetch_slices = 65"));
+    assert_eq!(
+        err,
+        "invalid slice.prefetch_slices = 65: must be at most 64"
+    );
+    let config = Config::from_toml(&format!("{ORIGIN}[slice]\nslice_size = \"AUTO\"")).unwrap();
+    assert_eq!(config.slice.slice_size, SliceSize::Auto);
 }

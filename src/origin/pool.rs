@@ -13,7 +13,7 @@
 
 use std::cell::RefCell;
 use std::io;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -26,7 +26,6 @@ use monoio_codec::FramedRead;
 use monoio_http::common::response::ResponseHead;
 use monoio_http::h1::codec::decoder::ResponseHeadDecoder;
 
-use crate::config::OriginConfig;
 use crate::error::{Error, Result};
 use crate::http::h1::{
     self, BodyDecoder, BodyFraming, HeadError, LimitedHead, ReadHalf, WriteHalf, READ_BUFFER,
@@ -68,34 +67,6 @@ pub struct OriginSettings {
     pub idle_timeout: Duration,
     /// The origin's circuit breaker, shared by all workers.
     pub breaker: Arc<Breaker>,
-}
-
-impl OriginSettings {
-    /// Resolve the configured address (`host:port`) once, at start. The error
-    /// does not repeat the address; the caller names the key and value.
-    pub fn resolve(config: &OriginConfig) -> io::Result<OriginSettings> {
-        let address = &config.address;
-        let addrs: Vec<SocketAddr> = address.to_socket_addrs()?.collect();
-        if addrs.is_empty() {
-            return Err(io::Error::new(
-                io::ErrorKind::NotFound,
-                "resolves to no address",
-            ));
-        }
-        Ok(OriginSettings {
-            name: address.to_string(),
-            addrs,
-            connect_timeout: config.connect_timeout(),
-            head_timeout: config.head_timeout(),
-            read_timeout: config.read_timeout(),
-            max_idle: config.max_idle_per_host,
-            idle_timeout: Duration::from_millis(config.pool_idle_timeout_ms),
-            breaker: Arc::new(Breaker::new(
-                config.breaker_failures,
-                Duration::from_millis(config.breaker_cooldown_ms),
-            )),
-        })
-    }
 }
 
 type HeadReader = FramedRead<ReadHalf, LimitedHead<ResponseHeadDecoder>>;

@@ -42,6 +42,7 @@ use monoio_http::common::request::RequestHead;
 
 use crate::cache::manifest::StaleWindows;
 use crate::cache::SliceCache;
+use crate::config::SliceSize;
 use crate::error::Result;
 use crate::http::h1;
 use crate::http::headers::{cacheable_request, header_value};
@@ -58,8 +59,8 @@ use crate::slice::stream;
 /// Settings of the pipeline, converted once from the configuration.
 #[derive(Debug, Clone)]
 pub struct ProxySettings {
-    /// Bytes per slice.
-    pub slice_size: u64,
+    /// Bytes per slice, or `"auto"`.
+    pub slice_size: SliceSize,
     /// Slices of one request in flight at once.
     pub window: usize,
     /// Host header sent to the origin instead of the client's, if set.

@@ -14,8 +14,6 @@ use tracing::debug;
 
 use crate::cache::manifest::{freshness, StaleWindows};
 use crate::cache::{Joined, ObjectManifest};
-use crate::config::size::{auto_slice_size, AUTO_MAX};
-use crate::config::AUTO_SLICE;
 use crate::error::{Error, Result};
 use crate::http::headers::{object_headers, req_headers_unsliced, slice_headers, total_unknown};
 use crate::http::range::{parse_content_range, ByteRangeSpec, ContentRange, RangeRequest};
@@ -56,12 +54,7 @@ impl Proxy {
     ) -> Result<Probe> {
         // With "auto" the probe asks on the largest grid; the object's own
         // grid is chosen from its length once that is known.
-        let auto = self.settings.slice_size == AUTO_SLICE;
-        let size = if auto {
-            AUTO_MAX
-        } else {
-            self.settings.slice_size
-        };
+        let size = self.settings.slice_size.probe_grid();
         let index = match &ask.range {
             RangeRequest::Single(ByteRangeSpec::FromTo(a, _))
             | RangeRequest::Single(ByteRangeSpec::From(a)) => plan::slice_of(*a, size),
@@ -178,15 +171,9 @@ impl Proxy {
 
     /// The slice grid of an object of `len` bytes.
     fn object_grid(&self, len: u64) -> u64 {
-        if len < self.settings.rules.min_bytes {
-            // Small-object fast path: not worth slicing, so the whole object
-            // is one slice: one request, one cache entry.
-            self.settings.rules.min_bytes
-        } else if self.settings.slice_size == AUTO_SLICE {
-            auto_slice_size(len)
-        } else {
-            self.settings.slice_size
-        }
+        // Small objects (under min_bytes) are one slice: one request, one cache entry.
+        let min_bytes = self.settings.rules.min_bytes;
+        self.settings.slice_size.object_grid(len, min_bytes)
     }
 
     /// The origin answered the probe's Range with the whole object: relay it
@@ -203,10 +190,7 @@ impl Proxy {
         let mut headers = resp.head.headers.clone();
         object_headers(&mut headers);
         let ttl = freshness(&resp.head.headers, cold.cache.default_ttl);
-        let size = match self.settings.slice_size {
-            AUTO_SLICE => AUTO_MAX,
-            size => size,
-        };
+        let size = self.settings.slice_size.probe_grid();
         let filler = ttl.and_then(|_| Filler::new(cold.cache.clone(), cold.base, size, &headers));
         let (Some(mut filler), Some(ttl)) = (filler, ttl) else {
             return ex.relay(resp).await;

@@ -4,21 +4,17 @@
 //! optional path prefix, first match in file order; `[origin]` with `[slice]`
 //! is the default route. A request no route matches, with no default, gets
 //! 404. The [`RouteTable`] is built from the configuration on the main
-//! thread; each worker turns it into its own [`Router`] with its own origin
+//! thread (in [`crate::server::settings`]); each worker turns it into its own [`Router`] with its own origin
 //! pools. [`Reloadable`] hands a new table (and new client limits) to the
 //! workers after SIGHUP without a lock on the request path: a worker compares
 //! one generation number per request and rebuilds only when it changed.
 
-use std::io;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use http::HeaderValue;
-
 use crate::cache::SliceCache;
-use crate::config::{Config, OriginConfig, RouteConfig};
 use crate::origin::pool::{OriginPool, OriginSettings};
-use crate::proxy::{Proxy, ProxySettings, SliceRules};
+use crate::proxy::{Proxy, ProxySettings};
 use crate::slice::stream::SliceBudget;
 
 /// What a route matches.
@@ -100,35 +96,10 @@ pub struct RouteTable {
 }
 
 impl RouteTable {
-    /// Build from `config`; origin names are resolved here.
-    pub fn from_config(config: &Config) -> io::Result<RouteTable> {
-        let base = proxy_settings(config);
-        let default = if config.origin.address.is_empty() {
-            None
-        } else {
-            Some(RoutePlan {
-                proxy: base.clone(),
-                origin: resolve(&config.origin, "origin.address")?,
-            })
-        };
-        let mut routes = Vec::new();
-        for (i, route) in config.routes.iter().enumerate() {
-            let origin_config = OriginConfig {
-                address: route.origin.clone(),
-                host_header: route.host_header.clone(),
-                ..config.origin.clone()
-            };
-            let origin = resolve(&origin_config, &format!("route[{i}].origin"))?;
-            let matcher = RouteMatch::new(route.host.as_deref(), route.path_prefix.as_deref());
-            routes.push((
-                matcher,
-                RoutePlan {
-                    proxy: route_settings(&base, route),
-                    origin,
-                },
-            ));
-        }
-        Ok(RouteTable { routes, default })
+    /// A table of `routes`, tried in order, and the `default` for requests
+    /// none matches; built from the configuration in [`crate::server::settings`].
+    pub fn new(routes: Vec<(RouteMatch, RoutePlan)>, default: Option<RoutePlan>) -> RouteTable {
+        RouteTable { routes, default }
     }
 
     /// Every origin of the table (default first) with its breaker; an origin
@@ -146,71 +117,6 @@ impl RouteTable {
     pub fn default_route(&self) -> Option<&RoutePlan> {
         self.default.as_ref()
     }
-}
-
-fn resolve(config: &OriginConfig, key: &str) -> io::Result<OriginSettings> {
-    OriginSettings::resolve(config).map_err(|e| {
-        let address = &config.address;
-        io::Error::new(e.kind(), format!("{key} {address:?}: cannot resolve: {e}"))
-    })
-}
-
-/// The default route's pipeline settings from `[origin]`, `[slice]` and `[cache]`.
-pub fn proxy_settings(config: &Config) -> ProxySettings {
-    ProxySettings {
-        slice_size: config.slice.slice_size,
-        window: config.slice.max_concurrent_subrequests,
-        host_header: config
-            .origin
-            .host_header
-            .as_deref()
-            .and_then(|h| HeaderValue::from_str(h).ok()),
-        default_host: HeaderValue::from_str(&config.origin.address)
-            .unwrap_or_else(|_| HeaderValue::from_static("localhost")),
-        purge_allow: config.cache.purge_networks(),
-        purge_token: config.cache.purge_token.clone(),
-        max_retries: config.slice.max_retries,
-        slice_timeout: config.origin.slice_timeout(),
-        rules: SliceRules {
-            min_bytes: config.slice.min_slice_bytes,
-            include: config.slice.include.clone(),
-            exclude: config.slice.exclude.clone(),
-        },
-        origin_if_match: config.slice.origin_if_match,
-        prefetch_slices: config.slice.prefetch_slices,
-        max_ranges: config.slice.max_ranges,
-        cut_whole_answers: config.slice.cut_whole_answers,
-        stale_defaults: crate::cache::manifest::StaleWindows {
-            while_revalidate: config.cache.stale_while_revalidate,
-            if_error: config.cache.stale_if_error,
-        },
-        node_name: config.server.node_name.as_str().into(),
-    }
-}
-
-fn route_settings(base: &ProxySettings, route: &RouteConfig) -> ProxySettings {
-    let mut s = base.clone();
-    s.slice_size = route.slice_size.unwrap_or(s.slice_size);
-    s.window = route.max_concurrent_subrequests.unwrap_or(s.window);
-    s.host_header = route
-        .host_header
-        .as_deref()
-        .and_then(|h| HeaderValue::from_str(h).ok());
-    s.default_host = HeaderValue::from_str(&route.origin).unwrap_or(s.default_host);
-    s.rules = SliceRules {
-        min_bytes: route.min_slice_bytes.unwrap_or(s.rules.min_bytes),
-        include: route.include.clone(),
-        exclude: route.exclude.clone(),
-    };
-    s.origin_if_match = route.origin_if_match.unwrap_or(s.origin_if_match);
-    s.prefetch_slices = route.prefetch_slices.unwrap_or(s.prefetch_slices);
-    s.max_ranges = route.max_ranges.unwrap_or(s.max_ranges);
-    s.cut_whole_answers = route.cut_whole_answers.unwrap_or(s.cut_whole_answers);
-    s.stale_defaults.while_revalidate = route
-        .stale_while_revalidate
-        .unwrap_or(s.stale_defaults.while_revalidate);
-    s.stale_defaults.if_error = route.stale_if_error.unwrap_or(s.stale_defaults.if_error);
-    s
 }
 
 /// One worker's routes, each with its own origin pool.

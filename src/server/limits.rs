@@ -31,21 +31,6 @@ pub struct ClientLimits {
 }
 
 impl ClientLimits {
-    /// The limits `config` sets.
-    pub fn from_config(config: &crate::config::Config) -> ClientLimits {
-        let server = &config.server;
-        ClientLimits {
-            access_log: config.log.access_log.then_some(config.log.format),
-            max_head_bytes: server.max_request_head_bytes as usize,
-            max_headers: server.max_headers,
-            max_url_bytes: server.max_url_bytes,
-            max_body_bytes: server.max_request_body_bytes,
-            header_timeout: server.client_header_timeout(),
-            send_timeout: Duration::from_millis(server.client_send_timeout_ms),
-            max_connections: server.max_connections,
-        }
-    }
-
     /// Check a request head against the limits.
     pub(crate) fn check(&self, head: &RequestHead) -> Result<(), Error> {
         if head.headers.len() > self.max_headers {

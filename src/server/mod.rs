@@ -1,10 +1,12 @@
 //! The server: pinned monoio workers ([`runtime`]), their accept loops and
 //! HTTP/1.1 connections ([`connection`]) and the response sink each lends a
 //! request ([`sink`]), the limits every request head is checked against
-//! ([`limits`]) and what SIGHUP swaps ([`reload`]).
+//! ([`limits`]), what SIGHUP swaps ([`reload`]), and where the configuration
+//! becomes the runtime settings of every layer ([`settings`]).
 
 pub mod connection;
 pub mod limits;
 pub mod reload;
 pub mod runtime;
+pub mod settings;
 pub mod sink;

@@ -16,13 +16,14 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use futures_channel::oneshot;
 use monoio::{IoUringDriver, LegacyDriver, RuntimeBuilder};
 use socket2::{Domain, Socket, Type};
 use tracing::{info, warn};
 
-use crate::cache::SliceCache;
+use crate::cache::{SliceCache, StoreSettings};
 use crate::config::{Config, DriverChoice};
 use crate::ops::admin::{Admin, AdminState};
 use crate::ops::metrics::WorkerMetrics;
@@ -94,8 +95,8 @@ impl Server {
         config_path: Option<&std::path::Path>,
     ) -> io::Result<Server> {
         let driver = Driver::choose(config.server.driver)?;
-        let table = RouteTable::from_config(config)?;
-        let reload = Arc::new(Reloadable::new(table, ClientLimits::from_config(config)));
+        let table = RouteTable::try_from(config)?;
+        let reload = Arc::new(Reloadable::new(table, ClientLimits::from(config)));
         let plan = WorkerPlan {
             reload: reload.clone(),
             driver,
@@ -103,21 +104,8 @@ impl Server {
             max_buffered_bytes: config.server.max_buffered_bytes,
         };
         let cache = if config.cache.enabled {
-            // The store holds the largest slice any route may cut.
-            let largest = std::iter::once(config.slice.slice_size)
-                .chain(config.routes.iter().filter_map(|r| r.slice_size))
-                .chain(std::iter::once(config.slice.min_slice_bytes))
-                .chain(config.routes.iter().filter_map(|r| r.min_slice_bytes))
-                .map(|s| {
-                    if s == crate::config::AUTO_SLICE {
-                        crate::config::size::AUTO_MAX
-                    } else {
-                        s
-                    }
-                })
-                .max()
-                .unwrap_or(crate::config::size::AUTO_MAX);
-            let cache = SliceCache::open(&config.cache, largest)?;
+            let ttl = Duration::from_secs(config.cache.cache_ttl);
+            let cache = SliceCache::open(&StoreSettings::from(config), ttl)?;
             info!(
                 dir = %config.cache.dir.display(),
                 memory_bytes = config.cache.memory_bytes,
@@ -219,9 +207,8 @@ impl Server {
     /// them up at their next request; connections are not dropped. The
     /// listener, workers, cache and timeouts of the shutdown need a restart.
     pub fn reload(&self, config: &Config) -> io::Result<()> {
-        let table = RouteTable::from_config(config)?;
-        self.reload
-            .replace(table, ClientLimits::from_config(config));
+        let table = RouteTable::try_from(config)?;
+        self.reload.replace(table, ClientLimits::from(config));
         Ok(())
     }
 

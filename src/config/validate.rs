@@ -1,0 +1,323 @@
+//! [`Config::validate`]: every value's range, checked once after parsing, so
+//! the later steps of the data path may trust what they read.
+//!
+//! A `[[route]]` value overrides a global key (`slice_size` overrides
+//! `slice.slice_size`, ...) and is checked by the same function as that key,
+//! so the two cannot drift apart; only the name in the message differs:
+//! `invalid slice.prefetch_slices = 65: must be at most 64` and
+//! `invalid route[0].prefetch_slices = 65: must be at most 64`.
+
+use super::size::SliceSize;
+use super::{
+    parse_net, Config, ConfigError, RouteConfig, MAX_CONCURRENT_SUBREQUESTS, MAX_PREFETCH_SLICES,
+    MAX_RETRIES, MAX_SLICE_SIZE,
+};
+
+/// A refused value as written in TOML, and why; the caller names the key.
+struct Refused {
+    value: String,
+    reason: String,
+}
+
+impl Refused {
+    /// The refusal of the global key `key`.
+    fn at(self, key: &'static str) -> ConfigError {
+        invalid(key, self.value, self.reason)
+    }
+
+    /// The refusal of `key` in the `index`-th route.
+    fn in_route(self, index: usize, key: &str) -> ConfigError {
+        ConfigError::InvalidRoute {
+            index,
+            key: key.to_string(),
+            value: self.value,
+            reason: self.reason,
+        }
+    }
+}
+
+type Check<T> = fn(&T) -> Result<(), Refused>;
+
+// The checks a global key shares with its `[[route]]` twin.
+
+fn slice_size(size: &SliceSize) -> Result<(), Refused> {
+    match size {
+        SliceSize::Bytes(n) if !(1..=MAX_SLICE_SIZE).contains(n) => Err(Refused {
+            value: size.to_string(),
+            reason: format!("must be between 1 and {MAX_SLICE_SIZE} (64MiB) bytes, or \"auto\""),
+        }),
+        _ => Ok(()),
+    }
+}
+
+fn max_concurrent_subrequests(n: &usize) -> Result<(), Refused> {
+    if (1..=MAX_CONCURRENT_SUBREQUESTS).contains(n) {
+        return Ok(());
+    }
+    Err(Refused {
+        value: n.to_string(),
+        reason: format!("must be between 1 and {MAX_CONCURRENT_SUBREQUESTS}"),
+    })
+}
+
+fn prefetch_slices(n: &u64) -> Result<(), Refused> {
+    if *n <= MAX_PREFETCH_SLICES {
+        return Ok(());
+    }
+    Err(Refused {
+        value: n.to_string(),
+        reason: format!("must be at most {MAX_PREFETCH_SLICES}"),
+    })
+}
+
+fn origin_address(address: &str) -> Result<(), Refused> {
+    check_host_port(address).map_err(|reason| Refused {
+        value: format!("{address:?}"),
+        reason,
+    })
+}
+
+/// Checks a route's override, when set, as its global twin is checked.
+fn twin<T>(index: usize, key: &str, value: &Option<T>, check: Check<T>) -> Result<(), ConfigError> {
+    match value {
+        Some(v) => check(v).map_err(|r| r.in_route(index, key)),
+        None => Ok(()),
+    }
+}
+
+impl Config {
+    /// Checks every value's range; the first bad value is reported by key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.validate_server()?;
+        self.validate_origin()?;
+        self.validate_slice()?;
+        self.validate_cache()
+    }
+
+    fn validate_server(&self) -> Result<(), ConfigError> {
+        let server = &self.server;
+        positive(
+            "server.client_header_timeout_ms",
+            server.client_header_timeout_ms,
+        )?;
+        positive("server.shutdown_timeout_ms", server.shutdown_timeout_ms)?;
+        positive(
+            "server.client_send_timeout_ms",
+            server.client_send_timeout_ms,
+        )?;
+        if !(1024..=1024 * 1024).contains(&server.max_request_head_bytes) {
+            return Err(invalid(
+                "server.max_request_head_bytes",
+                server.max_request_head_bytes.to_string(),
+                "must be between 1024 and 1048576 (1MiB)".into(),
+            ));
+        }
+        if !(1..=96).contains(&server.max_headers) {
+            return Err(invalid(
+                "server.max_headers",
+                server.max_headers.to_string(),
+                "must be between 1 and 96".into(),
+            ));
+        }
+        if !is_sf_token(&server.node_name) {
+            return Err(invalid(
+                "server.node_name",
+                format!("{:?}", server.node_name),
+                "must be a token: a letter or '*', then letters, digits and !#$%&'*+-.^_`|~:/"
+                    .into(),
+            ));
+        }
+        positive("server.max_url_bytes", server.max_url_bytes as u64)?;
+        positive("server.max_connections", server.max_connections as u64)?;
+        positive("server.max_buffered_bytes", server.max_buffered_bytes)?;
+        let Some(cores) = &server.pin_cores else {
+            return Ok(());
+        };
+        let invalid = |reason: String| invalid("server.pin_cores", format!("{cores:?}"), reason);
+        if cores.is_empty() {
+            return Err(invalid(
+                "must list at least one core, or be left out".into(),
+            ));
+        }
+        let available = available_cores();
+        for (i, core) in cores.iter().enumerate() {
+            if cores[..i].contains(core) {
+                return Err(invalid(format!("core {core} is listed twice")));
+            }
+            if *core >= available {
+                return Err(invalid(format!(
+                    "core {core} does not exist, {available} cores are available (0..={})",
+                    available - 1
+                )));
+            }
+        }
+        if server.workers > cores.len() {
+            return Err(ConfigError::Invalid {
+                key: "server.workers",
+                value: server.workers.to_string(),
+                reason: format!(
+                    "must be at most the {} cores in server.pin_cores",
+                    cores.len()
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    fn validate_origin(&self) -> Result<(), ConfigError> {
+        let origin = &self.origin;
+        // Without a default origin, requests no route matches get 404.
+        if origin.address.is_empty() && self.routes.is_empty() {
+            return Err(ConfigError::Missing {
+                key: "origin.address",
+            });
+        }
+        if !origin.address.is_empty() {
+            origin_address(&origin.address).map_err(|r| r.at("origin.address"))?;
+        }
+        for (i, route) in self.routes.iter().enumerate() {
+            validate_route(i, route)?;
+        }
+        positive("origin.connect_timeout_ms", origin.connect_timeout_ms)?;
+        positive("origin.head_timeout_ms", origin.head_timeout_ms)?;
+        positive("origin.read_timeout_ms", origin.read_timeout_ms)?;
+        positive("origin.slice_timeout_ms", origin.slice_timeout_ms)?;
+        positive("origin.pool_idle_timeout_ms", origin.pool_idle_timeout_ms)?;
+        positive("origin.breaker_cooldown_ms", origin.breaker_cooldown_ms)
+    }
+
+    fn validate_slice(&self) -> Result<(), ConfigError> {
+        let slice = &self.slice;
+        slice_size(&slice.slice_size).map_err(|r| r.at("slice.slice_size"))?;
+        max_concurrent_subrequests(&slice.max_concurrent_subrequests)
+            .map_err(|r| r.at("slice.max_concurrent_subrequests"))?;
+        prefetch_slices(&slice.prefetch_slices).map_err(|r| r.at("slice.prefetch_slices"))?;
+        if slice.max_retries > MAX_RETRIES {
+            return Err(invalid(
+                "slice.max_retries",
+                slice.max_retries.to_string(),
+                format!("must be at most {MAX_RETRIES}"),
+            ));
+        }
+        Ok(())
+    }
+
+    fn validate_cache(&self) -> Result<(), ConfigError> {
+        positive("cache.memory_bytes", self.cache.memory_bytes)?;
+        positive("cache.cache_ttl", self.cache.cache_ttl)?;
+        if let Some(bad) = self
+            .cache
+            .purge_allow
+            .iter()
+            .find(|n| parse_net(n).is_none())
+        {
+            return Err(invalid(
+                "cache.purge_allow",
+                format!("{bad:?}"),
+                "must be an IP network like \"10.0.0.0/8\" or an address".into(),
+            ));
+        }
+        if self.cache.purge_token.as_deref() == Some("") {
+            return Err(invalid(
+                "cache.purge_token",
+                "\"\"".into(),
+                "must not be empty; leave it out to allow PURGE by address only".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The `index`-th `[[route]]`: what it matches, its origin, and each
+/// override checked as the global key it overrides.
+fn validate_route(index: usize, route: &RouteConfig) -> Result<(), ConfigError> {
+    origin_address(&route.origin).map_err(|r| r.in_route(index, "origin"))?;
+    let bad = |key: &str, value: String, reason: &str| {
+        Refused {
+            value,
+            reason: reason.into(),
+        }
+        .in_route(index, key)
+    };
+    if let Some(host) = &route.host {
+        let name = host.strip_prefix("*.").unwrap_or(host);
+        if name.is_empty() || name.contains('*') || name.contains('/') {
+            return Err(bad(
+                "host",
+                format!("{host:?}"),
+                "must be a host name or *.suffix",
+            ));
+        }
+    }
+    if let Some(prefix) = &route.path_prefix {
+        if !prefix.starts_with('/') {
+            return Err(bad(
+                "path_prefix",
+                format!("{prefix:?}"),
+                "must start with /",
+            ));
+        }
+    }
+    twin(index, "slice_size", &route.slice_size, slice_size)?;
+    twin(
+        index,
+        "max_concurrent_subrequests",
+        &route.max_concurrent_subrequests,
+        max_concurrent_subrequests,
+    )?;
+    twin(
+        index,
+        "prefetch_slices",
+        &route.prefetch_slices,
+        prefetch_slices,
+    )?;
+    // min_slice_bytes, max_ranges, origin_if_match, cut_whole_answers,
+    // stale_while_revalidate and stale_if_error take any value, as their
+    // global twins do; host_header, include and exclude have no range.
+    Ok(())
+}
+
+/// Cores this process may run on; 1 when the platform cannot say.
+pub(super) fn available_cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+fn invalid(key: &'static str, value: String, reason: String) -> ConfigError {
+    ConfigError::Invalid { key, value, reason }
+}
+
+fn positive(key: &'static str, value: u64) -> Result<(), ConfigError> {
+    if value == 0 {
+        return Err(invalid(key, "0".into(), "must be greater than 0".into()));
+    }
+    Ok(())
+}
+
+/// Checks `host:port` without resolving the host; IPv6 hosts need brackets.
+fn check_host_port(address: &str) -> Result<(), String> {
+    let Some((host, port)) = address.rsplit_once(':') else {
+        return Err("must be host:port".into());
+    };
+    if host.is_empty() {
+        return Err("host is empty, must be host:port".into());
+    }
+    if host.contains(['/', ' ']) {
+        return Err("must be a plain host:port, without scheme, path or spaces".into());
+    }
+    if host.contains(':') && !(host.starts_with('[') && host.ends_with(']')) {
+        return Err("an IPv6 host needs brackets, e.g. [::1]:80".into());
+    }
+    match port.parse::<u16>() {
+        Ok(p) if p > 0 => Ok(()),
+        _ => Err(format!("port {port:?} must be between 1 and 65535")),
+    }
+}
+
+/// Whether `s` is an sf-token (RFC 8941 section 3.3.4), as Cache-Status names its cache.
+fn is_sf_token(s: &str) -> bool {
+    let mut bytes = s.bytes();
+    bytes
+        .next()
+        .is_some_and(|b| b.is_ascii_alphabetic() || b == b'*')
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~:/".contains(&b))
+}
