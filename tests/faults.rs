@@ -10,10 +10,10 @@
 mod common;
 
 use std::io::{ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
-use common::{object_bytes, Harness, HttpConnection, HttpResponse, OriginRequest, Setup};
+use common::{object_bytes, raw_once, Harness, HttpConnection, HttpResponse, OriginRequest, Setup};
 use edgeslice::config::Config;
 use edgeslice::server::runtime::Server;
 
@@ -102,14 +102,6 @@ fn single_origin_request(h: &Harness, what: &str) -> OriginRequest {
         .collect();
     assert_eq!(seen.len(), 1, "{what}: origin saw {lines:?}");
     seen.remove(0)
-}
-
-/// Sends `wire` on a fresh connection and reads one response.
-fn raw_once(addr: SocketAddr, wire: &[u8]) -> HttpResponse {
-    HttpConnection::connect(addr)
-        .expect("connect to edgeslice")
-        .raw(wire)
-        .expect("a response to the raw request")
 }
 
 /// The object changes between the probe and a later slice, after the 200

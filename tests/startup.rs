@@ -1,41 +1,16 @@
 //! Start-up and `--check` messages: each failure prints its information once,
 //! naming the file, the key and the value, and `--check` fails wherever the
-//! start would (an origin that does not resolve). Runs the real binary.
+//! start would (an origin that does not resolve); on success it prints the
+//! effective configuration, defaults included. Runs the real binary.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-/// A directory of its own under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos();
-        let dir = std::env::temp_dir().join(format!(
-            "edgeslice-startup-{}-{name}-{nanos}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-
-    /// Writes `text` to `edgeslice.toml` in the directory and returns its path.
-    fn config(&self, text: &str) -> PathBuf {
-        let path = self.0.join("edgeslice.toml");
-        std::fs::write(&path, text).unwrap();
-        path
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use common::TempDir;
+use edgeslice::config::Config;
 
 /// Runs `edgeslice --config CONF [extra]`, killing it if it is still running
 /// after 20 s (a start that should have failed is serving instead).
@@ -195,4 +170,73 @@ fn an_unusable_cache_dir_fails_the_start_naming_the_path_and_the_step() {
         let stderr = fails_once_with(&edgeslice(&conf, &[]), &expected);
         assert!(!stderr.contains("coding error"), "{stderr}");
     }
+}
+
+fn check(conf: &Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_edgeslice"))
+        .arg("--config")
+        .arg(conf)
+        .arg("--check")
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("edgeslice --check runs")
+}
+
+#[test]
+fn check_prints_the_effective_configuration_with_defaults() {
+    let dir = TempDir::new("check");
+    let conf = dir.path().join("edgeslice.toml");
+    std::fs::write(&conf, "[origin]\naddress = \"127.0.0.1:8081\"\n").unwrap();
+    let out = check(&conf);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for line in [
+        "max_concurrent_subrequests = 4",
+        "slice_size = 1048576",
+        "address = \"127.0.0.1:8081\"",
+        "access_log = true",
+        "format = \"text\"",
+        "shutdown_timeout_ms = 10000",
+    ] {
+        assert!(
+            stdout.lines().any(|l| l.trim() == line),
+            "missing {line:?} in:\n{stdout}"
+        );
+    }
+    // What it prints is a configuration that loads to the same values.
+    let body: String = stdout
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let printed = Config::from_toml(&body).expect("printed configuration is valid");
+    let original = Config::load(&conf).unwrap();
+    assert_eq!(printed, original);
+
+    std::fs::write(
+        &conf,
+        "[origin]\naddress = \"127.0.0.1:8081\"\n[slice]\nslice_size = 0\n",
+    )
+    .unwrap();
+    let out = check(&conf);
+    assert!(!out.status.success(), "slice_size = 0 was accepted");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("slice.slice_size"), "{stderr}");
+
+    std::fs::write(
+        &conf,
+        "[origin]\naddress = \"127.0.0.1:8081\"\n[[route]]\norigin = \"127.0.0.1:9\"\nmax_concurrent_subrequests = 0\n",
+    )
+    .unwrap();
+    let out = check(&conf);
+    assert!(!out.status.success(), "a route's window of 0 was accepted");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("route[0].max_concurrent_subrequests"),
+        "{stderr}"
+    );
 }

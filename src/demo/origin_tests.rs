@@ -1,6 +1,8 @@
 //! Tests of the built-in origin, through its own client.
+use super::answer::BASE_LAST_MODIFIED;
 use super::*;
 use crate::demo::client::{get, HttpConnection};
+use crate::demo::content::{fnv1a, imf_fixdate, RangeSpec};
 use std::time::Instant;
 
 #[test]

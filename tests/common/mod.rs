@@ -1,11 +1,31 @@
 //! Shared harness: a real origin and a real edgeslice, both on 127.0.0.1:0.
+//!
+//! Here: [`Harness`] (in-process server and demo origin, configured by
+//! [`Setup`]), temp dirs, polling and raw requests. In submodules: `process`
+//! (the binary as a subprocess, its stderr lines), `rig` (the resilience
+//! tests' `Knobs` and `Rig`), `cache` (cached setups, PURGE) and `strategies`
+//! (proptest strategies of the fuzz files).
 #![allow(dead_code, unused_imports)]
 
 pub use edgeslice::demo::client::{get, HttpConnection, HttpResponse};
 pub use edgeslice::demo::origin::{object_bytes, DemoOrigin, OriginRequest};
 
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
 use edgeslice::config::{Config, DriverChoice};
 use edgeslice::server::runtime::Server;
+
+pub mod cache;
+pub mod process;
+pub mod rig;
+pub mod strategies;
+mod temp_dir;
+
+pub use temp_dir::{temp_path, TempDir};
+
+/// An `[admin]` listener on a port of its own, to append to a configuration.
+pub const ADMIN: &str = "[admin]\nlisten = \"127.0.0.1:0\"\n";
 
 /// An origin and an edgeslice in front of it.
 pub struct Harness {
@@ -40,11 +60,7 @@ pub struct CacheSetup {
 impl CacheSetup {
     /// A cache in a new directory of its own (64 MiB memory, 256 MiB disk, 1 h TTL).
     pub fn fresh(name: &str) -> CacheSetup {
-        let dir = std::env::temp_dir().join(format!(
-            "edgeslice-test-{}-{name}-{}",
-            std::process::id(),
-            fastrand_suffix()
-        ));
+        let dir = temp_path(name);
         let _ = std::fs::remove_dir_all(&dir);
         CacheSetup {
             dir,
@@ -53,14 +69,6 @@ impl CacheSetup {
             ttl: 3600,
         }
     }
-}
-
-fn fastrand_suffix() -> u64 {
-    use std::time::{SystemTime, UNIX_EPOCH};
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos() as u64
 }
 
 impl Default for Setup {
@@ -118,8 +126,12 @@ pub fn config_text(origin: std::net::SocketAddr, setup: &Setup) -> String {
 }
 
 fn start_proxy(origin: &DemoOrigin, setup: &Setup) -> Server {
-    let config =
-        Config::from_toml(&config_text(origin.addr(), setup)).expect("test config is valid");
+    start_server(&config_text(origin.addr(), setup))
+}
+
+/// Start edgeslice in-process from `text`.
+pub fn start_server(text: &str) -> Server {
+    let config = Config::from_toml(text).unwrap_or_else(|e| panic!("config: {e}\n{text}"));
     Server::start(&config).expect("edgeslice starts")
 }
 
@@ -171,4 +183,29 @@ pub fn slice_ranges(indices: impl IntoIterator<Item = u64>, s: u64) -> Vec<Strin
         .into_iter()
         .map(|k| format!("bytes={}-{}", k * s, (k + 1) * s - 1))
         .collect()
+}
+
+/// Poll `f` every 10 ms until it returns `Some`, or panic after `limit`.
+pub fn wait_for<T>(limit: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let until = Instant::now() + limit;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < until, "timed out after {limit:?}: {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A request through edgeslice with a Host header.
+pub fn get_host(addr: SocketAddr, target: &str, host: &str) -> HttpResponse {
+    get(addr, target, &[("Host", host)]).expect("request through edgeslice")
+}
+
+/// Sends `wire` on a fresh connection and reads one response.
+pub fn raw_once(addr: SocketAddr, wire: &[u8]) -> HttpResponse {
+    HttpConnection::connect(addr)
+        .expect("connect to edgeslice")
+        .raw(wire)
+        .expect("a response to the raw request")
 }

@@ -1,0 +1,193 @@
+//! Freshness: TTL expiry revalidates once for the whole object, a changed
+//! object is served old until expiry and new after (never a mix),
+//! uncacheable answers always reach the origin, and stale-if-error /
+//! stale-while-revalidate.
+
+mod common;
+
+use common::cache::*;
+use common::*;
+use edgeslice::demo::origin::versioned_name;
+
+fn unix_seconds() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs_f64()
+}
+
+/// Sleep until a little after the next whole second, so the few requests
+/// that follow all fall within one second of the cache's 1 s clock.
+fn sleep_to_second_start() {
+    let now = unix_seconds();
+    let until = now.floor() + 1.03;
+    std::thread::sleep(std::time::Duration::from_secs_f64(until - now));
+}
+
+/// Sleep until an answer fetched by `fetched_by` (unix seconds) with
+/// `max-age=max_age` is stale whether the cache counts in whole seconds or
+/// not; lands just after a whole second, so the next second is left for the
+/// requests that follow.
+fn sleep_until_stale(fetched_by: f64, max_age: u64) {
+    let until = (fetched_by + max_age as f64 + 0.2).ceil() + 0.03;
+    let now = unix_seconds();
+    if until > now {
+        std::thread::sleep(std::time::Duration::from_secs_f64(until - now));
+    }
+}
+
+#[test]
+fn ttl_expiry_revalidates_once_for_the_whole_object() {
+    let setup = cached("ttl", 4);
+    let _dir = dir_guard(&setup);
+    let h = Harness::start(setup);
+    let target = "/obj/32/t?cc=max-age=1";
+    let first = h.get(target, &[]);
+    let fetched_by = unix_seconds();
+    assert_eq!(first.header("x-cache"), Some("MISS"));
+    assert_eq!(first.body, object_bytes("t", 0, 31));
+    h.origin.clear();
+    sleep_until_stale(fetched_by, 1);
+    let stale = h.get(target, &[]);
+    assert_eq!(stale.status, 200);
+    assert_eq!(stale.body, object_bytes("t", 0, 31));
+    let requests = h.origin.requests();
+    assert_eq!(
+        requests.len(),
+        1,
+        "one revalidation: {:?}",
+        h.origin_ranges()
+    );
+    assert!(
+        requests[0].header("if-none-match").is_some(),
+        "revalidation is conditional: {:?}",
+        requests[0].headers
+    );
+    assert_eq!(requests[0].range.as_deref(), Some("bytes=0-3"));
+    // The demo origin answered 304, so every slice is still good.
+    assert_eq!(stale.header("x-cache"), Some("HIT"));
+    h.origin.clear();
+    let again = h.get(target, &[]);
+    assert_eq!(again.header("x-cache"), Some("HIT"));
+    assert_eq!(again.body, object_bytes("t", 0, 31));
+    assert_eq!(h.origin.request_count(), 0, "freshness was renewed");
+}
+
+#[test]
+fn changed_before_expiry_serves_the_old_version_and_after_expiry_the_new_never_a_mix() {
+    let setup = cached("changed", 4);
+    let _dir = dir_guard(&setup);
+    let h = Harness::start(setup);
+    let target = "/mut/32/m?cc=max-age=1";
+    let v0 = object_bytes(&versioned_name("m", 0), 0, 31);
+    let v1 = object_bytes(&versioned_name("m", 1), 0, 31);
+    assert_ne!(v0, v1);
+    // Start at the top of a second, so the cache stays fresh for what follows.
+    sleep_to_second_start();
+    let first = h.get(target, &[]);
+    let fetched_by = unix_seconds();
+    assert_eq!(first.header("x-cache"), Some("MISS"));
+    assert_eq!(first.body, v0);
+    h.origin.set_version("m", 1);
+    h.origin.clear();
+    // Changed before expiry: the cache is fresh, so the old version is served.
+    let fresh = h.get(target, &[]);
+    assert_eq!(fresh.header("x-cache"), Some("HIT"));
+    assert_eq!(fresh.body, v0);
+    assert_eq!(h.origin.request_count(), 0, "{:?}", h.origin_ranges());
+
+    sleep_until_stale(fetched_by, 1);
+    let changed = h.get(target, &[]);
+    assert_eq!(changed.status, 200);
+    assert!(
+        changed.body == v1,
+        "after expiry: got {:?}, expected version 1 {:?} (version 0 is {:?})",
+        changed.body,
+        v1,
+        v0
+    );
+    // One conditional request finds the change, then all 8 slices anew.
+    assert_eq!(h.origin.request_count(), 9, "{:?}", h.origin_ranges());
+    h.origin.clear();
+    let after = h.get(target, &[]);
+    assert_eq!(after.header("x-cache"), Some("HIT"));
+    assert_eq!(after.body, v1);
+    let part = h.get(target, &[("Range", "bytes=3-29")]);
+    assert_eq!(part.header("x-cache"), Some("HIT"));
+    assert_eq!(part.body, v1[3..=29].to_vec());
+    assert_eq!(h.origin.request_count(), 0, "{:?}", h.origin_ranges());
+}
+
+#[test]
+fn uncacheable_answers_reach_the_origin_every_time() {
+    let setup = cached("nostore", 4);
+    let _dir = dir_guard(&setup);
+    let h = Harness::start(setup);
+    for cc in ["no-store", "private", "no-cache"] {
+        let target = format!("/obj/16/n-{cc}?cc={cc}");
+        let name = format!("n-{cc}");
+        for round in 0..2 {
+            h.origin.clear();
+            let resp = h.get(&target, &[]);
+            assert_eq!(resp.status, 200, "{cc} round {round}");
+            assert_eq!(resp.header("x-cache"), Some("MISS"), "{cc} round {round}");
+            assert_eq!(resp.body, object_bytes(&name, 0, 15), "{cc} round {round}");
+            assert_eq!(
+                h.origin_ranges_sorted(),
+                slice_ranges(0..4, 4),
+                "{cc} round {round}"
+            );
+        }
+    }
+}
+
+/// stale-if-error (RFC 5861): past its expiry, with the origin down, the
+/// cached object is still served within the window the origin gave; without
+/// the window the client gets an error.
+#[test]
+fn stale_if_error_serves_the_cached_object_while_the_origin_is_down() {
+    let setup = cached("stale-if-error", 4);
+    let _dir = dir_guard(&setup);
+    let h = Harness::start(setup);
+    let with_window = "/obj/16/sie?cc=max-age=1,stale-if-error=600";
+    let without = "/obj/16/nowin?cc=max-age=1";
+    let fetched_by = unix_seconds();
+    assert_eq!(h.get(with_window, &[]).header("x-cache"), Some("MISS"));
+    assert_eq!(h.get(without, &[]).header("x-cache"), Some("MISS"));
+    sleep_until_stale(fetched_by, 1);
+    let Harness { origin, server } = h;
+    drop(origin); // the origin is down: connections are refused
+    let stale = get(server.local_addr(), with_window, &[]).expect("an answer");
+    assert_eq!(stale.status, 200);
+    assert!(stale.complete);
+    assert_eq!(stale.body, object_bytes("sie", 0, 15));
+    let gone = get(server.local_addr(), without, &[]).expect("an answer");
+    assert!(gone.status >= 500, "got {}, expected a 5xx", gone.status);
+    server.shutdown();
+}
+
+/// stale-while-revalidate (RFC 5861): past its expiry the object is served at
+/// once, and one conditional request refreshes it in the background.
+#[test]
+fn stale_while_revalidate_serves_at_once_and_refreshes_in_the_background() {
+    let setup = cached("swr", 4);
+    let _dir = dir_guard(&setup);
+    let h = Harness::start(setup);
+    let target = "/obj/16/swr?cc=max-age=1,stale-while-revalidate=600";
+    let fetched_by = unix_seconds();
+    assert_eq!(h.get(target, &[]).header("x-cache"), Some("MISS"));
+    sleep_until_stale(fetched_by, 1);
+    h.origin.clear();
+    let stale = h.get(target, &[]);
+    assert_eq!(stale.status, 200);
+    assert_eq!(stale.header("x-cache"), Some("HIT"));
+    assert_eq!(stale.body, object_bytes("swr", 0, 15));
+    // The background revalidation: one conditional request, answered 304.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while h.origin.request_count() == 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let requests = h.origin.requests();
+    assert_eq!(requests.len(), 1, "{requests:?}");
+    assert!(requests[0].header("if-none-match").is_some());
+}
