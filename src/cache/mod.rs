@@ -40,8 +40,6 @@ pub enum CacheStatus {
     Miss,
     /// Some from each.
     Partial,
-    /// Not cacheable (or the cache is off): straight from the origin.
-    Bypass,
 }
 
 impl CacheStatus {
@@ -60,7 +58,6 @@ impl CacheStatus {
             CacheStatus::Hit => "HIT",
             CacheStatus::Miss => "MISS",
             CacheStatus::Partial => "PARTIAL",
-            CacheStatus::Bypass => "BYPASS",
         }
     }
 }

@@ -51,7 +51,6 @@ mod validate;
 use error::parse_error;
 pub use error::ConfigError;
 pub use size::SliceSize;
-use validate::available_cores;
 
 const KIB: u64 = 1024;
 const MIB: u64 = 1024 * KIB;
@@ -484,3 +483,8 @@ impl Config {
 
 #[cfg(test)]
 mod tests;
+
+/// Cores this process may run on; 1 when the platform cannot say.
+fn available_cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}

@@ -9,8 +9,8 @@
 
 use super::size::SliceSize;
 use super::{
-    parse_net, Config, ConfigError, RouteConfig, MAX_CONCURRENT_SUBREQUESTS, MAX_PREFETCH_SLICES,
-    MAX_RETRIES, MAX_SLICE_SIZE,
+    available_cores, parse_net, Config, ConfigError, RouteConfig, MAX_CONCURRENT_SUBREQUESTS,
+    MAX_PREFETCH_SLICES, MAX_RETRIES, MAX_SLICE_SIZE,
 };
 
 /// A refused value as written in TOML, and why; the caller names the key.
@@ -275,11 +275,6 @@ fn validate_route(index: usize, route: &RouteConfig) -> Result<(), ConfigError> 
     // stale_while_revalidate and stale_if_error take any value, as their
     // global twins do; host_header, include and exclude have no range.
     Ok(())
-}
-
-/// Cores this process may run on; 1 when the platform cannot say.
-pub(super) fn available_cores() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 fn invalid(key: &'static str, value: String, reason: String) -> ConfigError {

@@ -2,7 +2,7 @@
 //!
 //! Heads are decoded with monoio-http's `RequestHeadDecoder` and
 //! `ResponseHeadDecoder` through a `monoio_codec::FramedRead`; bodies are read
-//! through the same framed buffer with [`BodyDecoder`], which hands on bytes as
+//! through the same framed buffer with [`BodyDecoder`] ([`crate::http::body`]), which hands on bytes as
 //! they arrive (monoio-http's own fixed-length payload waits for the whole
 //! body, and its encoder drops a Content-Length we set, so heads are written
 //! here with [`encode_response_head`] and [`encode_request_head`]).
@@ -15,13 +15,14 @@ use std::io;
 
 use bytes::{Bytes, BytesMut};
 use http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Version};
-use monoio::io::{AsyncReadRent, OwnedReadHalf, OwnedWriteHalf};
+use monoio::io::{OwnedReadHalf, OwnedWriteHalf};
 use monoio::net::TcpStream;
-use monoio_codec::{Decoded, Decoder, FramedRead};
+use monoio_codec::{Decoded, Decoder};
 use monoio_http::common::request::RequestHead;
-use monoio_http::h1::codec::decoder::{ChunkedBodyDecoder, DecodeError};
+use monoio_http::h1::codec::decoder::DecodeError;
 
 use crate::error::Error;
+pub use crate::http::body::{next_body_chunk, BodyDecoder, BodyFraming};
 
 /// Read half of a TCP connection.
 pub type ReadHalf = OwnedReadHalf<TcpStream>;
@@ -100,19 +101,6 @@ fn has_long_name(head: &[u8]) -> bool {
         let name_end = line.iter().position(|b| *b == b':').unwrap_or(line.len());
         name_end > MAX_HEADER_NAME
     })
-}
-
-/// How a message body is delimited.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BodyFraming {
-    /// No body.
-    Empty,
-    /// Exactly this many bytes.
-    Length(u64),
-    /// Transfer-Encoding: chunked.
-    Chunked,
-    /// Until the connection closes (responses only).
-    UntilClose,
 }
 
 /// Check the request line and Host (RFC 9112 section 3.2): an HTTP/1.1
@@ -253,107 +241,6 @@ pub fn content_length(headers: &HeaderMap) -> Result<Option<u64>, String> {
     Ok(found)
 }
 
-/// Decodes a body from the framed read buffer, handing on bytes as they arrive.
-pub struct BodyDecoder {
-    framing: BodyFraming,
-    remaining: u64,
-    chunked: ChunkedBodyDecoder,
-    done: bool,
-}
-
-impl BodyDecoder {
-    /// A decoder for a body framed as `framing`.
-    pub fn new(framing: BodyFraming) -> Self {
-        let remaining = match framing {
-            BodyFraming::Length(n) => n,
-            _ => 0,
-        };
-        BodyDecoder {
-            framing,
-            remaining,
-            chunked: ChunkedBodyDecoder::default(),
-            done: framing == BodyFraming::Empty,
-        }
-    }
-
-    /// True once the whole body has been decoded.
-    pub fn is_done(&self) -> bool {
-        self.done
-    }
-
-    /// The framing this decoder reads.
-    pub fn framing(&self) -> BodyFraming {
-        self.framing
-    }
-}
-
-impl Decoder for BodyDecoder {
-    type Item = Bytes;
-    type Error = DecodeError;
-
-    fn decode(&mut self, src: &mut BytesMut) -> Result<Decoded<Bytes>, DecodeError> {
-        if self.done {
-            return Ok(Decoded::Some(Bytes::new()));
-        }
-        match self.framing {
-            BodyFraming::Empty => Ok(Decoded::Some(Bytes::new())),
-            BodyFraming::Length(_) => {
-                if src.is_empty() {
-                    return Ok(Decoded::Insufficient);
-                }
-                let n = (src.len() as u64).min(self.remaining) as usize;
-                self.remaining -= n as u64;
-                self.done = self.remaining == 0;
-                Ok(Decoded::Some(src.split_to(n).freeze()))
-            }
-            BodyFraming::Chunked => match self.chunked.decode(src)? {
-                Decoded::Some(Some(data)) => Ok(Decoded::Some(data)),
-                Decoded::Some(None) => {
-                    self.done = true;
-                    Ok(Decoded::Some(Bytes::new()))
-                }
-                Decoded::Insufficient => Ok(Decoded::Insufficient),
-                Decoded::InsufficientAtLeast(n) => Ok(Decoded::InsufficientAtLeast(n)),
-            },
-            BodyFraming::UntilClose => {
-                if src.is_empty() {
-                    return Ok(Decoded::Insufficient);
-                }
-                Ok(Decoded::Some(src.split().freeze()))
-            }
-        }
-    }
-}
-
-/// Read the next piece of a body: `Ok(None)` once it is complete, an error if
-/// the peer closed early.
-pub async fn next_body_chunk<IO: AsyncReadRent, C>(
-    framed: &mut FramedRead<IO, C>,
-    body: &mut BodyDecoder,
-) -> io::Result<Option<Bytes>> {
-    loop {
-        if body.is_done() {
-            return Ok(None);
-        }
-        match framed.next_with(body).await {
-            Some(Ok(data)) if data.is_empty() => continue,
-            Some(Ok(data)) => return Ok(Some(data)),
-            Some(Err(DecodeError::Io(e))) => return Err(e),
-            Some(Err(e)) => return Err(io::Error::new(io::ErrorKind::InvalidData, e.to_string())),
-            None if body.framing == BodyFraming::UntilClose => {
-                body.done = true;
-                return Ok(None);
-            }
-            None => {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "connection closed before the body was complete",
-                ))
-            }
-        }
-    }
-}
-
 /// Headers that describe one connection, never forwarded (RFC 9110 section 7.6.1).
 const HOP_BY_HOP: [HeaderName; 8] = [
     header::CONNECTION,
@@ -425,11 +312,6 @@ fn encode_headers(headers: &HeaderMap, out: &mut Vec<u8>) {
         out.extend_from_slice(b"\r\n");
     }
     out.extend_from_slice(b"\r\n");
-}
-
-/// A header value from a number.
-pub fn number_value(n: u64) -> HeaderValue {
-    HeaderValue::from(n)
 }
 
 /// The chunk-size line that precedes `len` bytes of a chunked body.
@@ -556,34 +438,6 @@ mod tests {
             response_framing(&get, ok, &HeaderMap::new()).unwrap(),
             BodyFraming::UntilClose
         );
-    }
-
-    #[test]
-    fn body_decoder_hands_on_partial_bytes() {
-        let mut dec = BodyDecoder::new(BodyFraming::Length(10));
-        let mut buf = BytesMut::from(&b"abcd"[..]);
-        assert_eq!(
-            dec.decode(&mut buf).unwrap(),
-            Decoded::Some(Bytes::from("abcd"))
-        );
-        assert!(!dec.is_done());
-        let mut buf = BytesMut::from(&b"efghijNEXT"[..]);
-        assert_eq!(
-            dec.decode(&mut buf).unwrap(),
-            Decoded::Some(Bytes::from("efghij"))
-        );
-        assert!(dec.is_done());
-        assert_eq!(&buf[..], b"NEXT");
-
-        let mut dec = BodyDecoder::new(BodyFraming::Chunked);
-        let mut buf = BytesMut::from(&b"3\r\nabc\r\n0\r\n\r\nNEXT"[..]);
-        assert_eq!(
-            dec.decode(&mut buf).unwrap(),
-            Decoded::Some(Bytes::from("abc"))
-        );
-        assert_eq!(dec.decode(&mut buf).unwrap(), Decoded::Some(Bytes::new()));
-        assert!(dec.is_done());
-        assert_eq!(&buf[..], b"NEXT");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! pipeline ([`headers`]), and the seam a connection offers the driver
 //! ([`sink`]). Imports nothing above [`crate::error`].
 
+pub mod body;
 pub mod conditional;
 pub mod h1;
 pub mod headers;

@@ -1,8 +1,5 @@
-//! Seeing into edgeslice: every metric declared in one place, the admin
-//! listener (`/metrics`, `/health`, `/status`) and the access log line each
-//! request ends with. Every layer counts into [`metrics`]; only the server
-//! layer calls [`access`] and starts [`admin`].
+//! Seeing into edgeslice: every metric declared in one place ([`metrics`]).
+//! Every layer counts into it, each worker in its own relaxed atomics; the
+//! admin listener ([`crate::server::admin`]) renders them.
 
-pub mod access;
-pub mod admin;
 pub mod metrics;

@@ -75,7 +75,6 @@ type HeadReader = FramedRead<ReadHalf, LimitedHead<ResponseHeadDecoder>>;
 pub struct OriginConn {
     reader: HeadReader,
     writer: WriteHalf,
-    reused: bool,
     idle_since: Instant,
 }
 
@@ -99,11 +98,6 @@ impl OriginPool {
         &self.settings
     }
 
-    /// Number of idle pooled connections.
-    pub fn idle_count(&self) -> usize {
-        self.idle.borrow().len()
-    }
-
     async fn connect(&self) -> Result<OriginConn> {
         let mut last = None;
         for addr in &self.settings.addrs {
@@ -120,7 +114,6 @@ impl OriginPool {
                     return Ok(OriginConn {
                         reader: FramedRead::with_capacity(r, decoder, READ_BUFFER),
                         writer: w,
-                        reused: false,
                         idle_since: Instant::now(),
                     });
                 }
@@ -148,7 +141,6 @@ impl OriginPool {
     fn checkin(&self, mut conn: OriginConn) {
         let mut idle = self.idle.borrow_mut();
         if idle.len() < self.settings.max_idle && conn.reader.read_buffer().is_empty() {
-            conn.reused = true;
             conn.idle_since = Instant::now();
             idle.push(conn);
         }
@@ -337,7 +329,6 @@ impl OriginPool {
             conn: Some(conn),
             reusable,
             pool: self.clone(),
-            received: 0,
         })
     }
 }
@@ -362,23 +353,12 @@ pub struct OriginResponse {
     conn: Option<OriginConn>,
     reusable: bool,
     pool: Rc<OriginPool>,
-    received: u64,
 }
 
 impl OriginResponse {
     /// How the body is delimited.
     pub fn framing(&self) -> BodyFraming {
         self.body.framing()
-    }
-
-    /// Body bytes received so far.
-    pub fn received(&self) -> u64 {
-        self.received
-    }
-
-    /// Whether the connection this answer came on was reused from the pool.
-    pub fn reused_connection(&self) -> bool {
-        self.conn.as_ref().is_some_and(|c| c.reused)
     }
 
     /// The next piece of the body, `None` once it is complete. The connection
@@ -406,7 +386,6 @@ impl OriginResponse {
         };
         match piece {
             Some(data) => {
-                self.received += data.len() as u64;
                 metrics::with(|m| m.origin_bytes.add(data.len() as u64));
                 Ok(Some(data))
             }

@@ -13,9 +13,9 @@ use crate::cache::flight::FlightLeader;
 use crate::cache::manifest::unix_now;
 use crate::cache::{FlightEvent, Joined, ObjectKey, ObjectManifest, SliceCache};
 use crate::proxy::cache_status::Served;
+use crate::proxy::context::{Ask, Proxy};
 use crate::proxy::respond::StoredObject;
 use crate::proxy::revalidate::{revalidate, Revalidation};
-use crate::proxy::{Ask, Proxy};
 use crate::slice::fetch::CacheTarget;
 
 /// What the lookup found.

@@ -23,6 +23,7 @@
 //! connection is aborted.
 
 pub mod cache_status;
+pub mod context;
 pub mod exchange;
 pub mod fill;
 pub mod lookup;
@@ -32,119 +33,28 @@ pub mod probe;
 pub mod respond;
 pub mod revalidate;
 pub mod route;
+pub mod rules;
 pub mod unsliced;
 
-use std::rc::Rc;
 use std::sync::Arc;
 
 use http::{header, HeaderMap, HeaderValue, Method};
 use monoio_http::common::request::RequestHead;
 
-use crate::cache::manifest::StaleWindows;
 use crate::cache::SliceCache;
-use crate::config::SliceSize;
 use crate::error::Result;
 use crate::http::h1;
 use crate::http::headers::{cacheable_request, header_value};
 use crate::http::range::{parse_range, RangeRequest};
 use crate::http::sink::{BodyLength, BodySource, ResponseSink};
-use crate::origin::pool::OriginPool;
 use crate::proxy::cache_status::Served;
+use crate::proxy::context::Ask;
+pub use crate::proxy::context::{Proxy, ProxySettings};
 pub use crate::proxy::exchange::Exchange;
 use crate::proxy::lookup::Lookup;
 use crate::proxy::probe::Probe;
 use crate::proxy::respond::{Respond, StoredObject};
-use crate::slice::stream;
-
-/// Settings of the pipeline, converted once from the configuration.
-#[derive(Debug, Clone)]
-pub struct ProxySettings {
-    /// Bytes per slice, or `"auto"`.
-    pub slice_size: SliceSize,
-    /// Slices of one request in flight at once.
-    pub window: usize,
-    /// Host header sent to the origin instead of the client's, if set.
-    pub host_header: Option<HeaderValue>,
-    /// Host header sent when the client gave none.
-    pub default_host: HeaderValue,
-    /// Client networks allowed to PURGE.
-    pub purge_allow: Vec<ipnet::IpNet>,
-    /// Bearer token that allows PURGE.
-    pub purge_token: Option<String>,
-    /// Retries allowed per slice (and for the probe).
-    pub max_retries: u32,
-    /// Deadline of one attempt at a whole slice.
-    pub slice_timeout: std::time::Duration,
-    /// What is sliced and what passes through.
-    pub rules: SliceRules,
-    /// Slices after the first carry `If-Match` (or `If-Unmodified-Since`).
-    pub origin_if_match: bool,
-    /// Slices fetched ahead for sequential readers (0 = off).
-    pub prefetch_slices: u64,
-    /// Most parts of a multipart answer.
-    pub max_ranges: usize,
-    /// Cut whole answers into slices for the cache.
-    pub cut_whole_answers: bool,
-    /// RFC 5861 windows when the origin gives none.
-    pub stale_defaults: StaleWindows,
-    /// This cache's name in `Cache-Status`.
-    pub node_name: Arc<str>,
-}
-
-/// Which requests a route slices; the others pass through whole.
-#[derive(Debug, Clone, Default)]
-pub struct SliceRules {
-    /// Objects smaller than this pass through whole.
-    pub min_bytes: u64,
-    /// Only paths matching one of these patterns are sliced (empty: all).
-    pub include: Vec<String>,
-    /// Paths matching one of these patterns pass through.
-    pub exclude: Vec<String>,
-}
-
-impl SliceRules {
-    /// Whether requests for `path` are sliced.
-    pub fn slices(&self, path: &str) -> bool {
-        (self.include.is_empty()
-            || self
-                .include
-                .iter()
-                .any(|p| crate::proxy::route::glob(p, path)))
-            && !self
-                .exclude
-                .iter()
-                .any(|p| crate::proxy::route::glob(p, path))
-    }
-}
-
-/// One worker's proxy: its settings, its own origin pool, the node's cache.
-pub struct Proxy {
-    /// Pipeline settings.
-    pub settings: ProxySettings,
-    /// This worker's connections to the origin.
-    pub pool: Rc<OriginPool>,
-    /// The node's slice cache, shared by all workers; `None` when disabled.
-    pub cache: Option<Arc<SliceCache>>,
-    /// This worker's budget of slice bytes in flight, shared by its routes.
-    pub budget: Rc<stream::SliceBudget>,
-    /// Where this worker's sequential readers are, for prefetch.
-    pub prefetch: crate::proxy::prefetch::Prefetch,
-}
-
-/// The request context every phase reads: what the client asked of one
-/// object, and how the object's stored state was had.
-pub(crate) struct Ask<'a> {
-    pub(crate) req: &'a RequestHead,
-    /// Path and query, forwarded unchanged.
-    pub(crate) target: &'a str,
-    /// Request headers for the origin (see [`Proxy::forwarded_headers`]).
-    pub(crate) forwarded: HeaderMap,
-    pub(crate) range: RangeRequest,
-    pub(crate) served: Served,
-    /// Age and freshness left of the stored object, when served from the cache.
-    pub(crate) age: u64,
-    pub(crate) ttl: i64,
-}
+pub use crate::proxy::rules::SliceRules;
 
 /// What phase "classify" found the request to be.
 enum Class<'a> {

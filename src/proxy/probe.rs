@@ -23,10 +23,11 @@ use crate::ops::metrics;
 use crate::origin::pool::OriginResponse;
 use crate::origin::retry::Retry;
 use crate::proxy::cache_status::Served;
+use crate::proxy::context::{Ask, Proxy};
+use crate::proxy::exchange::Exchange;
 use crate::proxy::fill::Filler;
 use crate::proxy::lookup::Cold;
 use crate::proxy::respond::{ProbeAnswer, StoredObject};
-use crate::proxy::{Ask, Exchange, Proxy};
 use crate::slice::fetch::{check_slice_head, CacheTarget, OpenedSlice};
 use crate::slice::plan::{self, slice_range_value};
 

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use crate::cache::SliceCache;
 use crate::origin::pool::{OriginPool, OriginSettings};
-use crate::proxy::{Proxy, ProxySettings};
+use crate::proxy::context::{Proxy, ProxySettings};
 use crate::slice::stream::SliceBudget;
 
 /// What a route matches.
@@ -57,26 +57,6 @@ impl RouteMatch {
                 .as_deref()
                 .is_none_or(|prefix| path.starts_with(prefix))
     }
-}
-
-/// Whether `path` matches `pattern`, where `*` matches any run of characters.
-pub fn glob(pattern: &str, path: &str) -> bool {
-    let parts: Vec<&str> = pattern.split('*').collect();
-    if parts.len() == 1 {
-        return pattern == path;
-    }
-    let (first, last) = (parts[0], parts[parts.len() - 1]);
-    if !path.starts_with(first) || path.len() < first.len() + last.len() || !path.ends_with(last) {
-        return false;
-    }
-    let mut rest = &path[first.len()..path.len() - last.len()];
-    for middle in &parts[1..parts.len() - 1] {
-        match rest.find(middle) {
-            Some(at) => rest = &rest[at + middle.len()..],
-            None => return false,
-        }
-    }
-    true
 }
 
 /// One route's settings, ready for any worker.
@@ -207,24 +187,6 @@ mod tests {
                 *want,
                 "{host:?} {prefix:?} {req_host} {path}"
             );
-        }
-    }
-
-    #[test]
-    fn glob_table() {
-        let cases = [
-            ("*.mp4", "/v/a.mp4", true),
-            ("*.mp4", "/v/a.mp4.txt", false),
-            ("/videos/*", "/videos/a", true),
-            ("/videos/*", "/video/a", false),
-            ("/a/*/b/*.ts", "/a/x/y/b/z.ts", true),
-            ("/exact", "/exact", true),
-            ("/exact", "/exact2", false),
-            ("*", "/anything", true),
-            ("a*a", "a", false),
-        ];
-        for (pattern, path, want) in cases {
-            assert_eq!(glob(pattern, path), want, "{pattern} {path}");
         }
     }
 }

@@ -13,8 +13,8 @@ use crate::error::Result;
 use crate::http::headers::{expects_continue, req_headers_unsliced};
 use crate::http::sink::{BodyLength, BodySource, ResponseSink};
 use crate::ops::metrics;
+use crate::proxy::context::Proxy;
 use crate::proxy::exchange::Exchange;
-use crate::proxy::Proxy;
 
 impl Proxy {
     /// Methods other than GET/HEAD: forward with the body, relay the answer.

@@ -1,9 +1,13 @@
 //! The server: pinned monoio workers ([`runtime`]), their accept loops and
 //! HTTP/1.1 connections ([`connection`]) and the response sink each lends a
 //! request ([`sink`]), the limits every request head is checked against
-//! ([`limits`]), what SIGHUP swaps ([`reload`]), and where the configuration
-//! becomes the runtime settings of every layer ([`settings`]).
+//! ([`limits`]), what SIGHUP swaps ([`reload`]), where the configuration
+//! becomes the runtime settings of every layer ([`settings`]), the admin
+//! listener ([`admin`]) and the access log line each request ends with
+//! ([`access`]).
 
+pub mod access;
+pub mod admin;
 pub mod connection;
 pub mod limits;
 pub mod reload;

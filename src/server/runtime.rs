@@ -25,9 +25,9 @@ use tracing::{info, warn};
 
 use crate::cache::{SliceCache, StoreSettings};
 use crate::config::{Config, DriverChoice};
-use crate::ops::admin::{Admin, AdminState};
 use crate::ops::metrics::WorkerMetrics;
 use crate::proxy::route::RouteTable;
+use crate::server::admin::{Admin, AdminState};
 use crate::server::connection::{accept_loop, WorkerState};
 use crate::server::limits::ClientLimits;
 use crate::server::reload::{Reloadable, WorkerRoutes};

@@ -132,11 +132,6 @@ impl SliceBudget {
             used: Cell::new(0),
         }
     }
-
-    /// Bytes reserved now.
-    pub fn used(&self) -> u64 {
-        self.used.get()
-    }
 }
 
 /// One request's share of the budget, returned when dropped.

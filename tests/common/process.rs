@@ -69,14 +69,14 @@ impl Edgeslice {
         self.lines.lock().unwrap().join("\n")
     }
 
-    /// Lines logged with target `edgeslice::ops::access`.
+    /// Lines logged with target `edgeslice::access`.
     pub fn access_lines(&self) -> Vec<String> {
         self.lines
             .lock()
             .unwrap()
             .iter()
             // Text lines carry the target; JSON lines are bare objects.
-            .filter(|l| l.contains("edgeslice::ops::access") || l.starts_with('{'))
+            .filter(|l| l.contains("edgeslice::access") || l.starts_with('{'))
             .cloned()
             .collect()
     }

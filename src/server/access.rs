@@ -95,7 +95,7 @@ pub fn finish<S>(
     let ms = took.as_secs_f64() * 1e3;
     match format {
         LogFormat::Text => info!(
-            target: "edgeslice::ops::access",
+            target: "edgeslice::access",
             method = %head.method,
             path = %head.uri,
             range,
