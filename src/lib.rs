@@ -6,18 +6,20 @@
 //! request meets them; each imports only the layers below it:
 //!
 //! ```text
-//! server   pinned monoio workers, SO_REUSEPORT accept loops, HTTP/1.1 connections,
-//!          client limits, SIGHUP reload; the configuration turned into every
-//!          layer's runtime settings (server::settings)
+//! server   pinned monoio workers, SO_REUSEPORT accept loops, HTTP/1.1 connections
+//!          and the response sink each lends a request, client limits, SIGHUP
+//!          reload, admin listener, access log; the configuration turned into
+//!          every layer's runtime settings (server::settings)
 //!   proxy  route by Host/path, then the driver: classify -> lookup -> probe ->
 //!          respond -> stream; pass-through, PURGE, revalidation, multipart
-//!     slice    plan the slices, fetch and check one, stream them in order
+//!     slice    plan the slices, choose each one's source, check an origin's
+//!              answer, stream them in order
 //!     cache    manifests and slices in foyer (memory + disk), single flight
 //!     origin   keep-alive pool, retry rules, circuit breaker
 //!       http   framing, heads, ranges, versions, conditionals: pure
 //!       config the TOML file, validated
 //!       error  one error type, tagged with its source
-//! ops      metrics (every layer counts), admin listener, access log
+//! ops      metrics, declared in one place; every layer counts into them
 //! ```
 //!
 //! `demo` holds a built-in origin and a small client, used by `edgeslice demo`
@@ -43,3 +45,9 @@ pub mod ops;
 
 // The built-in origin and client of the demo and the tests.
 pub mod demo;
+
+// What a user of the crate starts with: a configuration, a running server,
+// and the error every request-path failure is.
+pub use config::Config;
+pub use error::{Error, ErrorSource};
+pub use server::runtime::Server;

@@ -11,8 +11,11 @@
 //! Why one shared store rather than one store per worker with message
 //! passing: foyer already shards its memory tier and runs its disk IO on its
 //! own threads, so every lookup crosses threads inside foyer anyway; a shared
-//! store keeps each slice in exactly one place and a hit costs one sharded
-//! in-memory lookup, with no extra hop through another core's event loop.
+//! store keeps each slice in exactly one place, with no extra hop through
+//! another core's event loop. A hit costs a manifest `contains` + `get` +
+//! JSON decode per request, then a `contains` per slice (to count it) and a
+//! `contains` + `get` per slice (to read it); see the README's "What a hit
+//! costs today".
 
 pub mod flight;
 pub mod key;

@@ -379,7 +379,8 @@ impl Default for SliceConfig {
     }
 }
 
-/// `[cache]`: slice cache sizing (accepted now; the slice cache uses them).
+/// `[cache]`: where the slice cache lives, how big its tiers are, how long
+/// objects stay fresh, and who may PURGE.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CacheConfig {

@@ -1,11 +1,12 @@
-//! Range parsing: the first step of the data path, and the check on every origin answer.
+//! Byte ranges: the client's `Range` and the origin's `Content-Range`
+//! (RFC 9110 sections 14.2 and 14.4). Pure.
 //!
-//! In: the raw bytes of a client's `Range` header, or of an origin's
-//! `Content-Range` header (RFC 9110 §14.2, §14.4).
-//! Out: a [`RangeRequest`] whose specs [`ByteRangeSpec::resolve`] turns into
-//! the inclusive byte range `plan` slices, and a [`ContentRange`] that
-//! `origin` compares with the slice it asked for. [`ContentRange`]'s
-//! `Display` writes the header back, for the 206 or 416 sent to the client.
+//! In: the raw bytes of either header. Out: a [`RangeRequest`] whose specs
+//! [`ByteRangeSpec::resolve`] turns into the inclusive byte range the driver's
+//! "respond" phase answers and [`crate::slice::plan`] slices, and a
+//! [`ContentRange`] that [`crate::slice::check`] compares with the slice it
+//! asked for. [`ContentRange`]'s `Display` writes the header back, for the
+//! 206 or 416 sent to the client.
 //!
 //! The two parsers differ on purpose. A client `Range` that does not parse
 //! is ignored (the whole object is served), as RFC 9110 allows, so

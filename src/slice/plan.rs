@@ -1,10 +1,10 @@
-//! Slice planning: the step between range parsing and fetching.
+//! Slice planning: which slices an answer needs. Pure.
 //!
-//! In: the client's inclusive byte range (from [`crate::http::range`], resolved
-//! against the object length) and the configured slice size.
-//! Out: a [`SlicePlan`] naming the aligned slices `fetch` asks the origin
-//! for, one subrequest per slice, and how much of each edge slice `stream`
-//! trims before the bytes reach the client.
+//! In: the client's inclusive byte range (resolved against the object length
+//! by the driver's "respond" phase) and the object's slice grid.
+//! Out: a [`SlicePlan`] naming the aligned slices [`crate::slice::fetch`] gets,
+//! one source per slice, and how much of each edge slice
+//! [`crate::slice::stream`] trims before the bytes reach the client.
 //!
 //! Slice `k` covers bytes `[k*S, min((k+1)*S, len) - 1]`. Slices are
 //! aligned to the object, not to the client's range, so every client range
