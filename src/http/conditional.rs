@@ -1,11 +1,11 @@
 //! Conditional requests answered from the cache (RFC 9110 section 13,
 //! RFC 9111 section 4.3.2).
 //!
-//! [`preconditions`] judges `If-Match`, `If-Unmodified-Since`,
+//! `preconditions` judges `If-Match`, `If-Unmodified-Since`,
 //! `If-None-Match` and `If-Modified-Since` against the version the cache
 //! holds (or the probe just learned), in the order of RFC 9110 section
 //! 13.2.2, to go on, answer 304 or answer 412. `If-Range` comes last, with
-//! the range ([`if_range_allows`]). Pure functions, table-tested below.
+//! the range (`if_range_allows`). Pure functions, table-tested below.
 
 use http::{header, HeaderMap};
 use monoio_http::common::request::RequestHead;

@@ -2,17 +2,17 @@
 //! bottom and runs each phase in the order a request meets it. Each phase
 //! returns a decision to the driver; none calls the next.
 //!
-//! 1. **classify** ([`Proxy::classify`]): PURGE, a method passed through with
+//! 1. **classify** (`classify`, below): PURGE, a method passed through with
 //!    its body, a path this route does not slice, or a sliced GET/HEAD.
-//! 2. **lookup** ([`lookup`]): a usable manifest in the cache (fresh, served
+//! 2. **lookup** (`lookup.rs`): a usable manifest in the cache (fresh, served
 //!    stale, or revalidated once per object), or a cold object whose probe
 //!    this request leads, or no cache for this request.
-//! 3. **probe** ([`probe`]): ask the origin for the slice holding the first
+//! 3. **probe** (`probe.rs`): ask the origin for the slice holding the first
 //!    wanted byte; it tells the object's length and validators and becomes the
 //!    manifest, or its answer is relayed as the origin gave it.
-//! 4. **respond** ([`respond`]): preconditions, then the range against the
+//! 4. **respond** (`respond.rs`): preconditions, then the range against the
 //!    length: 304/412, 416, or the status and bytes to send.
-//! 5. **stream** ([`respond`]): plan the slices, send the head, then the
+//! 5. **stream** (`respond.rs`): plan the slices, send the head, then the
 //!    slices in order, each from the source that has it (cache, a fetch in
 //!    flight, the origin: [`crate::slice::fetch`]).
 //!
@@ -22,15 +22,15 @@
 //! (see [`Error::status`](crate::error::Error::status)); after it, the
 //! connection is aborted.
 
-pub mod cache_status;
-pub mod context;
+pub(crate) mod cache_status;
+pub(crate) mod context;
 pub mod exchange;
 pub mod fill;
-pub mod lookup;
+pub(crate) mod lookup;
 pub mod multipart;
 pub mod prefetch;
-pub mod probe;
-pub mod respond;
+pub(crate) mod probe;
+pub(crate) mod respond;
 pub mod revalidate;
 pub mod route;
 pub mod rules;

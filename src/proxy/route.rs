@@ -5,7 +5,7 @@
 //! is the default route. A request no route matches, with no default, gets
 //! 404. The [`RouteTable`] is built from the configuration on the main
 //! thread (in [`crate::server::settings`]); each worker turns it into its own [`Router`] with its own origin
-//! pools. [`Reloadable`] hands a new table (and new client limits) to the
+//! pools. [`Reloadable`](crate::server::reload::Reloadable) hands a new table (and new client limits) to the
 //! workers after SIGHUP without a lock on the request path: a worker compares
 //! one generation number per request and rebuilds only when it changed.
 
