@@ -64,6 +64,8 @@ pub const MAX_CONCURRENT_SUBREQUESTS: usize = 256;
 pub const MAX_RETRIES: u32 = 20;
 /// Largest accepted `slice.prefetch_slices`.
 pub const MAX_PREFETCH_SLICES: u64 = 64;
+/// Most parts of one multipart/byteranges answer (`slice.max_ranges`).
+pub const MAX_RANGES_PER_ANSWER: usize = 16;
 
 /// The whole configuration file.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

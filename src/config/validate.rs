@@ -10,7 +10,7 @@
 use super::size::SliceSize;
 use super::{
     available_cores, parse_net, Config, ConfigError, RouteConfig, MAX_CONCURRENT_SUBREQUESTS,
-    MAX_PREFETCH_SLICES, MAX_RETRIES, MAX_SLICE_SIZE,
+    MAX_PREFETCH_SLICES, MAX_RANGES_PER_ANSWER as MAX_PARTS, MAX_RETRIES, MAX_SLICE_SIZE,
 };
 
 /// A refused value as written in TOML, and why; the caller names the key.
@@ -67,6 +67,38 @@ fn prefetch_slices(n: &u64) -> Result<(), Refused> {
     Err(Refused {
         value: n.to_string(),
         reason: format!("must be at most {MAX_PREFETCH_SLICES}"),
+    })
+}
+
+fn min_slice_bytes(n: &u64) -> Result<(), Refused> {
+    // An object under this size is one slice of this size: one cache entry.
+    if *n <= MAX_SLICE_SIZE {
+        return Ok(());
+    }
+    Err(Refused {
+        value: n.to_string(),
+        reason: format!("must be at most {MAX_SLICE_SIZE} (64MiB), the largest slice"),
+    })
+}
+
+fn max_ranges(n: &usize) -> Result<(), Refused> {
+    if *n <= MAX_PARTS {
+        return Ok(());
+    }
+    Err(Refused {
+        value: n.to_string(),
+        reason: format!("must be at most {MAX_PARTS}, the most parts a multipart answer has"),
+    })
+}
+
+fn host_header(host: &String) -> Result<(), Refused> {
+    let ok = !host.is_empty() && host.bytes().all(|b| b.is_ascii_graphic());
+    if ok {
+        return Ok(());
+    }
+    Err(Refused {
+        value: format!("{host:?}"),
+        reason: "must be a host name (visible ASCII, no spaces), or be left out".into(),
     })
 }
 
@@ -175,6 +207,9 @@ impl Config {
         if !origin.address.is_empty() {
             origin_address(&origin.address).map_err(|r| r.at("origin.address"))?;
         }
+        if let Some(host) = &origin.host_header {
+            host_header(host).map_err(|r| r.at("origin.host_header"))?;
+        }
         for (i, route) in self.routes.iter().enumerate() {
             validate_route(i, route)?;
         }
@@ -192,6 +227,8 @@ impl Config {
         max_concurrent_subrequests(&slice.max_concurrent_subrequests)
             .map_err(|r| r.at("slice.max_concurrent_subrequests"))?;
         prefetch_slices(&slice.prefetch_slices).map_err(|r| r.at("slice.prefetch_slices"))?;
+        min_slice_bytes(&slice.min_slice_bytes).map_err(|r| r.at("slice.min_slice_bytes"))?;
+        max_ranges(&slice.max_ranges).map_err(|r| r.at("slice.max_ranges"))?;
         if slice.max_retries > MAX_RETRIES {
             return Err(invalid(
                 "slice.max_retries",
@@ -271,9 +308,17 @@ fn validate_route(index: usize, route: &RouteConfig) -> Result<(), ConfigError> 
         &route.prefetch_slices,
         prefetch_slices,
     )?;
-    // min_slice_bytes, max_ranges, origin_if_match, cut_whole_answers,
-    // stale_while_revalidate and stale_if_error take any value, as their
-    // global twins do; host_header, include and exclude have no range.
+    twin(
+        index,
+        "min_slice_bytes",
+        &route.min_slice_bytes,
+        min_slice_bytes,
+    )?;
+    twin(index, "max_ranges", &route.max_ranges, max_ranges)?;
+    twin(index, "host_header", &route.host_header, host_header)?;
+    // origin_if_match, cut_whole_answers, stale_while_revalidate and
+    // stale_if_error take any value, as their global twins do; include and
+    // exclude are patterns that match or do not.
     Ok(())
 }
 

@@ -128,7 +128,7 @@ fn parse_spec(element: &[u8]) -> Option<ByteRangeSpec> {
 
 /// Most parts a multipart/byteranges answer is built with; more ranges than
 /// this get the whole object (RFC 9110 lets a server ignore a Range).
-pub const MAX_PARTS: usize = 16;
+pub const MAX_PARTS: usize = crate::config::MAX_RANGES_PER_ANSWER;
 
 /// Resolve several ranges against `len`: unsatisfiable ones dropped, the rest
 /// sorted and overlapping or adjacent ones merged (RFC 9110 section 14.2).
