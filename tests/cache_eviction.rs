@@ -165,3 +165,51 @@ fn disk_tier_keeps_what_memory_evicts() {
     }
     assert_eq!(h.origin.request_count(), 0, "{:?}", h.origin_ranges());
 }
+
+/// A slice counted as cached when its answer's head goes out can leave the
+/// memory tier before its turn comes. When its disk write is still queued,
+/// foyer serves it from the write queue: with a memory tier of four slices,
+/// each entry is checked right after its insert, six more are inserted (so
+/// it is evicted from memory), and it is still read back.
+#[test]
+fn an_entry_evicted_from_memory_while_its_write_is_queued_is_read_back() {
+    use edgeslice::cache::{SliceStore, StoreSettings};
+    const SLICE: usize = 16 * 1024;
+    const ROUNDS: u32 = 500;
+    let setup = cached("queued-write", SLICE as u64);
+    let _dir = dir_guard(&setup);
+    let store = SliceStore::open(&StoreSettings {
+        dir: setup.cache.as_ref().unwrap().dir.clone(),
+        memory_bytes: 4 * SLICE as u64,
+        disk_bytes: 256 << 20,
+        max_entry: SLICE as u64,
+    })
+    .unwrap();
+    let mut rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+        .enable_timer()
+        .build()
+        .unwrap();
+    let (counted, read_back) = rt.block_on(async {
+        let (mut counted, mut read_back) = (0, 0);
+        for i in 0..ROUNDS {
+            let key = format!("k{i}");
+            store.insert(key.clone(), vec![i as u8; SLICE].into()).await;
+            if !store.contains(&key) {
+                continue;
+            }
+            counted += 1;
+            for x in 0..6u8 {
+                store
+                    .insert(format!("o{i}-{x}"), vec![x; SLICE].into())
+                    .await;
+            }
+            if store.get(&key).await.is_some_and(|(v, _)| v[0] == i as u8) {
+                read_back += 1;
+            }
+        }
+        (counted, read_back)
+    });
+    store.close();
+    assert_eq!(counted, ROUNDS, "an entry not found right after its insert");
+    assert_eq!(read_back, counted, "entries lost after leaving memory");
+}

@@ -4,6 +4,8 @@
 //! ([`Served`]); the respond phase adds how many slices the origin gave and
 //! [`cache_status`] writes this cache's member of the header.
 
+use std::fmt::Write;
+
 use http::HeaderValue;
 
 use crate::cache::CacheStatus;
@@ -13,8 +15,11 @@ use crate::http::headers::header_value;
 /// How the object's stored state was had, for `Cache-Status` and `Age`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Served {
-    /// Not from the cache: the cache is off or this request may not use it.
+    /// Not from the cache: the cache is off, this route does not slice the
+    /// path, or this request may not use it.
     Bypass,
+    /// A method other than GET/HEAD, passed through.
+    Method,
     /// Fetched from the origin; `stored` when the cache keeps it.
     Miss {
         /// The cache kept the answer.
@@ -35,7 +40,7 @@ impl Served {
     /// needed no slice (a 304 or 412 from the stored version).
     pub(crate) fn cache_result(self) -> Option<CacheStatus> {
         match self {
-            Served::Bypass => None,
+            Served::Bypass | Served::Method => None,
             Served::Miss { .. } => Some(CacheStatus::Miss),
             _ => Some(CacheStatus::Hit),
         }
@@ -58,6 +63,7 @@ pub(crate) fn cache_status(
     let stale_hit = served == Served::StaleWhileRevalidate;
     match served {
         Served::Bypass => v.push_str("; fwd=bypass"),
+        Served::Method => v.push_str("; fwd=method"),
         Served::Miss { .. } => v.push_str("; fwd=miss"),
         Served::Revalidated => v.push_str("; fwd=stale; fwd-status=304"),
         Served::StaleIfError => v.push_str("; fwd=stale"),
@@ -65,7 +71,7 @@ pub(crate) fn cache_status(
         Served::Fresh | Served::StaleWhileRevalidate => v.push_str("; hit"),
     }
     if let Some(status) = fwd_status {
-        v.push_str(&format!("; fwd-status={status}"));
+        let _ = write!(v, "; fwd-status={status}");
     }
     let stored = match served {
         Served::Miss { stored } => stored,
@@ -75,8 +81,11 @@ pub(crate) fn cache_status(
     if stored {
         v.push_str("; stored");
     }
-    if !matches!(served, Served::Bypass | Served::Miss { .. }) {
-        v.push_str(&format!("; ttl={ttl}"));
+    if !matches!(
+        served,
+        Served::Bypass | Served::Method | Served::Miss { .. }
+    ) {
+        let _ = write!(v, "; ttl={ttl}");
     }
     if served == Served::StaleIfError {
         v.push_str("; detail=stale-if-error");
@@ -126,6 +135,15 @@ mod tests {
                 "n; fwd=stale; ttl=-5; detail=stale-if-error",
             ),
             (Bypass, 0, 0, None, "n; fwd=bypass"),
+            (Bypass, 0, 0, Some(404), "n; fwd=bypass; fwd-status=404"),
+            (Method, 0, 0, None, "n; fwd=method"),
+            (
+                Miss { stored: true },
+                0,
+                0,
+                Some(200),
+                "n; fwd=miss; fwd-status=200; stored",
+            ),
         ];
         for (served, fetched, ttl, status, want) in cases {
             let got = cache_status("n", *served, *fetched, *ttl, *status);

@@ -164,11 +164,7 @@ impl<S: ResponseSink> Exchange<'_, S> {
         stored: &HeaderMap,
     ) -> Result<()> {
         if verdict == Precondition::NotModified {
-            let mut headers = not_modified_headers(stored);
-            if let Some(status) = &self.cache_status {
-                headers.insert(CACHE_STATUS, status.clone());
-                self.cache_status = None;
-            }
+            let headers = not_modified_headers(stored);
             return self
                 .send_head(StatusCode::NOT_MODIFIED, headers, BodyLength::Empty)
                 .await;

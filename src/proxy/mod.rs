@@ -44,10 +44,10 @@ use monoio_http::common::request::RequestHead;
 use crate::cache::SliceCache;
 use crate::error::Result;
 use crate::http::h1;
-use crate::http::headers::{cacheable_request, header_value};
+use crate::http::headers::cacheable_request;
 use crate::http::range::{parse_range, RangeRequest};
 use crate::http::sink::{BodyLength, BodySource, ResponseSink};
-use crate::proxy::cache_status::Served;
+use crate::proxy::cache_status::{cache_status, Served};
 use crate::proxy::context::Ask;
 pub use crate::proxy::context::{Proxy, ProxySettings};
 pub use crate::proxy::exchange::Exchange;
@@ -139,7 +139,7 @@ impl Proxy {
             return Class::Purge;
         }
         if req.method != Method::GET && req.method != Method::HEAD {
-            ex.cache_status = Some(self.status_value("; fwd=method"));
+            ex.cache_status = Some(self.relay_status(Served::Method, None));
             return Class::PassThrough;
         }
         if ex.sink.body_length() != BodyLength::Empty {
@@ -147,7 +147,7 @@ impl Proxy {
             ex.sink.close_after();
         }
         if !self.settings.rules.slices(req.uri.path()) {
-            ex.cache_status = Some(self.status_value("; fwd=bypass"));
+            ex.cache_status = Some(self.relay_status(Served::Bypass, None));
             return Class::Unsliced;
         }
         let range = match req.headers.get(header::RANGE) {
@@ -170,9 +170,10 @@ impl Proxy {
         self.cache.as_ref().filter(|_| cacheable_request(ask.req))
     }
 
-    /// This cache's `Cache-Status` member with `params` after its name.
-    fn status_value(&self, params: &str) -> HeaderValue {
-        header_value(&format!("{}{params}", self.settings.node_name))
+    /// This cache's `Cache-Status` member for an origin answer relayed as it
+    /// is (`fwd_status`: its status, once known).
+    fn relay_status(&self, served: Served, fwd_status: Option<u16>) -> HeaderValue {
+        cache_status(&self.settings.node_name, served, 0, 0, fwd_status)
     }
 
     /// Request headers for the origin: end-to-end ones, without Range and

@@ -70,15 +70,11 @@ impl Proxy {
             None => ask.forwarded.clone(),
         };
         probe_headers.insert(header::RANGE, slice_range_value(index, size));
-        let forwarded = match cold {
-            Some(_) => "miss",
-            None => "bypass",
-        };
         ask.served = match cold {
             Some(_) => Served::Miss { stored: false },
             None => Served::Bypass,
         };
-        ex.cache_status = Some(self.status_value(&format!("; fwd={forwarded}")));
+        ex.cache_status = Some(self.relay_status(ask.served, None));
         let resp = self
             .probe_with_retries(ask.target, &probe_headers, index, ex)
             .await?;
@@ -91,8 +87,7 @@ impl Proxy {
             StatusCode::OK if !ex.head_only => return Ok(Probe::Fill(resp, cold)),
             // 304, 3xx, 4xx, 5xx: as the origin gave it.
             status => {
-                let params = format!("; fwd={forwarded}; fwd-status={}", status.as_u16());
-                ex.cache_status = Some(self.status_value(&params));
+                ex.cache_status = Some(self.relay_status(ask.served, Some(status.as_u16())));
                 return Ok(Probe::Relay(resp));
             }
         }
@@ -196,7 +191,8 @@ impl Proxy {
         let (Some(mut filler), Some(ttl)) = (filler, ttl) else {
             return ex.relay(resp).await;
         };
-        ex.cache_status = Some(self.status_value("; fwd=miss; fwd-status=200; stored"));
+        let stored = Served::Miss { stored: true };
+        ex.cache_status = Some(self.relay_status(stored, Some(200)));
         // Requests waiting on this probe's flight look again when it ends
         // (`cold.flight` is dropped last), after the manifest is stored.
         ex.relay_observed(resp, &mut |chunk| filler.observe(chunk))
