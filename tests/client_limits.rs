@@ -5,13 +5,13 @@
 
 mod common;
 
-use std::io::{ErrorKind, Read, Write};
+use std::io::{ErrorKind, Write};
 use std::net::TcpStream;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use common::rig::*;
-use common::{object_bytes, raw_once, HttpConnection};
+use common::{object_bytes, raw_once, read_some, HttpConnection};
 
 /// Requests over a limit get 431/414/413 and bad ones 400, never reach the
 /// origin, and the single worker goes on serving; requests exactly at a
@@ -129,7 +129,7 @@ fn read_until_closed(stream: &mut TcpStream, limit: Duration) -> Result<Vec<u8>,
     let mut got = Vec::new();
     let mut buf = [0u8; 16 * 1024];
     loop {
-        match stream.read(&mut buf) {
+        match read_some(stream, &mut buf) {
             Ok(0) => return Ok(got),
             Ok(n) => got.extend_from_slice(&buf[..n]),
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
@@ -228,7 +228,7 @@ fn client_that_stops_reading_is_dropped_without_buffering_the_object() {
     let mut seen = Vec::new();
     let mut buf = [0u8; 4096];
     while seen.len() < 8192 {
-        let n = stalled.read(&mut buf).expect("the start of the answer");
+        let n = read_some(&mut stalled, &mut buf).expect("the start of the answer");
         assert!(n > 0, "closed before the first bytes");
         seen.extend_from_slice(&buf[..n]);
     }

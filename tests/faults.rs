@@ -13,7 +13,9 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
-use common::{object_bytes, raw_once, Harness, HttpConnection, HttpResponse, OriginRequest, Setup};
+use common::{
+    object_bytes, raw_once, read_some, Harness, HttpConnection, HttpResponse, OriginRequest, Setup,
+};
 use edgeslice::config::Config;
 use edgeslice::server::runtime::Server;
 
@@ -429,7 +431,7 @@ fn body_streams_before_the_origin_finishes() {
     let mut buf = Vec::with_capacity(LEN + 1024);
     let mut piece = vec![0u8; 64 * 1024];
     let (head_end, first_byte_at) = loop {
-        let n = stream.read(&mut piece).expect("read head");
+        let n = read_some(&mut stream, &mut piece).expect("read head");
         assert!(n > 0, "closed before the first body byte");
         buf.extend_from_slice(&piece[..n]);
         if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {

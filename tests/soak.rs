@@ -31,7 +31,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{object_bytes, CacheSetup, Harness, Setup};
+use common::{object_bytes, read_some, CacheSetup, Harness, Setup};
 
 /// Concurrent clients.
 const CLIENTS: usize = 24;
@@ -300,7 +300,7 @@ fn exchange(conn: &mut BufReader<TcpStream>, target: &str, ask: &Ask, tally: &Ta
     let mut piece = vec![0u8; PIECE];
     while offset <= last {
         let want_now = ((last - offset + 1) as usize).min(PIECE);
-        let n = match conn.read(&mut piece[..want_now]) {
+        let n = match read_some(conn, &mut piece[..want_now]) {
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if timed_out(&e) => {

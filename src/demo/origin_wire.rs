@@ -209,6 +209,7 @@ pub(super) fn close_gently(out: BufWriter<TcpStream>) {
     let mut drained = 0;
     while drained < (1 << 20) {
         match stream.read(&mut sink) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Ok(0) | Err(_) => break,
             Ok(n) => drained += n,
         }

@@ -169,9 +169,12 @@ fn answer(mut stream: TcpStream, state: &AdminState) -> io::Result<()> {
     let mut buf = [0u8; 4096];
     let mut len = 0;
     while len < buf.len() && !buf[..len].windows(4).any(|w| w == b"\r\n\r\n") {
-        match stream.read(&mut buf[len..])? {
-            0 => break,
-            n => len += n,
+        // A signal during a read with a timeout is EINTR even under SA_RESTART.
+        match stream.read(&mut buf[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
         }
     }
     let head = String::from_utf8_lossy(&buf[..len]);

@@ -24,6 +24,18 @@ mod temp_dir;
 
 pub use temp_dir::{temp_path, TempDir};
 
+/// `Read::read` that retries `Interrupted`. A blocking socket read with a
+/// read timeout (SO_RCVTIMEO) fails with EINTR when any signal reaches the
+/// thread, even under SA_RESTART; CI saw it once on a stalled-client test.
+pub fn read_some(stream: &mut impl std::io::Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    loop {
+        match stream.read(buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            other => return other,
+        }
+    }
+}
+
 /// An `[admin]` listener on a port of its own, to append to a configuration.
 pub const ADMIN: &str = "[admin]\nlisten = \"127.0.0.1:0\"\n";
 
