@@ -1,27 +1,19 @@
-//! Benches for the slice store: hits from the memory tier, hits from the disk
-//! tier, misses, and inserts paced by the flusher backpressure.
+//! Benches for the slice store: what a hit costs the process (one index
+//! lookup and a pin; the bytes go out by sendfile, outside it), a miss's
+//! lookup, and storing a slice.
 //!
 //! Every bench is in the `cache` group, so its id reads `cache/<name>`, and
-//! names carry the payload size, so a result reads on its own (a group is
-//! what lets criterion report bytes per second). The store's
-//! async calls run on a monoio runtime, as on a worker: each sample times a
-//! batch of operations inside one `block_on` (`iter_custom`), so building the
-//! runtime and entering it are not measured. Disk-tier reads go through
-//! `pread` and are usually served by the OS page cache.
+//! names carry the payload size, so a result reads on its own.
 
 // criterion_group! defines an undocumented `pub fn`.
 #![allow(missing_docs)]
 
 use std::hint::black_box;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use edgeslice::cache::{SliceStore, StoreSettings, Tier};
-
-/// A worker-like runtime: the legacy driver with timers.
-type Worker = monoio::Runtime<monoio::time::TimeDriver<monoio::LegacyDriver>>;
+use edgeslice::cache::{slice_id, SliceStore, StoreSettings};
 
 const KIB: u64 = 1 << 10;
 const MIB: u64 = 1 << 20;
@@ -64,161 +56,88 @@ impl Drop for BenchStore {
     }
 }
 
-fn monoio_runtime() -> Worker {
-    monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
-        .enable_timer()
-        .build()
-        .expect("build a monoio runtime")
-}
-
-fn slice(i: u64, len: u64) -> Bytes {
+fn slice(i: u64, len: u64) -> Vec<u8> {
     let word = i.wrapping_mul(0x9E37_79B9_7F4A_7C15).to_le_bytes();
-    Bytes::from(word.repeat((len / 8) as usize))
+    word.repeat((len / 8) as usize)
 }
 
-fn keys(n: u64) -> Vec<String> {
-    (0..n).map(|i| format!("s|1|{i}|bench/object")).collect()
+fn keys(n: u64) -> Vec<u128> {
+    (0..n)
+        .map(|i| slice_id(&format!("s|1|{i}|bench/object")))
+        .collect()
 }
 
-/// Insert `keys` as slices of `len` bytes.
-fn fill(rt: &mut Worker, store: &SliceStore, keys: &[String], len: u64) {
-    rt.block_on(async {
-        for (i, key) in keys.iter().enumerate() {
-            store.insert(key.clone(), slice(i as u64, len)).await;
-        }
-    });
+/// Store `keys` as slices of `len` bytes.
+fn fill(store: &SliceStore, keys: &[u128], len: u64) {
+    for (i, key) in keys.iter().enumerate() {
+        let name = format!("s|1|{i}|bench/object");
+        assert_eq!(slice_id(&name), *key);
+        assert!(store.store_slice(&name, &slice(i as u64, len)));
+    }
 }
 
-/// Time `iters` gets cycling over `keys`, continuing from `cursor`; every hit
-/// must come from `want`.
-fn time_gets(
-    rt: &mut Worker,
-    store: &SliceStore,
-    keys: &[String],
-    cursor: &mut usize,
-    iters: u64,
-    want: Tier,
-) -> Duration {
-    rt.block_on(async {
-        let mut wrong_tier = 0u64;
-        let started = Instant::now();
-        for _ in 0..iters {
-            let (bytes, tier) = store
-                .get(&keys[*cursor])
-                .await
-                .expect("bench key is stored");
-            wrong_tier += (tier != want) as u64;
-            black_box(bytes);
-            *cursor = (*cursor + 1) % keys.len();
-        }
-        let elapsed = started.elapsed();
-        assert_eq!(
-            wrong_tier, 0,
-            "{wrong_tier} of {iters} gets not from {want:?}"
-        );
-        elapsed
-    })
-}
-
-/// Memory hits: a few slices that all fit in a 64 MiB memory tier.
-fn cache_hit_memory(c: &mut Criterion, name: &str, len: u64) {
+/// A hit as a slice task makes it: one index lookup and a pin of the slot
+/// (the bytes then go to the socket by sendfile, outside the process).
+fn cache_hit(c: &mut Criterion, name: &str, len: u64) {
     let bench = BenchStore::open(name, 64 * MIB, 512 * MIB, MIB);
     let store = bench.store();
-    let mut rt = monoio_runtime();
-    let keys = keys(16);
-    fill(&mut rt, store, &keys, len);
-    let mut cursor = 0;
-    let mut group = c.benchmark_group("cache");
-    group.throughput(Throughput::Bytes(len));
-    group.bench_function(name, |b| {
-        b.iter_custom(|iters| time_gets(&mut rt, store, &keys, &mut cursor, iters, Tier::Memory))
-    });
-    group.finish();
-}
-
-fn cache_hit_memory_1mib(c: &mut Criterion) {
-    cache_hit_memory(c, "hit_memory_1mib", MIB);
-}
-
-fn cache_hit_memory_64kib(c: &mut Criterion) {
-    cache_hit_memory(c, "hit_memory_64kib", 64 * KIB);
-}
-
-/// Disk hits: 200 slices of 1 MiB behind a 4 MiB memory tier. Reading them
-/// round-robin means the slice read was always evicted from memory long ago.
-fn cache_hit_disk_1mib(c: &mut Criterion) {
-    let bench = BenchStore::open("hit_disk_1mib", 4 * MIB, 512 * MIB, MIB);
-    let store = bench.store();
-    let mut rt = monoio_runtime();
-    let all = keys(200);
-    fill(&mut rt, store, &all, MIB);
-    // The last slices may still be in memory or in the flush buffer.
-    let keys = &all[..150];
-    let mut cursor = 0;
-    time_gets(
-        &mut rt,
-        store,
-        keys,
-        &mut cursor,
-        keys.len() as u64,
-        Tier::Disk,
-    );
-    let mut group = c.benchmark_group("cache");
-    group.throughput(Throughput::Bytes(MIB));
-    group.bench_function("hit_disk_1mib", |b| {
-        b.iter_custom(|iters| time_gets(&mut rt, store, keys, &mut cursor, iters, Tier::Disk))
-    });
-    group.finish();
-}
-
-/// Misses: keys never stored, looked up in both tiers' indexes.
-fn cache_miss_lookup(c: &mut Criterion) {
-    let bench = BenchStore::open("miss_lookup", 64 * MIB, 512 * MIB, MIB);
-    let store = bench.store();
-    let mut rt = monoio_runtime();
-    fill(&mut rt, store, &keys(16), MIB);
-    let absent: Vec<String> = (0..1024).map(|i| format!("s|2|{i}|bench/absent")).collect();
+    let keys = keys(64);
+    fill(store, &keys, len);
     let mut cursor = 0;
     let mut group = c.benchmark_group("cache");
     group.throughput(Throughput::Elements(1));
-    group.bench_function("miss_lookup", |b| {
-        b.iter_custom(|iters| {
-            rt.block_on(async {
-                let started = Instant::now();
-                for _ in 0..iters {
-                    assert!(store.get(&absent[cursor]).await.is_none());
-                    cursor = (cursor + 1) % absent.len();
-                }
-                started.elapsed()
-            })
+    group.bench_function(name, |b| {
+        b.iter(|| {
+            let loc = store.find_slice(keys[cursor]).expect("bench key is stored");
+            let pin = store.pin(&loc).expect("pinned");
+            cursor = (cursor + 1) % keys.len();
+            black_box(pin)
         })
     });
     group.finish();
 }
 
-/// Inserts of fresh 1 MiB slices, waiting for the flushers after every 8 MiB
-/// as the proxy does; the disk tier wraps around and evicts old blocks.
-fn cache_insert_1mib_backpressure(c: &mut Criterion) {
-    let bench = BenchStore::open("insert_1mib_backpressure", 64 * MIB, 512 * MIB, MIB);
+fn cache_hit_1mib(c: &mut Criterion) {
+    cache_hit(c, "hit_lookup_pin_1mib", MIB);
+}
+
+fn cache_hit_64kib(c: &mut Criterion) {
+    cache_hit(c, "hit_lookup_pin_64kib", 64 * KIB);
+}
+
+/// Misses: keys never stored, looked up in the index.
+fn cache_miss_lookup(c: &mut Criterion) {
+    let bench = BenchStore::open("miss_lookup", 64 * MIB, 512 * MIB, MIB);
     let store = bench.store();
-    let mut rt = monoio_runtime();
+    fill(store, &keys(16), MIB);
+    let absent: Vec<u128> = (0..1024)
+        .map(|i| slice_id(&format!("s|2|{i}|bench/absent")))
+        .collect();
+    let mut cursor = 0;
+    let mut group = c.benchmark_group("cache");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("miss_lookup", |b| {
+        b.iter(|| {
+            assert!(store.find_slice(absent[cursor]).is_none());
+            cursor = (cursor + 1) % absent.len();
+        })
+    });
+    group.finish();
+}
+
+/// Stores of fresh 1 MiB slices: written to a slot, indexed; the slot files
+/// fill up and the oldest slices leave.
+fn cache_insert_1mib(c: &mut Criterion) {
+    let bench = BenchStore::open("insert_1mib", 64 * MIB, 512 * MIB, MIB);
+    let store = bench.store();
     let value = slice(0, MIB);
     let mut next = 0u64;
     let mut group = c.benchmark_group("cache");
     group.throughput(Throughput::Bytes(MIB));
-    group.bench_function("insert_1mib_backpressure", |b| {
-        b.iter_custom(|iters| {
-            let keys: Vec<String> = (next..next + iters)
-                .map(|i| format!("s|3|{i}|bench/insert"))
-                .collect();
-            next += iters;
-            rt.block_on(async {
-                let started = Instant::now();
-                for key in keys {
-                    store.insert(key, value.clone()).await;
-                }
-                started.elapsed()
-            })
+    group.bench_function("insert_1mib", |b| {
+        b.iter(|| {
+            assert!(store.store_slice(&format!("s|3|{next}|bench/insert"), &value));
+            next += 1;
         })
     });
     group.finish();
@@ -234,10 +153,9 @@ fn config() -> Criterion {
 criterion_group!(
     name = benches;
     config = config();
-    targets = cache_hit_memory_1mib,
-    cache_hit_memory_64kib,
-    cache_hit_disk_1mib,
+    targets = cache_hit_1mib,
+    cache_hit_64kib,
     cache_miss_lookup,
-    cache_insert_1mib_backpressure,
+    cache_insert_1mib,
 );
 criterion_main!(benches);

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use bytes::Bytes;
-use edgeslice::cache::{SliceStore, StoreSettings};
+use edgeslice::cache::{slice_id, SliceStore, StoreSettings};
 
 const MIB: u64 = 1 << 20;
 
@@ -30,14 +30,9 @@ fn main() -> std::io::Result<()> {
     let slices = disk_mib; // one 1 MiB slice per MiB: more than fits, so the tier is full
     let store = SliceStore::open(&settings)?;
     let started = Instant::now();
-    monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
-        .enable_timer()
-        .build()?
-        .block_on(async {
-            for i in 0..slices {
-                store.insert(format!("s|{i}"), slice(i)).await;
-            }
-        });
+    for i in 0..slices {
+        store.store_slice(&format!("s|{i}"), &slice(i));
+    }
     let fill = started.elapsed();
     store.close();
     drop(store);
@@ -46,17 +41,14 @@ fn main() -> std::io::Result<()> {
     let store = SliceStore::open(&settings)?;
     let recovery = store.recovery_time();
     let (mut found, mut intact) = (0, 0);
-    monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
-        .enable_timer()
-        .build()?
-        .block_on(async {
-            for i in 0..slices {
-                if let Some((bytes, _)) = store.get(&format!("s|{i}")).await {
-                    found += 1;
-                    intact += (bytes == slice(i)) as u64;
-                }
-            }
-        });
+    for i in 0..slices {
+        let id = slice_id(&format!("s|{i}"));
+        let Some(pin) = store.find_slice(id).and_then(|loc| store.pin(&loc)) else {
+            continue;
+        };
+        found += 1;
+        intact += (pin.read(0, pin.len())? == slice(i)) as u64;
+    }
     store.close();
     println!(
         "disk tier {disk_mib} MiB: filled with {slices} x 1 MiB in {:.1} s; {:.0} MiB on disk; \
@@ -75,15 +67,18 @@ fn slice(i: u64) -> Bytes {
     Bytes::from(word.repeat((MIB / 8) as usize))
 }
 
-/// Bytes actually allocated under `dir` (files may be sparse).
+/// Bytes actually allocated under `dir` and its folders (files may be sparse).
 fn du(dir: &std::path::Path) -> u64 {
     use std::os::unix::fs::MetadataExt;
-    std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .filter_map(|e| e.ok()?.metadata().ok())
-                .map(|m| m.blocks() * 512)
-                .sum()
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => du(&e.path()),
+            Ok(m) => m.blocks() * 512,
+            Err(_) => 0,
         })
-        .unwrap_or(0)
+        .sum()
 }

@@ -56,6 +56,9 @@ pub enum Error {
         /// The configured limit in bytes.
         limit: usize,
     },
+    /// A cached slice could not be read from its slot file.
+    #[error("reading a cached slice: {0}")]
+    CacheRead(String),
     /// The request body is larger than the limit.
     #[error("request body larger than {limit} bytes")]
     BodyTooLarge {
@@ -126,6 +129,7 @@ impl Error {
             | Error::OriginUnavailable { .. }
             | Error::OriginProtocol(_)
             | Error::SliceMismatch { .. } => ErrorSource::Origin,
+            Error::CacheRead(_) => ErrorSource::Internal,
         }
     }
 
@@ -148,6 +152,7 @@ impl Error {
             | Error::OriginProtocol(_)
             | Error::OriginStatus { .. }
             | Error::SliceMismatch { .. } => StatusCode::BAD_GATEWAY,
+            Error::CacheRead(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 

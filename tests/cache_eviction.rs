@@ -166,50 +166,85 @@ fn disk_tier_keeps_what_memory_evicts() {
     assert_eq!(h.origin.request_count(), 0, "{:?}", h.origin_ranges());
 }
 
-/// A slice counted as cached when its answer's head goes out can leave the
-/// memory tier before its turn comes. When its disk write is still queued,
-/// foyer serves it from the write queue: with a memory tier of four slices,
-/// each entry is checked right after its insert, six more are inserted (so
-/// it is evicted from memory), and it is still read back.
+/// Slices leave the store by bytes (foyer's index decides, weighing each by
+/// the blocks it occupies), and a slice being read when it leaves keeps its
+/// bytes until its reader is done: its slot is not reused under it.
 #[test]
-fn an_entry_evicted_from_memory_while_its_write_is_queued_is_read_back() {
-    use edgeslice::cache::{SliceStore, StoreSettings};
+fn slices_leave_by_bytes_and_never_under_a_reader() {
+    use edgeslice::cache::{slice_id, SliceStore, StoreSettings};
     const SLICE: usize = 16 * 1024;
-    const ROUNDS: u32 = 500;
-    let setup = cached("queued-write", SLICE as u64);
+    let setup = cached("slot-reuse", SLICE as u64);
     let _dir = dir_guard(&setup);
+    let dir = setup.cache.as_ref().unwrap().dir.clone();
+    // 64 MiB of disk: 32 MiB for the manifests, 32 MiB (2048 slices) for slices.
     let store = SliceStore::open(&StoreSettings {
-        dir: setup.cache.as_ref().unwrap().dir.clone(),
-        memory_bytes: 4 * SLICE as u64,
-        disk_bytes: 256 << 20,
+        dir: dir.clone(),
+        memory_bytes: 1 << 20,
+        disk_bytes: 64 << 20,
         max_entry: SLICE as u64,
     })
     .unwrap();
-    let mut rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
-        .enable_timer()
-        .build()
-        .unwrap();
-    let (counted, read_back) = rt.block_on(async {
-        let (mut counted, mut read_back) = (0, 0);
-        for i in 0..ROUNDS {
-            let key = format!("k{i}");
-            store.insert(key.clone(), vec![i as u8; SLICE].into()).await;
-            if !store.contains(&key) {
-                continue;
-            }
-            counted += 1;
-            for x in 0..6u8 {
-                store
-                    .insert(format!("o{i}-{x}"), vec![x; SLICE].into())
-                    .await;
-            }
-            if store.get(&key).await.is_some_and(|(v, _)| v[0] == i as u8) {
-                read_back += 1;
-            }
-        }
-        (counted, read_back)
-    });
+    assert!(store.store_slice("first", &[1u8; SLICE]));
+    let loc = store
+        .find_slice(slice_id("first"))
+        .expect("found right after storing");
+    let pin = store.pin(&loc).expect("pinned");
+    store.remove_slice(slice_id("first"));
+    assert!(
+        store.pin(&loc).is_none(),
+        "a slice that left is not pinned again"
+    );
+    for i in 0..6000u32 {
+        let fill = [(i % 251) as u8; SLICE];
+        assert!(
+            store.store_slice(&format!("k{i}"), &fill),
+            "slice {i} found no slot"
+        );
+    }
+    assert!(
+        store.find_slice(slice_id("k0")).is_none(),
+        "the oldest never left"
+    );
+    assert_eq!(
+        pin.read(0, SLICE as u64).unwrap(),
+        vec![1u8; SLICE],
+        "reused under its reader"
+    );
+    let used = store.slice_usage() as u64;
+    assert!(
+        used <= 32 << 20,
+        "slices hold {used} bytes, beyond their 32 MiB"
+    );
+    // The newest are there, with their own bytes.
+    let last = store
+        .find_slice(slice_id("k5999"))
+        .expect("the newest slice");
+    let read = store.pin(&last).unwrap().read(0, SLICE as u64).unwrap();
+    assert_eq!(read, vec![(5999 % 251) as u8; SLICE]);
+    drop(pin);
     store.close();
-    assert_eq!(counted, ROUNDS, "an entry not found right after its insert");
-    assert_eq!(read_back, counted, "entries lost after leaving memory");
+    // On disk: the slot files hold what is indexed, not all that was written
+    // (freed slots give their blocks back).
+    let on_disk = disk_usage(&dir);
+    assert!(
+        on_disk < 48 << 20,
+        "{on_disk} bytes on disk for 32 MiB of slices"
+    );
+}
+
+/// Bytes allocated under `dir` (sparse files count what they hold).
+fn disk_usage(dir: &std::path::Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| {
+            let m = e.metadata().unwrap();
+            if m.is_dir() {
+                disk_usage(&e.path())
+            } else {
+                m.blocks() * 512
+            }
+        })
+        .sum()
 }

@@ -17,13 +17,17 @@
 //! `contains` + `get` per slice (to read it); see the README's "What a hit
 //! costs today".
 
+pub mod decoded;
 pub mod flight;
 pub mod key;
 pub mod manifest;
+pub mod slab;
 pub mod store;
 
+use std::collections::HashSet;
 use std::io;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -32,7 +36,8 @@ use http::HeaderMap;
 pub use flight::{FlightEvent, Flights, Joined};
 pub use key::ObjectKey;
 pub use manifest::ObjectManifest;
-pub use store::{SliceStore, StoreSettings, Tier};
+pub use slab::{Locator, SlicePin, SliceWriter};
+pub use store::{slice_id, SliceStore, StoreSettings};
 
 /// Where a response's slices came from, as told in `X-Cache`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,6 +70,19 @@ impl CacheStatus {
     }
 }
 
+/// Shards of the set of prefetched slices.
+pub const PREFETCH_SHARDS: usize = 64;
+/// Prefetched slices one shard remembers; past this it starts over.
+const PREFETCH_KEPT: usize = 1024;
+
+fn prefetch_shard(id: u128) -> usize {
+    (id as usize) % PREFETCH_SHARDS
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// The node's cache, shared by all workers.
 pub struct SliceCache {
     /// Slices and manifests.
@@ -74,8 +92,8 @@ pub struct SliceCache {
     /// Freshness when the origin says nothing.
     pub default_ttl: Duration,
     /// Slices fetched ahead and not yet read, to count prefetch waste.
-    prefetched: std::sync::Mutex<std::collections::HashSet<String>>,
-    prefetched_count: std::sync::atomic::AtomicUsize,
+    prefetched: Box<[Mutex<HashSet<u128>>]>,
+    prefetched_count: AtomicUsize,
 }
 
 impl SliceCache {
@@ -87,14 +105,17 @@ impl SliceCache {
             store,
             flights: Arc::new(Flights::default()),
             default_ttl,
-            prefetched: Default::default(),
-            prefetched_count: Default::default(),
+            prefetched: (0..PREFETCH_SHARDS).map(|_| Mutex::default()).collect(),
+            prefetched_count: AtomicUsize::new(0),
         }))
     }
 
+    /// The manifest under `key`, decoded once per worker for as long as
+    /// its stored bytes stay the same ([`decoded`]).
     async fn manifest_at(&self, key: &ObjectKey) -> Option<ObjectManifest> {
-        let (bytes, _) = self.store.get(&key.manifest_key()).await?;
-        ObjectManifest::decode(&bytes)
+        let manifest_key = key.manifest_key();
+        let bytes = self.store.get(&manifest_key).await?;
+        decoded::manifest(manifest_key, bytes)
     }
 
     /// The manifest of the object (variant) `request_headers` select, with the
@@ -167,33 +188,35 @@ impl SliceCache {
         true
     }
 
-    /// Remember that the slice under `key` was prefetched.
-    pub fn note_prefetched(&self, key: String) {
-        use std::sync::atomic::Ordering;
-        let mut set = self.prefetched.lock().unwrap_or_else(|p| p.into_inner());
-        if set.len() >= 65_536 {
+    /// Remember that slice `id` was prefetched.
+    pub fn note_prefetched(&self, id: u128) {
+        let mut set = lock(&self.prefetched[prefetch_shard(id)]);
+        if set.len() >= PREFETCH_KEPT {
+            self.prefetched_count
+                .fetch_sub(set.len(), Ordering::Relaxed);
             set.clear();
         }
-        set.insert(key);
-        self.prefetched_count.store(set.len(), Ordering::Relaxed);
+        if set.insert(id) {
+            self.prefetched_count.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
-    /// A slice under `key` was served from the cache: if it was prefetched,
-    /// count it as used. Takes no lock while nothing was prefetched.
-    pub fn note_served(&self, key: &str) {
-        use std::sync::atomic::Ordering;
+    /// Slice `id` was served from the cache: if it was prefetched, count it
+    /// as used. Takes no lock while nothing is prefetched, and then only the
+    /// lock of one of [`PREFETCH_SHARDS`] shards.
+    pub fn note_served(&self, id: u128) {
         if self.prefetched_count.load(Ordering::Relaxed) == 0 {
             return;
         }
-        let mut set = self.prefetched.lock().unwrap_or_else(|p| p.into_inner());
-        if set.remove(key) {
+        if lock(&self.prefetched[prefetch_shard(id)]).remove(&id) {
+            self.prefetched_count.fetch_sub(1, Ordering::Relaxed);
             crate::ops::metrics::with(|m| m.prefetch_used.inc());
         }
-        self.prefetched_count.store(set.len(), Ordering::Relaxed);
     }
 
-    /// Whether slice `index` of the manifest's generation is stored.
-    pub fn has_slice(&self, key: &ObjectKey, generation: u64, index: u64) -> bool {
-        self.store.contains(&key.slice_key(generation, index))
+    /// Where slice `index` of the manifest's generation is stored, if it is.
+    pub fn find_slice(&self, key: &ObjectKey, generation: u64, index: u64) -> Option<Locator> {
+        self.store
+            .find_slice(slice_id(&key.slice_key(generation, index)))
     }
 }

@@ -1,40 +1,51 @@
-//! The foyer hybrid store: memory tier + disk tier, recovered after a restart.
+//! The node's store: foyer for what is stored where, slot files for slice bytes.
 //!
 //! One [`SliceStore`] holds every slice and manifest of the node, each under
 //! exactly one key, so a slice stored through one worker is a hit on every
-//! worker. foyer shards its memory tier internally; its background work (disk
-//! flushers, `pread`/`pwrite`) runs on a small dedicated tokio runtime owned
-//! here, while workers await foyer's futures directly on their monoio loops.
+//! worker.
 //!
-//! foyer drops disk writes silently when its flush buffer is full, so
-//! [`SliceStore::insert`] applies backpressure: after every half buffer of
-//! inserted bytes it waits for the flushers. Entries are weighed by their byte
-//! length. The tombstone log is on, so removed keys stay removed after a
-//! restart, and the psync IO engine is used (foyer's io_uring engine
-//! busy-polls a core).
+//! - **Manifests** live in a foyer hybrid cache (memory tier + disk tier,
+//!   recovered after a restart, tombstones for removed keys). Its background
+//!   work runs on a small dedicated tokio runtime owned here; workers await
+//!   foyer's futures directly on their monoio loops. foyer drops disk writes
+//!   when its flush buffer is full, so [`SliceStore::insert`] waits for the
+//!   flushers after every half buffer of inserted bytes.
+//! - **Slices** live in slot files ([`crate::cache::slab`]), served by
+//!   `sendfile` from the page cache. foyer's in-memory cache indexes them:
+//!   one [`Locator`] per slice, weighed by the bytes the slice occupies on
+//!   disk, evicted by S3-FIFO (a hit takes only a shard's read lock). When
+//!   foyer lets a locator go (evicted, replaced, removed), its slot is retired.
+//!   After a restart the slot files' index records fill foyer's index again.
 
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use foyer::{
-    BlockEngineConfig, DeviceBuilder, FsDeviceBuilder, HybridCache, HybridCacheBuilder,
-    HybridCachePolicy, PsyncIoEngineConfig, RecoverMode, Source, Spawner,
+    BlockEngineConfig, Cache, CacheBuilder, DeviceBuilder, Event, EventListener, FsDeviceBuilder,
+    HybridCache, HybridCacheBuilder, HybridCachePolicy, PsyncIoEngineConfig, RecoverMode,
+    S3FifoConfig, Spawner,
 };
 use tracing::warn;
+
+use crate::cache::slab::{Locator, Slab, SlicePin, SliceWriter};
 
 const MIB: u64 = 1 << 20;
 /// foyer's flush buffer; inserts wait for the flushers after half of it.
 const FLUSH_BUFFER: u64 = 16 * MIB;
+/// Block size of the manifests' disk tier (a manifest is a few KiB).
+const MANIFEST_BLOCK: u64 = 4 * MIB;
 
 /// Where and how big the store is.
 #[derive(Debug, Clone)]
 pub struct StoreSettings {
     /// Directory of the disk tier.
     pub dir: PathBuf,
-    /// Bytes of the memory tier.
+    /// Bytes of the process-held memory tier: manifests, and with no disk
+    /// tier the slices too.
     pub memory_bytes: u64,
     /// Bytes of the disk tier; 0 keeps slices in memory only.
     pub disk_bytes: u64,
@@ -42,22 +53,59 @@ pub struct StoreSettings {
     pub max_entry: u64,
 }
 
-/// Where a hit came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Tier {
-    /// The memory tier.
-    Memory,
-    /// The disk tier.
-    Disk,
+impl StoreSettings {
+    /// How the tiers are shared out: (manifest memory tier, manifest disk
+    /// tier, slice bytes).
+    fn shares(&self) -> (u64, u64, u64) {
+        if self.disk_bytes == 0 {
+            let manifests = (self.memory_bytes / 16)
+                .max(64 << 10)
+                .min(self.memory_bytes / 2);
+            return (manifests, 0, self.memory_bytes.saturating_sub(manifests));
+        }
+        let manifest_disk = (self.disk_bytes / 32)
+            .clamp(16 * MANIFEST_BLOCK, 1 << 30)
+            .min(self.disk_bytes / 2);
+        (
+            self.memory_bytes,
+            manifest_disk,
+            self.disk_bytes - manifest_disk,
+        )
+    }
 }
 
 /// The node's slice and manifest store.
 pub struct SliceStore {
-    cache: HybridCache<String, Bytes>,
+    manifests: HybridCache<String, Bytes>,
+    slices: Cache<u128, Locator>,
+    slab: Arc<Slab>,
+    /// Slices are in memory files: their bytes count as process memory.
+    slices_in_memory: bool,
     since_wait: AtomicU64,
     recovery: Duration,
     // Declared last: foyer's background work must outlive the cache.
     runtime: tokio::runtime::Runtime,
+}
+
+/// Retires a slice's slot when foyer lets its locator go.
+struct Retire(Arc<Slab>);
+
+impl EventListener for Retire {
+    type Key = u128;
+    type Value = Locator;
+
+    fn on_leave(&self, reason: Event, _key: &u128, value: &Locator) {
+        // foyer clears the index when the store is dropped: the slices stay,
+        // to be recovered at the next start.
+        if reason != Event::Clear {
+            self.0.retire(value);
+        }
+    }
+}
+
+/// The key a slice is indexed under: a 128-bit hash of its store key.
+pub fn slice_id(key: &str) -> u128 {
+    twox_hash::xxhash3_128::Hasher::oneshot(key.as_bytes())
 }
 
 impl SliceStore {
@@ -65,6 +113,7 @@ impl SliceStore {
     pub fn open(settings: &StoreSettings) -> io::Result<SliceStore> {
         if settings.disk_bytes > 0 {
             prepare_dir(&settings.dir)?;
+            prepare_dir(&settings.dir.join("manifests"))?;
         }
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
@@ -73,11 +122,33 @@ impl SliceStore {
             .enable_all()
             .build()?;
         let started = Instant::now();
-        let cache = runtime
-            .block_on(build(settings, Spawner::from(runtime.handle().clone())))
+        let (manifest_memory, manifest_disk, slice_bytes) = settings.shares();
+        let manifests = runtime
+            .block_on(build(
+                settings,
+                manifest_memory,
+                manifest_disk,
+                Spawner::from(runtime.handle().clone()),
+            ))
             .map_err(|e| io::Error::other(format!("cache.dir {:?}: {e}", settings.dir)))?;
+        let slab_dir = (settings.disk_bytes > 0).then_some(settings.dir.as_path());
+        let (slab, recovered) = Slab::open(slab_dir, slice_bytes, settings.max_entry)
+            .map_err(|e| io::Error::new(e.kind(), format!("cache.dir {:?}: {e}", settings.dir)))?;
+        let slices = CacheBuilder::new(slice_bytes as usize)
+            .with_name("edgeslice-slices")
+            .with_shards(shards(slice_bytes, settings.max_entry))
+            .with_eviction_config(S3FifoConfig::default())
+            .with_weighter(|_: &u128, loc: &Locator| loc.weight())
+            .with_event_listener(Arc::new(Retire(slab.clone())))
+            .build();
+        for (id, loc) in recovered {
+            slices.insert(id, loc);
+        }
         Ok(SliceStore {
-            cache,
+            manifests,
+            slices,
+            slab,
+            slices_in_memory: settings.disk_bytes == 0,
             since_wait: AtomicU64::new(0),
             recovery: started.elapsed(),
             runtime,
@@ -89,21 +160,15 @@ impl SliceStore {
         self.recovery
     }
 
-    /// The value under `key`, and the tier it came from.
-    pub async fn get(&self, key: &str) -> Option<(Bytes, Tier)> {
+    /// The manifest under `key`.
+    pub async fn get(&self, key: &str) -> Option<Bytes> {
         // A miss in foyer costs a hop through its runtime's threads; its
         // index answers "not here" without one.
-        if !self.cache.contains(key) {
+        if !self.manifests.contains(key) {
             return None;
         }
-        match self.cache.get(key).await {
-            Ok(Some(entry)) => {
-                let tier = match entry.source() {
-                    Source::Memory => Tier::Memory,
-                    _ => Tier::Disk,
-                };
-                Some((entry.value().clone(), tier))
-            }
+        match self.manifests.get(key).await {
+            Ok(Some(entry)) => Some(entry.value().clone()),
             Ok(None) => None,
             Err(e) => {
                 warn!(key, error = %e, "cache read failed, treated as a miss");
@@ -112,53 +177,112 @@ impl SliceStore {
         }
     }
 
-    /// Store `value` under `key`, waiting for the disk flushers when enough
-    /// was inserted since the last wait, so that no insert is dropped.
+    /// Store the manifest `value` under `key`, waiting for the disk flushers
+    /// when enough was inserted since the last wait, so that no insert is dropped.
     pub async fn insert(&self, key: String, value: Bytes) {
         let len = value.len() as u64;
         // An overwrite whose disk write lagged could let the old value come
         // back from disk later: remove first.
         // foyer logs a tombstone for every remove: only for a key that is there.
-        if self.cache.contains(&key) {
-            self.cache.remove(&key);
+        if self.manifests.contains(&key) {
+            self.manifests.remove(&key);
         }
-        self.cache.insert(key, value);
+        self.manifests.insert(key, value);
         crate::ops::metrics::with(|m| m.cache_inserts.inc());
         let total = self.since_wait.fetch_add(len, Ordering::Relaxed) + len;
         if total >= FLUSH_BUFFER / 2 {
             self.since_wait.store(0, Ordering::Relaxed);
             crate::ops::metrics::with(|m| m.cache_insert_waits.inc());
-            self.cache.storage().wait().await;
+            self.manifests.storage().wait().await;
         }
     }
 
-    /// Whether `key` is stored (possibly a false positive on a hash collision).
+    /// Whether a manifest is stored under `key` (possibly a false positive on a hash collision).
     pub fn contains(&self, key: &str) -> bool {
-        self.cache.contains(key)
+        self.manifests.contains(key)
     }
 
-    /// Drop `key` from both tiers (and, through the tombstone log, after a restart).
+    /// Drop the manifest `key` from both tiers (and, through the tombstone log, after a restart).
     pub fn remove(&self, key: &str) {
-        self.cache.remove(key);
+        self.manifests.remove(key);
     }
 
-    /// Bytes held by the memory tier.
+    /// Where slice `id` is, if stored: the one index lookup of a hit.
+    pub fn find_slice(&self, id: u128) -> Option<Locator> {
+        self.slices.get(&id).map(|entry| *entry.value())
+    }
+
+    /// Pin the slice `loc` names for reading; `None` when it left since.
+    pub fn pin(&self, loc: &Locator) -> Option<SlicePin> {
+        self.slab.pin(loc)
+    }
+
+    /// A slot to write a slice of `len` bytes into, as its bytes arrive;
+    /// `None` when there is none (the slice is then not stored).
+    pub fn begin_slice(&self, len: u64) -> Option<SliceWriter> {
+        self.slab.allocate(len)
+    }
+
+    /// The slice in `writer` is whole and checked: index it under `id`.
+    pub fn commit_slice(&self, id: u128, writer: SliceWriter) {
+        let loc = self.slab.commit(writer, id);
+        self.slices.insert(id, loc);
+        crate::ops::metrics::with(|m| m.cache_inserts.inc());
+    }
+
+    /// Store a whole slice at once under `key`; false when no slot was free.
+    pub fn store_slice(&self, key: &str, bytes: &[u8]) -> bool {
+        let Some(writer) = self.begin_slice(bytes.len() as u64) else {
+            return false;
+        };
+        if let Err(e) = writer.write_at(0, bytes) {
+            warn!(error = %e, "writing a slice; it is not stored");
+            return false;
+        }
+        self.commit_slice(slice_id(key), writer);
+        true
+    }
+
+    /// Drop slice `id` (its slot is freed once nobody reads it).
+    pub fn remove_slice(&self, id: u128) {
+        self.slices.remove(&id);
+    }
+
+    /// Bytes of process-held memory the store uses: the manifests' memory
+    /// tier, and the slices when they are in memory files.
     pub fn memory_usage(&self) -> usize {
-        self.cache.memory().usage()
+        let slices = if self.slices_in_memory {
+            self.slices.usage()
+        } else {
+            0
+        };
+        self.manifests.memory().usage() + slices
     }
 
-    /// Bytes written to and read from the disk tier since start.
+    /// Bytes the slices occupy (in the slot files).
+    pub fn slice_usage(&self) -> usize {
+        self.slices.usage()
+    }
+
+    /// Bytes written to the disk tier (slices and manifests) and read from
+    /// it by foyer (manifests; slices are sent from the slot files) since start.
     pub fn disk_traffic(&self) -> (u64, u64) {
-        let stats = self.cache.statistics();
+        let stats = self.manifests.statistics();
+        let slices = if self.slices_in_memory {
+            0
+        } else {
+            self.slab.written_bytes()
+        };
         (
-            stats.disk_write_bytes() as u64,
+            stats.disk_write_bytes() as u64 + slices,
             stats.disk_read_bytes() as u64,
         )
     }
 
     /// Flush what is queued and close the disk tier.
     pub fn close(&self) {
-        if let Err(e) = self.runtime.block_on(self.cache.close()) {
+        self.slab.close();
+        if let Err(e) = self.runtime.block_on(self.manifests.close()) {
             warn!(error = %e, "closing the cache");
         }
     }
@@ -183,40 +307,38 @@ fn prepare_dir(dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
-/// Memory-tier shards: up to 8, each with room for at least 4 entries of `max_entry`.
-fn shards(memory_bytes: u64, max_entry: u64) -> usize {
-    (memory_bytes / (4 * max_entry.max(1))).clamp(1, 8) as usize
+/// Index shards: up to 8, each with room for at least 4 entries of `max_entry`.
+fn shards(bytes: u64, max_entry: u64) -> usize {
+    (bytes / (4 * max_entry.max(1))).clamp(1, 8) as usize
 }
 
 async fn build(
     settings: &StoreSettings,
+    memory: u64,
+    disk: u64,
     spawner: Spawner,
 ) -> Result<HybridCache<String, Bytes>, foyer::Error> {
     let builder = HybridCacheBuilder::<String, Bytes>::new()
         .with_name("edgeslice")
         .with_policy(HybridCachePolicy::WriteOnInsertion)
         .with_flush_on_close(true)
-        .memory(settings.memory_bytes as usize)
-        // foyer splits the memory tier evenly over its shards and keeps an
-        // entry larger than a shard anyway: give each shard room for 4 slices.
-        .with_shards(shards(settings.memory_bytes, settings.max_entry))
+        .memory(memory as usize)
+        .with_shards(shards(memory, 64 * 1024))
+        .with_eviction_config(S3FifoConfig::default())
         .with_weighter(|k: &String, v: &Bytes| k.len() + v.len())
         .storage()
         .with_io_engine_config(PsyncIoEngineConfig::new())
         .with_recover_mode(RecoverMode::Quiet)
         .with_spawner(spawner);
-    if settings.disk_bytes == 0 {
+    if disk == 0 {
         return builder.build().await;
     }
-    // A block holds whole entries: at least one slice plus its index page.
-    let block = (settings.max_entry + 64 * 1024)
-        .next_power_of_two()
-        .max(16 * MIB);
-    let device = FsDeviceBuilder::new(&settings.dir)
-        .with_capacity(settings.disk_bytes as usize)
+    let dir = settings.dir.join("manifests");
+    let device = FsDeviceBuilder::new(&dir)
+        .with_capacity(disk as usize)
         .build()?;
     let engine = BlockEngineConfig::new(device)
-        .with_block_size(block as usize)
+        .with_block_size(MANIFEST_BLOCK as usize)
         .with_flushers(1)
         .with_buffer_pool_size(FLUSH_BUFFER as usize)
         .with_submit_queue_size_threshold(2 * FLUSH_BUFFER as usize)
@@ -234,5 +356,24 @@ mod tests {
         assert_eq!(shards(MIB, 256 * 1024), 1);
         assert_eq!(shards(8 * MIB, MIB), 2);
         assert_eq!(shards(100, MIB), 1);
+    }
+
+    #[test]
+    fn tiers_are_shared_between_manifests_and_slices() {
+        let s = |memory_bytes, disk_bytes| StoreSettings {
+            dir: PathBuf::new(),
+            memory_bytes,
+            disk_bytes,
+            max_entry: MIB,
+        };
+        assert_eq!(s(256 * MIB, 0).shares(), (16 * MIB, 0, 240 * MIB));
+        assert_eq!(
+            s(256 * MIB, 10 << 30).shares(),
+            (256 * MIB, 320 * MIB, (10 << 30) - 320 * MIB)
+        );
+        assert_eq!(
+            s(16 * MIB, 64 * MIB).shares(),
+            (16 * MIB, 32 * MIB, 32 * MIB)
+        );
     }
 }

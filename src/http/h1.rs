@@ -29,8 +29,12 @@ pub type ReadHalf = OwnedReadHalf<TcpStream>;
 /// Write half of a TCP connection.
 pub type WriteHalf = OwnedWriteHalf<TcpStream>;
 
-/// Capacity of a connection's read buffer: reads of this size keep syscalls per slice low.
+/// Capacity of a client connection's read buffer (request heads and bodies).
 pub const READ_BUFFER: usize = 64 * 1024;
+
+/// Capacity of an origin connection's read buffer: a 1 MiB slice arrives in
+/// four reads or more, each handed on without a copy.
+pub const ORIGIN_READ_BUFFER: usize = 256 * 1024;
 
 /// Why a head could not be read.
 #[derive(Debug, thiserror::Error)]

@@ -11,10 +11,13 @@
 //! [`Error::ClientIo`](crate::error::Error::ClientIo) or
 //! [`Error::ClientSendTimeout`](crate::error::Error::ClientSendTimeout).
 
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// How long the body after a head is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,6 +43,19 @@ pub trait ResponseSink {
 
     /// Write body bytes.
     async fn send_body(&mut self, data: Bytes) -> Result<()>;
+
+    /// Write `len` body bytes from `file` at `offset` (a cached slice). This
+    /// default reads them into memory and sends them as [`send_body`] does;
+    /// the HTTP/1.1 sink sends them from the page cache without copying them
+    /// through the process.
+    ///
+    /// [`send_body`]: ResponseSink::send_body
+    async fn send_file(&mut self, file: &File, offset: u64, len: u64) -> Result<()> {
+        let mut buf = vec![0u8; len as usize];
+        file.read_exact_at(&mut buf, offset)
+            .map_err(|e| Error::CacheRead(e.to_string()))?;
+        self.send_body(Bytes::from(buf)).await
+    }
 
     /// The body is complete (a body of unknown length ends here).
     async fn end_body(&mut self) -> Result<()>;

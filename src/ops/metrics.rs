@@ -241,6 +241,10 @@ pub struct WorkerMetrics {
     pub coalesced_waits: Counter,
     /// Slices an answer's head counted as cached that were gone when read.
     pub slices_vanished: Counter,
+    /// Requests that reused a manifest their worker had decoded already.
+    pub manifests_reused: Counter,
+    /// Slices sent to clients straight from the slot files (`sendfile`).
+    pub slices_sent_from_files: Counter,
     /// Time from sending a subrequest to its response head.
     pub origin_duration: Histogram,
     /// Body bytes received from the origin.
@@ -362,6 +366,12 @@ const METRICS: &[Metric] = &[
     Metric("edgeslice_cache_slices_vanished_total",
         "Slices counted as cached in an answer's head, gone from the store when read.",
         "counter", Sum(|w| &w.slices_vanished)),
+    Metric("edgeslice_cache_manifests_reused_total",
+        "Manifest reads answered by the worker's decoded copy, with no decoding.",
+        "counter", Sum(|w| &w.manifests_reused)),
+    Metric("edgeslice_cache_slices_sendfile_total",
+        "Cached slice parts sent to clients from the page cache with sendfile.",
+        "counter", Sum(|w| &w.slices_sent_from_files)),
     Metric("edgeslice_prefetch_slices_total", "Slices fetched ahead for sequential readers.",
         "counter", Sum(|w| &w.prefetched)),
     Metric("edgeslice_prefetch_used_total",

@@ -28,7 +28,7 @@ use monoio_http::h1::codec::decoder::ResponseHeadDecoder;
 
 use crate::error::{Error, Result};
 use crate::http::h1::{
-    self, BodyDecoder, BodyFraming, HeadError, LimitedHead, ReadHalf, WriteHalf, READ_BUFFER,
+    self, BodyDecoder, BodyFraming, HeadError, LimitedHead, ReadHalf, WriteHalf, ORIGIN_READ_BUFFER,
 };
 use crate::http::sink::{BodyLength, BodySource};
 use crate::ops::metrics::{self, FailureReason};
@@ -112,7 +112,7 @@ impl OriginPool {
                     let (r, w) = stream.into_split();
                     let decoder = LimitedHead::new(ResponseHeadDecoder, MAX_ORIGIN_HEAD);
                     return Ok(OriginConn {
-                        reader: FramedRead::with_capacity(r, decoder, READ_BUFFER),
+                        reader: FramedRead::with_capacity(r, decoder, ORIGIN_READ_BUFFER),
                         writer: w,
                         idle_since: Instant::now(),
                     });

@@ -65,10 +65,9 @@ impl Filler {
     }
 
     fn store(&mut self, slice: Bytes) {
-        let cache = self.cache.clone();
         let key = self.key.slice_key(self.generation, self.index);
         self.index += 1;
-        monoio::spawn(async move { cache.store.insert(key, slice).await });
+        self.cache.store.store_slice(&key, &slice);
     }
 
     /// The body ended whole: store the last slice and the manifest.
@@ -79,7 +78,7 @@ impl Filler {
         if !self.pending.is_empty() {
             let last = self.pending.split().freeze();
             let key = self.key.slice_key(self.generation, self.index);
-            self.cache.store.insert(key, last).await;
+            self.cache.store.store_slice(&key, &last);
         }
         let version = ObjectVersion::from_headers(self.total, headers);
         let mut m = ObjectManifest::new(&version, self.slice_size, headers, ttl);

@@ -145,5 +145,5 @@ impl Proxy {
 
 /// Whether every slice of the object `m` describes is in the store.
 fn all_slices_cached(cache: &SliceCache, key: &ObjectKey, m: &ObjectManifest) -> bool {
-    (0..m.len.div_ceil(m.slice_size)).all(|k| cache.has_slice(key, m.generation, k))
+    (0..m.len.div_ceil(m.slice_size)).all(|k| cache.find_slice(key, m.generation, k).is_some())
 }

@@ -66,13 +66,19 @@ impl Prefetch {
         ));
         let mut started = 0;
         for k in from..=to {
-            if target.cache.has_slice(&target.key, target.generation, k) {
+            if target
+                .cache
+                .find_slice(&target.key, target.generation, k)
+                .is_some()
+            {
                 continue;
             }
             // Nobody reads these bytes now: the slice task leads a flight
             // (others may follow it) and stores the slice whole.
             let (tx, _) = local_sync::mpsc::unbounded::channel();
-            target.cache.note_prefetched(target.slice_key(k));
+            target
+                .cache
+                .note_prefetched(crate::cache::slice_id(&target.slice_key(k)));
             monoio::spawn(run_slice(ahead.clone(), k, None, tx));
             started += 1;
         }

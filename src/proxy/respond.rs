@@ -141,14 +141,18 @@ impl Proxy {
         let reuse_probe = probe
             .as_ref()
             .is_some_and(|p| p.index == plan.first_slice && !ex.head_only && parts.is_none());
-        // Which slices the head will call cached, from the store's index; the
-        // probe's slice, if reused, comes from the origin.
+        // Which slices the head will call cached, and where they are, from
+        // the store's index (the one lookup per slice: the slice tasks pin
+        // what was found here); the probe's slice, if reused, comes from the
+        // origin.
         let counted = match &cache {
             Some(t) => plan
                 .slices()
                 .map(|k| {
-                    !(reuse_probe && k == plan.first_slice)
-                        && t.cache.has_slice(&t.key, t.generation, k)
+                    let probed = reuse_probe && k == plan.first_slice;
+                    (!probed)
+                        .then(|| t.cache.find_slice(&t.key, t.generation, k))
+                        .flatten()
                 })
                 .collect(),
             None => Vec::new(),

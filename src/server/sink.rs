@@ -7,11 +7,15 @@
 //! HTTP/1.0 client), `100 Continue`, the request body's framing and its size
 //! limit, and the deadline a client has to accept bytes.
 
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsRawFd, RawFd};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, StatusCode, Version};
 use monoio::io::AsyncWriteRentExt;
+use monoio::net::TcpStream;
 use monoio_codec::FramedRead;
 use monoio_http::h1::codec::decoder::RequestHeadDecoder;
 
@@ -74,6 +78,86 @@ impl<'a> H1Client<'a> {
     }
 }
 
+impl H1Client<'_> {
+    /// `len` bytes of `file` from `offset` to the client with `sendfile`:
+    /// from the page cache to the socket, never through this process. The
+    /// socket is non-blocking for the call (io_uring leaves it blocking, and
+    /// no other operation is in flight on it while an answer is written):
+    /// when its buffer is full, the worker waits for it to drain, at most
+    /// the send timeout.
+    async fn sendfile(&mut self, file: &File, offset: u64, len: u64) -> Result<()> {
+        // SAFETY: the connection's write half is only used through this
+        // sink, on this thread, and no other borrow of it is alive.
+        let stream: &TcpStream = unsafe { &*self.writer.0.get() };
+        let socket = stream.as_raw_fd();
+        let _nonblocking = NonBlocking::set(socket).map_err(Error::ClientIo)?;
+        let mut at = offset as libc::off_t;
+        let end = offset + len;
+        while (at as u64) < end {
+            let want = (end - at as u64).min(1 << 30) as usize;
+            // SAFETY: both descriptors are open for the duration of the call.
+            let sent = unsafe { libc::sendfile(socket, file.as_raw_fd(), &mut at, want) };
+            if sent > 0 {
+                continue;
+            }
+            if sent == 0 {
+                return Err(Error::CacheRead(format!(
+                    "slot file ended at {at}, {} bytes short",
+                    end - at as u64
+                )));
+            }
+            let e = io::Error::last_os_error();
+            match e.kind() {
+                io::ErrorKind::Interrupted => {}
+                io::ErrorKind::WouldBlock => {
+                    match monoio::time::timeout(self.send_timeout, stream.writable(false)).await {
+                        Ok(ready) => ready.map_err(Error::ClientIo)?,
+                        Err(_) => {
+                            return Err(Error::ClientSendTimeout(
+                                self.send_timeout.as_millis() as u64
+                            ))
+                        }
+                    }
+                }
+                _ => return Err(Error::ClientIo(e)),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `O_NONBLOCK` on a descriptor while this lives, then its flags as they were.
+struct NonBlocking {
+    fd: RawFd,
+    flags: libc::c_int,
+}
+
+impl NonBlocking {
+    fn set(fd: RawFd) -> io::Result<NonBlocking> {
+        // SAFETY: fcntl on an open descriptor.
+        let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+        if flags < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if flags & libc::O_NONBLOCK == 0 {
+            // SAFETY: as above.
+            if unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        Ok(NonBlocking { fd, flags })
+    }
+}
+
+impl Drop for NonBlocking {
+    fn drop(&mut self) {
+        if self.flags & libc::O_NONBLOCK == 0 {
+            // SAFETY: as above; restores the flags read in `set`.
+            unsafe { libc::fcntl(self.fd, libc::F_SETFL, self.flags) };
+        }
+    }
+}
+
 impl ResponseSink for H1Client<'_> {
     async fn send_head(
         &mut self,
@@ -111,6 +195,17 @@ impl ResponseSink for H1Client<'_> {
         } else {
             self.write(data).await
         }
+    }
+
+    async fn send_file(&mut self, file: &File, offset: u64, len: u64) -> Result<()> {
+        if self.chunked {
+            self.write(h1::chunk_header(len as usize)).await?;
+        }
+        self.sendfile(file, offset, len).await?;
+        if self.chunked {
+            self.write(Bytes::from_static(b"\r\n")).await?;
+        }
+        Ok(())
     }
 
     async fn end_body(&mut self) -> Result<()> {

@@ -7,8 +7,10 @@
 //! is the seam where a new source (a peer node) goes; nothing above this
 //! module knows which one served a slice. The bytes the client asked for go
 //! to the request's stream as [`SliceEvent`]s; an origin slice is checked
-//! ([`check_slice_head`]) before a byte of it is passed on, and stored whole
-//! once it has arrived.
+//! ([`check_slice_head`]) before a byte of it is passed on, written to its
+//! slot in the cache as it arrives (no copy to join it), and indexed once it
+//! is whole. A cached slice is passed on as a pinned slot ([`Piece::Cached`]):
+//! its bytes reach the client from the page cache, never through this process.
 
 use std::rc::Rc;
 use std::sync::Arc;
@@ -20,7 +22,9 @@ use local_sync::mpsc::unbounded::Tx;
 use tracing::debug;
 
 use crate::cache::flight::FlightLeader;
-use crate::cache::{FlightEvent, Joined, ObjectKey, SliceCache};
+use crate::cache::{
+    slice_id, FlightEvent, Joined, Locator, ObjectKey, SliceCache, SlicePin, SliceWriter,
+};
 use crate::error::{Error, Result};
 pub use crate::http::version::ObjectVersion;
 use crate::ops::metrics;
@@ -38,11 +42,42 @@ pub enum SliceSource {
     Origin,
 }
 
+/// Body bytes for the client, in one of two forms.
+#[derive(Debug)]
+pub enum Piece {
+    /// Bytes in memory (from the origin, or another request's fetch).
+    Bytes(Bytes),
+    /// `len` bytes from `skip` into a cached slice, its slot pinned until sent.
+    Cached {
+        /// The slot, not reused while pinned.
+        pin: SlicePin,
+        /// Bytes of the slice before the client's part.
+        skip: u64,
+        /// The client's part.
+        len: u64,
+    },
+}
+
+impl Piece {
+    /// Bytes in this piece.
+    pub fn len(&self) -> u64 {
+        match self {
+            Piece::Bytes(b) => b.len() as u64,
+            Piece::Cached { len, .. } => *len,
+        }
+    }
+
+    /// Whether the piece holds no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// What a slice task tells the request's stream.
 #[derive(Debug)]
 pub enum SliceEvent {
     /// Bytes of slice `index` for the client, already trimmed, in order within the slice.
-    Data(u64, Bytes),
+    Data(u64, Piece),
     /// Slice `index` arrived whole and passed every check.
     Done(u64, SliceSource),
     /// Slice `index` failed.
@@ -91,30 +126,36 @@ pub struct SliceJob {
     pub counted: Rc<CountedSlices>,
 }
 
-/// Which slices an answer's head counted as cached, by index.
+/// Which slices an answer's head counted as cached, by index, with where
+/// they were found: the slice task pins that slot without looking it up again.
 #[derive(Debug, Default)]
 pub struct CountedSlices {
     first: u64,
-    cached: Vec<bool>,
+    cached: Vec<Option<Locator>>,
 }
 
 impl CountedSlices {
-    /// `cached[i]` tells whether slice `first + i` was counted as cached.
-    pub fn new(first: u64, cached: Vec<bool>) -> CountedSlices {
+    /// `cached[i]` is where slice `first + i` was found, if it was.
+    pub fn new(first: u64, cached: Vec<Option<Locator>>) -> CountedSlices {
         CountedSlices { first, cached }
+    }
+
+    /// Where slice `index` was found when the head was written, if it was.
+    pub fn locator(&self, index: u64) -> Option<Locator> {
+        index
+            .checked_sub(self.first)
+            .and_then(|at| self.cached.get(at as usize).copied())
+            .flatten()
     }
 
     /// Whether slice `index` was counted as cached.
     pub fn contains(&self, index: u64) -> bool {
-        index
-            .checked_sub(self.first)
-            .and_then(|at| self.cached.get(at as usize).copied())
-            .unwrap_or(false)
+        self.locator(index).is_some()
     }
 
     /// How many slices were counted as cached.
     pub fn count(&self) -> u64 {
-        self.cached.iter().filter(|c| **c).count() as u64
+        self.cached.iter().filter(|c| c.is_some()).count() as u64
     }
 }
 
@@ -191,19 +232,15 @@ pub async fn run_slice(
     match slice_from_anywhere(&job, index, opened, &tx).await {
         Ok((source, stored_by)) => {
             let _ = tx.send(SliceEvent::Done(index, source));
-            // Stored after the client has its bytes: disk backpressure never delays it.
-            if let (Some(leader), Some(target)) = (stored_by, &job.cache) {
-                let chunks = leader.chunks();
-                let whole = if chunks.len() == 1 {
-                    chunks[0].clone()
-                } else {
-                    Bytes::from(chunks.concat())
-                };
-                target
-                    .cache
-                    .store
-                    .insert(target.slice_key(index), whole)
-                    .await;
+            if let Some(Stored { leader, writer }) = stored_by {
+                // Indexed before the flight leaves the table: a request that
+                // finds no flight finds the slice.
+                if let (Some(writer), Some(target)) = (writer, &job.cache) {
+                    target
+                        .cache
+                        .store
+                        .commit_slice(slice_id(&target.slice_key(index)), writer);
+                }
                 leader.retire();
             }
         }
@@ -219,8 +256,8 @@ pub async fn run_slice(
 pub enum Source {
     /// The probe's answer for this slice, already open.
     Opened(OpenedSlice),
-    /// The cache holds the whole slice.
-    Cached(Bytes),
+    /// The cache holds the whole slice: its slot, pinned.
+    Cached(SlicePin),
     /// Another request is fetching it: follow its flight.
     Following(flume::Receiver<FlightEvent>),
     /// The origin, leading the slice's flight when it is cacheable.
@@ -238,32 +275,41 @@ pub async fn choose_source(job: &SliceJob, index: u64, opened: Option<OpenedSlic
         return Source::Origin(None);
     };
     let key = target.slice_key(index);
-    let found = target.cache.store.get(&key).await;
-    if found.is_none() && job.counted.contains(index) {
-        // Counted as cached when the head went out, gone now (a disk write
-        // foyer dropped, or reclaimed since): the right bytes come from the
-        // origin, and the count tells the operator the head said too much.
-        metrics::with(|m| m.slices_vanished.inc());
-        debug!(index, key, "slice counted as cached was gone when read");
-    }
-    if let Some((bytes, _tier)) = found {
-        if bytes.len() as u64 == job.slice_len(index) {
-            target.cache.note_served(&key);
-            return Source::Cached(bytes);
+    let id = slice_id(&key);
+    // The head's count found it already: pin that slot, no second lookup.
+    let found = match job.counted.locator(index) {
+        Some(loc) => {
+            let pin = target.cache.store.pin(&loc);
+            if pin.is_none() {
+                // Counted as cached when the head went out, evicted since:
+                // the right bytes come from the origin, and the count tells
+                // the operator the head said too much.
+                metrics::with(|m| m.slices_vanished.inc());
+                debug!(index, key, "slice counted as cached was gone when read");
+            }
+            pin
+        }
+        None => cached_slice(target, id),
+    };
+    if let Some(pin) = found {
+        if pin.len() == job.slice_len(index) {
+            target.cache.note_served(id);
+            return Source::Cached(pin);
         }
         // Never serve a slice whose size does not fit its manifest.
-        target.cache.store.remove(&key);
+        target.cache.store.remove_slice(id);
     }
     match target.cache.flights.join(&key) {
         Joined::Leader(leader) => {
-            // A leader that finished between our lookup and our join stored
+            // A leader that finished between our lookup and our join indexed
             // the slice before leaving the table: look once more.
-            if let Some((bytes, _)) = target.cache.store.get(&key).await {
-                if bytes.len() as u64 == job.slice_len(index) {
+            if let Some(pin) = cached_slice(target, id).filter(|p| p.len() == job.slice_len(index))
+            {
+                if let Ok(bytes) = pin.read(0, pin.len()) {
                     leader.publish(&bytes);
                     leader.complete(Ok(()));
                     leader.retire();
-                    return Source::Cached(bytes);
+                    return Source::Cached(pin);
                 }
             }
             Source::Origin(Some(leader))
@@ -272,8 +318,21 @@ pub async fn choose_source(job: &SliceJob, index: u64, opened: Option<OpenedSlic
     }
 }
 
-/// A slice source, and the flight whose whole, checked slice is still to be stored.
-type Got = (SliceSource, Option<FlightLeader>);
+/// Slice `id` from the cache, pinned: one index lookup and one CAS.
+fn cached_slice(target: &CacheTarget, id: u128) -> Option<SlicePin> {
+    let loc = target.cache.store.find_slice(id)?;
+    target.cache.store.pin(&loc)
+}
+
+/// A fetch this request led: the flight to retire and, when the slice is
+/// cached, the slot its bytes were written to, to index.
+struct Stored {
+    leader: FlightLeader,
+    writer: Option<SliceWriter>,
+}
+
+/// A slice source, and the flight whose whole, checked slice is still to be indexed.
+type Got = (SliceSource, Option<Stored>);
 
 async fn slice_from_anywhere(
     job: &SliceJob,
@@ -286,8 +345,8 @@ async fn slice_from_anywhere(
         Source::Opened(o) => {
             fetch_with_retries(job, index, Some(o.response), o.leader, &mut out, tx).await
         }
-        Source::Cached(bytes) => {
-            out.emit(tx, &bytes);
+        Source::Cached(pin) => {
+            out.emit_cached(tx, pin);
             Ok((SliceSource::Cache, None))
         }
         Source::Following(rx) => follow(job, index, rx, &mut out, tx).await,
@@ -341,23 +400,30 @@ async fn fetch_with_retries(
 ) -> Result<Got> {
     let mut retry = Retry::new(job.max_retries);
     let mut published = 0u64;
+    // A leader writes the slice into its slot as it arrives.
+    let mut writer = match (&leader, &job.cache) {
+        (Some(_), Some(target)) => target.cache.store.begin_slice(job.slice_len(index)),
+        _ => None,
+    };
     loop {
         let attempt = async {
             let resp = match first.take() {
                 Some(resp) => resp,
                 None => job.open(index).await?,
             };
-            stream_attempt(job, index, resp, leader.as_ref(), &mut published, out, tx).await
+            let lead = leader.as_ref().map(|l| (l, &mut writer));
+            stream_attempt(job, index, resp, lead, &mut published, out, tx).await
         };
         let result = match monoio::time::timeout(job.slice_timeout, attempt).await {
             Ok(result) => result,
             Err(_) => Err(Error::OriginTimeout("for the whole slice")),
         };
         let Err(e) = result else {
-            if let Some(l) = &leader {
-                l.complete(Ok(()));
-            }
-            return Ok((SliceSource::Origin, leader));
+            let stored = leader.map(|leader| {
+                leader.complete(Ok(()));
+                Stored { leader, writer }
+            });
+            return Ok((SliceSource::Origin, stored));
         };
         if matches!(e, Error::SliceMismatch { .. }) {
             metrics::with(|m| m.origin_failures.inc(metrics::FailureReason::Mismatch));
@@ -375,16 +441,18 @@ async fn fetch_with_retries(
 }
 
 /// One attempt: stream an origin answer for slice `index` to the client and,
-/// when leading a flight, to its followers (bytes they already have skipped).
+/// when leading a flight, to its followers and into the slice's slot (bytes
+/// they already have skipped).
 async fn stream_attempt(
     job: &SliceJob,
     index: u64,
     mut resp: OriginResponse,
-    leader: Option<&FlightLeader>,
+    mut leader: Option<(&FlightLeader, &mut Option<SliceWriter>)>,
     published: &mut u64,
     out: &mut ClientPart,
     tx: &Tx<SliceEvent>,
 ) -> Result<()> {
+    let leading = leader.is_some();
     let expected = job.slice_len(index);
     while let Some(data) = resp.chunk().await? {
         let offset = out.received;
@@ -395,13 +463,20 @@ async fn stream_attempt(
                 format!("got more than {expected} body bytes"),
             ));
         }
-        if let Some(l) = leader {
+        if let Some((l, writer)) = &mut leader {
             if end > *published {
-                l.publish(&data.slice((published.saturating_sub(offset)) as usize..));
+                let new = data.slice((published.saturating_sub(offset)) as usize..);
+                if let Some(w) = writer.as_ref() {
+                    if let Err(e) = w.write_at(*published, &new) {
+                        tracing::warn!(index, error = %e, "writing a slice to the cache; it is not stored");
+                        **writer = None;
+                    }
+                }
+                l.publish(&new);
                 *published = end;
             }
         }
-        if !out.emit(tx, &data) && leader.is_none() {
+        if !out.emit(tx, &data) && !leading {
             // The client went away and no follower reads along: stop here.
             return Ok(());
         }
@@ -454,10 +529,28 @@ impl ClientPart {
         let hi = (self.skip + self.take).min(end);
         if lo < hi {
             let part = data.slice((lo - offset) as usize..(hi - offset) as usize);
-            self.gone = tx.send(SliceEvent::Data(self.index, part)).is_err();
+            self.gone = tx
+                .send(SliceEvent::Data(self.index, Piece::Bytes(part)))
+                .is_err();
             self.handed_on = self.handed_on.max(hi);
         }
         !self.gone
+    }
+
+    /// Send the client's part of a whole cached slice, as its pinned slot.
+    fn emit_cached(&mut self, tx: &Tx<SliceEvent>, pin: SlicePin) {
+        self.received = pin.len();
+        let lo = self.skip.max(self.handed_on);
+        let hi = (self.skip + self.take).min(pin.len());
+        if lo < hi && !self.gone {
+            let piece = Piece::Cached {
+                pin,
+                skip: lo,
+                len: hi - lo,
+            };
+            self.gone = tx.send(SliceEvent::Data(self.index, piece)).is_err();
+            self.handed_on = hi;
+        }
     }
 
     /// Start the slice again from another source: bytes already handed on are skipped.

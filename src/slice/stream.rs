@@ -17,13 +17,41 @@ use bytes::Bytes;
 
 use crate::error::{Error, Result};
 use crate::http::sink::ResponseSink;
-use crate::slice::fetch::{run_slice, OpenedSlice, SliceEvent, SliceJob, SliceSource};
+use crate::ops::metrics;
+use crate::slice::fetch::{run_slice, OpenedSlice, Piece, SliceEvent, SliceJob, SliceSource};
+
+/// Something with a length in bytes: what the [`ReorderBuffer`] holds.
+pub trait Chunk {
+    /// Bytes in it.
+    fn byte_len(&self) -> usize;
+}
+
+impl Chunk for Bytes {
+    fn byte_len(&self) -> usize {
+        self.len()
+    }
+}
+
+impl Chunk for Piece {
+    fn byte_len(&self) -> usize {
+        self.len() as usize
+    }
+}
 
 /// Bytes of one slice waiting for its turn.
-#[derive(Debug, Default)]
-struct Slot {
-    chunks: VecDeque<Bytes>,
+#[derive(Debug)]
+struct Slot<T> {
+    chunks: VecDeque<T>,
     done: bool,
+}
+
+impl<T> Default for Slot<T> {
+    fn default() -> Self {
+        Slot {
+            chunks: VecDeque::new(),
+            done: false,
+        }
+    }
 }
 
 /// Orders the bytes of concurrently fetched slices.
@@ -43,13 +71,13 @@ struct Slot {
 /// assert_eq!(buf.next_index(), 2);
 /// ```
 #[derive(Debug)]
-pub struct ReorderBuffer {
+pub struct ReorderBuffer<T = Bytes> {
     next: u64,
-    slots: VecDeque<Slot>,
+    slots: VecDeque<Slot<T>>,
     buffered: usize,
 }
 
-impl ReorderBuffer {
+impl<T: Chunk> ReorderBuffer<T> {
     /// A buffer that delivers slice `first` first.
     pub fn new(first: u64) -> Self {
         ReorderBuffer {
@@ -69,7 +97,7 @@ impl ReorderBuffer {
         self.buffered
     }
 
-    fn slot(&mut self, index: u64) -> &mut Slot {
+    fn slot(&mut self, index: u64) -> &mut Slot<T> {
         debug_assert!(index >= self.next, "slice {index} already delivered");
         let at = (index - self.next) as usize;
         if self.slots.len() <= at {
@@ -79,8 +107,8 @@ impl ReorderBuffer {
     }
 
     /// Bytes of slice `index`, in order within that slice.
-    pub fn push(&mut self, index: u64, chunk: Bytes) {
-        self.buffered += chunk.len();
+    pub fn push(&mut self, index: u64, chunk: T) {
+        self.buffered += chunk.byte_len();
         self.slot(index).chunks.push_back(chunk);
     }
 
@@ -90,11 +118,11 @@ impl ReorderBuffer {
     }
 
     /// The next bytes in object order, if they have arrived.
-    pub fn pop(&mut self) -> Option<Bytes> {
+    pub fn pop(&mut self) -> Option<T> {
         loop {
             let slot = self.slots.front_mut()?;
             if let Some(chunk) = slot.chunks.pop_front() {
-                self.buffered -= chunk.len();
+                self.buffered -= chunk.byte_len();
                 return Some(chunk);
             }
             if !slot.done {
@@ -194,7 +222,7 @@ pub async fn send_slices(
         held: 0,
     };
     let (tx, mut rx) = local_sync::mpsc::unbounded::channel();
-    let mut order = ReorderBuffer::new(plan.first_slice);
+    let mut order = ReorderBuffer::<Piece>::new(plan.first_slice);
     let mut next_launch = plan.first_slice;
     if let Some(resp) = probe {
         reserved.take(slice_bytes);
@@ -203,9 +231,15 @@ pub async fn send_slices(
     }
     loop {
         let before = order.next_index();
-        while let Some(chunk) = order.pop() {
-            let len = chunk.len() as u64;
-            sink.send_body(chunk).await?;
+        while let Some(piece) = order.pop() {
+            let len = piece.len();
+            match piece {
+                Piece::Bytes(bytes) => sink.send_body(bytes).await?,
+                Piece::Cached { pin, skip, len } => {
+                    sink.send_file(pin.file(), pin.offset() + skip, len).await?;
+                    metrics::with(|m| m.slices_sent_from_files.inc());
+                }
+            }
             done.bytes += len;
         }
         reserved.give_back((order.next_index() - before) * slice_bytes);
@@ -261,7 +295,7 @@ mod tests {
             (1, None),
             (0, None),
         ];
-        let mut buf = ReorderBuffer::new(0);
+        let mut buf = ReorderBuffer::<Bytes>::new(0);
         let mut out = String::new();
         for (i, chunk) in arrivals {
             match chunk {
@@ -279,7 +313,7 @@ mod tests {
 
     #[test]
     fn current_slice_streams_before_it_finishes() {
-        let mut buf = ReorderBuffer::new(5);
+        let mut buf = ReorderBuffer::<Bytes>::new(5);
         buf.push(5, b("x"));
         assert_eq!(buf.pop(), Some(b("x")));
         buf.push(6, b("y"));
@@ -292,7 +326,7 @@ mod tests {
 
     #[test]
     fn empty_slices_are_skipped() {
-        let mut buf = ReorderBuffer::new(0);
+        let mut buf = ReorderBuffer::<Bytes>::new(0);
         buf.finish(0);
         buf.finish(1);
         assert_eq!(buf.pop(), None);

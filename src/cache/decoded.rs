@@ -1,0 +1,76 @@
+//! Decoded manifests, kept per worker thread.
+//!
+//! A request for a cached object reads its manifest's stored bytes (one
+//! lookup in foyer's index, which also tells any worker about a purge or a new
+//! version at once) but does not decode them again: each worker keeps the
+//! manifests it decoded, keyed by store key, and reuses one while the stored
+//! bytes are the same. Any change to a manifest (a new generation after a
+//! purge, a new version, a refreshed expiry) changes its bytes, so a stale
+//! decoding is never used. No lock: the table is the worker's own.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use bytes::Bytes;
+
+use crate::cache::manifest::ObjectManifest;
+
+/// Manifests one worker keeps decoded; past this the table starts over.
+const KEPT: usize = 4096;
+
+thread_local! {
+    static DECODED: RefCell<HashMap<String, (Bytes, ObjectManifest)>> = RefCell::default();
+}
+
+/// The manifest stored as `bytes` under `key`, decoded at most once per
+/// worker while those bytes stay the same.
+pub fn manifest(key: String, bytes: Bytes) -> Option<ObjectManifest> {
+    DECODED.with(|table| {
+        let mut table = table.borrow_mut();
+        if let Some((raw, m)) = table.get(&key) {
+            // foyer's memory tier hands out the stored buffer itself: most
+            // reuses are decided by the pointer, the rest by the bytes.
+            let same =
+                (raw.as_ptr() == bytes.as_ptr() && raw.len() == bytes.len()) || *raw == bytes;
+            if same {
+                crate::ops::metrics::with(|m| m.manifests_reused.inc());
+                return Some(m.clone());
+            }
+        }
+        let m = ObjectManifest::decode(&bytes)?;
+        if table.len() >= KEPT {
+            table.clear();
+        }
+        table.insert(key, (bytes, m.clone()));
+        Some(m)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::version::ObjectVersion;
+
+    #[test]
+    fn a_changed_manifest_is_decoded_again() {
+        let version = ObjectVersion {
+            len: 10,
+            etag: None,
+            last_modified: None,
+        };
+        let m = ObjectManifest::new(
+            &version,
+            4,
+            &http::HeaderMap::new(),
+            std::time::Duration::from_secs(60),
+        );
+        let first = Bytes::from(m.encode());
+        assert_eq!(manifest("k".into(), first.clone()), Some(m.clone()));
+        assert_eq!(manifest("k".into(), first), Some(m.clone()));
+        let mut purged = m.clone();
+        purged.generation = m.generation.wrapping_add(1);
+        let changed = manifest("k".into(), Bytes::from(purged.encode())).unwrap();
+        assert_eq!(changed.generation, purged.generation);
+        assert_eq!(manifest("k".into(), Bytes::from_static(b"not json")), None);
+    }
+}
