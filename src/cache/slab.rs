@@ -26,10 +26,12 @@
 //! per slot (key, length, checksum). A record is written only after the
 //! slot's bytes are on disk (`fdatasync` of the slot file, done once a second
 //! for everything committed since, by a background thread), and it is zeroed
-//! when the slot is retired, before the slot can be reused. A restart reads the
-//! index files and hands every valid record to foyer's index again. A process
-//! killed at any moment loses at most the slices of its last second; it can
-//! never find a record whose bytes were not written.
+//! when the slot is retired; the slot is punched and reused only after that
+//! zero is on disk (the index file's `fdatasync`). A restart reads the index
+//! files and hands every valid record to foyer's index again. A process killed
+//! at any moment, or a machine that loses power, loses at most the slices of
+//! the last second; it can never find a record whose bytes were not written,
+//! or a record of a slot that holds another slice's bytes.
 //!
 //! With no disk tier, the slot files are anonymous memory files (`memfd`), held
 //! by the process and not recovered.
@@ -111,6 +113,10 @@ struct SlotClass {
     pending: Mutex<Vec<(u32, u64, [u8; RECORD as usize])>>,
     /// Serialises index writes against retiring (see [`Slab::retire`]).
     records: Mutex<()>,
+    /// Freed slots whose zeroed records are not yet on disk: they are
+    /// punched and reused only after the index file's next `fdatasync`, so
+    /// that after a power loss no old record can name a slot's new bytes.
+    quarantine: Mutex<Vec<u32>>,
 }
 
 #[derive(Default)]
@@ -141,8 +147,17 @@ impl SlotClass {
         None
     }
 
-    /// Give `slot` back: its blocks to the filesystem, the slot to the free list.
+    /// Give `slot` back: its blocks to the filesystem, the slot to the free
+    /// list; with an index, once its zeroed record is durable.
     fn release(&self, slot: u32) {
+        if self.index.is_some() {
+            lock(&self.quarantine).push(slot);
+        } else {
+            self.free_now(slot);
+        }
+    }
+
+    fn free_now(&self, slot: u32) {
         punch_hole(&self.data, slot as u64 * self.slot_bytes, self.slot_bytes);
         lock(&self.free).list.push(slot);
     }
@@ -306,6 +321,7 @@ impl Slab {
                 free: Mutex::default(),
                 pending: Mutex::default(),
                 records: Mutex::default(),
+                quarantine: Mutex::default(),
             };
             recover(&class, i as u8, &mut recovered)?;
             classes.push(Arc::new(class));
@@ -427,26 +443,44 @@ impl Slab {
     }
 
     /// Make what was committed durable, then index it: `fdatasync` each slot
-    /// file with pending records, then write the records of slices still live.
+    /// file with pending records, then write the records of slices still
+    /// live. Then make the index durable and free the slots whose records
+    /// were zeroed before it.
     pub fn flush_records(&self) {
         for class in &self.classes {
             let Some(index) = &class.index else { continue };
             let pending = std::mem::take(&mut *lock(&class.pending));
-            if pending.is_empty() {
+            let freed = std::mem::take(&mut *lock(&class.quarantine));
+            if pending.is_empty() && freed.is_empty() {
                 continue;
             }
-            if let Err(e) = class.data.sync_data() {
-                warn!(error = %e, "syncing a slot file; its new slices stay unindexed");
-                continue;
-            }
-            let _guard = lock(&class.records);
-            for (slot, epoch, record) in pending {
-                let now = class.state(slot).load(Ordering::Acquire);
-                if now & LIVE == 0 || epoch_of(now) != epoch {
-                    continue; // retired meanwhile: its record stays zero
+            if !pending.is_empty() {
+                match class.data.sync_data() {
+                    Ok(()) => {
+                        let _guard = lock(&class.records);
+                        for (slot, epoch, record) in pending {
+                            let now = class.state(slot).load(Ordering::Acquire);
+                            if now & LIVE == 0 || epoch_of(now) != epoch {
+                                continue; // retired meanwhile: its record stays zero
+                            }
+                            if let Err(e) = index.write_all_at(&record, slot as u64 * RECORD) {
+                                warn!(error = %e, "writing a slot's index record");
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        warn!(error = %e, "syncing a slot file; its new slices stay unindexed")
+                    }
                 }
-                if let Err(e) = index.write_all_at(&record, slot as u64 * RECORD) {
-                    warn!(error = %e, "writing a slot's index record");
+            }
+            if freed.is_empty() {
+                continue;
+            }
+            match index.sync_data() {
+                Ok(()) => freed.into_iter().for_each(|slot| class.free_now(slot)),
+                Err(e) => {
+                    warn!(error = %e, "syncing an index file; freed slots wait for the next try");
+                    lock(&class.quarantine).extend(freed);
                 }
             }
         }
