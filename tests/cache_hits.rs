@@ -197,3 +197,100 @@ fn vary_caches_each_variant_on_its_own() {
     assert_eq!(get("red").header("x-cache"), Some("MISS"));
     assert!(h.origin.request_count() > 0);
 }
+
+/// A cached object larger than the socket buffers, read slowly through a
+/// small receive buffer: the hit goes out by sendfile, which waits for the
+/// socket to drain between calls, on both drivers; every byte is right and
+/// no request reaches the origin. A client that then stops reading a hit is
+/// dropped after `client_send_timeout_ms`, and the worker keeps serving.
+#[test]
+fn a_slow_reader_gets_every_byte_of_a_hit_on_both_drivers() {
+    use edgeslice::config::DriverChoice;
+    use std::io::Write;
+    use std::time::{Duration, Instant};
+    const LEN: u64 = 6 << 20;
+    for driver in [DriverChoice::Legacy, DriverChoice::IoUring] {
+        if driver == DriverChoice::IoUring && !monoio::utils::detect_uring() {
+            eprintln!("io_uring is not available here: legacy driver only");
+            continue;
+        }
+        let setup = Setup {
+            driver,
+            workers: 1,
+            server: "client_send_timeout_ms = 400".into(),
+            ..cached(&format!("slow-hit-{driver:?}"), 1 << 20)
+        };
+        let _dir = dir_guard(&setup);
+        let h = Harness::start(setup);
+        let target = "/obj/6291456/slow";
+        let warm = h.get(target, &[]);
+        assert_eq!(warm.header("x-cache"), Some("MISS"), "{driver:?}");
+        h.origin.clear();
+
+        let mut slow = small_buffer_client(h.addr());
+        write!(slow, "GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
+        let mut got = Vec::new();
+        let mut piece = vec![0u8; 32 * 1024];
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(60) {
+            let n = read_some(&mut slow, &mut piece).expect("reading the hit");
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&piece[..n]);
+            let head_end = got.windows(4).position(|w| w == b"\r\n\r\n");
+            if head_end.is_some_and(|e| got.len() - e - 4 >= LEN as usize) {
+                break;
+            }
+            // Slower than the proxy: its sendfile calls meet a full socket.
+            std::thread::sleep(Duration::from_micros(300));
+        }
+        let head_end = got.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+        let head = String::from_utf8_lossy(&got[..head_end]).to_lowercase();
+        assert!(head.contains("x-cache: hit"), "{driver:?}: {head}");
+        assert!(
+            got[head_end..] == object_bytes("slow", 0, LEN - 1)[..],
+            "{driver:?}: the hit's bytes differ ({} of {LEN})",
+            got.len() - head_end
+        );
+        assert_eq!(
+            h.origin.request_count(),
+            0,
+            "{driver:?}: {:?}",
+            h.origin_ranges()
+        );
+
+        // Now a client that reads the head and stops: dropped after the send timeout.
+        let mut stalled = small_buffer_client(h.addr());
+        write!(stalled, "GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
+        let n = read_some(&mut stalled, &mut piece).expect("the start of the hit");
+        assert!(n > 0);
+        std::thread::sleep(Duration::from_millis(1500));
+        stalled
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut rest = n as u64;
+        loop {
+            match read_some(&mut stalled, &mut piece) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => rest += n as u64,
+            }
+        }
+        assert!(rest < LEN, "{driver:?}: a stalled client got the whole hit");
+        let again = h.get(target, &[("Range", "bytes=1000-1999")]);
+        assert_eq!(again.status, 206, "{driver:?}: the worker stopped serving");
+        assert_eq!(again.body, object_bytes("slow", 1000, 1999));
+    }
+}
+
+/// A client socket with a 32 KiB receive buffer, set before connecting.
+fn small_buffer_client(addr: std::net::SocketAddr) -> std::net::TcpStream {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(32 * 1024).unwrap();
+    socket.connect(&addr.into()).unwrap();
+    let stream: std::net::TcpStream = socket.into();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    stream
+}

@@ -148,6 +148,8 @@ fn metrics_counters_move_by_exactly_the_known_traffic() {
             ("edgeslice_cache_requests_total{result=\"partial\"}", 0.0),
             ("edgeslice_cache_slices_total{result=\"hit\"}", 4.0),
             ("edgeslice_cache_slices_total{result=\"miss\"}", 4.0),
+            // The hit's 4 slices went out from the slot files.
+            ("edgeslice_cache_slices_sendfile_total", 4.0),
             ("edgeslice_client_sent_bytes_total", t.sent as f64),
             ("edgeslice_request_duration_seconds_count", 4.0),
             (
@@ -176,5 +178,38 @@ fn origin_requests_total_counts_every_request_sent_to_the_origin() {
             ("edgeslice_origin_requests_total", 6.0),
             ("edgeslice_origin_request_duration_seconds_count", 6.0),
         ],
+    );
+}
+
+/// One worker: the manifest it decoded for the first hit is reused by the
+/// next ones, with no decoding, until a purge changes it.
+#[test]
+fn hits_reuse_the_manifest_their_worker_decoded() {
+    let origin = DemoOrigin::start().unwrap();
+    let setup = Setup {
+        slice_size: 4,
+        workers: 1,
+        cache: Some(CacheSetup::fresh("ops-decoded")),
+        ..Setup::default()
+    };
+    let _dir = TempDir(setup.cache.as_ref().unwrap().dir.clone());
+    let server = start_server(&format!("{}{ADMIN}", config_text(origin.addr(), &setup)));
+    let admin = server.admin_addr().expect("admin listener configured");
+    let addr = server.local_addr();
+    assert_eq!(
+        get(addr, "/obj/16/d", &[]).unwrap().header("x-cache"),
+        Some("MISS")
+    );
+    let (_, before) = scrape(admin);
+    for _ in 0..3 {
+        let hit = get(addr, "/obj/16/d", &[]).unwrap();
+        assert_eq!(hit.header("x-cache"), Some("HIT"));
+        assert_eq!(hit.body, object_bytes("d", 0, 15));
+    }
+    let (text, after) = scrape(admin);
+    let reused = delta(&before, &after, "edgeslice_cache_manifests_reused_total");
+    assert!(
+        (2.0..=3.0).contains(&reused),
+        "{reused} of 3 hits reused a decoded manifest, expected 2 or 3\n{text}"
     );
 }

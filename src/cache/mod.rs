@@ -1,21 +1,18 @@
-//! The slice cache: object manifests and slices in a persistent hybrid store,
-//! with single-flight fetches.
+//! The slice cache: object manifests and slices, with single-flight fetches.
 //!
 //! The proxy asks [`SliceCache::lookup`] for an object's manifest before it
-//! goes to the origin; slice tasks read slices from the [`SliceStore`] and
-//! join [`Flights`] on a miss, so a cold slice is fetched once however many
-//! clients want it. Manifests and slices survive restarts (the store's disk
-//! tier is recovered at start), and a slice is only ever found under the
-//! manifest generation it was fetched with.
+//! goes to the origin; slice tasks pin slices in the [`SliceStore`] and join
+//! [`Flights`] on a miss, so a cold slice is fetched once however many
+//! clients want it. Slice bytes live in slot files ([`slab`]) and go to the
+//! client by `sendfile`; foyer indexes them and decides what stays
+//! ([`store`]). Manifests and slices survive restarts, and a slice is only
+//! ever found under the manifest generation it was fetched with.
 //!
 //! Why one shared store rather than one store per worker with message
-//! passing: foyer already shards its memory tier and runs its disk IO on its
-//! own threads, so every lookup crosses threads inside foyer anyway; a shared
-//! store keeps each slice in exactly one place, with no extra hop through
-//! another core's event loop. A hit costs a manifest `contains` + `get` +
-//! JSON decode per request, then a `contains` per slice (to count it) and a
-//! `contains` + `get` per slice (to read it); see the README's "What a hit
-//! costs today".
+//! passing: SO_REUSEPORT does not route by object, so per-core shards would
+//! need a hop through another core's event loop on every slice. A hit costs a
+//! manifest read per request (decoded once per worker, [`decoded`]) and one
+//! index lookup plus one CAS per slice; see the README's "What a hit costs".
 
 pub mod decoded;
 pub mod flight;
