@@ -10,21 +10,47 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::rc::Rc;
 
 use bytes::Bytes;
+use http::HeaderMap;
 
 use crate::cache::manifest::ObjectManifest;
+use crate::http::version::ObjectVersion;
+
+/// A manifest as a request uses it: decoded, with its version and the
+/// headers to replay already built. Shared, never copied, by the requests
+/// of one worker.
+#[derive(Debug)]
+pub struct Decoded {
+    /// The manifest.
+    pub manifest: ObjectManifest,
+    /// [`ObjectManifest::version`].
+    pub version: ObjectVersion,
+    /// [`ObjectManifest::header_map`].
+    pub headers: HeaderMap,
+}
+
+impl Decoded {
+    fn new(manifest: ObjectManifest) -> Decoded {
+        Decoded {
+            version: manifest.version(),
+            headers: manifest.header_map(),
+            manifest,
+        }
+    }
+}
 
 /// Manifests one worker keeps decoded; past this the table starts over.
 const KEPT: usize = 4096;
 
 thread_local! {
-    static DECODED: RefCell<HashMap<String, (Bytes, ObjectManifest)>> = RefCell::default();
+    static DECODED: RefCell<HashMap<String, (Bytes, Rc<Decoded>)>> = RefCell::default();
 }
 
 /// The manifest stored as `bytes` under `key`, decoded at most once per
 /// worker while those bytes stay the same.
-pub fn manifest(key: String, bytes: Bytes) -> Option<ObjectManifest> {
+pub fn manifest(key: String, bytes: Bytes) -> Option<Rc<Decoded>> {
     DECODED.with(|table| {
         let mut table = table.borrow_mut();
         if let Some((raw, m)) = table.get(&key) {
@@ -37,7 +63,7 @@ pub fn manifest(key: String, bytes: Bytes) -> Option<ObjectManifest> {
                 return Some(m.clone());
             }
         }
-        let m = ObjectManifest::decode(&bytes)?;
+        let m = Rc::new(Decoded::new(ObjectManifest::decode(&bytes)?));
         if table.len() >= KEPT {
             table.clear();
         }
@@ -65,12 +91,14 @@ mod tests {
             std::time::Duration::from_secs(60),
         );
         let first = Bytes::from(m.encode());
-        assert_eq!(manifest("k".into(), first.clone()), Some(m.clone()));
-        assert_eq!(manifest("k".into(), first), Some(m.clone()));
+        let once = manifest("k".into(), first.clone()).unwrap();
+        assert_eq!(once.manifest, m);
+        let twice = manifest("k".into(), first).unwrap();
+        assert!(Rc::ptr_eq(&once, &twice), "decoded again");
         let mut purged = m.clone();
         purged.generation = m.generation.wrapping_add(1);
         let changed = manifest("k".into(), Bytes::from(purged.encode())).unwrap();
-        assert_eq!(changed.generation, purged.generation);
-        assert_eq!(manifest("k".into(), Bytes::from_static(b"not json")), None);
+        assert_eq!(changed.manifest.generation, purged.generation);
+        assert!(manifest("k".into(), Bytes::from_static(b"not json")).is_none());
     }
 }

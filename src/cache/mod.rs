@@ -23,6 +23,7 @@ pub mod store;
 
 use std::collections::HashSet;
 use std::io;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -30,6 +31,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::HeaderMap;
 
+pub use decoded::Decoded;
 pub use flight::{FlightEvent, Flights, Joined};
 pub use key::ObjectKey;
 pub use manifest::ObjectManifest;
@@ -109,26 +111,32 @@ impl SliceCache {
 
     /// The manifest under `key`, decoded once per worker for as long as
     /// its stored bytes stay the same ([`decoded`]).
-    async fn manifest_at(&self, key: &ObjectKey) -> Option<ObjectManifest> {
+    async fn decoded_at(&self, key: &ObjectKey) -> Option<Rc<Decoded>> {
         let manifest_key = key.manifest_key();
         let bytes = self.store.get(&manifest_key).await?;
         decoded::manifest(manifest_key, bytes)
     }
 
+    async fn manifest_at(&self, key: &ObjectKey) -> Option<ObjectManifest> {
+        Some(self.decoded_at(key).await?.manifest.clone())
+    }
+
     /// The manifest of the object (variant) `request_headers` select, with the
-    /// key its slices live under.
+    /// key its slices live under; shared with the worker's other requests.
     pub async fn lookup(
         &self,
         base: &ObjectKey,
         request_headers: &HeaderMap,
-    ) -> Option<(ObjectKey, ObjectManifest)> {
-        let m = self.manifest_at(base).await?;
-        if m.vary.is_empty() {
+    ) -> Option<(ObjectKey, Rc<Decoded>)> {
+        let m = self.decoded_at(base).await?;
+        if m.manifest.vary.is_empty() {
             return Some((base.clone(), m));
         }
-        let variant = base.variant(&m.vary, request_headers);
-        let vm = self.manifest_at(&variant).await?;
-        (vm.parent == m.generation && vm.vary == m.vary).then_some((variant, vm))
+        let variant = base.variant(&m.manifest.vary, request_headers);
+        let vm = self.decoded_at(&variant).await?;
+        let matches =
+            vm.manifest.parent == m.manifest.generation && vm.manifest.vary == m.manifest.vary;
+        matches.then_some((variant, vm))
     }
 
     /// Store the manifest `m` learned for the request; returns the key its
@@ -196,6 +204,12 @@ impl SliceCache {
         if set.insert(id) {
             self.prefetched_count.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// Whether prefetched slices wait to be read (then [`Self::note_served`]
+    /// wants to hear of every cached slice served).
+    pub fn prefetch_pending(&self) -> bool {
+        self.prefetched_count.load(Ordering::Relaxed) > 0
     }
 
     /// Slice `id` was served from the cache: if it was prefetched, count it

@@ -49,8 +49,9 @@ impl Proxy {
         // A few rounds: after waiting on another request's probe or
         // revalidation, the manifest it stored is looked up again.
         for _ in 0..3 {
-            if let Some((key, m)) = cache.lookup(&base, &ask.req.headers).await {
-                if m.whole_only && !all_slices_cached(&cache, &key, &m) {
+            if let Some((key, decoded)) = cache.lookup(&base, &ask.req.headers).await {
+                let m = &decoded.manifest;
+                if m.whole_only && !all_slices_cached(&cache, &key, m) {
                     // Cut from a whole answer: a missing slice cannot be asked by range.
                     cache.forget(&key);
                     continue;
@@ -90,8 +91,8 @@ impl Proxy {
                     generation: m.generation,
                 };
                 return Lookup::Stored(StoredObject {
-                    version: m.version(),
-                    headers: m.header_map(),
+                    version: decoded.version.clone(),
+                    headers: decoded.headers.clone(),
                     slice_size: m.slice_size,
                     cache: Some(target),
                     probe: None,

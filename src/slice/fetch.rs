@@ -206,7 +206,8 @@ impl SliceJob {
         }
     }
 
-    fn slice_len(&self, index: u64) -> u64 {
+    /// Length of slice `index` of the object.
+    pub fn slice_len(&self, index: u64) -> u64 {
         let (first, last) = self.plan.slice_bounds(index);
         last - first + 1
     }

@@ -15,6 +15,7 @@ use std::cell::Cell;
 
 use bytes::Bytes;
 
+use crate::cache::slice_id;
 use crate::error::{Error, Result};
 use crate::http::sink::ResponseSink;
 use crate::ops::metrics;
@@ -117,6 +118,14 @@ impl<T: Chunk> ReorderBuffer<T> {
         self.slot(index).done = true;
     }
 
+    /// Whether [`ReorderBuffer::pop`] has something to give, or a finished
+    /// slice to move past.
+    pub fn has_next(&self) -> bool {
+        self.slots
+            .front()
+            .is_some_and(|slot| slot.done || !slot.chunks.is_empty())
+    }
+
     /// The next bytes in object order, if they have arrived.
     pub fn pop(&mut self) -> Option<T> {
         loop {
@@ -132,6 +141,38 @@ impl<T: Chunk> ReorderBuffer<T> {
             self.next += 1;
         }
     }
+}
+
+/// Slice `index` from the slot the answer's head found it in, with no task:
+/// its client part goes straight into `order`. False when it was not found
+/// then, or left the cache since: a slice task then gets it from wherever it
+/// is now (and counts it as vanished).
+fn take_cached(job: &SliceJob, index: u64, order: &mut ReorderBuffer<Piece>) -> bool {
+    let (Some(target), Some(loc)) = (&job.cache, job.counted.locator(index)) else {
+        return false;
+    };
+    let Some(pin) = target.cache.store.pin(&loc) else {
+        return false;
+    };
+    if pin.len() != job.slice_len(index) {
+        return false;
+    }
+    if target.cache.prefetch_pending() {
+        target.cache.note_served(slice_id(&target.slice_key(index)));
+    }
+    let (skip, take) = job.plan.client_part(index);
+    if take > 0 {
+        order.push(
+            index,
+            Piece::Cached {
+                pin,
+                skip,
+                len: take,
+            },
+        );
+    }
+    order.finish(index);
+    true
 }
 
 /// What a response was assembled from.
@@ -250,8 +291,17 @@ pub async fn send_slices(
             && next_launch - order.next_index() < window as u64
             && reserved.take(slice_bytes)
         {
-            monoio::spawn(run_slice(job.clone(), next_launch, None, tx.clone()));
+            // A slice the head found cached needs no task: its pinned slot
+            // goes into the order at once.
+            if take_cached(&job, next_launch, &mut order) {
+                done.from_cache += 1;
+            } else {
+                monoio::spawn(run_slice(job.clone(), next_launch, None, tx.clone()));
+            }
             next_launch += 1;
+        }
+        if order.has_next() {
+            continue;
         }
         match rx.recv().await {
             Some(SliceEvent::Data(i, data)) => order.push(i, data),
