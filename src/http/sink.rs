@@ -8,8 +8,8 @@
 //! another implementation of the same two traits.
 //!
 //! Errors: a client that is gone or too slow is an
-//! [`Error::ClientIo`](crate::error::Error::ClientIo) or
-//! [`Error::ClientSendTimeout`](crate::error::Error::ClientSendTimeout).
+//! [`Error::ClientIo`] or
+//! [`Error::ClientSendTimeout`].
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;

@@ -36,140 +36,35 @@
 //! With no disk tier, the slot files are anonymous memory files (`memfd`), held
 //! by the process and not recovered.
 
+mod files;
+mod index;
+mod slot;
+
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd};
 use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use bytes::Bytes;
 use tracing::warn;
 
-const KIB: u64 = 1 << 10;
-/// Smallest slot; also the unit slices occupy on disk.
-pub const BLOCK: u64 = 4 * KIB;
+use files::{memfd, open_file};
+use index::{encode_record, flush_class, recover};
+use slot::{epoch_of, lock, SlotClass, EPOCH_SHIFT, LIVE, READERS, RECORD};
+pub use slot::{Locator, BLOCK};
+
+/// How often committed slices are made durable and indexed.
+const FLUSH_EVERY: Duration = Duration::from_secs(1);
+
 /// Largest slot.
 const LARGEST: u64 = 64 << 20;
 /// Slots beyond what foyer's capacity admits: slices being written and
 /// retired ones still being read.
 const SLACK_SLOTS: u64 = 4096;
-/// Index record size.
-const RECORD: u64 = 64;
-const MAGIC: u64 = u64::from_le_bytes(*b"EDGSLOT1");
-/// How often committed slices are made durable and indexed.
-const FLUSH_EVERY: Duration = Duration::from_secs(1);
-
-// A slot's state word: readers in the low 23 bits, "live" in bit 23, the
-// epoch above.
-const READERS: u64 = (1 << 23) - 1;
-const LIVE: u64 = 1 << 23;
-const EPOCH_SHIFT: u32 = 24;
-
-fn epoch_of(state: u64) -> u64 {
-    state >> EPOCH_SHIFT
-}
-
-/// Where one committed slice is: its class, slot, the slot's epoch when it
-/// was committed, and its length. Foyer's index holds one per slice.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Locator {
-    class: u8,
-    slot: u32,
-    epoch: u64,
-    len: u64,
-}
-
-impl Locator {
-    /// The slice's length in bytes.
-    pub fn len(&self) -> u64 {
-        self.len
-    }
-
-    /// Whether the slice is empty (never stored; kept for clippy's sake).
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// What the slice occupies, and what foyer weighs it by: its length in
-    /// whole 4 KiB blocks.
-    pub fn weight(&self) -> usize {
-        self.len.div_ceil(BLOCK).max(1) as usize * BLOCK as usize
-    }
-}
-
-/// One size class: a slot file, its index file and its slots' states.
-struct SlotClass {
-    slot_bytes: u64,
-    data: File,
-    /// `None` without a disk tier: nothing to recover.
-    index: Option<File>,
-    states: Box<[AtomicU64]>,
-    free: Mutex<FreeSlots>,
-    /// Committed slices whose index records are still to be written.
-    pending: Mutex<Vec<(u32, u64, [u8; RECORD as usize])>>,
-    /// Serialises index writes against retiring (see [`Slab::retire`]).
-    records: Mutex<()>,
-    /// Freed slots whose zeroed records are not yet on disk: they are
-    /// punched and reused only after the index file's next `fdatasync`, so
-    /// that after a power loss no old record can name a slot's new bytes.
-    quarantine: Mutex<Vec<u32>>,
-}
-
-#[derive(Default)]
-struct FreeSlots {
-    list: Vec<u32>,
-    /// Slots below this have been handed out at least once.
-    next: u32,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-impl SlotClass {
-    fn state(&self, slot: u32) -> &AtomicU64 {
-        &self.states[slot as usize]
-    }
-
-    fn allocate(&self) -> Option<u32> {
-        let mut free = lock(&self.free);
-        if let Some(slot) = free.list.pop() {
-            return Some(slot);
-        }
-        if (free.next as usize) < self.states.len() {
-            free.next += 1;
-            return Some(free.next - 1);
-        }
-        None
-    }
-
-    /// Give `slot` back: its blocks to the filesystem, the slot to the free
-    /// list; with an index, once its zeroed record is durable.
-    fn release(&self, slot: u32) {
-        if self.index.is_some() {
-            lock(&self.quarantine).push(slot);
-        } else {
-            self.free_now(slot);
-        }
-    }
-
-    fn free_now(&self, slot: u32) {
-        punch_hole(&self.data, slot as u64 * self.slot_bytes, self.slot_bytes);
-        lock(&self.free).list.push(slot);
-    }
-
-    fn unpin(&self, slot: u32) {
-        let before = self.state(slot).fetch_sub(1, Ordering::AcqRel);
-        // The last reader of a retired slot frees it.
-        if before & READERS == 1 && before & LIVE == 0 {
-            self.release(slot);
-        }
-    }
-}
 
 /// "Stop" for the background flusher, and the condition it sleeps on.
 type StopSignal = (Mutex<bool>, Condvar);
@@ -442,48 +337,10 @@ impl Slab {
         self.written.load(Ordering::Relaxed)
     }
 
-    /// Make what was committed durable, then index it: `fdatasync` each slot
-    /// file with pending records, then write the records of slices still
-    /// live. Then make the index durable and free the slots whose records
-    /// were zeroed before it.
+    /// Make what was committed durable and index it; free the slots whose
+    /// zeroed records are durable.
     pub fn flush_records(&self) {
-        for class in &self.classes {
-            let Some(index) = &class.index else { continue };
-            let pending = std::mem::take(&mut *lock(&class.pending));
-            let freed = std::mem::take(&mut *lock(&class.quarantine));
-            if pending.is_empty() && freed.is_empty() {
-                continue;
-            }
-            if !pending.is_empty() {
-                match class.data.sync_data() {
-                    Ok(()) => {
-                        let _guard = lock(&class.records);
-                        for (slot, epoch, record) in pending {
-                            let now = class.state(slot).load(Ordering::Acquire);
-                            if now & LIVE == 0 || epoch_of(now) != epoch {
-                                continue; // retired meanwhile: its record stays zero
-                            }
-                            if let Err(e) = index.write_all_at(&record, slot as u64 * RECORD) {
-                                warn!(error = %e, "writing a slot's index record");
-                            }
-                        }
-                    }
-                    Err(e) => {
-                        warn!(error = %e, "syncing a slot file; its new slices stay unindexed")
-                    }
-                }
-            }
-            if freed.is_empty() {
-                continue;
-            }
-            match index.sync_data() {
-                Ok(()) => freed.into_iter().for_each(|slot| class.free_now(slot)),
-                Err(e) => {
-                    warn!(error = %e, "syncing an index file; freed slots wait for the next try");
-                    lock(&class.quarantine).extend(freed);
-                }
-            }
-        }
+        self.classes.iter().for_each(|class| flush_class(class));
     }
 
     fn flush_loop(&self, signal: &StopSignal) {
@@ -508,101 +365,6 @@ impl Slab {
             let _ = handle.join();
         }
         self.flush_records();
-    }
-}
-
-fn encode_record(key: u128, slot: u32, len: u64) -> [u8; RECORD as usize] {
-    let mut r = [0u8; RECORD as usize];
-    r[0..8].copy_from_slice(&MAGIC.to_le_bytes());
-    r[8..24].copy_from_slice(&key.to_le_bytes());
-    r[24..32].copy_from_slice(&len.to_le_bytes());
-    r[32..36].copy_from_slice(&slot.to_le_bytes());
-    let sum = twox_hash::XxHash64::oneshot(0, &r[..56]);
-    r[56..64].copy_from_slice(&sum.to_le_bytes());
-    r
-}
-
-/// A record's key and length, if it is whole and names `slot`.
-fn decode_record(r: &[u8], slot: u32) -> Option<(u128, u64)> {
-    let word = |a: usize| u64::from_le_bytes(r[a..a + 8].try_into().expect("8 bytes"));
-    if word(0) != MAGIC || twox_hash::XxHash64::oneshot(0, &r[..56]) != word(56) {
-        return None;
-    }
-    let named = u32::from_le_bytes(r[32..36].try_into().expect("4 bytes"));
-    let key = u128::from_le_bytes(r[8..24].try_into().expect("16 bytes"));
-    (named == slot).then_some((key, word(24)))
-}
-
-/// Read `class`'s index: valid records become live slots (epoch 0) and
-/// recovered locators; every other slot below the last record is free.
-fn recover(class: &SlotClass, class_index: u8, out: &mut Vec<(u128, Locator)>) -> io::Result<()> {
-    let Some(index) = &class.index else {
-        return Ok(());
-    };
-    let mut bytes = Vec::new();
-    io::Read::read_to_end(&mut &*index, &mut bytes)?;
-    let records = (bytes.len() as u64 / RECORD).min(class.states.len() as u64) as u32;
-    let mut free = lock(&class.free);
-    for slot in 0..records {
-        let at = (slot as u64 * RECORD) as usize;
-        match decode_record(&bytes[at..at + RECORD as usize], slot) {
-            Some((key, len)) if len > 0 && len <= class.slot_bytes => {
-                class.state(slot).store(LIVE, Ordering::Release);
-                let loc = Locator {
-                    class: class_index,
-                    slot,
-                    epoch: 0,
-                    len,
-                };
-                out.push((key, loc));
-            }
-            _ => free.list.push(slot),
-        }
-    }
-    free.next = records;
-    // Hand out low slots first.
-    free.list.reverse();
-    Ok(())
-}
-
-fn open_file(path: &PathBuf) -> io::Result<File> {
-    std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(path)
-        .map_err(|e| io::Error::new(e.kind(), format!("{path:?}: {e}")))
-}
-
-fn memfd(name: &str) -> io::Result<File> {
-    let name = std::ffi::CString::new(name).expect("no NUL in a memfd name");
-    // SAFETY: a valid C string; the fd returned is owned by the File.
-    let fd = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: fd is a fresh descriptor nobody else owns.
-    Ok(unsafe { File::from_raw_fd(fd) })
-}
-
-/// Give `len` bytes at `offset` back to the filesystem; a filesystem that
-/// cannot punch holes keeps them until the slot is written again.
-fn punch_hole(file: &File, offset: u64, len: u64) {
-    // SAFETY: fallocate on a descriptor the File owns.
-    let rc = unsafe {
-        libc::fallocate(
-            file.as_raw_fd(),
-            libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
-            offset as libc::off_t,
-            len as libc::off_t,
-        )
-    };
-    if rc != 0 {
-        static WARNED: AtomicBool = AtomicBool::new(false);
-        if !WARNED.swap(true, Ordering::Relaxed) {
-            warn!(error = %io::Error::last_os_error(), "cannot punch holes in the slot files: freed slots keep their disk blocks until reused");
-        }
     }
 }
 
@@ -654,65 +416,5 @@ mod tests {
             again.push(w);
         }
         panic!("the freed slot never came back");
-    }
-
-    #[test]
-    fn slices_come_back_after_a_restart_and_freed_slots_wait_for_their_record() {
-        let dir = std::env::temp_dir().join(format!("edgeslice-slab-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let (kept, gone) = {
-            let (slab, recovered) = Slab::open(Some(&dir), 1 << 20, 4096).unwrap();
-            assert!(recovered.is_empty());
-            let store = |key: u128, bytes: &[u8]| {
-                let w = slab.allocate(bytes.len() as u64).unwrap();
-                w.write_at(0, bytes).unwrap();
-                slab.commit(w, key)
-            };
-            let kept = store(1, b"kept bytes");
-            let gone = store(2, b"gone bytes");
-            slab.flush_records();
-            slab.retire(&gone);
-            // Its zeroed record is not on disk yet: the slot is not handed out.
-            let next = slab.allocate(10).unwrap();
-            assert_ne!(
-                next.slot, gone.slot,
-                "reused before its zeroed record was durable"
-            );
-            drop(next);
-            slab.close();
-            (kept, gone)
-        };
-        let (slab, recovered) = Slab::open(Some(&dir), 1 << 20, 4096).unwrap();
-        assert_eq!(recovered.len(), 1, "{recovered:?}");
-        let (key, loc) = recovered[0];
-        assert_eq!((key, loc.slot, loc.len), (1, kept.slot, kept.len));
-        assert_eq!(
-            slab.pin(&loc).unwrap().read(0, 10).unwrap(),
-            &b"kept bytes"[..]
-        );
-        // The retired slot is free again after the restart.
-        let mut held = Vec::new();
-        while let Some(w) = slab.allocate(10) {
-            if w.slot == gone.slot {
-                break;
-            }
-            assert!(held.len() < 10_000, "the retired slot never came back");
-            held.push(w);
-        }
-        drop(held);
-        slab.close();
-        let _ = std::fs::remove_dir_all(&dir);
-    }
-
-    #[test]
-    fn records_round_trip_and_reject_damage() {
-        let r = encode_record(42, 7, 1000);
-        assert_eq!(decode_record(&r, 7), Some((42, 1000)));
-        assert_eq!(decode_record(&r, 8), None, "a record names its own slot");
-        let mut torn = r;
-        torn[30] ^= 1;
-        assert_eq!(decode_record(&torn, 7), None);
-        assert_eq!(decode_record(&[0u8; 64], 0), None);
     }
 }
