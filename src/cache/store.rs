@@ -114,6 +114,7 @@ impl SliceStore {
         if settings.disk_bytes > 0 {
             prepare_dir(&settings.dir)?;
             prepare_dir(&settings.dir.join("manifests"))?;
+            warn_of_an_old_cache(&settings.dir);
         }
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
@@ -220,7 +221,11 @@ impl SliceStore {
     /// A slot to write a slice of `len` bytes into, as its bytes arrive;
     /// `None` when there is none (the slice is then not stored).
     pub fn begin_slice(&self, len: u64) -> Option<SliceWriter> {
-        self.slab.allocate(len)
+        let writer = self.slab.allocate(len);
+        if writer.is_none() {
+            crate::ops::metrics::with(|m| m.slices_not_stored.inc());
+        }
+        writer
     }
 
     /// The slice in `writer` is whole and checked: index it under `id`.
@@ -237,6 +242,7 @@ impl SliceStore {
         };
         if let Err(e) = writer.write_at(0, bytes) {
             warn!(error = %e, "writing a slice; it is not stored");
+            crate::ops::metrics::with(|m| m.slices_not_stored.inc());
             return false;
         }
         self.commit_slice(slice_id(key), writer);
@@ -305,6 +311,34 @@ fn prepare_dir(dir: &Path) -> io::Result<()> {
     std::fs::File::create(&probe).map_err(|e| fail("cannot create a file in it", e))?;
     let _ = std::fs::remove_file(&probe);
     Ok(())
+}
+
+/// An edgeslice before the slot files kept foyer's files at the top of
+/// `cache.dir`. They are not read: say so, with what they hold, so the
+/// operator can delete them.
+fn warn_of_an_old_cache(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let old: Vec<_> = entries
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("foyer-storage"))
+        .collect();
+    if !old.is_empty() {
+        use std::os::unix::fs::MetadataExt;
+        let bytes: u64 = old
+            .iter()
+            .filter_map(|e| e.metadata().ok())
+            .map(|m| m.blocks() * 512)
+            .sum();
+        warn!(
+            dir = %dir.display(),
+            files = old.len(),
+            bytes,
+            "cache.dir holds the files of an earlier edgeslice's cache (foyer-storage-*); \
+             they are not read and can be deleted"
+        );
+    }
 }
 
 /// Index shards: up to 8, each with room for at least 4 entries of `max_entry`.

@@ -12,7 +12,6 @@
 //! [`Error::ClientSendTimeout`].
 
 use std::fs::File;
-use std::os::unix::fs::FileExt;
 
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
@@ -44,17 +43,16 @@ pub trait ResponseSink {
     /// Write body bytes.
     async fn send_body(&mut self, data: Bytes) -> Result<()>;
 
-    /// Write `len` body bytes from `file` at `offset` (a cached slice). This
-    /// default reads them into memory and sends them as [`send_body`] does;
-    /// the HTTP/1.1 sink sends them from the page cache without copying them
-    /// through the process.
+    /// Write `len` body bytes from `file` at `offset` (a cached slice, its
+    /// slot pinned by the caller until this returns). This default maps them
+    /// (memmap2: the page cache's pages, not a copy) and sends them as
+    /// [`send_body`] does, for a sink that must see the bytes (TLS in user
+    /// space); a sink must be done with them when it returns. The HTTP/1.1
+    /// sink sends them from the page cache with `sendfile` instead.
     ///
     /// [`send_body`]: ResponseSink::send_body
     async fn send_file(&mut self, file: &File, offset: u64, len: u64) -> Result<()> {
-        let mut buf = vec![0u8; len as usize];
-        file.read_exact_at(&mut buf, offset)
-            .map_err(|e| Error::CacheRead(e.to_string()))?;
-        self.send_body(Bytes::from(buf)).await
+        self.send_body(map_range(file, offset, len)?).await
     }
 
     /// The body is complete (a body of unknown length ends here).
@@ -75,4 +73,82 @@ pub trait BodySource {
 
     /// The next piece of the body, `None` at its end.
     async fn next_body_chunk(&mut self) -> Result<Option<Bytes>>;
+}
+
+/// `len` bytes of `file` from `offset`, mapped read-only: the bytes are the
+/// page cache's, shared, not copied.
+pub fn map_range(file: &File, offset: u64, len: u64) -> Result<Bytes> {
+    if len == 0 {
+        return Ok(Bytes::new());
+    }
+    // Mappings start on a page: map from the page holding `offset`.
+    // SAFETY: sysconf has no preconditions.
+    let page = (unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).max(4096) as u64;
+    let start = offset - offset % page;
+    let skip = (offset - start) as usize;
+    // SAFETY: the caller keeps the range from being rewritten while the
+    // bytes are in use (a pinned slot is never reused).
+    let map = unsafe {
+        memmap2::MmapOptions::new()
+            .offset(start)
+            .len(skip + len as usize)
+            .map(file)
+    }
+    .map_err(|e| Error::CacheRead(format!("mapping {len} bytes at {offset}: {e}")))?;
+    Ok(Bytes::from_owner(map).slice(skip..))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    /// A sink that keeps what it is sent.
+    #[derive(Default)]
+    struct Collect(Vec<u8>);
+
+    impl ResponseSink for Collect {
+        async fn send_head(&mut self, _: StatusCode, _: HeaderMap, _: BodyLength) -> Result<()> {
+            Ok(())
+        }
+        async fn send_body(&mut self, data: Bytes) -> Result<()> {
+            self.0.extend_from_slice(&data);
+            Ok(())
+        }
+        async fn end_body(&mut self) -> Result<()> {
+            Ok(())
+        }
+        async fn send_continue(&mut self) -> Result<()> {
+            Ok(())
+        }
+        fn close_after(&mut self) {}
+    }
+
+    #[test]
+    fn a_sink_without_sendfile_gets_the_mapped_bytes() {
+        let path = std::env::temp_dir().join(format!("edgeslice-map-{}", std::process::id()));
+        let content: Vec<u8> = (0..20_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::File::create(&path)
+            .unwrap()
+            .write_all(&content)
+            .unwrap();
+        let file = File::open(&path).unwrap();
+        let mut sink = Collect::default();
+        let mut rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+            .build()
+            .unwrap();
+        for (offset, len) in [
+            (0u64, 10u64),
+            (4095, 2),
+            (5000, 12_000),
+            (19_999, 1),
+            (7, 0),
+        ] {
+            sink.0.clear();
+            rt.block_on(sink.send_file(&file, offset, len)).unwrap();
+            let want = &content[offset as usize..(offset + len) as usize];
+            assert_eq!(sink.0, want, "{len} bytes at {offset}");
+        }
+        let _ = std::fs::remove_file(&path);
+    }
 }

@@ -245,6 +245,9 @@ pub struct WorkerMetrics {
     pub manifests_reused: Counter,
     /// Slices sent to clients straight from the slot files (`sendfile`).
     pub slices_sent_from_files: Counter,
+    /// Slices fetched whole that could not be stored (no free slot, or a
+    /// write to the slot file failed); they were still served.
+    pub slices_not_stored: Counter,
     /// Time from sending a subrequest to its response head.
     pub origin_duration: Histogram,
     /// Body bytes received from the origin.
@@ -372,6 +375,9 @@ const METRICS: &[Metric] = &[
     Metric("edgeslice_cache_slices_sendfile_total",
         "Cached slice parts sent to clients from the page cache with sendfile.",
         "counter", Sum(|w| &w.slices_sent_from_files)),
+    Metric("edgeslice_cache_slices_not_stored_total",
+        "Slices served but not stored: no free slot, or the slot file write failed.",
+        "counter", Sum(|w| &w.slices_not_stored)),
     Metric("edgeslice_prefetch_slices_total", "Slices fetched ahead for sequential readers.",
         "counter", Sum(|w| &w.prefetched)),
     Metric("edgeslice_prefetch_used_total",

@@ -470,6 +470,7 @@ async fn stream_attempt(
                 if let Some(w) = writer.as_ref() {
                     if let Err(e) = w.write_at(*published, &new) {
                         tracing::warn!(index, error = %e, "writing a slice to the cache; it is not stored");
+                        metrics::with(|m| m.slices_not_stored.inc());
                         **writer = None;
                     }
                 }
