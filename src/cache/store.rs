@@ -230,6 +230,11 @@ impl SliceStore {
 
     /// The slice in `writer` is whole and checked: index it under `id`.
     pub fn commit_slice(&self, id: u128, writer: SliceWriter) {
+        if !writer.is_flushed() {
+            // Appended bytes never written: not a whole slice.
+            crate::ops::metrics::with(|m| m.slices_not_stored.inc());
+            return;
+        }
         let loc = self.slab.commit(writer, id);
         self.slices.insert(id, loc);
         crate::ops::metrics::with(|m| m.cache_inserts.inc());

@@ -467,8 +467,8 @@ async fn stream_attempt(
         if let Some((l, writer)) = &mut leader {
             if end > *published {
                 let new = data.slice((published.saturating_sub(offset)) as usize..);
-                if let Some(w) = writer.as_ref() {
-                    if let Err(e) = w.write_at(*published, &new) {
+                if let Some(w) = writer.as_mut() {
+                    if let Err(e) = w.append(*published, new.clone()) {
                         tracing::warn!(index, error = %e, "writing a slice to the cache; it is not stored");
                         metrics::with(|m| m.slices_not_stored.inc());
                         **writer = None;
