@@ -505,6 +505,70 @@ mod tests {
         assert_eq!(class_sizes(1 << 30).last(), Some(&LARGEST));
     }
 
+    /// Readers on several threads pin and read slices while another thread
+    /// retires them and writes new slices into the freed slots: every read
+    /// sees exactly the bytes of the slice its locator named.
+    #[test]
+    fn readers_never_see_a_reused_slot_under_concurrent_churn() {
+        use std::sync::atomic::AtomicBool;
+        const LEN: u64 = 4096;
+        let (slab, _) = Slab::open(None, 64 * LEN, LEN).unwrap();
+        let current: Arc<Mutex<Vec<(Locator, u8)>>> = Arc::default();
+        let stop = Arc::new(AtomicBool::new(false));
+        let store = |fill: u8| {
+            let w = slab.allocate(LEN)?;
+            w.write_at(0, &[fill; LEN as usize]).unwrap();
+            Some((slab.commit(w, fill as u128), fill))
+        };
+        for fill in 0..4u8 {
+            lock(&current).push(store(fill).unwrap());
+        }
+        let readers: Vec<_> = (0..3)
+            .map(|t| {
+                let (slab, current, stop) = (slab.clone(), current.clone(), stop.clone());
+                std::thread::spawn(move || {
+                    let (mut reads, mut i) = (0u64, t);
+                    while !stop.load(Ordering::Relaxed) {
+                        let picked = {
+                            let all = lock(&current);
+                            all[i % all.len()]
+                        };
+                        i += 7;
+                        // Give the writer time to retire it and reuse its slot.
+                        std::thread::yield_now();
+                        let Some(pin) = slab.pin(&picked.0) else {
+                            continue;
+                        };
+                        std::thread::yield_now();
+                        let bytes = pin.read(0, LEN).unwrap();
+                        assert!(
+                            bytes.iter().all(|b| *b == picked.1),
+                            "read another slice's bytes"
+                        );
+                        reads += 1;
+                    }
+                    reads
+                })
+            })
+            .collect();
+        let mut fill = 4u8;
+        for round in 0..20_000u32 {
+            let (old, _) = {
+                let mut all = lock(&current);
+                let at = round as usize % all.len();
+                all.remove(at)
+            };
+            slab.retire(&old);
+            fill = fill.wrapping_add(1);
+            // A slot may still be held by a reader: another one is handed out.
+            let fresh = store(fill).expect("a free slot");
+            lock(&current).push(fresh);
+        }
+        stop.store(true, Ordering::Relaxed);
+        let reads: u64 = readers.into_iter().map(|r| r.join().unwrap()).sum();
+        assert!(reads > 0);
+    }
+
     #[test]
     fn appended_bytes_reach_the_slot_in_aligned_runs() {
         let len = 3 * WRITE_RUN + 1000;
