@@ -39,10 +39,9 @@
 mod files;
 mod index;
 mod slot;
+mod writer;
 
-use std::fs::File;
 use std::io;
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -50,13 +49,13 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use bytes::Bytes;
 use tracing::warn;
 
 use files::{memfd, open_file};
 use index::{encode_record, flush_class, recover};
-use slot::{epoch_of, lock, SlotClass, EPOCH_SHIFT, LIVE, READERS, RECORD};
-pub use slot::{Locator, BLOCK};
+use slot::{lock, SlotClass, RECORD};
+pub use slot::{Locator, SlicePin, BLOCK};
+pub use writer::{SliceWriter, WRITE_RUN};
 
 /// How often committed slices are made durable and indexed.
 const FLUSH_EVERY: Duration = Duration::from_secs(1);
@@ -78,210 +77,6 @@ pub struct Slab {
     classes: Vec<Arc<SlotClass>>,
     flusher: Mutex<Option<(JoinHandle<()>, Arc<StopSignal>)>>,
     written: AtomicU64,
-}
-
-/// A slice being written into its slot; dropped without [`Slab::commit`],
-/// the slot goes back to the free list.
-pub struct SliceWriter {
-    class: Arc<SlotClass>,
-    class_index: u8,
-    slot: u32,
-    len: u64,
-    committed: bool,
-    /// Appended bytes not yet written, starting at `pending_at`.
-    pending: Vec<Bytes>,
-    pending_at: u64,
-    pending_len: u64,
-}
-
-/// Appended bytes reach the slot file in runs that start and end on this
-/// boundary (or the slice's end): the page cache then holds them in large
-/// folios, which `sendfile` walks at a fraction of the cost of 4 KiB pages.
-pub const WRITE_RUN: u64 = 256 * 1024;
-
-impl SliceWriter {
-    /// Append the slice's next bytes, `data` at `offset` (right after the
-    /// bytes appended before). They are written in aligned runs of
-    /// [`WRITE_RUN`] bytes, the last run when the slice is complete.
-    pub fn append(&mut self, offset: u64, data: Bytes) -> io::Result<()> {
-        if offset != self.pending_at + self.pending_len {
-            return Err(io::Error::other(format!(
-                "bytes at {offset} appended after {} bytes",
-                self.pending_at + self.pending_len
-            )));
-        }
-        self.pending_len += data.len() as u64;
-        self.pending.push(data);
-        let end = self.pending_at + self.pending_len;
-        let cut = if end == self.len {
-            end
-        } else {
-            end / WRITE_RUN * WRITE_RUN
-        };
-        if cut > self.pending_at {
-            self.write_pending(cut)?;
-        }
-        Ok(())
-    }
-
-    /// Whether every byte appended has reached the slot file.
-    pub fn is_flushed(&self) -> bool {
-        self.pending.is_empty()
-    }
-
-    /// Write the pending bytes up to slice offset `cut`, in one `pwritev`
-    /// (more if the kernel takes less); keep the rest pending.
-    fn write_pending(&mut self, cut: u64) -> io::Result<()> {
-        let mut take = cut - self.pending_at;
-        let mut parts: Vec<Bytes> = Vec::with_capacity(self.pending.len());
-        let mut rest: Vec<Bytes> = Vec::new();
-        for chunk in self.pending.drain(..) {
-            let n = chunk.len() as u64;
-            if take >= n {
-                take -= n;
-                parts.push(chunk);
-            } else if take > 0 {
-                parts.push(chunk.slice(..take as usize));
-                rest.push(chunk.slice(take as usize..));
-                take = 0;
-            } else {
-                rest.push(chunk);
-            }
-        }
-        let at = self.slot as u64 * self.class.slot_bytes + self.pending_at;
-        self.write_all_vectored_at(&parts, at)?;
-        self.pending = rest;
-        self.pending_len -= cut - self.pending_at;
-        self.pending_at = cut;
-        Ok(())
-    }
-
-    fn write_all_vectored_at(&self, parts: &[Bytes], mut at: u64) -> io::Result<()> {
-        let (mut first, mut skip) = (0, 0usize);
-        while first < parts.len() {
-            let iov: Vec<libc::iovec> = parts[first..]
-                .iter()
-                .enumerate()
-                .map(|(i, p)| {
-                    let p = if i == 0 { &p[skip..] } else { &p[..] };
-                    libc::iovec {
-                        iov_base: p.as_ptr() as *mut libc::c_void,
-                        iov_len: p.len(),
-                    }
-                })
-                .take(libc::UIO_MAXIOV as usize)
-                .collect();
-            // SAFETY: every iovec points into a Bytes that outlives the call.
-            let n = unsafe {
-                libc::pwritev(
-                    self.class.data.as_raw_fd(),
-                    iov.as_ptr(),
-                    iov.len() as libc::c_int,
-                    at as libc::off_t,
-                )
-            };
-            if n < 0 {
-                let e = io::Error::last_os_error();
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                return Err(e);
-            }
-            if n == 0 {
-                return Err(io::Error::new(
-                    io::ErrorKind::WriteZero,
-                    "pwritev wrote nothing",
-                ));
-            }
-            at += n as u64;
-            let mut n = n as usize;
-            while n > 0 {
-                let left = parts[first].len() - skip;
-                if n >= left {
-                    n -= left;
-                    first += 1;
-                    skip = 0;
-                } else {
-                    skip += n;
-                    n = 0;
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Write `data` at `offset` within the slice.
-    pub fn write_at(&self, offset: u64, data: &[u8]) -> io::Result<()> {
-        if offset + data.len() as u64 > self.len {
-            return Err(io::Error::other(format!(
-                "{} bytes at {offset} overrun a slice of {}",
-                data.len(),
-                self.len
-            )));
-        }
-        let at = self.slot as u64 * self.class.slot_bytes + offset;
-        self.class.data.write_all_at(data, at)
-    }
-}
-
-impl Drop for SliceWriter {
-    fn drop(&mut self) {
-        if !self.committed {
-            self.class.release(self.slot);
-        }
-    }
-}
-
-/// A slot pinned for reading: it is not reused while this lives.
-pub struct SlicePin {
-    class: Arc<SlotClass>,
-    slot: u32,
-    len: u64,
-}
-
-impl std::fmt::Debug for SlicePin {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SlicePin")
-            .field("slot", &self.slot)
-            .field("len", &self.len)
-            .finish()
-    }
-}
-
-impl SlicePin {
-    /// The slot file.
-    pub fn file(&self) -> &File {
-        &self.class.data
-    }
-
-    /// Where the slice starts in [`SlicePin::file`].
-    pub fn offset(&self) -> u64 {
-        self.slot as u64 * self.class.slot_bytes
-    }
-
-    /// The slice's length.
-    pub fn len(&self) -> u64 {
-        self.len
-    }
-
-    /// Whether the slice is empty.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// `len` bytes from `skip` into the slice, copied out (for a sink that
-    /// cannot send from a file).
-    pub fn read(&self, skip: u64, len: u64) -> io::Result<Bytes> {
-        let mut buf = vec![0u8; len as usize];
-        self.file().read_exact_at(&mut buf, self.offset() + skip)?;
-        Ok(Bytes::from(buf))
-    }
-}
-
-impl Drop for SlicePin {
-    fn drop(&mut self) {
-        self.class.unpin(self.slot);
-    }
 }
 
 /// Slot sizes: 4 KiB, 16 KiB, ... up to the first that holds `max_slice`.
@@ -363,37 +158,24 @@ impl Slab {
         let i = self.classes.iter().position(|c| c.slot_bytes >= len)?;
         let class = &self.classes[i];
         let slot = class.allocate()?;
-        Some(SliceWriter {
-            class: class.clone(),
-            class_index: i as u8,
-            slot,
-            len,
-            committed: false,
-            pending: Vec::new(),
-            pending_at: 0,
-            pending_len: 0,
-        })
+        Some(SliceWriter::new(class.clone(), i as u8, slot, len))
     }
 
     /// The slice in `writer` is complete: make it readable and queue its
     /// index record. Returns its locator, for foyer's index.
-    pub fn commit(&self, mut writer: SliceWriter, key: u128) -> Locator {
-        writer.committed = true;
-        let class = &writer.class;
-        let state = class.state(writer.slot);
-        // Free and unread: readers 0, not live. Becomes live in its epoch.
-        let epoch = epoch_of(state.load(Ordering::Acquire));
-        state.store((epoch << EPOCH_SHIFT) | LIVE, Ordering::Release);
-        self.written.fetch_add(writer.len, Ordering::Relaxed);
+    pub fn commit(&self, writer: SliceWriter, key: u128) -> Locator {
+        let (class, class_index, slot, len) = writer.into_committed();
+        let epoch = class.make_live(slot);
+        self.written.fetch_add(len, Ordering::Relaxed);
         if class.index.is_some() {
-            let record = encode_record(key, writer.slot, writer.len);
-            lock(&class.pending).push((writer.slot, epoch, record));
+            let record = encode_record(key, slot, len);
+            lock(&class.pending).push((slot, epoch, record));
         }
         Locator {
-            class: writer.class_index,
-            slot: writer.slot,
+            class: class_index,
+            slot,
             epoch,
-            len: writer.len,
+            len,
         }
     }
 
@@ -401,29 +183,7 @@ impl Slab {
     /// retired since (the slice left the cache).
     pub fn pin(&self, loc: &Locator) -> Option<SlicePin> {
         let class = self.classes.get(loc.class as usize)?;
-        let state = class.state(loc.slot);
-        let mut current = state.load(Ordering::Acquire);
-        loop {
-            if current & LIVE == 0 || epoch_of(current) != loc.epoch || current & READERS == READERS
-            {
-                return None;
-            }
-            match state.compare_exchange_weak(
-                current,
-                current + 1,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => {
-                    return Some(SlicePin {
-                        class: class.clone(),
-                        slot: loc.slot,
-                        len: loc.len,
-                    })
-                }
-                Err(now) => current = now,
-            }
-        }
+        class.try_pin(loc.slot, loc.epoch, loc.len)
     }
 
     /// The slice `loc` names left foyer's index: its record is zeroed, and
@@ -432,17 +192,8 @@ impl Slab {
         let Some(class) = self.classes.get(loc.class as usize) else {
             return;
         };
-        let state = class.state(loc.slot);
-        let mut current = state.load(Ordering::Acquire);
-        let readers = loop {
-            if current & LIVE == 0 || epoch_of(current) != loc.epoch {
-                return; // retired already
-            }
-            let next = ((loc.epoch + 1) << EPOCH_SHIFT) | (current & READERS);
-            match state.compare_exchange_weak(current, next, Ordering::AcqRel, Ordering::Acquire) {
-                Ok(_) => break current & READERS,
-                Err(now) => current = now,
-            }
+        let Some(readers) = class.try_retire(loc.slot, loc.epoch) else {
+            return; // retired already
         };
         if let Some(index) = &class.index {
             let _guard = lock(&class.records);
@@ -567,38 +318,6 @@ mod tests {
         stop.store(true, Ordering::Relaxed);
         let reads: u64 = readers.into_iter().map(|r| r.join().unwrap()).sum();
         assert!(reads > 0);
-    }
-
-    #[test]
-    fn appended_bytes_reach_the_slot_in_aligned_runs() {
-        let len = 3 * WRITE_RUN + 1000;
-        let (slab, _) = Slab::open(None, 64 << 20, len).unwrap();
-        let mut w = slab.allocate(len).unwrap();
-        let content: Vec<u8> = (0..len).map(|i| (i % 253) as u8).collect();
-        // Chunks of odd sizes, as an origin's reads come.
-        let mut at = 0u64;
-        for size in [1u64, 70_000, 200_000, 300_000, 5].iter().cycle() {
-            if at == len {
-                break;
-            }
-            let n = (*size).min(len - at);
-            let chunk = Bytes::copy_from_slice(&content[at as usize..(at + n) as usize]);
-            w.append(at, chunk).unwrap();
-            at += n;
-            let on_file = w.pending_at;
-            assert!(
-                on_file % WRITE_RUN == 0 || on_file == len,
-                "a run ended at {on_file}"
-            );
-        }
-        assert!(w.is_flushed());
-        assert!(
-            w.append(5, Bytes::from_static(b"x")).is_err(),
-            "out of order"
-        );
-        let loc = slab.commit(w, 9);
-        let pin = slab.pin(&loc).unwrap();
-        assert!(pin.read(0, len).unwrap() == content);
     }
 
     #[test]

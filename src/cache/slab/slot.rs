@@ -1,10 +1,15 @@
 //! One slot's life in a size class: its state word (epoch, live bit,
-//! readers), the class's free list, and the release of a slot once nobody
-//! reads it.
+//! readers) and every move of it (made live, pinned by a reader, retired,
+//! unpinned), the class's free list, and the release of a slot once nobody
+//! reads it. A reader holds a [`SlicePin`].
 
 use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::Bytes;
 
 use super::files::punch_hole;
 
@@ -112,11 +117,116 @@ impl SlotClass {
         lock(&self.free).list.push(slot);
     }
 
+    /// A slice was written into `slot` (free, unread): it becomes live in
+    /// the slot's epoch, which is returned.
+    pub(super) fn make_live(&self, slot: u32) -> u64 {
+        let state = self.state(slot);
+        let epoch = epoch_of(state.load(Ordering::Acquire));
+        state.store((epoch << EPOCH_SHIFT) | LIVE, Ordering::Release);
+        epoch
+    }
+
+    /// Pin `slot` for reading if it is live in `epoch`: one CAS.
+    pub(super) fn try_pin(self: &Arc<Self>, slot: u32, epoch: u64, len: u64) -> Option<SlicePin> {
+        let state = self.state(slot);
+        let mut current = state.load(Ordering::Acquire);
+        loop {
+            if current & LIVE == 0 || epoch_of(current) != epoch || current & READERS == READERS {
+                return None;
+            }
+            match state.compare_exchange_weak(
+                current,
+                current + 1,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => {
+                    return Some(SlicePin {
+                        class: self.clone(),
+                        slot,
+                        len,
+                    })
+                }
+                Err(now) => current = now,
+            }
+        }
+    }
+
+    /// Retire `slot` if it is live in `epoch`: not live any more, the next
+    /// epoch. Returns the readers it still has (the last one frees it), or
+    /// `None` when it was retired already.
+    pub(super) fn try_retire(&self, slot: u32, epoch: u64) -> Option<u64> {
+        let state = self.state(slot);
+        let mut current = state.load(Ordering::Acquire);
+        loop {
+            if current & LIVE == 0 || epoch_of(current) != epoch {
+                return None;
+            }
+            let next = ((epoch + 1) << EPOCH_SHIFT) | (current & READERS);
+            match state.compare_exchange_weak(current, next, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => return Some(current & READERS),
+                Err(now) => current = now,
+            }
+        }
+    }
+
     pub(super) fn unpin(&self, slot: u32) {
         let before = self.state(slot).fetch_sub(1, Ordering::AcqRel);
         // The last reader of a retired slot frees it.
         if before & READERS == 1 && before & LIVE == 0 {
             self.release(slot);
         }
+    }
+}
+
+/// A slot pinned for reading: it is not reused while this lives.
+pub struct SlicePin {
+    class: Arc<SlotClass>,
+    slot: u32,
+    len: u64,
+}
+
+impl std::fmt::Debug for SlicePin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SlicePin")
+            .field("slot", &self.slot)
+            .field("len", &self.len)
+            .finish()
+    }
+}
+
+impl SlicePin {
+    /// The slot file.
+    pub fn file(&self) -> &File {
+        &self.class.data
+    }
+
+    /// Where the slice starts in [`SlicePin::file`].
+    pub fn offset(&self) -> u64 {
+        self.slot as u64 * self.class.slot_bytes
+    }
+
+    /// The slice's length.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether the slice is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// `len` bytes from `skip` into the slice, copied out (for a sink that
+    /// cannot send from a file).
+    pub fn read(&self, skip: u64, len: u64) -> io::Result<Bytes> {
+        let mut buf = vec![0u8; len as usize];
+        self.file().read_exact_at(&mut buf, self.offset() + skip)?;
+        Ok(Bytes::from(buf))
+    }
+}
+
+impl Drop for SlicePin {
+    fn drop(&mut self) {
+        self.class.unpin(self.slot);
     }
 }
