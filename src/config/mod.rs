@@ -103,6 +103,12 @@ pub struct RouteConfig {
     /// Host header sent to this origin; `None` forwards the client's.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub host_header: Option<String>,
+    /// PEM certificate chain for TLS clients whose SNI name matches `host`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<PathBuf>,
     /// Slice size for this route (or `"auto"`); `None` takes `[slice]`'s.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub slice_size: Option<SliceSize>,
@@ -218,6 +224,17 @@ pub struct ServerConfig {
     pub max_buffered_bytes: u64,
     /// This cache's name in `Cache-Status` answers (RFC 9211), an sf-token.
     pub node_name: String,
+    /// Address every worker also binds for TLS clients; `None`: no TLS listener.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_listen: Option<SocketAddr>,
+    /// PEM certificate chain (leaf first) served when no route's certificate matches the SNI name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<PathBuf>,
+    /// Time allowed for a TLS handshake, in milliseconds.
+    pub tls_handshake_timeout_ms: u64,
 }
 
 impl Default for ServerConfig {
@@ -237,6 +254,10 @@ impl Default for ServerConfig {
             max_connections: 10_000,
             max_buffered_bytes: 256 * MIB,
             node_name: "edgeslice".to_string(),
+            tls_listen: None,
+            tls_cert: None,
+            tls_key: None,
+            tls_handshake_timeout_ms: 10_000,
         }
     }
 }
@@ -250,6 +271,11 @@ impl ServerConfig {
     /// `shutdown_timeout_ms` as a [`Duration`].
     pub fn shutdown_timeout(&self) -> Duration {
         Duration::from_millis(self.shutdown_timeout_ms)
+    }
+
+    /// `tls_handshake_timeout_ms` as a [`Duration`].
+    pub fn tls_handshake_timeout(&self) -> Duration {
+        Duration::from_millis(self.tls_handshake_timeout_ms)
     }
 }
 

@@ -123,7 +123,86 @@ impl Config {
         self.validate_server()?;
         self.validate_origin()?;
         self.validate_slice()?;
-        self.validate_cache()
+        self.validate_cache()?;
+        self.validate_tls()
+    }
+
+    /// TLS keys come in pairs and need the listener; the files themselves
+    /// are read when the server starts (and on every reload).
+    fn validate_tls(&self) -> Result<(), ConfigError> {
+        let server = &self.server;
+        let path = |p: &Option<std::path::PathBuf>| {
+            format!("{:?}", p.as_deref().unwrap_or_else(|| "".as_ref()))
+        };
+        match (&server.tls_listen, &server.tls_cert, &server.tls_key) {
+            (Some(listen), None, _) | (Some(listen), _, None) => {
+                return Err(invalid(
+                    "server.tls_listen",
+                    format!("\"{listen}\""),
+                    "needs server.tls_cert and server.tls_key".into(),
+                ))
+            }
+            (Some(listen), Some(_), Some(_)) if *listen == server.listen && listen.port() != 0 => {
+                return Err(invalid(
+                    "server.tls_listen",
+                    format!("\"{listen}\""),
+                    "must differ from server.listen".into(),
+                ))
+            }
+            (None, Some(_), _) => {
+                return Err(invalid(
+                    "server.tls_cert",
+                    path(&server.tls_cert),
+                    "has no effect without server.tls_listen".into(),
+                ))
+            }
+            (None, _, Some(_)) => {
+                return Err(invalid(
+                    "server.tls_key",
+                    path(&server.tls_key),
+                    "has no effect without server.tls_listen".into(),
+                ))
+            }
+            _ => {}
+        }
+        positive(
+            "server.tls_handshake_timeout_ms",
+            server.tls_handshake_timeout_ms,
+        )?;
+        for (index, route) in self.routes.iter().enumerate() {
+            let refuse = |key: &str, value: String, reason: &str| {
+                Refused {
+                    value,
+                    reason: reason.into(),
+                }
+                .in_route(index, key)
+            };
+            match (&route.tls_cert, &route.tls_key) {
+                (None, None) => continue,
+                (Some(_), None) => {
+                    return Err(refuse("tls_cert", path(&route.tls_cert), "needs tls_key"))
+                }
+                (None, Some(_)) => {
+                    return Err(refuse("tls_key", path(&route.tls_key), "needs tls_cert"))
+                }
+                (Some(_), Some(_)) => {}
+            }
+            if route.host.is_none() {
+                return Err(refuse(
+                    "tls_cert",
+                    path(&route.tls_cert),
+                    "needs the route's host: it is chosen by the SNI name",
+                ));
+            }
+            if server.tls_listen.is_none() {
+                return Err(refuse(
+                    "tls_cert",
+                    path(&route.tls_cert),
+                    "has no effect without server.tls_listen",
+                ));
+            }
+        }
+        Ok(())
     }
 
     fn validate_server(&self) -> Result<(), ConfigError> {

@@ -46,9 +46,10 @@ impl HttpResponse {
     }
 }
 
-/// One connection, many requests (keep-alive).
-pub struct HttpConnection {
-    reader: BufReader<TcpStream>,
+/// One connection, many requests (keep-alive); over TCP, or any stream
+/// (a TLS session in the tests).
+pub struct HttpConnection<S = TcpStream> {
+    reader: BufReader<S>,
 }
 
 impl HttpConnection {
@@ -57,9 +58,21 @@ impl HttpConnection {
         let stream = TcpStream::connect(addr)?;
         stream.set_read_timeout(Some(READ_TIMEOUT))?;
         stream.set_nodelay(true)?;
-        Ok(HttpConnection {
+        Ok(HttpConnection::over(stream))
+    }
+}
+
+impl<S: Read + Write> HttpConnection<S> {
+    /// Requests over `stream`, already connected.
+    pub fn over(stream: S) -> HttpConnection<S> {
+        HttpConnection {
             reader: BufReader::with_capacity(64 * 1024, stream),
-        })
+        }
+    }
+
+    /// The stream under the connection.
+    pub fn stream(&self) -> &S {
+        self.reader.get_ref()
     }
 
     /// Sends `method target` with `headers` and reads one response.

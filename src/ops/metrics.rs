@@ -211,6 +211,10 @@ pub struct WorkerMetrics {
     pub in_flight: Counter,
     /// Open client connections.
     pub connections: Counter,
+    /// TLS handshakes with clients that completed.
+    pub tls_handshakes: Counter,
+    /// TLS handshakes with clients that failed or timed out.
+    pub tls_handshake_failures: Counter,
     /// Whole-request latency.
     pub request_duration: Histogram,
     /// Time until the response head went out.
@@ -396,6 +400,11 @@ const METRICS: &[Metric] = &[
         "gauge", Node(|n| n.open_fds as f64)),
     Metric("edgeslice_worker_connections", "Open client connections per worker.",
         "gauge", PerWorker(|w| &w.connections)),
+    Metric("edgeslice_tls_handshakes_total", "TLS handshakes with clients that completed.",
+        "counter", Sum(|w| &w.tls_handshakes)),
+    Metric("edgeslice_tls_handshake_failures_total",
+        "TLS handshakes with clients that failed (not TLS, no shared version, a bad record) or timed out.",
+        "counter", Sum(|w| &w.tls_handshake_failures)),
     Metric("edgeslice_request_duration_seconds", "Whole-request latency.",
         "histogram", Buckets(|w| &w.request_duration)),
     Metric("edgeslice_time_to_first_byte_seconds", "Time until the response head was sent.",

@@ -28,6 +28,8 @@ use crate::server::access;
 use crate::server::limits::ClientLimits;
 use crate::server::reload::WorkerRoutes;
 use crate::server::sink::{ClientReader, H1Client};
+use crate::server::stream::{ClientStream, ClientWriteHalf};
+use monoio_rustls::TlsAcceptor;
 
 /// What a worker's connections share: requests in flight, and whether it drains.
 #[derive(Debug, Default)]
@@ -55,9 +57,11 @@ impl WorkerState {
     }
 }
 
-/// Accept connections until `stop` resolves; each is served on this thread.
+/// Accept connections until `stop` resolves; each is served on this thread,
+/// over TLS when `tls` is given.
 pub async fn accept_loop(
     listener: TcpListener,
+    tls: Option<TlsAcceptor>,
     routes: Rc<WorkerRoutes>,
     state: Rc<WorkerState>,
     stop: impl std::future::Future<Output = ()>,
@@ -75,7 +79,7 @@ pub async fn accept_loop(
                         drop(stream);
                         continue;
                     }
-                    monoio::spawn(serve_connection(stream, peer, routes.clone(), state.clone()));
+                    monoio::spawn(serve_accepted(stream, peer, tls.clone(), routes.clone(), state.clone()));
                 }
                 Err(e) => {
                     warn!(error = %e, "accept failed");
@@ -86,18 +90,52 @@ pub async fn accept_loop(
     }
 }
 
-/// Serve the requests of one client connection.
-pub async fn serve_connection(
+/// Serve one accepted connection: the TLS handshake first when `tls` is
+/// given (bounded by `tls_handshake_timeout`; a failure closes this
+/// connection only), then its requests.
+async fn serve_accepted(
     stream: TcpStream,
+    peer: std::net::SocketAddr,
+    tls: Option<TlsAcceptor>,
+    routes: Rc<WorkerRoutes>,
+    state: Rc<WorkerState>,
+) {
+    let _ = stream.set_nodelay(true);
+    state.connections.set(state.connections.get() + 1);
+    metrics::with(|m| m.connections.inc());
+    let _open = OpenConnection(&state);
+    let stream = match tls {
+        None => ClientStream::Plain(stream),
+        Some(acceptor) => {
+            let (_, limits) = routes.current();
+            match monoio::time::timeout(limits.tls_handshake_timeout, acceptor.accept(stream)).await
+            {
+                Ok(Ok(tls)) => {
+                    metrics::with(|m| m.tls_handshakes.inc());
+                    ClientStream::Tls(Box::new(tls))
+                }
+                Ok(Err(e)) => {
+                    metrics::with(|m| m.tls_handshake_failures.inc());
+                    return debug!(%peer, error = %e, "TLS handshake failed");
+                }
+                Err(_) => {
+                    metrics::with(|m| m.tls_handshake_failures.inc());
+                    return debug!(%peer, "TLS handshake timed out");
+                }
+            }
+        }
+    };
+    serve_connection(stream, peer, routes, state.clone()).await
+}
+
+/// Serve the HTTP/1.1 requests of one client connection.
+pub async fn serve_connection(
+    stream: ClientStream,
     peer: std::net::SocketAddr,
     routes: Rc<WorkerRoutes>,
     state: Rc<WorkerState>,
 ) {
     let (_, limits) = routes.current();
-    let _ = stream.set_nodelay(true);
-    state.connections.set(state.connections.get() + 1);
-    metrics::with(|m| m.connections.inc());
-    let _open = OpenConnection(&state);
     let (r, mut writer) = stream.into_split();
     let decoder = LimitedHead::new(RequestHeadDecoder, limits.max_head_bytes);
     let mut reader = FramedRead::with_capacity(r, decoder, READ_BUFFER);
@@ -218,7 +256,7 @@ impl Drop for OpenConnection<'_> {
 /// large, no Host), then close the connection.
 async fn refuse(
     reader: &mut ClientReader,
-    writer: &mut h1::WriteHalf,
+    writer: &mut ClientWriteHalf,
     peer: std::net::SocketAddr,
     version: http::Version,
     limits: &ClientLimits,

@@ -26,6 +26,8 @@ pub struct ClientLimits {
     pub send_timeout: Duration,
     /// Open connections per worker.
     pub max_connections: usize,
+    /// Time allowed for a TLS handshake.
+    pub tls_handshake_timeout: Duration,
     /// How access log lines are written; `None` writes none.
     pub access_log: Option<LogFormat>,
 }

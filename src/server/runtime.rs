@@ -31,6 +31,7 @@ use crate::server::admin::{Admin, AdminState};
 use crate::server::connection::{accept_loop, WorkerState};
 use crate::server::limits::ClientLimits;
 use crate::server::reload::{Reloadable, WorkerRoutes};
+use crate::server::tls::ClientTls;
 use crate::slice::stream::SliceBudget;
 
 /// The event-loop driver a worker runs on.
@@ -69,11 +70,14 @@ struct WorkerPlan {
     driver: Driver,
     shutdown_timeout: std::time::Duration,
     max_buffered_bytes: u64,
+    tls: Option<monoio_rustls::TlsAcceptor>,
 }
 
 /// Running workers.
 pub struct Server {
     addr: SocketAddr,
+    tls_addr: Option<SocketAddr>,
+    tls: Option<ClientTls>,
     driver: Driver,
     stops: Vec<oneshot::Sender<()>>,
     threads: Vec<JoinHandle<()>>,
@@ -97,11 +101,13 @@ impl Server {
         let driver = Driver::choose(config.server.driver)?;
         let table = RouteTable::try_from(config)?;
         let reload = Arc::new(Reloadable::new(table, ClientLimits::from(config)));
+        let tls = ClientTls::from_config(config)?;
         let plan = WorkerPlan {
             reload: reload.clone(),
             driver,
             shutdown_timeout: config.server.shutdown_timeout(),
             max_buffered_bytes: config.server.max_buffered_bytes,
+            tls: tls.as_ref().map(ClientTls::acceptor),
         };
         let cache = if config.cache.enabled {
             let ttl = Duration::from_secs(config.cache.cache_ttl);
@@ -118,8 +124,16 @@ impl Server {
             None
         };
         let workers = config.worker_count();
-        let listeners = bind_listeners(config.server.listen, workers)?;
+        let listeners = bind_listeners("server.listen", config.server.listen, workers)?;
         let addr = listeners[0].local_addr()?;
+        let mut tls_listeners = match config.server.tls_listen {
+            Some(at) => bind_listeners("server.tls_listen", at, workers)?,
+            None => Vec::new(),
+        };
+        let tls_addr = match tls_listeners.first() {
+            Some(l) => Some(l.local_addr()?),
+            None => None,
+        };
         let worker_metrics: Vec<Arc<WorkerMetrics>> =
             (0..workers.max(1)).map(|_| Arc::default()).collect();
         let cores: Vec<Option<usize>> = (0..workers.max(1))
@@ -128,6 +142,7 @@ impl Server {
         let info = serde_json::json!({
             "version": env!("CARGO_PKG_VERSION"),
             "listen": addr.to_string(),
+            "tls_listen": tls_addr.map(|a| a.to_string()),
             "workers": cores.iter().enumerate().map(|(id, core)| serde_json::json!({"id": id, "core": core})).collect::<Vec<_>>(),
             "driver": format!("{driver:?}"),
             "origin": config.origin.address,
@@ -162,21 +177,28 @@ impl Server {
             let plan = plan.clone();
             let cache = cache.clone();
             let metrics = worker_metrics[id].clone();
+            let tls_listener = (!tls_listeners.is_empty()).then(|| tls_listeners.remove(0));
             let thread = std::thread::Builder::new()
                 .name(format!("edgeslice-w{id}"))
                 .spawn(move || {
                     crate::ops::metrics::install(metrics);
-                    run_worker(id, core, listener, plan, cache, stop_rx)
+                    let listeners = (listener, tls_listener);
+                    run_worker(id, core, listeners, plan, cache, stop_rx)
                 })?;
             stops.push(stop_tx);
             threads.push(thread);
         }
         info!(%addr, workers, ?driver, "edgeslice listening");
+        if let Some(tls_addr) = tls_addr {
+            info!(%tls_addr, "TLS clients accepted");
+        }
         admin_state
             .ready
             .store(true, std::sync::atomic::Ordering::Release);
         Ok(Server {
             addr,
+            tls_addr,
+            tls,
             driver,
             stops,
             threads,
@@ -192,6 +214,11 @@ impl Server {
         self.addr
     }
 
+    /// The address the workers accept TLS clients on, when they do.
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.tls_addr
+    }
+
     /// The driver the workers run on.
     pub fn driver(&self) -> Driver {
         self.driver
@@ -203,11 +230,22 @@ impl Server {
         self.stop_and_join();
     }
 
-    /// Apply the routes and client limits of `config` (SIGHUP): workers pick
-    /// them up at their next request; connections are not dropped. The
-    /// listener, workers, cache and timeouts of the shutdown need a restart.
+    /// Apply the routes, client limits and TLS certificates of `config`
+    /// (SIGHUP): workers pick them up at their next request or handshake;
+    /// connections are not dropped. Nothing changes unless all of it loads.
+    /// The listeners, workers, cache and timeouts of the shutdown need a
+    /// restart.
     pub fn reload(&self, config: &Config) -> io::Result<()> {
         let table = RouteTable::try_from(config)?;
+        if config.server.tls_listen.is_some() != self.tls.is_some() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "server.tls_listen added or removed: that needs a restart",
+            ));
+        }
+        if let Some(tls) = &self.tls {
+            tls.reload(config)?;
+        }
         self.reload.replace(table, ClientLimits::from(config));
         Ok(())
     }
@@ -247,8 +285,13 @@ impl Drop for Server {
     }
 }
 
-/// One listener per worker on the same address, all with SO_REUSEPORT.
-fn bind_listeners(addr: SocketAddr, count: usize) -> io::Result<Vec<std::net::TcpListener>> {
+/// One listener per worker on the same address, all with SO_REUSEPORT;
+/// `key` names the address in an error.
+fn bind_listeners(
+    key: &str,
+    addr: SocketAddr,
+    count: usize,
+) -> io::Result<Vec<std::net::TcpListener>> {
     let mut out = Vec::with_capacity(count);
     let mut bound = addr;
     for _ in 0..count.max(1) {
@@ -258,7 +301,7 @@ fn bind_listeners(addr: SocketAddr, count: usize) -> io::Result<Vec<std::net::Tc
         socket.set_nonblocking(true)?;
         socket
             .bind(&bound.into())
-            .map_err(|e| io::Error::new(e.kind(), format!("server.listen {bound}: {e}")))?;
+            .map_err(|e| io::Error::new(e.kind(), format!("{key} {bound}: {e}")))?;
         socket.listen(1024)?;
         let listener: std::net::TcpListener = socket.into();
         bound = listener.local_addr()?;
@@ -267,10 +310,13 @@ fn bind_listeners(addr: SocketAddr, count: usize) -> io::Result<Vec<std::net::Tc
     Ok(out)
 }
 
+/// A worker's plain listener, and its TLS listener when there is one.
+type Listeners = (std::net::TcpListener, Option<std::net::TcpListener>);
+
 fn run_worker(
     id: usize,
     core: Option<usize>,
-    listener: std::net::TcpListener,
+    listener: Listeners,
     plan: WorkerPlan,
     cache: Option<Arc<SliceCache>>,
     stop: oneshot::Receiver<()>,
@@ -298,7 +344,7 @@ fn run_worker(
 async fn worker(
     id: usize,
     core: Option<usize>,
-    listener: std::net::TcpListener,
+    (listener, tls_listener): Listeners,
     plan: WorkerPlan,
     cache: Option<Arc<SliceCache>>,
     stop: oneshot::Receiver<()>,
@@ -307,6 +353,11 @@ async fn worker(
         Ok(l) => l,
         Err(e) => return tracing::error!(worker = id, error = %e, "listener"),
     };
+    let tls_listener = match tls_listener.map(monoio::net::TcpListener::from_std) {
+        Some(Ok(l)) => Some(l),
+        Some(Err(e)) => return tracing::error!(worker = id, error = %e, "TLS listener"),
+        None => None,
+    };
     info!(worker = id, ?core, driver = ?plan.driver, "worker started");
     let routes = Rc::new(WorkerRoutes::new(
         plan.reload.clone(),
@@ -314,10 +365,30 @@ async fn worker(
         SliceBudget::new(plan.max_buffered_bytes),
     ));
     let state = Rc::new(WorkerState::default());
-    accept_loop(listener, routes, state.clone(), async {
+    // The TLS listener has its own task: each listener keeps one accept in
+    // flight for its whole life (cancelling an io_uring accept can lose a
+    // connection it already took).
+    let (tls_stop, tls_stopped) = local_sync::oneshot::channel::<()>();
+    let tls_task = match (tls_listener, plan.tls.clone()) {
+        (Some(l), Some(acceptor)) => Some(monoio::spawn(accept_loop(
+            l,
+            Some(acceptor),
+            routes.clone(),
+            state.clone(),
+            async {
+                let _ = tls_stopped.await;
+            },
+        ))),
+        _ => None,
+    };
+    accept_loop(listener, None, routes, state.clone(), async {
         let _ = stop.await;
     })
     .await;
+    drop(tls_stop);
+    if let Some(task) = tls_task {
+        task.await;
+    }
     info!(worker = id, in_flight = state.in_flight(), "draining");
     let left = state.drain(plan.shutdown_timeout).await;
     if left > 0 {

@@ -76,6 +76,7 @@ impl From<&Config> for ClientLimits {
             header_timeout: server.client_header_timeout(),
             send_timeout: Duration::from_millis(server.client_send_timeout_ms),
             max_connections: server.max_connections,
+            tls_handshake_timeout: server.tls_handshake_timeout(),
         }
     }
 }

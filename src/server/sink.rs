@@ -15,21 +15,21 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, StatusCode, Version};
 use monoio::io::AsyncWriteRentExt;
-use monoio::net::TcpStream;
 use monoio_codec::FramedRead;
 use monoio_http::h1::codec::decoder::RequestHeadDecoder;
 
 use crate::error::{Error, Result};
-use crate::http::h1::{self, BodyDecoder, BodyFraming, LimitedHead, ReadHalf, WriteHalf};
-use crate::http::sink::{BodyLength, BodySource, ResponseSink};
+use crate::http::h1::{self, BodyDecoder, BodyFraming, LimitedHead};
+use crate::http::sink::{map_range, BodyLength, BodySource, ResponseSink};
+use crate::server::stream::{ClientReadHalf, ClientWriteHalf};
 
 /// The request-head reader of a client connection.
-pub type ClientReader = FramedRead<ReadHalf, LimitedHead<RequestHeadDecoder>>;
+pub type ClientReader = FramedRead<ClientReadHalf, LimitedHead<RequestHeadDecoder>>;
 
 /// One request's view of an HTTP/1.1 client connection.
 pub struct H1Client<'a> {
     reader: &'a mut ClientReader,
-    writer: &'a mut WriteHalf,
+    writer: &'a mut ClientWriteHalf,
     version: Version,
     send_timeout: Duration,
     max_body_bytes: u64,
@@ -45,7 +45,7 @@ impl<'a> H1Client<'a> {
     /// `framing`, on the connection `reader`/`writer`.
     pub fn new(
         reader: &'a mut ClientReader,
-        writer: &'a mut WriteHalf,
+        writer: &'a mut ClientWriteHalf,
         version: Version,
         framing: BodyFraming,
         limits: &crate::server::limits::ClientLimits,
@@ -84,11 +84,14 @@ impl H1Client<'_> {
     /// socket is non-blocking for the call (io_uring leaves it blocking, and
     /// no other operation is in flight on it while an answer is written):
     /// when its buffer is full, the worker waits for it to drain, at most
-    /// the send timeout.
+    /// the send timeout. Over TLS the bytes must be encrypted here: they are
+    /// mapped and written through rustls.
     async fn sendfile(&mut self, file: &File, offset: u64, len: u64) -> Result<()> {
         // SAFETY: the connection's write half is only used through this
         // sink, on this thread, and no other borrow of it is alive.
-        let stream: &TcpStream = unsafe { &*self.writer.0.get() };
+        let Some(stream) = (unsafe { &*self.writer.0.get() }).plain() else {
+            return self.write(map_range(file, offset, len)?).await;
+        };
         let socket = stream.as_raw_fd();
         let _nonblocking = NonBlocking::set(socket).map_err(Error::ClientIo)?;
         let mut at = offset as libc::off_t;

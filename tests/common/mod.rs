@@ -4,7 +4,8 @@
 //! [`Setup`]), temp dirs, polling and raw requests. In submodules: `process`
 //! (the binary as a subprocess, its stderr lines), `rig` (the resilience
 //! tests' `Knobs` and `Rig`), `cache` (cached setups, PURGE) and `strategies`
-//! (proptest strategies of the fuzz files).
+//! (proptest strategies of the fuzz files) and `tls` (certificates made in
+//! the test, TLS clients).
 #![allow(dead_code, unused_imports)]
 
 pub use edgeslice::demo::client::{get, HttpConnection, HttpResponse};
@@ -21,6 +22,7 @@ pub mod process;
 pub mod rig;
 pub mod strategies;
 mod temp_dir;
+pub mod tls;
 
 pub use temp_dir::{temp_path, TempDir};
 

@@ -102,6 +102,14 @@ impl Edgeslice {
         })
     }
 
+    /// The TLS listener's address, from its start line.
+    pub fn tls_addr(&self) -> SocketAddr {
+        let line = self.wait_line(0, "TLS clients accepted");
+        field(&line, "tls_addr")
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("no tls_addr in {line:?}"))
+    }
+
     pub fn line_count(&self) -> usize {
         self.lines.lock().unwrap().len()
     }

@@ -1,0 +1,279 @@
+//! TLS for clients: HTTP/1.1 over rustls beside the plain listener, the
+//! certificate picked by SNI, handshakes that fail or stall closing only
+//! their own connection, certificate files refused with their path named,
+//! and certificates reloaded on SIGHUP without dropping connections.
+//! Certificates are made in each test (rcgen) and trusted by the client only.
+
+mod common;
+
+use std::io::Write;
+use std::net::TcpStream;
+use std::time::Duration;
+
+use common::process::*;
+use common::tls::*;
+use common::*;
+use edgeslice::config::Config;
+use edgeslice::server::runtime::Server;
+
+const BIG: u64 = 100_000;
+
+/// `[server]` lines for a TLS listener with `cert`/`key`.
+fn tls_lines(cert: &std::path::Path, key: &std::path::Path) -> String {
+    format!(
+        "tls_listen = \"127.0.0.1:0\"\ntls_cert = {:?}\ntls_key = {:?}\ntls_handshake_timeout_ms = 300\n",
+        cert, key
+    )
+}
+
+fn metric(server: &Server, name: &str) -> f64 {
+    let text = get(server.admin_addr().unwrap(), "/metrics", &[]).unwrap();
+    String::from_utf8_lossy(&text.body)
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in /metrics"))
+}
+
+#[test]
+fn https_serves_exact_bytes_beside_plain_http_and_from_the_cache() {
+    let dir = TempDir::new("tls-basic");
+    let ca = TestCa::new("test CA");
+    let (cert, key) = ca.write_leaf(dir.path(), "default", &["localhost"]);
+    let mut cache = CacheSetup::fresh("tls-basic-cache");
+    cache.dir = dir.path().join("cache");
+    let h = Harness::start(Setup {
+        slice_size: 16 * 1024,
+        server: tls_lines(&cert, &key),
+        cache: Some(cache),
+        extra: String::new(),
+        ..Setup::default()
+    });
+    let tls = h.server.tls_addr().expect("a TLS listener");
+    let target = format!("/obj/{BIG}/t");
+    let want = object_bytes("t", 0, BIG - 1);
+
+    let mut conn = ca.http(tls, "localhost");
+    assert_eq!(
+        conn.stream().conn.alpn_protocol(),
+        Some(&b"http/1.1"[..]),
+        "a client offering only http/1.1 gets it"
+    );
+    // A miss, then the same object from the cache (mapped, then encrypted),
+    // then a range: all on one keep-alive TLS connection.
+    for round in ["miss", "hit"] {
+        let resp = conn.request("GET", &target, &[], None).unwrap();
+        assert_eq!(resp.status, 200, "{round}");
+        assert!(resp.complete, "{round}");
+        assert!(resp.body == want, "{round}: body differs");
+    }
+    let resp = conn
+        .request("GET", &target, &[("Range", "bytes=20000-70000")], None)
+        .unwrap();
+    assert_eq!(resp.status, 206);
+    assert!(resp.body == object_bytes("t", 20000, 70000));
+    let slices = BIG.div_ceil(16 * 1024) as usize;
+    assert_eq!(h.origin.request_count(), slices, "each slice fetched once");
+
+    // The plain listener serves the same object alongside.
+    let resp = get(h.addr(), &target, &[]).unwrap();
+    assert!(resp.body == want);
+}
+
+#[test]
+fn sni_picks_the_route_certificate_else_the_default() {
+    let dir = TempDir::new("tls-sni");
+    let ca = TestCa::new("test CA");
+    let (cert, key) = ca.write_leaf(dir.path(), "default", &["localhost"]);
+    let (vcert, vkey) = ca.write_leaf(dir.path(), "video", &["*.video.test"]);
+    let origin = DemoOrigin::start().unwrap();
+    let text = format!(
+        "{}[[route]]\nhost = \"*.video.test\"\norigin = \"{}\"\ntls_cert = {:?}\ntls_key = {:?}\n",
+        config_text(
+            origin.addr(),
+            &Setup {
+                server: tls_lines(&cert, &key),
+                ..Setup::default()
+            }
+        ),
+        origin.addr(),
+        vcert,
+        vkey
+    );
+    let server = start_server(&text);
+    let tls = server.tls_addr().unwrap();
+
+    let s = ca.connect(tls, "a.video.test", &[b"http/1.1"]).unwrap();
+    assert!(
+        presented(&s, &vcert),
+        "SNI a.video.test gets the route's certificate"
+    );
+    let s = ca.connect(tls, "localhost", &[b"http/1.1"]).unwrap();
+    assert!(presented(&s, &cert), "another name gets the default");
+
+    let mut conn = ca.http(tls, "a.video.test");
+    let resp = conn
+        .request("GET", "/obj/9/v", &[("Host", "a.video.test")], None)
+        .unwrap();
+    assert_eq!(resp.body, object_bytes("v", 0, 8));
+}
+
+#[test]
+fn garbage_and_stalled_handshakes_close_only_their_connection() {
+    let dir = TempDir::new("tls-garbage");
+    let ca = TestCa::new("test CA");
+    let (cert, key) = ca.write_leaf(dir.path(), "default", &["localhost"]);
+    let origin = DemoOrigin::start().unwrap();
+    let setup = Setup {
+        server: tls_lines(&cert, &key),
+        ..Setup::default()
+    };
+    let text = format!("{}{ADMIN}", config_text(origin.addr(), &setup));
+    let server = start_server(&text);
+    let tls = server.tls_addr().unwrap();
+
+    // Plain HTTP instead of a ClientHello: an alert or a close, nothing else.
+    let mut plain = TcpStream::connect(tls).unwrap();
+    plain
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    plain
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    assert!(
+        closed_within(&mut plain, Duration::from_secs(5)),
+        "garbage closes"
+    );
+
+    // Silence after connecting: closed after tls_handshake_timeout_ms.
+    let mut silent = TcpStream::connect(tls).unwrap();
+    silent
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let started = std::time::Instant::now();
+    assert!(
+        closed_within(&mut silent, Duration::from_secs(5)),
+        "a stalled handshake is closed"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(250),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // A client that trusts another CA gives up; the server goes on.
+    let other = TestCa::new("other CA");
+    assert!(other.connect(tls, "localhost", &[b"http/1.1"]).is_err());
+
+    let mut conn = ca.http(tls, "localhost");
+    let resp = conn.request("GET", "/obj/9/g", &[], None).unwrap();
+    assert_eq!(resp.body, object_bytes("g", 0, 8));
+    assert!(metric(&server, "edgeslice_tls_handshake_failures_total") >= 3.0);
+    assert!(metric(&server, "edgeslice_tls_handshakes_total") >= 1.0);
+}
+
+#[test]
+fn certificate_files_are_checked_at_start_and_named() {
+    let dir = TempDir::new("tls-files");
+    let ca = TestCa::new("test CA");
+    let (cert, key) = ca.write_leaf(dir.path(), "default", &["localhost"]);
+    let (_, other_key) = ca.write_leaf(dir.path(), "other", &["localhost"]);
+    let origin = DemoOrigin::start().unwrap();
+    let start = |server: String| {
+        let text = config_text(
+            origin.addr(),
+            &Setup {
+                server,
+                ..Setup::default()
+            },
+        );
+        Config::from_toml(&text)
+            .map_err(|e| e.to_string())
+            .and_then(|c| Server::start(&c).map(|_| ()).map_err(|e| e.to_string()))
+    };
+    let missing = dir.path().join("missing.crt");
+    let cases = [
+        (
+            tls_lines(&missing, &key),
+            "server.tls_cert",
+            missing.display().to_string(),
+        ),
+        (
+            tls_lines(&cert, &other_key),
+            "server.tls_key",
+            "not the certificate's key".into(),
+        ),
+        (
+            tls_lines(&key, &key),
+            "server.tls_cert",
+            key.display().to_string(),
+        ),
+        (
+            "tls_listen = \"127.0.0.1:0\"\n".into(),
+            "server.tls_listen",
+            "needs server.tls_cert".into(),
+        ),
+        (
+            format!("tls_cert = {cert:?}\ntls_key = {key:?}\n"),
+            "server.tls_cert",
+            "without server.tls_listen".into(),
+        ),
+    ];
+    for (lines, key_named, detail) in cases {
+        let err = start(lines.clone()).expect_err(&lines);
+        assert!(
+            err.contains(key_named) && err.contains(&detail),
+            "{lines}: {err}"
+        );
+    }
+    start(tls_lines(&cert, &key)).expect("a good pair starts");
+}
+
+#[test]
+fn sighup_reloads_certificates_and_keeps_connections() {
+    let origin = DemoOrigin::start().unwrap();
+    let dir = TempDir::new("tls-reload");
+    let ca = TestCa::new("test CA");
+    let (cert, key) = ca.write_leaf(dir.path(), "live", &["localhost"]);
+    let conf = dir.path().join("edgeslice.toml");
+    let text = subprocess_config(origin.addr(), None, "").replace(
+        "workers = 1\n",
+        &format!("workers = 1\n{}", tls_lines(&cert, &key)),
+    );
+    std::fs::write(&conf, &text).unwrap();
+    let proc = Edgeslice::start(&conf);
+    let tls = proc.tls_addr();
+
+    let first = ca.connect(tls, "localhost", &[b"http/1.1"]).unwrap();
+    assert!(presented(&first, &cert));
+    let first_pem = std::fs::read(&cert).unwrap();
+    let mut kept = HttpConnection::over(first);
+
+    // New files at the same paths, then SIGHUP: new handshakes get them.
+    let (new_cert, new_key) = ca.write_leaf(dir.path(), "next", &["localhost"]);
+    std::fs::copy(&new_cert, &cert).unwrap();
+    std::fs::copy(&new_key, &key).unwrap();
+    let seen = proc.line_count();
+    proc.signal(SIGHUP);
+    proc.wait_line(seen, "reloaded routes and limits");
+    let s = ca.connect(tls, "localhost", &[b"http/1.1"]).unwrap();
+    assert!(
+        presented(&s, &new_cert),
+        "the reloaded certificate is served"
+    );
+    assert!(std::fs::read(&cert).unwrap() != first_pem);
+    let resp = kept
+        .request("GET", "/obj/9/k", &[], None)
+        .expect("the connection survives");
+    assert_eq!(resp.body, object_bytes("k", 0, 8));
+
+    // A broken file: refused, its path named, the running certificate stays.
+    std::fs::write(&cert, "not a certificate").unwrap();
+    let seen = proc.line_count();
+    proc.signal(SIGHUP);
+    let refused = proc.wait_line(seen, "reload refused");
+    assert!(refused.contains(&cert.display().to_string()), "{refused}");
+    let s = ca.connect(tls, "localhost", &[b"http/1.1"]).unwrap();
+    assert!(presented(&s, &new_cert), "the running certificate stays");
+    let resp = kept.request("GET", "/obj/9/k", &[], None).unwrap();
+    assert_eq!(resp.body, object_bytes("k", 0, 8));
+}
