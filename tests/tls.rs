@@ -13,7 +13,7 @@ use std::time::Duration;
 use common::process::*;
 use common::tls::*;
 use common::*;
-use edgeslice::config::Config;
+use edgeslice::config::{Config, DriverChoice};
 use edgeslice::server::runtime::Server;
 
 const BIG: u64 = 100_000;
@@ -36,6 +36,12 @@ fn metric(server: &Server, name: &str) -> f64 {
 
 #[test]
 fn https_serves_exact_bytes_beside_plain_http_and_from_the_cache() {
+    for driver in [DriverChoice::IoUring, DriverChoice::Legacy] {
+        https_on(driver);
+    }
+}
+
+fn https_on(driver: DriverChoice) {
     let dir = TempDir::new("tls-basic");
     let ca = TestCa::new("test CA");
     let (cert, key) = ca.write_leaf(dir.path(), "default", &["localhost"]);
@@ -45,7 +51,7 @@ fn https_serves_exact_bytes_beside_plain_http_and_from_the_cache() {
         slice_size: 16 * 1024,
         server: tls_lines(&cert, &key),
         cache: Some(cache),
-        extra: String::new(),
+        driver,
         ..Setup::default()
     });
     let tls = h.server.tls_addr().expect("a TLS listener");
