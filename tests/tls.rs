@@ -80,6 +80,20 @@ fn https_on(driver: DriverChoice) {
     let slices = BIG.div_ceil(16 * 1024) as usize;
     assert_eq!(h.origin.request_count(), slices, "each slice fetched once");
 
+    // A last answer ends with close_notify: the client can tell the end of
+    // the session from a cut (rustls reads a bare TCP close as an error).
+    let resp = conn
+        .request("GET", "/obj/9/c", &[("Connection", "close")], None)
+        .unwrap();
+    assert_eq!(resp.body, object_bytes("c", 0, 8));
+    let mut stream = conn.into_stream();
+    let mut rest = Vec::new();
+    let end = std::io::Read::read_to_end(&mut stream, &mut rest);
+    assert!(
+        matches!(end, Ok(0)),
+        "clean TLS close expected, got {end:?}"
+    );
+
     // The plain listener serves the same object alongside.
     let resp = get(h.addr(), &target, &[]).unwrap();
     assert!(resp.body == want);

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use http::{HeaderMap, StatusCode};
 use monoio::io::stream::Stream;
-use monoio::io::Splitable;
+use monoio::io::{AsyncWriteRent, Splitable};
 use monoio::net::{TcpListener, TcpStream};
 use monoio_codec::FramedRead;
 use monoio_http::h1::codec::decoder::{DecodeError, RequestHeadDecoder};
@@ -236,9 +236,22 @@ pub async fn serve_connection(
         state.in_flight.set(state.in_flight.get() - 1);
         metrics::with(|m| m.in_flight.sub(1));
         let keep_alive = client.keep_alive();
-        if result.is_err() || !keep_alive || state.draining.get() {
+        if result.is_err() {
             return;
         }
+        if !keep_alive || state.draining.get() {
+            return close_tls(&mut writer, limits.send_timeout).await;
+        }
+    }
+}
+
+/// End a TLS session whose last answer is complete with close_notify, so a
+/// body framed by the close is known to be whole; an aborted answer is
+/// dropped without it, which a TLS client reads as truncation.
+async fn close_tls(writer: &mut ClientWriteHalf, timeout: Duration) {
+    // SAFETY: the write half is used only here, after the last answer.
+    if unsafe { &*writer.0.get() }.plain().is_none() {
+        let _ = monoio::time::timeout(timeout, writer.shutdown()).await;
     }
 }
 
