@@ -425,4 +425,37 @@ mod tests {
             "{err}"
         );
     }
+
+    #[test]
+    fn https_origins_get_a_tls_client_and_their_host_without_the_scheme() {
+        let config = config(
+            "[[route]]\nhost = \"a.test\"\norigin = \"https://127.0.0.1:9443\"\n\
+             origin_tls_verify = false\n",
+        );
+        let route = &config.routes[0];
+        let proxy = ProxySettings::from((&ProxySettings::from(&config), route));
+        assert_eq!(proxy.default_host, "127.0.0.1:9443");
+        let origin_config = OriginConfig {
+            address: route.origin.clone(),
+            tls_verify: false,
+            ..config.origin.clone()
+        };
+        let origin = OriginSettings::try_from(&origin_config).unwrap();
+        assert_eq!(origin.addrs, ["127.0.0.1:9443".parse().unwrap()]);
+        assert!(origin.tls.as_ref().is_some_and(|t| !t.verifies()));
+        assert!(OriginSettings::try_from(&config.origin)
+            .unwrap()
+            .tls
+            .is_none());
+
+        // A CA file gone between validation and start is named by its route key.
+        let mut gone = config.clone();
+        gone.routes[0].origin_tls_verify = None;
+        gone.routes[0].origin_ca_file = Some("/nonexistent/ca.pem".into());
+        let err = RouteTable::try_from(&gone).unwrap_err().to_string();
+        assert!(
+            err.starts_with("route[0].origin_ca_file \"/nonexistent/ca.pem\": cannot read it: "),
+            "{err}"
+        );
+    }
 }
