@@ -122,7 +122,7 @@ labels! {
     /// Why a subrequest failed, the `reason` label.
     FailureReason = "reason" {
         Timeout => "timeout", ServerError => "5xx", ClientError => "4xx",
-        Connect => "connect", Mismatch => "mismatch",
+        Connect => "connect", Tls => "tls", Mismatch => "mismatch",
     }
 
     /// How a revalidation of a stale object ended, the `result` label.
@@ -238,7 +238,7 @@ pub struct WorkerMetrics {
     /// Subrequests waiting for their response head now.
     pub origin_in_flight: Counter,
     /// Failed subrequests by reason.
-    pub origin_failures: Labelled<FailureReason, 5>,
+    pub origin_failures: Labelled<FailureReason, 6>,
     /// Subrequests retried.
     pub origin_retries: Counter,
     /// Slice fetches that followed another request's fetch instead of asking the origin.

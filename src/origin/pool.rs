@@ -213,7 +213,8 @@ impl OriginPool {
                 Err(Error::OriginTimeout(_)) => Some(FailureReason::Timeout),
                 Ok(r) if r.head.status.is_server_error() => Some(FailureReason::ServerError),
                 Ok(r) if r.head.status.is_client_error() => Some(FailureReason::ClientError),
-                Err(Error::OriginConnect { .. } | Error::OriginTls { .. } | Error::OriginIo(_)) => {
+                Err(Error::OriginTls { .. }) => Some(FailureReason::Tls),
+                Err(Error::OriginConnect { .. } | Error::OriginIo(_)) => {
                     Some(FailureReason::Connect)
                 }
                 _ => None,
