@@ -3,7 +3,8 @@
 //! Here: [`Harness`] (in-process server and demo origin, configured by
 //! [`Setup`]), temp dirs, polling and raw requests. In submodules: `process`
 //! (the binary as a subprocess, its stderr lines), `rig` (the resilience
-//! tests' `Knobs` and `Rig`), `cache` (cached setups, PURGE) and `strategies`
+//! tests' `Knobs` and `Rig`), `cache` (cached setups, PURGE), `h2c` (an
+//! HTTP/2 client and raw frames) and `strategies`
 //! (proptest strategies of the fuzz files).
 #![allow(dead_code, unused_imports)]
 
@@ -17,6 +18,7 @@ use edgeslice::config::{Config, DriverChoice};
 use edgeslice::server::runtime::Server;
 
 pub mod cache;
+pub mod h2c;
 pub mod process;
 pub mod rig;
 pub mod strategies;
