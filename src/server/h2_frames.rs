@@ -98,8 +98,12 @@ impl FrameScanner {
     }
 
     /// Follow `data`, calling `frame(type, flags, length)` for each frame
-    /// header completed in it.
-    fn feed(&mut self, mut data: &[u8], mut frame: impl FnMut(u8, u8, u32)) {
+    /// header completed in it, until it returns false. Returns how many
+    /// bytes were followed: all of `data`, or up to the end of the header
+    /// that stopped it.
+    fn feed(&mut self, data: &[u8], mut frame: impl FnMut(u8, u8, u32) -> bool) -> usize {
+        let whole = data.len();
+        let mut data = data;
         while !data.is_empty() {
             if self.preface_left > 0 {
                 let n = self.preface_left.min(data.len());
@@ -119,10 +123,13 @@ impl FrameScanner {
                     let len = u32::from_be_bytes([0, h[0], h[1], h[2]]);
                     self.have = 0;
                     self.payload_left = len.into();
-                    frame(h[3], h[4], len);
+                    if !frame(h[3], h[4], len) {
+                        break;
+                    }
                 }
             }
         }
+        whole - data.len()
     }
 }
 
@@ -161,15 +168,15 @@ impl<IO: AsyncRead + Unpin> AsyncRead for FrameWatch<IO> {
         if polled.is_ready() {
             let now = Instant::now();
             let budget = &this.budget;
-            let mut within = true;
-            this.scanner
+            let followed = this
+                .scanner
                 .feed(&buf.filled()[before..], |kind, flags, len| {
-                    if is_control(kind, flags, len) {
-                        within &= budget.spend(now);
-                    }
+                    !is_control(kind, flags, len) || budget.spend(now)
                 });
-            if !within {
-                // Let the connection loop see the budget is spent.
+            if budget.tripped() {
+                // h2 never sees the frame over the budget, nor what follows;
+                // the connection loop, woken, closes the connection.
+                buf.set_filled(before + followed.saturating_sub(9));
                 cx.waker().wake_by_ref();
             }
         }
@@ -220,10 +227,28 @@ mod tests {
             let mut scanner = FrameScanner::new();
             let mut got = Vec::new();
             for piece in wire.chunks(step) {
-                scanner.feed(piece, |k, f, l| got.push((k, f, l)));
+                let followed = scanner.feed(piece, |k, f, l| {
+                    got.push((k, f, l));
+                    true
+                });
+                assert_eq!(followed, piece.len());
             }
             assert_eq!(got, want, "pieces of {step}");
         }
+    }
+
+    #[test]
+    fn following_stops_after_the_header_refused() {
+        let mut wire = frame(0x6, 0, &[0; 8]);
+        wire.extend(frame(0x6, 0, &[0; 8]));
+        let mut scanner = FrameScanner::new();
+        scanner.preface_left = 0;
+        let mut seen = 0;
+        let followed = scanner.feed(&wire, |_, _, _| {
+            seen += 1;
+            seen < 2
+        });
+        assert_eq!((seen, followed), (2, 17 + 9));
     }
 
     #[test]
