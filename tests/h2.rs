@@ -12,6 +12,7 @@ use bytes::Bytes;
 use common::cache::{cached, dir_guard};
 use common::h2c::{self, block_on, connect, connect_with, send};
 use common::*;
+use edgeslice::config::DriverChoice;
 use http::Method;
 
 /// Request headers of a case.
@@ -159,11 +160,22 @@ fn request_bodies_pass_through_and_their_limit_holds() {
 }
 
 /// Fifty streams at once on one connection, objects of many sizes around
-/// the slice size: every body exact, one connection at the origin's side
-/// of edgeslice's view (all on one worker).
+/// the slice size, some ranged: every body exact, on both drivers.
 #[test]
 fn many_concurrent_streams_on_one_connection_return_exact_bytes() {
-    let h = Harness::with_slices(64);
+    for driver in [DriverChoice::IoUring, DriverChoice::Legacy] {
+        if driver == DriverChoice::IoUring && !monoio::utils::detect_uring() {
+            continue;
+        }
+        fifty_streams(Harness::start(Setup {
+            slice_size: 64,
+            driver,
+            ..Setup::default()
+        }));
+    }
+}
+
+fn fifty_streams(h: Harness) {
     let answers = block_on(async {
         let client = connect(h.addr()).await;
         let tasks: Vec<_> = (0..50u64)

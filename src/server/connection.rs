@@ -6,6 +6,8 @@
 //! A bad request gets a 4xx and the connection closes; the worker goes on.
 //! A failure after the response head closes the connection, so a client never
 //! takes a short body for a complete one. One summary line is logged per request.
+//! A connection whose first bytes are the HTTP/2 preface (h2c with prior
+//! knowledge) is handed to [`crate::server::h2`] instead.
 
 use std::rc::Rc;
 use std::time::{Duration, Instant};
