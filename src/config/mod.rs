@@ -230,6 +230,32 @@ pub struct ServerConfig {
     pub max_request_body_bytes: u64,
     /// Open client connections per worker; more are closed at once.
     pub max_connections: usize,
+    /// Streams an HTTP/2 client may have open at once on one connection;
+    /// more are refused (`REFUSED_STREAM`).
+    pub h2_max_concurrent_streams: u32,
+    /// Largest decoded HTTP/2 header list; `None` takes `max_request_head_bytes`.
+    #[serde(
+        default,
+        deserialize_with = "deserialize_opt_size",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub h2_max_header_list_size: Option<u64>,
+    /// Request body bytes an HTTP/2 client may send ahead on one stream.
+    #[serde(deserialize_with = "deserialize_size")]
+    pub h2_stream_window: u64,
+    /// Request body bytes an HTTP/2 client may send ahead on one connection, all streams.
+    #[serde(deserialize_with = "deserialize_size")]
+    pub h2_connection_window: u64,
+    /// Streams a client may reset before they are served, per connection,
+    /// before the connection is closed (rapid reset).
+    pub h2_max_pending_accept_reset_streams: usize,
+    /// Streams edgeslice may reset for a client's protocol errors, per
+    /// connection, before the connection is closed.
+    pub h2_max_local_error_reset_streams: usize,
+    /// Control frames (SETTINGS, PING, PRIORITY, RST_STREAM, empty DATA) an
+    /// HTTP/2 client may send per second on one connection before it is
+    /// closed with `ENHANCE_YOUR_CALM`.
+    pub h2_max_control_frames_per_sec: u32,
     /// Slice bytes in flight per worker; past it, requests fetch one slice at a time.
     #[serde(deserialize_with = "deserialize_size")]
     pub max_buffered_bytes: u64,
@@ -263,6 +289,13 @@ impl Default for ServerConfig {
             max_url_bytes: 8 * 1024,
             max_request_body_bytes: 1024 * MIB,
             max_connections: 10_000,
+            h2_max_concurrent_streams: 100,
+            h2_max_header_list_size: None,
+            h2_stream_window: 256 * 1024,
+            h2_connection_window: MIB,
+            h2_max_pending_accept_reset_streams: 20,
+            h2_max_local_error_reset_streams: 1024,
+            h2_max_control_frames_per_sec: 1000,
             max_buffered_bytes: 256 * MIB,
             node_name: "edgeslice".to_string(),
             tls_listen: None,

@@ -56,6 +56,11 @@ fn bad_values_name_their_key() {
     let cases = [
         ("server.client_header_timeout_ms", "0"),
         ("server.pin_cores", "[]"),
+        ("server.h2_max_concurrent_streams", "0"),
+        ("server.h2_max_control_frames_per_sec", "0"),
+        ("server.h2_stream_window", "1000"),
+        ("server.h2_connection_window", "2147483648"),
+        ("server.h2_max_header_list_size", "100"),
         ("server.pin_cores", "[0, 0]"),
         ("server.pin_cores", "[100000]"),
         ("origin.connect_timeout_ms", "0"),

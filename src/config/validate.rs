@@ -279,6 +279,7 @@ impl Config {
         positive("server.max_url_bytes", server.max_url_bytes as u64)?;
         positive("server.max_connections", server.max_connections as u64)?;
         positive("server.max_buffered_bytes", server.max_buffered_bytes)?;
+        self.validate_h2()?;
         let Some(cores) = &server.pin_cores else {
             return Ok(());
         };
@@ -309,6 +310,42 @@ impl Config {
                     cores.len()
                 ),
             });
+        }
+        Ok(())
+    }
+
+    /// The HTTP/2 limits: windows within what the protocol can say (2^31-1).
+    fn validate_h2(&self) -> Result<(), ConfigError> {
+        let server = &self.server;
+        positive(
+            "server.h2_max_concurrent_streams",
+            server.h2_max_concurrent_streams.into(),
+        )?;
+        positive(
+            "server.h2_max_control_frames_per_sec",
+            server.h2_max_control_frames_per_sec.into(),
+        )?;
+        let windows = [
+            ("server.h2_stream_window", server.h2_stream_window),
+            ("server.h2_connection_window", server.h2_connection_window),
+        ];
+        for (key, window) in windows {
+            if !(65_535..=(1 << 31) - 1).contains(&window) {
+                return Err(invalid(
+                    key,
+                    window.to_string(),
+                    "must be between 65535 and 2147483647 (2^31-1)".into(),
+                ));
+            }
+        }
+        if let Some(size) = server.h2_max_header_list_size {
+            if !(1024..=16 * 1024 * 1024).contains(&size) {
+                return Err(invalid(
+                    "server.h2_max_header_list_size",
+                    size.to_string(),
+                    "must be between 1024 and 16777216 (16MiB)".into(),
+                ));
+            }
         }
         Ok(())
     }

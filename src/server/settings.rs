@@ -47,7 +47,7 @@ use crate::origin::pool::OriginSettings;
 use crate::origin::tls::{OriginTls, TlsSetupError, Trust};
 use crate::proxy::route::{RouteMatch, RoutePlan, RouteTable};
 use crate::proxy::{ProxySettings, SliceRules};
-use crate::server::limits::ClientLimits;
+use crate::server::limits::{ClientLimits, H2Limits};
 
 /// An origin whose name does not resolve, named by its key and value:
 /// `route[1].origin "cdn.example.invalid:80": cannot resolve: ...`.
@@ -138,6 +138,18 @@ impl From<&Config> for ClientLimits {
             send_timeout: Duration::from_millis(server.client_send_timeout_ms),
             max_connections: server.max_connections,
             tls_handshake_timeout: server.tls_handshake_timeout(),
+            h2: H2Limits {
+                max_concurrent_streams: server.h2_max_concurrent_streams,
+                max_header_list_size: server
+                    .h2_max_header_list_size
+                    .unwrap_or(server.max_request_head_bytes)
+                    as u32,
+                stream_window: server.h2_stream_window as u32,
+                connection_window: server.h2_connection_window as u32,
+                max_pending_accept_reset_streams: server.h2_max_pending_accept_reset_streams,
+                max_local_error_reset_streams: server.h2_max_local_error_reset_streams,
+                max_control_frames_per_sec: server.h2_max_control_frames_per_sec,
+            },
         }
     }
 }
