@@ -74,6 +74,15 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// The TLS handshake with an `https://` origin failed: its certificate
+    /// did not verify, it sent an alert, or it does not speak TLS.
+    #[error("TLS handshake with origin {origin} failed: {reason}")]
+    OriginTls {
+        /// The origin as configured.
+        origin: String,
+        /// What rustls said, e.g. `invalid peer certificate: UnknownIssuer`.
+        reason: String,
+    },
     /// Reading from or writing to the origin failed.
     #[error("origin connection: {0}")]
     OriginIo(#[source] io::Error),
@@ -123,6 +132,7 @@ impl Error {
             | Error::UriTooLong { .. }
             | Error::BodyTooLarge { .. } => ErrorSource::Client,
             Error::OriginConnect { .. }
+            | Error::OriginTls { .. }
             | Error::OriginIo(_)
             | Error::OriginTimeout(_)
             | Error::OriginStatus { .. }
@@ -148,6 +158,7 @@ impl Error {
             Error::OriginUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Error::OriginTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             Error::OriginConnect { .. }
+            | Error::OriginTls { .. }
             | Error::OriginIo(_)
             | Error::OriginProtocol(_)
             | Error::OriginStatus { .. }
@@ -203,6 +214,14 @@ mod tests {
             ),
             (
                 Error::OriginProtocol("bad".into()),
+                ErrorSource::Origin,
+                502,
+            ),
+            (
+                Error::OriginTls {
+                    origin: "https://o".into(),
+                    reason: "invalid peer certificate: UnknownIssuer".into(),
+                },
                 ErrorSource::Origin,
                 502,
             ),

@@ -13,7 +13,7 @@ use std::time::Duration;
 use common::process::*;
 use common::tls::*;
 use common::*;
-use edgeslice::config::Config;
+use edgeslice::config::{Config, DriverChoice};
 use edgeslice::server::runtime::Server;
 
 const BIG: u64 = 100_000;
@@ -36,6 +36,12 @@ fn metric(server: &Server, name: &str) -> f64 {
 
 #[test]
 fn https_serves_exact_bytes_beside_plain_http_and_from_the_cache() {
+    for driver in [DriverChoice::IoUring, DriverChoice::Legacy] {
+        https_on(driver);
+    }
+}
+
+fn https_on(driver: DriverChoice) {
     let dir = TempDir::new("tls-basic");
     let ca = TestCa::new("test CA");
     let (cert, key) = ca.write_leaf(dir.path(), "default", &["localhost"]);
@@ -45,7 +51,7 @@ fn https_serves_exact_bytes_beside_plain_http_and_from_the_cache() {
         slice_size: 16 * 1024,
         server: tls_lines(&cert, &key),
         cache: Some(cache),
-        extra: String::new(),
+        driver,
         ..Setup::default()
     });
     let tls = h.server.tls_addr().expect("a TLS listener");
@@ -74,8 +80,64 @@ fn https_serves_exact_bytes_beside_plain_http_and_from_the_cache() {
     let slices = BIG.div_ceil(16 * 1024) as usize;
     assert_eq!(h.origin.request_count(), slices, "each slice fetched once");
 
+    // A last answer ends with close_notify: the client can tell the end of
+    // the session from a cut (rustls reads a bare TCP close as an error).
+    let resp = conn
+        .request("GET", "/obj/9/c", &[("Connection", "close")], None)
+        .unwrap();
+    assert_eq!(resp.body, object_bytes("c", 0, 8));
+    let mut stream = conn.into_stream();
+    let mut rest = Vec::new();
+    let end = std::io::Read::read_to_end(&mut stream, &mut rest);
+    assert!(
+        matches!(end, Ok(0)),
+        "clean TLS close expected, got {end:?}"
+    );
+
     // The plain listener serves the same object alongside.
     let resp = get(h.addr(), &target, &[]).unwrap();
+    assert!(resp.body == want);
+}
+
+#[test]
+fn h2_over_tls_by_alpn_serves_exact_bytes_from_origin_and_cache() {
+    let dir = TempDir::new("tls-h2");
+    let ca = TestCa::new("test CA");
+    let (cert, key) = ca.write_leaf(dir.path(), "default", &["localhost"]);
+    let mut cache = CacheSetup::fresh("tls-h2-cache");
+    cache.dir = dir.path().join("cache");
+    let h = Harness::start(Setup {
+        slice_size: 16 * 1024,
+        server: tls_lines(&cert, &key),
+        cache: Some(cache),
+        ..Setup::default()
+    });
+    let tls = h.server.tls_addr().unwrap();
+    let target = format!("/obj/{BIG}/h");
+    let want = object_bytes("h", 0, BIG - 1);
+    h2c::block_on(async {
+        let client = h2c::connect_tls(tls, ca.client_config(&[b"h2", b"http/1.1"]), "localhost")
+            .await
+            .expect("the server picks h2 when offered");
+        // A miss, then hits: several streams at once on one connection.
+        let resp = h2c::get(&client, &target, &[]).await;
+        assert_eq!(resp.status, 200);
+        assert!(resp.body == want, "miss: body differs");
+        let (a, b, c) = monoio::join!(
+            h2c::get(&client, &target, &[]),
+            h2c::get(&client, &target, &[("range", "bytes=1000-50000")]),
+            h2c::get(&client, &target, &[("range", "bytes=-10")]),
+        );
+        assert!(a.body == want, "hit: body differs");
+        assert_eq!((b.status, c.status), (206, 206));
+        assert!(b.body == object_bytes("h", 1000, 50000));
+        assert!(c.body == object_bytes("h", BIG - 10, BIG - 1));
+    });
+    let slices = BIG.div_ceil(16 * 1024) as usize;
+    assert_eq!(h.origin.request_count(), slices, "each slice fetched once");
+    // A client offering only http/1.1 on the same listener gets HTTP/1.1.
+    let mut conn = ca.http(tls, "localhost");
+    let resp = conn.request("GET", &target, &[], None).unwrap();
     assert!(resp.body == want);
 }
 

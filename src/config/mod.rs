@@ -46,10 +46,12 @@ use serde::{Deserialize, Serialize};
 use size::{deserialize_opt_size, deserialize_size};
 
 mod error;
+pub mod origin;
 pub mod size;
 mod validate;
 use error::parse_error;
 pub use error::ConfigError;
+pub use origin::OriginAddress;
 pub use size::SliceSize;
 
 const KIB: u64 = 1024;
@@ -98,7 +100,7 @@ pub struct RouteConfig {
     /// Path prefix to match (`/videos/`); `None` matches any path.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub path_prefix: Option<String>,
-    /// The route's origin, `host:port`.
+    /// The route's origin: `https://host[:port]`, `http://host[:port]` or `host:port`.
     pub origin: String,
     /// Host header sent to this origin; `None` forwards the client's.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -109,6 +111,15 @@ pub struct RouteConfig {
     /// PEM private key of `tls_cert`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls_key: Option<PathBuf>,
+    /// CA certificates (PEM) this route's `https://` origin must chain to;
+    /// `None` uses the system roots. Not taken from `[origin]`; `origin_`
+    /// tells it from `tls_cert`, which faces clients.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub origin_ca_file: Option<PathBuf>,
+    /// `Some(false)` accepts any certificate from this route's `https://`
+    /// origin; `None` verifies. Not taken from `[origin]`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub origin_tls_verify: Option<bool>,
     /// Slice size for this route (or `"auto"`); `None` takes `[slice]`'s.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub slice_size: Option<SliceSize>,
@@ -219,6 +230,32 @@ pub struct ServerConfig {
     pub max_request_body_bytes: u64,
     /// Open client connections per worker; more are closed at once.
     pub max_connections: usize,
+    /// Streams an HTTP/2 client may have open at once on one connection;
+    /// more are refused (`REFUSED_STREAM`).
+    pub h2_max_concurrent_streams: u32,
+    /// Largest decoded HTTP/2 header list; `None` takes `max_request_head_bytes`.
+    #[serde(
+        default,
+        deserialize_with = "deserialize_opt_size",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub h2_max_header_list_size: Option<u64>,
+    /// Request body bytes an HTTP/2 client may send ahead on one stream.
+    #[serde(deserialize_with = "deserialize_size")]
+    pub h2_stream_window: u64,
+    /// Request body bytes an HTTP/2 client may send ahead on one connection, all streams.
+    #[serde(deserialize_with = "deserialize_size")]
+    pub h2_connection_window: u64,
+    /// Streams a client may reset before they are served, per connection,
+    /// before the connection is closed (rapid reset).
+    pub h2_max_pending_accept_reset_streams: usize,
+    /// Streams edgeslice may reset for a client's protocol errors, per
+    /// connection, before the connection is closed.
+    pub h2_max_local_error_reset_streams: usize,
+    /// Control frames (SETTINGS, PING, PRIORITY, RST_STREAM, empty DATA) an
+    /// HTTP/2 client may send per second on one connection before it is
+    /// closed with `ENHANCE_YOUR_CALM`.
+    pub h2_max_control_frames_per_sec: u32,
     /// Slice bytes in flight per worker; past it, requests fetch one slice at a time.
     #[serde(deserialize_with = "deserialize_size")]
     pub max_buffered_bytes: u64,
@@ -252,6 +289,13 @@ impl Default for ServerConfig {
             max_url_bytes: 8 * 1024,
             max_request_body_bytes: 1024 * MIB,
             max_connections: 10_000,
+            h2_max_concurrent_streams: 100,
+            h2_max_header_list_size: None,
+            h2_stream_window: 256 * 1024,
+            h2_connection_window: MIB,
+            h2_max_pending_accept_reset_streams: 20,
+            h2_max_local_error_reset_streams: 1024,
+            h2_max_control_frames_per_sec: 1000,
             max_buffered_bytes: 256 * MIB,
             node_name: "edgeslice".to_string(),
             tls_listen: None,
@@ -296,13 +340,23 @@ pub enum DriverChoice {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct OriginConfig {
-    /// Origin `host:port`, plain HTTP; a hostname is resolved when connecting.
-    /// Empty means unset, which [`Config::validate`] rejects.
+    /// Origin `https://host[:port]` (TLS), `http://host[:port]` or `host:port`
+    /// (plain); see [`OriginAddress`]. Empty means unset, which
+    /// [`Config::validate`] rejects unless routes name every origin.
     pub address: String,
     /// `Host` header sent to the origin; `None` forwards the client's `Host`.
+    /// TLS names the origin (SNI, certificate) by `address`'s host, never this.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub host_header: Option<String>,
-    /// Time allowed to establish an origin connection, in milliseconds.
+    /// CA certificates (PEM) an `https://` origin's certificate must chain
+    /// to; `None` uses the system roots.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+    /// Whether an `https://` origin's certificate is verified (chain, name,
+    /// dates); `false` accepts any, with a warning at start.
+    pub tls_verify: bool,
+    /// Time allowed to establish an origin connection, TLS handshake
+    /// included, in milliseconds.
     pub connect_timeout_ms: u64,
     /// Time allowed from sending a request to the response head, in milliseconds.
     pub head_timeout_ms: u64,
@@ -325,6 +379,8 @@ impl Default for OriginConfig {
         OriginConfig {
             address: String::new(),
             host_header: None,
+            ca_file: None,
+            tls_verify: true,
             connect_timeout_ms: 3_000,
             head_timeout_ms: 10_000,
             read_timeout_ms: 10_000,

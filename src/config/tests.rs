@@ -56,6 +56,11 @@ fn bad_values_name_their_key() {
     let cases = [
         ("server.client_header_timeout_ms", "0"),
         ("server.pin_cores", "[]"),
+        ("server.h2_max_concurrent_streams", "0"),
+        ("server.h2_max_control_frames_per_sec", "0"),
+        ("server.h2_stream_window", "1000"),
+        ("server.h2_connection_window", "2147483648"),
+        ("server.h2_max_header_list_size", "100"),
         ("server.pin_cores", "[0, 0]"),
         ("server.pin_cores", "[100000]"),
         ("origin.connect_timeout_ms", "0"),
@@ -88,6 +93,8 @@ fn origin_address_must_be_host_port() {
         "origin.example:80",
         "[::1]:80",
         "localhost:65535",
+        "http://origin.example",
+        "https://origin.example:8443",
     ] {
         let config = Config::from_toml(&format!("[origin]\naddress = \"{good}\"")).unwrap();
         assert_eq!(config.origin.address, good);
@@ -99,7 +106,8 @@ fn origin_address_must_be_host_port() {
         "host:65536",
         "host:http",
         "::1:80",
-        "http://host:80",
+        "ftp://host:80",
+        "https://host:80/path",
     ] {
         let err = parse_err(&format!("[origin]\naddress = \"{bad}\""));
         assert!(
@@ -253,7 +261,7 @@ fn route_values_are_refused_as_their_global_twins() {
         ("origin.host_header", "host_header", "\"a b\""),
         ("origin.host_header", "host_header", "\"\""),
         ("origin.address", "origin", "\"127.0.0.1\""),
-        ("origin.address", "origin", "\"http://o:80\""),
+        ("origin.address", "origin", "\"ftp://o:80\""),
         ("origin.address", "origin", "\"o:0\""),
     ];
     for (global, key, value) in cases {
@@ -353,4 +361,55 @@ fn global_prefetch_and_slice_size_bounds() {
     );
     let config = Config::from_toml(&format!("{ORIGIN}[slice]\nslice_size = \"AUTO\"")).unwrap();
     assert_eq!(config.slice.slice_size, SliceSize::Auto);
+}
+
+#[test]
+fn tls_keys_apply_only_to_https_origins() {
+    // (TOML, the whole message): a key that would be ignored is refused.
+    let cases = [
+        (
+            "[origin]\naddress = \"o:80\"\ntls_verify = false\n",
+            "invalid origin.tls_verify = false: applies only to an https:// origin, not \"o:80\"",
+        ),
+        (
+            "[origin]\naddress = \"http://o\"\nca_file = \"/ca.pem\"\n",
+            "invalid origin.ca_file = \"/ca.pem\": applies only to an https:// origin, not \"http://o\"",
+        ),
+        (
+            "[origin]\nca_file = \"/ca.pem\"\n[[route]]\norigin = \"https://o\"\n",
+            "invalid origin.ca_file = \"/ca.pem\": applies only to an https:// origin, and none is set",
+        ),
+        (
+            "[[route]]\norigin = \"o:80\"\norigin_tls_verify = false\n",
+            "invalid route[0].origin_tls_verify = false: applies only to an https:// origin, not \"o:80\"",
+        ),
+    ];
+    for (text, want) in cases {
+        assert_eq!(parse_err(text), want);
+    }
+    let config =
+        Config::from_toml("[origin]\naddress = \"https://o\"\ntls_verify = false\n").unwrap();
+    assert!(!config.origin.tls_verify);
+    assert!(Config::from_toml(ORIGIN).unwrap().origin.tls_verify);
+    let written = config.to_toml();
+    assert_eq!(Config::from_toml(&written).unwrap(), config, "{written}");
+}
+
+#[test]
+fn a_bad_ca_file_is_refused_with_its_path() {
+    let missing = "/nonexistent/edgeslice-ca.pem";
+    for (text, key) in [
+        (
+            format!("[origin]\naddress = \"https://o\"\nca_file = \"{missing}\"\n"),
+            "origin.ca_file",
+        ),
+        (
+            format!("[[route]]\norigin = \"https://o\"\norigin_ca_file = \"{missing}\"\n"),
+            "route[0].origin_ca_file",
+        ),
+    ] {
+        let err = parse_err(&text);
+        let want = format!("invalid {key} = \"{missing}\": cannot read it: No such file");
+        assert!(err.starts_with(&want), "{err}");
+    }
 }

@@ -7,6 +7,9 @@
 //! `invalid slice.prefetch_slices = 65: must be at most 64` and
 //! `invalid route[0].prefetch_slices = 65: must be at most 64`.
 
+use std::path::PathBuf;
+
+use super::origin::{load_ca_file, OriginAddress};
 use super::size::SliceSize;
 use super::{
     available_cores, parse_net, Config, ConfigError, RouteConfig, MAX_CONCURRENT_SUBREQUESTS,
@@ -103,10 +106,45 @@ fn host_header(host: &String) -> Result<(), Refused> {
 }
 
 fn origin_address(address: &str) -> Result<(), Refused> {
-    check_host_port(address).map_err(|reason| Refused {
-        value: format!("{address:?}"),
-        reason,
-    })
+    OriginAddress::parse(address)
+        .map(|_| ())
+        .map_err(|reason| Refused {
+            value: format!("{address:?}"),
+            reason,
+        })
+}
+
+/// The TLS keys of one origin: they only mean something for an `https://`
+/// address (anything else is refused, so a key that would be ignored is
+/// noticed), and `ca_file` must hold CA certificates. Returns the refused
+/// key (`ca_file` or `tls_verify`; a route's are `origin_`-prefixed) with
+/// its refusal.
+fn origin_tls(
+    address: &str,
+    ca_file: &Option<PathBuf>,
+    tls_verify: bool,
+) -> Result<(), (&'static str, Refused)> {
+    let tls = OriginAddress::parse(address).is_ok_and(|a| a.tls);
+    let plain = |key, value| {
+        let reason = match address {
+            "" => "applies only to an https:// origin, and none is set".into(),
+            _ => format!("applies only to an https:// origin, not {address:?}"),
+        };
+        Err((key, Refused { value, reason }))
+    };
+    if let Some(path) = ca_file {
+        if !tls {
+            return plain("ca_file", format!("{path:?}"));
+        }
+        if let Err(reason) = load_ca_file(path) {
+            let value = format!("{path:?}");
+            return Err(("ca_file", Refused { value, reason }));
+        }
+    }
+    if !tls_verify && !tls {
+        return plain("tls_verify", "false".into());
+    }
+    Ok(())
 }
 
 /// Checks a route's override, when set, as its global twin is checked.
@@ -241,6 +279,7 @@ impl Config {
         positive("server.max_url_bytes", server.max_url_bytes as u64)?;
         positive("server.max_connections", server.max_connections as u64)?;
         positive("server.max_buffered_bytes", server.max_buffered_bytes)?;
+        self.validate_h2()?;
         let Some(cores) = &server.pin_cores else {
             return Ok(());
         };
@@ -275,6 +314,42 @@ impl Config {
         Ok(())
     }
 
+    /// The HTTP/2 limits: windows within what the protocol can say (2^31-1).
+    fn validate_h2(&self) -> Result<(), ConfigError> {
+        let server = &self.server;
+        positive(
+            "server.h2_max_concurrent_streams",
+            server.h2_max_concurrent_streams.into(),
+        )?;
+        positive(
+            "server.h2_max_control_frames_per_sec",
+            server.h2_max_control_frames_per_sec.into(),
+        )?;
+        let windows = [
+            ("server.h2_stream_window", server.h2_stream_window),
+            ("server.h2_connection_window", server.h2_connection_window),
+        ];
+        for (key, window) in windows {
+            if !(65_535..=(1 << 31) - 1).contains(&window) {
+                return Err(invalid(
+                    key,
+                    window.to_string(),
+                    "must be between 65535 and 2147483647 (2^31-1)".into(),
+                ));
+            }
+        }
+        if let Some(size) = server.h2_max_header_list_size {
+            if !(1024..=16 * 1024 * 1024).contains(&size) {
+                return Err(invalid(
+                    "server.h2_max_header_list_size",
+                    size.to_string(),
+                    "must be between 1024 and 16777216 (16MiB)".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     fn validate_origin(&self) -> Result<(), ConfigError> {
         let origin = &self.origin;
         // Without a default origin, requests no route matches get 404.
@@ -289,6 +364,12 @@ impl Config {
         if let Some(host) = &origin.host_header {
             host_header(host).map_err(|r| r.at("origin.host_header"))?;
         }
+        origin_tls(&origin.address, &origin.ca_file, origin.tls_verify).map_err(|(key, r)| {
+            match key {
+                "ca_file" => r.at("origin.ca_file"),
+                _ => r.at("origin.tls_verify"),
+            }
+        })?;
         for (i, route) in self.routes.iter().enumerate() {
             validate_route(i, route)?;
         }
@@ -348,6 +429,9 @@ impl Config {
 /// override checked as the global key it overrides.
 fn validate_route(index: usize, route: &RouteConfig) -> Result<(), ConfigError> {
     origin_address(&route.origin).map_err(|r| r.in_route(index, "origin"))?;
+    let verify = route.origin_tls_verify.unwrap_or(true);
+    origin_tls(&route.origin, &route.origin_ca_file, verify)
+        .map_err(|(key, r)| r.in_route(index, &format!("origin_{key}")))?;
     let bad = |key: &str, value: String, reason: &str| {
         Refused {
             value,
@@ -410,26 +494,6 @@ fn positive(key: &'static str, value: u64) -> Result<(), ConfigError> {
         return Err(invalid(key, "0".into(), "must be greater than 0".into()));
     }
     Ok(())
-}
-
-/// Checks `host:port` without resolving the host; IPv6 hosts need brackets.
-fn check_host_port(address: &str) -> Result<(), String> {
-    let Some((host, port)) = address.rsplit_once(':') else {
-        return Err("must be host:port".into());
-    };
-    if host.is_empty() {
-        return Err("host is empty, must be host:port".into());
-    }
-    if host.contains(['/', ' ']) {
-        return Err("must be a plain host:port, without scheme, path or spaces".into());
-    }
-    if host.contains(':') && !(host.starts_with('[') && host.ends_with(']')) {
-        return Err("an IPv6 host needs brackets, e.g. [::1]:80".into());
-    }
-    match port.parse::<u16>() {
-        Ok(p) if p > 0 => Ok(()),
-        _ => Err(format!("port {port:?} must be between 1 and 65535")),
-    }
 }
 
 /// Whether `s` is an sf-token (RFC 8941 section 3.3.4), as Cache-Status names its cache.

@@ -75,6 +75,11 @@ impl<S: Read + Write> HttpConnection<S> {
         self.reader.get_ref()
     }
 
+    /// The stream, for reading what follows the last response.
+    pub fn into_stream(self) -> BufReader<S> {
+        self.reader
+    }
+
     /// Sends `method target` with `headers` and reads one response.
     ///
     /// `Host: 127.0.0.1` is added unless given; `Content-Length` is added when

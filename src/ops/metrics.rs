@@ -122,7 +122,7 @@ labels! {
     /// Why a subrequest failed, the `reason` label.
     FailureReason = "reason" {
         Timeout => "timeout", ServerError => "5xx", ClientError => "4xx",
-        Connect => "connect", Mismatch => "mismatch",
+        Connect => "connect", Tls => "tls", Mismatch => "mismatch",
     }
 
     /// How a revalidation of a stale object ended, the `result` label.
@@ -238,7 +238,7 @@ pub struct WorkerMetrics {
     /// Subrequests waiting for their response head now.
     pub origin_in_flight: Counter,
     /// Failed subrequests by reason.
-    pub origin_failures: Labelled<FailureReason, 5>,
+    pub origin_failures: Labelled<FailureReason, 6>,
     /// Subrequests retried.
     pub origin_retries: Counter,
     /// Slice fetches that followed another request's fetch instead of asking the origin.
@@ -260,6 +260,14 @@ pub struct WorkerMetrics {
     pub prefetched: Counter,
     /// Prefetched slices a later request read (waste = prefetched - used).
     pub prefetch_used: Counter,
+    /// HTTP/2 client connections accepted.
+    pub h2_connections: Counter,
+    /// HTTP/2 streams answered (each one request).
+    pub h2_streams: Counter,
+    /// HTTP/2 streams the client reset before their answer ended.
+    pub h2_client_resets: Counter,
+    /// HTTP/2 connections closed with GOAWAY `ENHANCE_YOUR_CALM` (floods, rapid reset).
+    pub h2_calm_closes: Counter,
 }
 
 thread_local! {
@@ -398,6 +406,16 @@ const METRICS: &[Metric] = &[
         "counter", Node(|n| n.cpu_seconds)),
     Metric("edgeslice_process_open_fds", "Open file descriptors.",
         "gauge", Node(|n| n.open_fds as f64)),
+    Metric("edgeslice_h2_connections_total", "HTTP/2 client connections accepted.",
+        "counter", Sum(|w| &w.h2_connections)),
+    Metric("edgeslice_h2_streams_total", "HTTP/2 streams answered, one request each.",
+        "counter", Sum(|w| &w.h2_streams)),
+    Metric("edgeslice_h2_client_resets_total",
+        "HTTP/2 streams the client reset before their answer ended; their fetches stopped.",
+        "counter", Sum(|w| &w.h2_client_resets)),
+    Metric("edgeslice_h2_calm_closes_total",
+        "HTTP/2 connections closed with GOAWAY ENHANCE_YOUR_CALM (frame floods, rapid reset).",
+        "counter", Sum(|w| &w.h2_calm_closes)),
     Metric("edgeslice_worker_connections", "Open client connections per worker.",
         "gauge", PerWorker(|w| &w.connections)),
     Metric("edgeslice_tls_handshakes_total", "TLS handshakes with clients that completed.",

@@ -6,8 +6,14 @@
 //! of a slice can reach the client while the rest is still on the wire. A
 //! connection goes back to the pool only when its response was read to the end.
 //!
+//! Connections are plain TCP or, for an `https://` origin, TLS over TCP
+//! ([`crate::origin::stream`]); the handshake is part of connecting, inside
+//! the connect timeout, and nothing past it knows which kind it holds.
+//!
 //! Errors: connect failures, socket errors and timeouts are origin errors
-//! ([`Error::OriginConnect`], [`Error::OriginIo`], [`Error::OriginTimeout`]).
+//! ([`Error::OriginConnect`], [`Error::OriginIo`], [`Error::OriginTimeout`]);
+//! a refused TLS handshake is [`Error::OriginTls`], logged with rustls's
+//! reason and counted by the breaker as a connect failure.
 //! A pooled connection the origin closed while idle is retried once on a new
 //! connection before any byte of the answer was seen.
 
@@ -24,15 +30,16 @@ use monoio::io::{AsyncWriteRentExt, Splitable};
 use monoio::net::TcpStream;
 use monoio_codec::FramedRead;
 use monoio_http::common::response::ResponseHead;
-use monoio_http::h1::codec::decoder::ResponseHeadDecoder;
+use monoio_http::h1::codec::decoder::{DecodeError, ResponseHeadDecoder};
+use tracing::warn;
 
 use crate::error::{Error, Result};
-use crate::http::h1::{
-    self, BodyDecoder, BodyFraming, HeadError, LimitedHead, ReadHalf, WriteHalf, ORIGIN_READ_BUFFER,
-};
+use crate::http::h1::{self, BodyDecoder, BodyFraming, HeadError, LimitedHead, ORIGIN_READ_BUFFER};
 use crate::http::sink::{BodyLength, BodySource};
 use crate::ops::metrics::{self, FailureReason};
 use crate::origin::breaker::{Breaker, Failure};
+use crate::origin::stream::{OriginReadHalf, OriginStream, OriginWriteHalf};
+use crate::origin::tls::{HandshakeError, OriginTls};
 
 /// What a connect timeout says it timed out doing.
 const CONNECTING: &str = "connecting";
@@ -51,10 +58,12 @@ const MAX_ORIGIN_HEAD: usize = 64 * 1024;
 /// How a worker reaches one origin.
 #[derive(Debug, Clone)]
 pub struct OriginSettings {
-    /// The origin as configured (`host:port`), for messages.
+    /// The origin as configured (`host:port`, `https://host`), for messages.
     pub name: String,
     /// Resolved addresses, tried in order.
     pub addrs: Vec<SocketAddr>,
+    /// TLS for an `https://` origin; `None` speaks plain HTTP.
+    pub tls: Option<OriginTls>,
     /// Bound on establishing a connection.
     pub connect_timeout: Duration,
     /// Bound on waiting for a response head.
@@ -69,13 +78,25 @@ pub struct OriginSettings {
     pub breaker: Arc<Breaker>,
 }
 
-type HeadReader = FramedRead<ReadHalf, LimitedHead<ResponseHeadDecoder>>;
+type HeadReader = FramedRead<OriginReadHalf, LimitedHead<ResponseHeadDecoder>>;
 
 /// One HTTP/1.1 connection to the origin.
 pub struct OriginConn {
     reader: HeadReader,
-    writer: WriteHalf,
+    writer: OriginWriteHalf,
     idle_since: Instant,
+}
+
+impl OriginConn {
+    fn new(stream: OriginStream) -> OriginConn {
+        let (r, w) = stream.into_split();
+        let decoder = LimitedHead::new(ResponseHeadDecoder, MAX_ORIGIN_HEAD);
+        OriginConn {
+            reader: FramedRead::with_capacity(r, decoder, ORIGIN_READ_BUFFER),
+            writer: w,
+            idle_since: Instant::now(),
+        }
+    }
 }
 
 /// Keep-alive connections of one worker to one origin; single-threaded, no locks.
@@ -98,26 +119,23 @@ impl OriginPool {
         &self.settings
     }
 
+    /// A new connection: each address in turn until one accepts, the TLS
+    /// handshake included in the connect timeout. A refused handshake ends
+    /// the attempt (another address would show the same certificate).
     async fn connect(&self) -> Result<OriginConn> {
         let mut last = None;
         for addr in &self.settings.addrs {
-            match monoio::time::timeout(
-                self.settings.connect_timeout,
-                TcpStream::connect_addr(*addr),
-            )
-            .await
-            {
-                Ok(Ok(stream)) => {
-                    let _ = stream.set_nodelay(true);
-                    let (r, w) = stream.into_split();
-                    let decoder = LimitedHead::new(ResponseHeadDecoder, MAX_ORIGIN_HEAD);
-                    return Ok(OriginConn {
-                        reader: FramedRead::with_capacity(r, decoder, ORIGIN_READ_BUFFER),
-                        writer: w,
-                        idle_since: Instant::now(),
+            match monoio::time::timeout(self.settings.connect_timeout, self.open(*addr)).await {
+                Ok(Ok(stream)) => return Ok(OriginConn::new(stream)),
+                Ok(Err(HandshakeError::Io(e))) => last = Some(e),
+                Ok(Err(HandshakeError::Refused(reason))) => {
+                    let origin = &self.settings.name;
+                    warn!(origin, %addr, reason, "TLS handshake with the origin failed");
+                    return Err(Error::OriginTls {
+                        origin: origin.clone(),
+                        reason,
                     });
                 }
-                Ok(Err(e)) => last = Some(e),
                 Err(_) => return Err(Error::OriginTimeout(CONNECTING)),
             }
         }
@@ -125,6 +143,18 @@ impl OriginPool {
             addr: self.settings.name.clone(),
             source: last.unwrap_or_else(|| io::Error::other("no address")),
         })
+    }
+
+    /// A TCP connection to `addr`, with TLS over it for an `https://` origin.
+    async fn open(&self, addr: SocketAddr) -> std::result::Result<OriginStream, HandshakeError> {
+        let tcp = TcpStream::connect_addr(addr)
+            .await
+            .map_err(HandshakeError::Io)?;
+        let _ = tcp.set_nodelay(true);
+        match &self.settings.tls {
+            None => Ok(OriginStream::Plain(tcp)),
+            Some(tls) => Ok(OriginStream::Tls(Box::new(tls.handshake(tcp).await?))),
+        }
     }
 
     fn checkout(&self) -> Option<OriginConn> {
@@ -183,6 +213,7 @@ impl OriginPool {
                 Err(Error::OriginTimeout(_)) => Some(FailureReason::Timeout),
                 Ok(r) if r.head.status.is_server_error() => Some(FailureReason::ServerError),
                 Ok(r) if r.head.status.is_client_error() => Some(FailureReason::ClientError),
+                Err(Error::OriginTls { .. }) => Some(FailureReason::Tls),
                 Err(Error::OriginConnect { .. } | Error::OriginIo(_)) => {
                     Some(FailureReason::Connect)
                 }
@@ -196,9 +227,11 @@ impl OriginPool {
         // failures count against it (see crate::origin::breaker).
         match &result {
             Ok(_) => breaker.success(),
-            Err(Error::OriginConnect { .. } | Error::OriginTimeout(CONNECTING)) => {
-                breaker.failure(Failure::Connect)
-            }
+            Err(
+                Error::OriginConnect { .. }
+                | Error::OriginTls { .. }
+                | Error::OriginTimeout(CONNECTING),
+            ) => breaker.failure(Failure::Connect),
             Err(Error::OriginIo(_) | Error::OriginTimeout(_)) => {
                 breaker.failure(Failure::Head(target_hash(target)))
             }
@@ -315,6 +348,9 @@ impl OriginPool {
                     "response head larger than {n} bytes"
                 )))
             }
+            // A socket error (a TLS connection closed without close_notify
+            // is one) may mean a stale pooled connection, not a bad answer.
+            Ok(Some(Err(HeadError::Decode(DecodeError::Io(e))))) => return Err(Error::OriginIo(e)),
             Ok(Some(Err(HeadError::Decode(e)))) => {
                 return Err(Error::OriginProtocol(format!("response head: {e}")))
             }
@@ -340,7 +376,7 @@ async fn futures_next(
     reader.next().await
 }
 
-async fn write(writer: &mut WriteHalf, data: Bytes) -> Result<()> {
+async fn write(writer: &mut OriginWriteHalf, data: Bytes) -> Result<()> {
     let (res, _) = writer.write_all(data).await;
     res.map(|_| ()).map_err(Error::OriginIo)
 }

@@ -6,14 +6,15 @@
 //! A bad request gets a 4xx and the connection closes; the worker goes on.
 //! A failure after the response head closes the connection, so a client never
 //! takes a short body for a complete one. One summary line is logged per request.
+//! A connection whose first bytes are the HTTP/2 preface (h2c with prior
+//! knowledge) is handed to [`crate::server::h2`] instead.
 
-use std::cell::Cell;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use http::{HeaderMap, StatusCode};
+use http::HeaderMap;
 use monoio::io::stream::Stream;
-use monoio::io::Splitable;
+use monoio::io::{AsyncWriteRent, Splitable};
 use monoio::net::{TcpListener, TcpStream};
 use monoio_codec::FramedRead;
 use monoio_http::h1::codec::decoder::{DecodeError, RequestHeadDecoder};
@@ -24,38 +25,15 @@ use crate::http::h1::{self, BodyFraming, HeadError, LimitedHead, READ_BUFFER};
 use crate::http::sink::ResponseSink;
 use crate::ops::metrics;
 use crate::proxy::Exchange;
-use crate::server::access;
+use crate::server::h2::{self, Preface};
 use crate::server::limits::ClientLimits;
 use crate::server::reload::WorkerRoutes;
 use crate::server::sink::{ClientReader, H1Client};
 use crate::server::stream::{ClientStream, ClientWriteHalf};
+use crate::server::{access, request};
 use monoio_rustls::TlsAcceptor;
 
-/// What a worker's connections share: requests in flight, and whether it drains.
-#[derive(Debug, Default)]
-pub struct WorkerState {
-    in_flight: Cell<usize>,
-    draining: Cell<bool>,
-    connections: Cell<usize>,
-}
-
-impl WorkerState {
-    /// Requests being answered now.
-    pub fn in_flight(&self) -> usize {
-        self.in_flight.get()
-    }
-
-    /// Stop taking new requests; wait up to `timeout` for those in flight.
-    /// Returns the number still in flight when it gave up (0 when all finished).
-    pub async fn drain(&self, timeout: Duration) -> usize {
-        self.draining.set(true);
-        let deadline = Instant::now() + timeout;
-        while self.in_flight.get() > 0 && Instant::now() < deadline {
-            monoio::time::sleep(Duration::from_millis(5)).await;
-        }
-        self.in_flight.get()
-    }
-}
+pub use crate::server::worker::WorkerState;
 
 /// Accept connections until `stop` resolves; each is served on this thread,
 /// over TLS when `tls` is given.
@@ -73,7 +51,7 @@ pub async fn accept_loop(
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     let (_, limits) = routes.current();
-                    if state.connections.get() >= limits.max_connections {
+                    if state.connections() >= limits.max_connections {
                         // Over the limit: close at once rather than queue without bound.
                         debug!(%peer, "connection limit reached, closing");
                         drop(stream);
@@ -101,18 +79,28 @@ async fn serve_accepted(
     state: Rc<WorkerState>,
 ) {
     let _ = stream.set_nodelay(true);
-    state.connections.set(state.connections.get() + 1);
-    metrics::with(|m| m.connections.inc());
-    let _open = OpenConnection(&state);
+    let _open = state.open_connection();
+    let (_, limits) = routes.current();
     let stream = match tls {
-        None => ClientStream::Plain(stream),
+        None => match h2::sniff_preface(&stream, limits.header_timeout).await {
+            Preface::H2 => {
+                let stream = ClientStream::Plain(stream);
+                return h2::serve_h2(stream, peer, routes, state.clone()).await;
+            }
+            Preface::Closed => return,
+            Preface::Other => ClientStream::Plain(stream),
+        },
         Some(acceptor) => {
-            let (_, limits) = routes.current();
             match monoio::time::timeout(limits.tls_handshake_timeout, acceptor.accept(stream)).await
             {
                 Ok(Ok(tls)) => {
                     metrics::with(|m| m.tls_handshakes.inc());
-                    ClientStream::Tls(Box::new(tls))
+                    let h2 = tls.alpn_protocol().is_some_and(|p| p == b"h2");
+                    let stream = ClientStream::Tls(Box::new(tls));
+                    if h2 {
+                        return h2::serve_h2(stream, peer, routes, state.clone()).await;
+                    }
+                    stream
                 }
                 Ok(Err(e)) => {
                     metrics::with(|m| m.tls_handshake_failures.inc());
@@ -166,12 +154,11 @@ pub async fn serve_connection(
                 return refuse(&mut reader, &mut writer, peer, version, &limits, err).await;
             }
         };
-        if state.draining.get() {
+        if state.draining() {
             // Shutting down: this request was not started, the client may retry it elsewhere.
             return;
         }
-        state.in_flight.set(state.in_flight.get() + 1);
-        metrics::with(|m| m.in_flight.inc());
+        let _busy = state.start_request();
         let started = Instant::now();
         let (router, limits) = routes.current();
         // A body's framing is this protocol's business: checked here, before
@@ -190,65 +177,24 @@ pub async fn serve_connection(
             client.close_after();
         }
         let mut ex = Exchange::new(&mut client, peer, head.method == http::Method::HEAD);
-        let result = match framing {
-            Ok(_) => match router.pick(h1::request_host(&head), head.uri.path()) {
-                Some(proxy) => proxy.handle(&head, &mut ex).await,
-                None => {
-                    ex.send_plain(
-                        http::StatusCode::NOT_FOUND,
-                        HeaderMap::new(),
-                        "no route for this host and path\n",
-                    )
-                    .await
-                }
-            },
-            Err(e) => Err(e),
-        };
-        let outcome = match &result {
-            Ok(()) => access::Outcome::Ok,
-            Err(e) if ex.head_sent && e.is_client_gone() => {
-                access::Outcome::ClientAbort(e.to_string())
-            }
-            Err(e) if ex.head_sent => access::Outcome::Error(format!("aborted: {e}")),
-            Err(e) => {
-                let status = e.status();
-                // After a failed request the connection state is unknown: close it.
-                ex.sink.close_after();
-                if ex
-                    .send_plain(
-                        status,
-                        error_headers(e),
-                        &format!("{}\n", short_reason(status, e)),
-                    )
-                    .await
-                    .is_err()
-                {
-                    ex.status = status.as_u16();
-                }
-                if e.is_client_gone() {
-                    access::Outcome::ClientAbort(e.to_string())
-                } else {
-                    access::Outcome::Error(format!("error: {e}"))
-                }
-            }
-        };
+        let outcome = request::answer(&router, &head, &mut ex, framing.map(|_| ())).await;
         access::finish(&head, &ex, started, &outcome, limits.access_log);
-        state.in_flight.set(state.in_flight.get() - 1);
-        metrics::with(|m| m.in_flight.sub(1));
-        let keep_alive = client.keep_alive();
-        if result.is_err() || !keep_alive || state.draining.get() {
+        if outcome != access::Outcome::Ok {
             return;
+        }
+        if !client.keep_alive() || state.draining() {
+            return close_tls(&mut writer, limits.send_timeout).await;
         }
     }
 }
 
-/// Counts a connection as open until dropped.
-struct OpenConnection<'a>(&'a WorkerState);
-
-impl Drop for OpenConnection<'_> {
-    fn drop(&mut self) {
-        self.0.connections.set(self.0.connections.get() - 1);
-        metrics::with(|m| m.connections.sub(1));
+/// End a TLS session whose last answer is complete with close_notify, so a
+/// body framed by the close is known to be whole; an aborted answer is
+/// dropped without it, which a TLS client reads as truncation.
+async fn close_tls(writer: &mut ClientWriteHalf, timeout: Duration) {
+    // SAFETY: the write half is used only here, after the last answer.
+    if unsafe { &*writer.0.get() }.plain().is_none() {
+        let _ = monoio::time::timeout(timeout, writer.shutdown()).await;
     }
 }
 
@@ -269,29 +215,4 @@ async fn refuse(
         .send_plain(err.status(), HeaderMap::new(), &format!("{err}\n"))
         .await;
     info!(status = err.status().as_u16(), error = %err, "bad request");
-}
-
-/// Headers of an error answer: when to come back, for a fail-fast 503.
-fn error_headers(e: &Error) -> HeaderMap {
-    let mut headers = HeaderMap::new();
-    if let Error::OriginUnavailable { retry_after, .. } = e {
-        headers.insert(http::header::RETRY_AFTER, (*retry_after).into());
-    }
-    headers
-}
-
-/// The body of an error answer: the client's own mistakes are explained,
-/// origin failures are named by kind only.
-fn short_reason(status: StatusCode, e: &Error) -> String {
-    if status.is_client_error() {
-        e.to_string()
-    } else {
-        match status {
-            StatusCode::GATEWAY_TIMEOUT => "origin timed out".to_string(),
-            StatusCode::SERVICE_UNAVAILABLE => {
-                "origin unreachable: failing fast until it answers again".to_string()
-            }
-            _ => "bad gateway: the origin failed or its answer did not check out".to_string(),
-        }
-    }
 }

@@ -30,6 +30,27 @@ pub struct ClientLimits {
     pub tls_handshake_timeout: Duration,
     /// How access log lines are written; `None` writes none.
     pub access_log: Option<LogFormat>,
+    /// What an HTTP/2 connection allows.
+    pub h2: H2Limits,
+}
+
+/// What an HTTP/2 connection allows its client (the `[server] h2_*` keys).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct H2Limits {
+    /// Streams open at once; more are refused.
+    pub max_concurrent_streams: u32,
+    /// Largest decoded header list, in bytes.
+    pub max_header_list_size: u32,
+    /// Receive window of a stream (request bodies), in bytes.
+    pub stream_window: u32,
+    /// Receive window of the connection, in bytes.
+    pub connection_window: u32,
+    /// Streams reset by the client before they were accepted; past it, GOAWAY.
+    pub max_pending_accept_reset_streams: usize,
+    /// Streams reset for the client's protocol errors; past it, GOAWAY.
+    pub max_local_error_reset_streams: usize,
+    /// Control frames per second; past it, GOAWAY `ENHANCE_YOUR_CALM`.
+    pub max_control_frames_per_sec: u32,
 }
 
 impl ClientLimits {

@@ -1,6 +1,10 @@
-//! The server: pinned monoio workers ([`runtime`]), their accept loops and
-//! HTTP/1.1 connections ([`connection`]) over plain TCP or TLS ([`stream`],
-//! [`tls`]) and the response sink each lends a request ([`sink`]), the limits every request head is checked against
+//! The server: pinned monoio workers ([`runtime`]) and what their
+//! connections share ([`worker`]), their accept loops and HTTP/1.1
+//! connections ([`connection`]) over plain TCP or TLS ([`stream`], [`tls`])
+//! and the response sink each lends a request ([`sink`]), HTTP/2
+//! connections ([`h2`]), their streams' sink ([`h2_sink`]) and control-frame
+//! budget ([`h2_frames`]), one request through the driver for either
+//! ([`request`]), the limits every request head is checked against
 //! ([`limits`]), what SIGHUP swaps ([`reload`]), where the configuration
 //! becomes the runtime settings of every layer ([`settings`]), the admin
 //! listener ([`admin`]) and the access log line each request ends with
@@ -9,10 +13,15 @@
 pub mod access;
 pub mod admin;
 pub mod connection;
+pub mod h2;
+pub mod h2_frames;
+pub mod h2_sink;
 pub mod limits;
 pub mod reload;
+pub mod request;
 pub mod runtime;
 pub mod settings;
 pub mod sink;
 pub mod stream;
 pub mod tls;
+pub mod worker;

@@ -5,15 +5,17 @@
 //! - `&Config` -> [`ClientLimits`]: what every request head is checked against;
 //! - `&Config` -> [`ProxySettings`]: the default route's pipeline;
 //! - `(&ProxySettings, &RouteConfig)` -> [`ProxySettings`]: a `[[route]]`'s;
-//! - `&OriginConfig` -> [`OriginSettings`]: an origin, its name resolved;
+//! - `&OriginConfig` -> [`OriginSettings`]: an origin, its name resolved, its
+//!   TLS client (for `https://`) built once;
 //! - `&Config` -> [`RouteTable`]: all of the above per route, for the
 //!   workers, SIGHUP and `--check`;
 //! - `&Config` -> [`StoreSettings`]: the slice cache's store.
 //!
 //! The runtime types stay defined in their layers; only this module, at the
 //! top, knows both sides. The conversions trust [`Config::validate`] and
-//! check nothing again, except that each origin's name resolves; an origin
-//! that does not is a [`ResolveError`] naming the key and value,
+//! check nothing again, except that each origin's name resolves and its TLS
+//! trust loads; an origin that does not is an [`OriginSetupError`] naming
+//! the key and value,
 //! `route[1].origin "cdn.example.invalid:80": cannot resolve: ...`.
 //!
 //! ```
@@ -38,12 +40,14 @@ use http::HeaderValue;
 
 use crate::cache::manifest::StaleWindows;
 use crate::cache::StoreSettings;
-use crate::config::{Config, OriginConfig, RouteConfig};
+use crate::config::origin::load_ca_file;
+use crate::config::{Config, OriginAddress, OriginConfig, RouteConfig};
 use crate::origin::breaker::Breaker;
 use crate::origin::pool::OriginSettings;
+use crate::origin::tls::{OriginTls, TlsSetupError, Trust};
 use crate::proxy::route::{RouteMatch, RoutePlan, RouteTable};
 use crate::proxy::{ProxySettings, SliceRules};
-use crate::server::limits::ClientLimits;
+use crate::server::limits::{ClientLimits, H2Limits};
 
 /// An origin whose name does not resolve, named by its key and value:
 /// `route[1].origin "cdn.example.invalid:80": cannot resolve: ...`.
@@ -58,10 +62,67 @@ pub struct ResolveError {
     pub error: io::Error,
 }
 
+/// An origin that cannot be set up: its name does not resolve, or its TLS
+/// client cannot be built (`origin.ca_file "/etc/ca.pem": cannot read it: ...`).
+#[derive(Debug, thiserror::Error)]
+pub enum OriginSetupError {
+    /// The name does not resolve.
+    #[error(transparent)]
+    Resolve(#[from] ResolveError),
+    /// The TLS trust cannot be loaded or the client configuration built.
+    #[error("{key} {value}: {reason}")]
+    Tls {
+        /// The configuration key: `origin.ca_file`, `route[N].origin`...
+        key: String,
+        /// The value as configured, quoted.
+        value: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+impl OriginSetupError {
+    /// The same error of the `index`-th route's origin: `origin.address`
+    /// becomes `route[N].origin`, `origin.ca_file` `route[N].origin_ca_file`.
+    fn in_route(self, index: usize) -> OriginSetupError {
+        match self {
+            OriginSetupError::Resolve(e) => OriginSetupError::Resolve(ResolveError {
+                key: format!("route[{index}].origin"),
+                ..e
+            }),
+            OriginSetupError::Tls { key, value, reason } => OriginSetupError::Tls {
+                key: match key.strip_prefix("origin.") {
+                    Some("address") => format!("route[{index}].origin"),
+                    Some(k) => format!("route[{index}].origin_{k}"),
+                    None => key,
+                },
+                value,
+                reason,
+            },
+        }
+    }
+}
+
 impl From<ResolveError> for io::Error {
     fn from(e: ResolveError) -> io::Error {
         io::Error::new(e.error.kind(), e.to_string())
     }
+}
+
+impl From<OriginSetupError> for io::Error {
+    fn from(e: OriginSetupError) -> io::Error {
+        match e {
+            OriginSetupError::Resolve(e) => e.into(),
+            tls => io::Error::new(io::ErrorKind::InvalidInput, tls.to_string()),
+        }
+    }
+}
+
+/// The `Host` an origin gets when neither the route nor `host_header` sets
+/// one: its address's `host[:port]`, without the scheme.
+fn default_host(address: &str) -> Option<HeaderValue> {
+    let authority = OriginAddress::parse(address).ok()?.authority;
+    HeaderValue::from_str(&authority).ok()
 }
 
 impl From<&Config> for ClientLimits {
@@ -77,6 +138,18 @@ impl From<&Config> for ClientLimits {
             send_timeout: Duration::from_millis(server.client_send_timeout_ms),
             max_connections: server.max_connections,
             tls_handshake_timeout: server.tls_handshake_timeout(),
+            h2: H2Limits {
+                max_concurrent_streams: server.h2_max_concurrent_streams,
+                max_header_list_size: server
+                    .h2_max_header_list_size
+                    .unwrap_or(server.max_request_head_bytes)
+                    as u32,
+                stream_window: server.h2_stream_window as u32,
+                connection_window: server.h2_connection_window as u32,
+                max_pending_accept_reset_streams: server.h2_max_pending_accept_reset_streams,
+                max_local_error_reset_streams: server.h2_max_local_error_reset_streams,
+                max_control_frames_per_sec: server.h2_max_control_frames_per_sec,
+            },
         }
     }
 }
@@ -93,8 +166,8 @@ impl From<&Config> for ProxySettings {
                 .host_header
                 .as_deref()
                 .and_then(|h| HeaderValue::from_str(h).ok()),
-            default_host: HeaderValue::from_str(&config.origin.address)
-                .unwrap_or_else(|_| HeaderValue::from_static("localhost")),
+            default_host: default_host(&config.origin.address)
+                .unwrap_or_else(|| HeaderValue::from_static("localhost")),
             purge_allow: config.cache.purge_networks(),
             purge_token: config.cache.purge_token.clone(),
             max_retries: config.slice.max_retries,
@@ -128,7 +201,7 @@ impl From<(&ProxySettings, &RouteConfig)> for ProxySettings {
             .host_header
             .as_deref()
             .and_then(|h| HeaderValue::from_str(h).ok());
-        s.default_host = HeaderValue::from_str(&route.origin).unwrap_or(s.default_host);
+        s.default_host = default_host(&route.origin).unwrap_or(s.default_host);
         s.rules = SliceRules {
             min_bytes: route.min_slice_bytes.unwrap_or(s.rules.min_bytes),
             include: route.include.clone(),
@@ -146,26 +219,38 @@ impl From<(&ProxySettings, &RouteConfig)> for ProxySettings {
     }
 }
 
-/// How to reach `[origin]`: its address (`host:port`) resolved once, here, at
-/// start; the error names the key `origin.address`.
+/// How to reach `[origin]`: its address (`https://host`, `host:port`...)
+/// resolved once, here, at start, and for `https://` its TLS client built
+/// once; errors name the key (`origin.address`, `origin.ca_file`).
 impl TryFrom<&OriginConfig> for OriginSettings {
-    type Error = ResolveError;
+    type Error = OriginSetupError;
 
-    fn try_from(config: &OriginConfig) -> Result<OriginSettings, ResolveError> {
+    fn try_from(config: &OriginConfig) -> Result<OriginSettings, OriginSetupError> {
         let address = &config.address;
         let refused = |error| ResolveError {
             key: "origin.address".into(),
             address: address.clone(),
             error,
         };
-        let addrs: Vec<SocketAddr> = address.to_socket_addrs().map_err(refused)?.collect();
+        let parsed = OriginAddress::parse(address)
+            .map_err(|e| refused(io::Error::new(io::ErrorKind::InvalidInput, e)))?;
+        let addrs: Vec<SocketAddr> = parsed
+            .socket_address()
+            .to_socket_addrs()
+            .map_err(refused)?
+            .collect();
         if addrs.is_empty() {
             let none = io::Error::new(io::ErrorKind::NotFound, "resolves to no address");
-            return Err(refused(none));
+            return Err(refused(none).into());
         }
+        let tls = match parsed.tls {
+            true => Some(origin_tls(config, &parsed)?),
+            false => None,
+        };
         Ok(OriginSettings {
             name: address.to_string(),
             addrs,
+            tls,
             connect_timeout: config.connect_timeout(),
             head_timeout: config.head_timeout(),
             read_timeout: config.read_timeout(),
@@ -179,12 +264,39 @@ impl TryFrom<&OriginConfig> for OriginSettings {
     }
 }
 
+/// The TLS client of an `https://` origin: SNI and the certificate's name
+/// from the address's host (never `host_header`), trust from `tls_verify`
+/// and `ca_file`.
+fn origin_tls(
+    config: &OriginConfig,
+    address: &OriginAddress,
+) -> Result<OriginTls, OriginSetupError> {
+    let trust = match (&config.tls_verify, &config.ca_file) {
+        (false, _) => Trust::Off,
+        (true, None) => Trust::System,
+        (true, Some(path)) => {
+            Trust::Roots(load_ca_file(path).map_err(|reason| OriginSetupError::Tls {
+                key: "origin.ca_file".into(),
+                value: format!("{path:?}"),
+                reason,
+            })?)
+        }
+    };
+    OriginTls::new(&config.address, &address.host, trust).map_err(|e: TlsSetupError| {
+        OriginSetupError::Tls {
+            key: "origin.address".into(),
+            value: format!("{:?}", config.address),
+            reason: e.to_string(),
+        }
+    })
+}
+
 /// Every route of `config`, each origin resolved; the first origin that does
 /// not resolve is the error, named by its key.
 impl TryFrom<&Config> for RouteTable {
-    type Error = ResolveError;
+    type Error = OriginSetupError;
 
-    fn try_from(config: &Config) -> Result<RouteTable, ResolveError> {
+    fn try_from(config: &Config) -> Result<RouteTable, OriginSetupError> {
         let base = ProxySettings::from(config);
         let default = if config.origin.address.is_empty() {
             None
@@ -196,16 +308,16 @@ impl TryFrom<&Config> for RouteTable {
         };
         let mut routes = Vec::new();
         for (i, route) in config.routes.iter().enumerate() {
-            // A route's origin has its own address and Host, `[origin]`'s timeouts.
+            // A route's origin has its own address, Host and TLS trust,
+            // `[origin]`'s timeouts.
             let origin_config = OriginConfig {
                 address: route.origin.clone(),
                 host_header: route.host_header.clone(),
+                ca_file: route.origin_ca_file.clone(),
+                tls_verify: route.origin_tls_verify.unwrap_or(true),
                 ..config.origin.clone()
             };
-            let origin = OriginSettings::try_from(&origin_config).map_err(|e| ResolveError {
-                key: format!("route[{i}].origin"),
-                ..e
-            })?;
+            let origin = OriginSettings::try_from(&origin_config).map_err(|e| e.in_route(i))?;
             let matcher = RouteMatch::new(route.host.as_deref(), route.path_prefix.as_deref());
             let proxy = ProxySettings::from((&base, route));
             routes.push((matcher, RoutePlan { proxy, origin }));
@@ -322,6 +434,39 @@ mod tests {
         let err = RouteTable::try_from(&bad).unwrap_err().to_string();
         assert!(
             err.starts_with("route[0].origin \"127.0.0.1:99999\": cannot resolve: "),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn https_origins_get_a_tls_client_and_their_host_without_the_scheme() {
+        let config = config(
+            "[[route]]\nhost = \"a.test\"\norigin = \"https://127.0.0.1:9443\"\n\
+             origin_tls_verify = false\n",
+        );
+        let route = &config.routes[0];
+        let proxy = ProxySettings::from((&ProxySettings::from(&config), route));
+        assert_eq!(proxy.default_host, "127.0.0.1:9443");
+        let origin_config = OriginConfig {
+            address: route.origin.clone(),
+            tls_verify: false,
+            ..config.origin.clone()
+        };
+        let origin = OriginSettings::try_from(&origin_config).unwrap();
+        assert_eq!(origin.addrs, ["127.0.0.1:9443".parse().unwrap()]);
+        assert!(origin.tls.as_ref().is_some_and(|t| !t.verifies()));
+        assert!(OriginSettings::try_from(&config.origin)
+            .unwrap()
+            .tls
+            .is_none());
+
+        // A CA file gone between validation and start is named by its route key.
+        let mut gone = config.clone();
+        gone.routes[0].origin_tls_verify = None;
+        gone.routes[0].origin_ca_file = Some("/nonexistent/ca.pem".into());
+        let err = RouteTable::try_from(&gone).unwrap_err().to_string();
+        assert!(
+            err.starts_with("route[0].origin_ca_file \"/nonexistent/ca.pem\": cannot read it: "),
             "{err}"
         );
     }

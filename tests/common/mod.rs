@@ -3,9 +3,9 @@
 //! Here: [`Harness`] (in-process server and demo origin, configured by
 //! [`Setup`]), temp dirs, polling and raw requests. In submodules: `process`
 //! (the binary as a subprocess, its stderr lines), `rig` (the resilience
-//! tests' `Knobs` and `Rig`), `cache` (cached setups, PURGE) and `strategies`
-//! (proptest strategies of the fuzz files) and `tls` (certificates made in
-//! the test, TLS clients).
+//! tests' `Knobs` and `Rig`), `cache` (cached setups, PURGE), `h2c` (an
+//! HTTP/2 client and raw frames), `strategies` (proptest strategies of the
+//! fuzz files) and `tls` (certificates made in the test, TLS clients).
 #![allow(dead_code, unused_imports)]
 
 pub use edgeslice::demo::client::{get, HttpConnection, HttpResponse};
@@ -18,6 +18,7 @@ use edgeslice::config::{Config, DriverChoice};
 use edgeslice::server::runtime::Server;
 
 pub mod cache;
+pub mod h2c;
 pub mod process;
 pub mod rig;
 pub mod strategies;
