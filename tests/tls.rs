@@ -142,6 +142,61 @@ fn h2_over_tls_by_alpn_serves_exact_bytes_from_origin_and_cache() {
 }
 
 #[test]
+fn a_client_that_reads_late_gets_every_byte_and_one_that_never_reads_is_cut_off() {
+    let dir = TempDir::new("tls-slow");
+    let ca = TestCa::new("test CA");
+    let (cert, key) = ca.write_leaf(dir.path(), "default", &["localhost"]);
+    let h = Harness::start(Setup {
+        slice_size: 256 * 1024,
+        server: format!("{}client_send_timeout_ms = 500\n", tls_lines(&cert, &key)),
+        ..Setup::default()
+    });
+    let tls = h.server.tls_addr().unwrap();
+    let size: u64 = 8 << 20;
+    let target = format!("/obj/{size}/s");
+    // The socket fills while the client sleeps: the server waits for it to
+    // drain (records are sent without blocking), then goes on.
+    let mut stream = ca.connect(tls, "localhost", &[b"http/1.1"]).unwrap();
+    write!(stream, "GET {target} HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
+    stream.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let mut conn = HttpConnection::over(stream);
+    let resp = conn.raw(b"").unwrap();
+    assert_eq!(resp.status, 200);
+    assert!(resp.complete && resp.body == object_bytes("s", 0, size - 1));
+
+    // A client that never reads holds its connection for the send timeout
+    // only (an object larger than both sockets' buffers can hold).
+    let size: u64 = 32 << 20;
+    let mut stalled = ca.connect(tls, "localhost", &[b"http/1.1"]).unwrap();
+    write!(
+        stalled,
+        "GET /obj/{size}/n HTTP/1.1\r\nHost: localhost\r\n\r\n"
+    )
+    .unwrap();
+    stalled.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    stalled
+        .sock
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut got = 0usize;
+    let mut buf = vec![0u8; 64 * 1024];
+    let cut = loop {
+        match std::io::Read::read(&mut stalled, &mut buf) {
+            Ok(0) | Err(_) => break true,
+            Ok(n) => got += n,
+        }
+        if got as u64 > size {
+            break false;
+        }
+    };
+    assert!(cut && (got as u64) < size, "cut off after {got} bytes");
+    let resp = get(h.addr(), "/obj/9/after", &[]).unwrap();
+    assert_eq!(resp.body, object_bytes("after", 0, 8), "the worker goes on");
+}
+
+#[test]
 fn sni_picks_the_route_certificate_else_the_default() {
     let dir = TempDir::new("tls-sni");
     let ca = TestCa::new("test CA");

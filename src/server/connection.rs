@@ -30,8 +30,10 @@ use crate::server::limits::ClientLimits;
 use crate::server::reload::WorkerRoutes;
 use crate::server::sink::{ClientReader, H1Client};
 use crate::server::stream::{ClientStream, ClientWriteHalf};
+use crate::server::tls_stream::TlsStream;
 use crate::server::{access, request};
-use monoio_rustls::TlsAcceptor;
+use rustls::ServerConfig;
+use std::sync::Arc;
 
 pub use crate::server::worker::WorkerState;
 
@@ -39,7 +41,7 @@ pub use crate::server::worker::WorkerState;
 /// over TLS when `tls` is given.
 pub async fn accept_loop(
     listener: TcpListener,
-    tls: Option<TlsAcceptor>,
+    tls: Option<Arc<ServerConfig>>,
     routes: Rc<WorkerRoutes>,
     state: Rc<WorkerState>,
     stop: impl std::future::Future<Output = ()>,
@@ -74,7 +76,7 @@ pub async fn accept_loop(
 async fn serve_accepted(
     stream: TcpStream,
     peer: std::net::SocketAddr,
-    tls: Option<TlsAcceptor>,
+    tls: Option<Arc<ServerConfig>>,
     routes: Rc<WorkerRoutes>,
     state: Rc<WorkerState>,
 ) {
@@ -90,9 +92,9 @@ async fn serve_accepted(
             Preface::Closed => return,
             Preface::Other => ClientStream::Plain(stream),
         },
-        Some(acceptor) => {
-            match monoio::time::timeout(limits.tls_handshake_timeout, acceptor.accept(stream)).await
-            {
+        Some(config) => {
+            let handshake = TlsStream::accept(stream, config);
+            match monoio::time::timeout(limits.tls_handshake_timeout, handshake).await {
                 Ok(Ok(tls)) => {
                     metrics::with(|m| m.tls_handshakes.inc());
                     let h2 = tls.alpn_protocol().is_some_and(|p| p == b"h2");

@@ -1,6 +1,6 @@
 //! The server: pinned monoio workers ([`runtime`]) and what their
 //! connections share ([`worker`]), their accept loops and HTTP/1.1
-//! connections ([`connection`]) over plain TCP or TLS ([`stream`], [`tls`])
+//! connections ([`connection`]) over plain TCP or TLS ([`stream`], [`tls`], [`tls_stream`])
 //! and the response sink each lends a request ([`sink`]), HTTP/2
 //! connections ([`h2`]), their streams' sink ([`h2_sink`]) and control-frame
 //! budget ([`h2_frames`]), one request through the driver for either
@@ -24,4 +24,5 @@ pub mod settings;
 pub mod sink;
 pub mod stream;
 pub mod tls;
+pub mod tls_stream;
 pub mod worker;

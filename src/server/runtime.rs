@@ -70,7 +70,7 @@ struct WorkerPlan {
     driver: Driver,
     shutdown_timeout: std::time::Duration,
     max_buffered_bytes: u64,
-    tls: Option<monoio_rustls::TlsAcceptor>,
+    tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 /// Running workers.
@@ -107,7 +107,7 @@ impl Server {
             driver,
             shutdown_timeout: config.server.shutdown_timeout(),
             max_buffered_bytes: config.server.max_buffered_bytes,
-            tls: tls.as_ref().map(ClientTls::acceptor),
+            tls: tls.as_ref().map(ClientTls::server_config),
         };
         let cache = if config.cache.enabled {
             let ttl = Duration::from_secs(config.cache.cache_ttl);
@@ -370,9 +370,9 @@ async fn worker(
     // connection it already took).
     let (tls_stop, tls_stopped) = local_sync::oneshot::channel::<()>();
     let tls_task = match (tls_listener, plan.tls.clone()) {
-        (Some(l), Some(acceptor)) => Some(monoio::spawn(accept_loop(
+        (Some(l), Some(config)) => Some(monoio::spawn(accept_loop(
             l,
-            Some(acceptor),
+            Some(config),
             routes.clone(),
             state.clone(),
             async {

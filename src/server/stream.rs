@@ -10,7 +10,8 @@ use monoio::buf::{IoBuf, IoBufMut, IoVecBuf, IoVecBufMut};
 use monoio::io::{AsyncReadRent, AsyncWriteRent, OwnedReadHalf, OwnedWriteHalf, Split};
 use monoio::net::TcpStream;
 use monoio::BufResult;
-use monoio_rustls::ServerTlsStream;
+
+use crate::server::tls_stream::TlsStream;
 
 /// The read half of a client connection.
 pub type ClientReadHalf = OwnedReadHalf<ClientStream>;
@@ -22,11 +23,10 @@ pub enum ClientStream {
     /// Plain TCP.
     Plain(TcpStream),
     /// TLS (rustls) over TCP; boxed, the session state is large.
-    Tls(Box<ServerTlsStream<TcpStream>>),
+    Tls(Box<TlsStream>),
 }
 
-// SAFETY: both variants are `Split` (TcpStream, and monoio-rustls's stream
-// over a `Split` stream); the halves of one connection are used by one task
+// SAFETY: TcpStream is `Split`, and a TLS session is one rustls state; the halves of one connection are used by one task
 // at a time, a read and a write are never in flight together on a TLS
 // session (the HTTP/1.1 loop reads a head or body, then writes the answer;
 // HTTP/2 goes through its own single-task wrapper).

@@ -16,7 +16,6 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
-use monoio_rustls::TlsAcceptor;
 use rustls::crypto::CryptoProvider;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
@@ -137,11 +136,11 @@ impl ResolvesServerCert for Resolver {
     }
 }
 
-/// The node's TLS for clients: one acceptor for every worker.
+/// The node's TLS for clients: one rustls configuration for every worker.
 pub struct ClientTls {
     resolver: Arc<Resolver>,
     provider: Arc<CryptoProvider>,
-    acceptor: TlsAcceptor,
+    server: Arc<rustls::ServerConfig>,
 }
 
 impl ClientTls {
@@ -169,7 +168,7 @@ impl ClientTls {
         Ok(Some(ClientTls {
             resolver,
             provider,
-            acceptor: TlsAcceptor::from(Arc::new(server)),
+            server: Arc::new(server),
         }))
     }
 
@@ -181,8 +180,8 @@ impl ClientTls {
         Ok(())
     }
 
-    /// The acceptor the workers hand new connections to.
-    pub fn acceptor(&self) -> TlsAcceptor {
-        self.acceptor.clone()
+    /// The rustls configuration every worker's handshakes use.
+    pub fn server_config(&self) -> Arc<rustls::ServerConfig> {
+        self.server.clone()
     }
 }
