@@ -20,7 +20,7 @@ use monoio_http::h1::codec::decoder::RequestHeadDecoder;
 
 use crate::error::{Error, Result};
 use crate::http::h1::{self, BodyDecoder, BodyFraming, LimitedHead};
-use crate::http::sink::{map_range, BodyLength, BodySource, ResponseSink};
+use crate::http::sink::{file_range, BodyLength, BodySource, ResponseSink};
 use crate::server::stream::{ClientReadHalf, ClientWriteHalf};
 
 /// The request-head reader of a client connection.
@@ -90,7 +90,7 @@ impl H1Client<'_> {
         // SAFETY: the connection's write half is only used through this
         // sink, on this thread, and no other borrow of it is alive.
         let Some(stream) = (unsafe { &*self.writer.0.get() }).plain() else {
-            return self.write(map_range(file, offset, len)?).await;
+            return self.write(file_range(file, offset, len)?).await;
         };
         let socket = stream.as_raw_fd();
         let _nonblocking = NonBlocking::set(socket).map_err(Error::ClientIo)?;
