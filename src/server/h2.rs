@@ -29,12 +29,12 @@ use std::rc::Rc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
+use crate::server::h2_io::H2Io;
+use crate::server::stream::ClientStream;
 use bytes::Bytes;
 use h2::server::{Builder, SendResponse};
 use h2::{Reason, RecvStream};
-use monoio::io::{AsyncReadRent, AsyncWriteRent};
 use monoio::net::TcpStream;
-use monoio_compat::StreamWrapper;
 use tracing::debug;
 
 use crate::ops::metrics;
@@ -47,10 +47,6 @@ use crate::server::reload::WorkerRoutes;
 use crate::server::request;
 use crate::server::worker::WorkerState;
 
-/// Bytes read from the socket at a time.
-const READ_BUFFER: usize = 16 * 1024;
-/// Bytes handed to the socket per write: several 16 KiB DATA frames.
-const WRITE_BUFFER: usize = 64 * 1024;
 /// Response bytes h2 may hold queued per stream beyond what was sent.
 const SEND_BUFFER: usize = 256 * 1024;
 
@@ -144,18 +140,16 @@ enum Event {
 
 /// Serve an HTTP/2 connection on `io` (its preface not yet read) until it
 /// closes. The caller counts the connection as open.
-pub async fn serve_h2<IO>(
-    io: IO,
+pub async fn serve_h2(
+    io: ClientStream,
     peer: SocketAddr,
     routes: Rc<WorkerRoutes>,
     state: Rc<WorkerState>,
-) where
-    IO: AsyncReadRent + AsyncWriteRent + Unpin + 'static,
-{
+) {
     let (_, limits) = routes.current();
     metrics::with(|m| m.h2_connections.inc());
     let budget = Rc::new(FrameBudget::new(limits.h2.max_control_frames_per_sec));
-    let io = StreamWrapper::new_with_buffer_size(io, READ_BUFFER, WRITE_BUFFER);
+    let io = H2Io::new(io);
     let handshake = builder(&limits.h2).handshake::<_, Bytes>(FrameWatch::new(io, budget.clone()));
     let mut conn = match monoio::time::timeout(limits.header_timeout, handshake).await {
         Ok(Ok(conn)) => conn,

@@ -69,6 +69,13 @@ impl TlsStream {
         Ok(stream)
     }
 
+    /// The socket, the session and the ciphertext received but not yet
+    /// given to rustls, for a reader of another kind (HTTP/2).
+    pub fn into_parts(self) -> (TcpStream, ServerConnection, Vec<u8>) {
+        let pending = self.rbuf[self.rpos..].to_vec();
+        (self.tcp, self.conn, pending)
+    }
+
     /// The protocol ALPN chose, if any.
     pub fn alpn_protocol(&self) -> Option<&[u8]> {
         self.conn.alpn_protocol()
@@ -174,7 +181,7 @@ impl TlsStream {
 
 /// `io::Write` onto a socket with one non-blocking `sendmsg` per call:
 /// rustls passes all its pending records at once.
-struct SendNow(RawFd);
+pub(crate) struct SendNow(pub(crate) RawFd);
 
 impl Write for SendNow {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {

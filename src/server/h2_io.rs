@@ -1,0 +1,301 @@
+//! The bytes under an HTTP/2 connection: the h2 crate's `AsyncRead` and
+//! `AsyncWrite` on a client connection, plain or TLS, by readiness.
+//!
+//! The h2 crate polls tokio's I/O traits. monoio-compat adapts monoio's
+//! owned-buffer I/O to them by copying every write into a buffer of its own
+//! and every read out of one, a copy of each byte on top of the kernel's
+//! (and of rustls's, over TLS). [`H2Io`] skips it: it sends with a
+//! non-blocking `sendmsg` straight from h2's buffers (vectored: a DATA
+//! frame's header and its payload go together) or hands them to rustls to
+//! encrypt, reads with a non-blocking `recv` straight into h2's buffer (or
+//! into rustls), and only when the socket is not ready waits for it, through
+//! monoio's readiness futures. No kernel operation is ever in flight on
+//! memory it does not own.
+
+use std::future::Future;
+use std::io::{self, IoSlice, Read, Write};
+use std::os::fd::{AsRawFd, RawFd};
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+
+use monoio::net::TcpStream;
+use rustls::ServerConnection;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use crate::server::stream::ClientStream;
+use crate::server::tls_stream::SendNow;
+
+/// A wait for the socket to be readable or writable.
+type Ready = Pin<Box<dyn Future<Output = io::Result<()>>>>;
+
+/// A TLS session's state when h2 runs over it.
+struct Tls {
+    conn: ServerConnection,
+    /// Ciphertext received; `rbuf[rpos..]` is not yet in rustls.
+    rbuf: Vec<u8>,
+    rpos: usize,
+}
+
+/// An HTTP/2 connection's socket, plain or TLS.
+pub struct H2Io {
+    tcp: Rc<TcpStream>,
+    tls: Option<Box<Tls>>,
+    read_ready: Option<Ready>,
+    write_ready: Option<Ready>,
+}
+
+/// Ciphertext received at once.
+const TLS_READ: usize = 32 * 1024;
+
+impl H2Io {
+    /// The connection `stream`, after its TLS handshake if it has one.
+    pub fn new(stream: ClientStream) -> H2Io {
+        let (tcp, tls) = match stream {
+            ClientStream::Plain(tcp) => (tcp, None),
+            ClientStream::Tls(tls) => {
+                let (tcp, conn, rbuf) = tls.into_parts();
+                (
+                    tcp,
+                    Some(Box::new(Tls {
+                        conn,
+                        rbuf,
+                        rpos: 0,
+                    })),
+                )
+            }
+        };
+        H2Io {
+            tcp: Rc::new(tcp),
+            tls,
+            read_ready: None,
+            write_ready: None,
+        }
+    }
+
+    fn fd(&self) -> RawFd {
+        self.tcp.as_raw_fd()
+    }
+
+    /// Ready when the socket may be readable (`write` false) or writable.
+    fn poll_ready(&mut self, cx: &mut Context<'_>, write: bool) -> Poll<io::Result<()>> {
+        let tcp = self.tcp.clone();
+        let slot = if write {
+            &mut self.write_ready
+        } else {
+            &mut self.read_ready
+        };
+        let wait = slot.get_or_insert_with(|| {
+            Box::pin(async move {
+                if write {
+                    tcp.writable(false).await
+                } else {
+                    tcp.readable(false).await
+                }
+            })
+        });
+        let ready = wait.as_mut().poll(cx);
+        if ready.is_ready() {
+            *slot = None;
+        }
+        ready
+    }
+
+    /// Send what rustls holds until it is all sent or the socket is full.
+    fn poll_flush_tls(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        loop {
+            let fd = self.fd();
+            let Some(tls) = self.tls.as_mut() else {
+                return Poll::Ready(Ok(()));
+            };
+            if !tls.conn.wants_write() {
+                return Poll::Ready(Ok(()));
+            }
+            match tls.conn.write_tls(&mut SendNow(fd)) {
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    std::task::ready!(self.poll_ready(cx, true))?;
+                }
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+
+    /// Decrypted bytes into `buf`, reading ciphertext as needed.
+    fn poll_read_tls(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        loop {
+            let fd = self.fd();
+            let tls = self.tls.as_mut().expect("a TLS connection");
+            match tls.conn.reader().read(buf.initialize_unfilled()) {
+                Ok(n) => {
+                    buf.advance(n);
+                    return Poll::Ready(Ok(()));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+            if tls.rpos == tls.rbuf.len() {
+                tls.rbuf.resize(TLS_READ, 0);
+                match recv(fd, &mut tls.rbuf) {
+                    Ok(n) => {
+                        tls.rbuf.truncate(n);
+                        tls.rpos = 0;
+                        if n == 0 {
+                            // The end of the stream: rustls says whether it was clean.
+                            let _ = tls.conn.read_tls(&mut io::empty());
+                            let _ = tls.conn.process_new_packets();
+                            continue;
+                        }
+                    }
+                    Err(e) => {
+                        tls.rbuf.clear();
+                        tls.rpos = 0;
+                        if e.kind() == io::ErrorKind::WouldBlock {
+                            std::task::ready!(self.poll_ready(cx, false))?;
+                            continue;
+                        }
+                        if e.kind() == io::ErrorKind::Interrupted {
+                            continue;
+                        }
+                        return Poll::Ready(Err(e));
+                    }
+                }
+            }
+            let tls = self.tls.as_mut().expect("a TLS connection");
+            let mut pending = &tls.rbuf[tls.rpos..];
+            match tls.conn.read_tls(&mut pending) {
+                Ok(n) => tls.rpos += n,
+                // Plaintext not read yet fills rustls: it is read above first.
+                Err(e) if e.kind() == io::ErrorKind::Other => {}
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+            let processed = tls.conn.process_new_packets();
+            // An alert for a bad record, or the answer to a key update.
+            if let Poll::Ready(Err(e)) = self.poll_flush_tls(cx) {
+                return Poll::Ready(Err(e));
+            }
+            if let Err(e) = processed {
+                return Poll::Ready(Err(io::Error::new(io::ErrorKind::InvalidData, e)));
+            }
+        }
+    }
+}
+
+/// One non-blocking `recv` into `buf`.
+fn recv(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: `buf` is writable for its length for the duration of the call.
+    let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
+
+impl AsyncRead for H2Io {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if this.tls.is_some() {
+            return this.poll_read_tls(cx, buf);
+        }
+        loop {
+            // SAFETY: recv only writes into the unfilled part, and only the
+            // `n` bytes it reports are marked initialised.
+            let unfilled = unsafe { buf.unfilled_mut() };
+            let into = unsafe {
+                std::slice::from_raw_parts_mut(unfilled.as_mut_ptr().cast::<u8>(), unfilled.len())
+            };
+            match recv(this.fd(), into) {
+                Ok(n) => {
+                    // SAFETY: recv wrote `n` bytes.
+                    unsafe { buf.assume_init(n) };
+                    buf.advance(n);
+                    return Poll::Ready(Ok(()));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    std::task::ready!(this.poll_ready(cx, false))?;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+}
+
+impl AsyncWrite for H2Io {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.poll_write_vectored(cx, &[IoSlice::new(buf)])
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if bufs.iter().all(|b| b.is_empty()) {
+            return Poll::Ready(Ok(0));
+        }
+        loop {
+            let fd = this.fd();
+            let Some(tls) = this.tls.as_mut() else {
+                match SendNow(fd).write_vectored(bufs) {
+                    Ok(n) => return Poll::Ready(Ok(n)),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        std::task::ready!(this.poll_ready(cx, true))?;
+                        continue;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Poll::Ready(Err(e)),
+                }
+            };
+            // rustls takes what its buffer limit allows and encrypts it.
+            let taken = match tls.conn.writer().write_vectored(bufs) {
+                Ok(n) => n,
+                Err(e) => return Poll::Ready(Err(e)),
+            };
+            // Send what it can now; what the socket cannot take yet stays
+            // in rustls, bounded by its limit.
+            let flushed = this.poll_flush_tls(cx);
+            if taken > 0 {
+                if let Poll::Ready(Err(e)) = flushed {
+                    return Poll::Ready(Err(e));
+                }
+                return Poll::Ready(Ok(taken));
+            }
+            std::task::ready!(flushed)?;
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.get_mut().poll_flush_tls(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if let Some(tls) = this.tls.as_mut() {
+            tls.conn.send_close_notify();
+        }
+        std::task::ready!(this.poll_flush_tls(cx))?;
+        // SAFETY: shutdown of this connection's own socket.
+        unsafe { libc::shutdown(this.fd(), libc::SHUT_WR) };
+        Poll::Ready(Ok(()))
+    }
+}
