@@ -6,6 +6,7 @@
 
 mod common;
 
+use std::io::Write;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -311,4 +312,43 @@ fn a_reset_stream_stops_its_slice_fetches() {
         let after = h2c::get(&client, "/obj/16/after", &[]).await;
         assert_eq!(after.body, object_bytes("after", 0, 15));
     });
+}
+
+#[test]
+fn tiny_slices_go_out_in_data_frames_of_a_useful_size() {
+    // 64-byte slices: each part alone would be a 64-byte DATA frame, which
+    // a careful client counts as abuse. Parts are joined to 1 KiB at least.
+    let h = Harness::start(Setup {
+        slice_size: 64,
+        ..Setup::default()
+    });
+    let mut s = h2c::raw_connect(h.addr());
+    let block = h2c::get_block("/obj/5000/t");
+    s.write_all(&h2c::frame(
+        h2c::HEADERS,
+        h2c::END_STREAM | h2c::END_HEADERS,
+        1,
+        &block,
+    ))
+    .unwrap();
+    let (frames, _) = h2c::read_frames(&mut s, Duration::from_millis(1500));
+    let data: Vec<&h2c::Frame> = frames
+        .iter()
+        .filter(|f| f.kind == h2c::DATA && f.stream == 1)
+        .collect();
+    let body: Vec<u8> = data.iter().flat_map(|f| f.payload.clone()).collect();
+    assert!(body == object_bytes("t", 0, 4999), "{} bytes", body.len());
+    // Every frame but the one with the body's remainder carries 1 KiB or
+    // more; the stream ends with END_STREAM (on an empty frame, or that one).
+    let sizes: Vec<usize> = data.iter().map(|f| f.payload.len()).collect();
+    let carrying: Vec<usize> = sizes.iter().copied().filter(|n| *n > 0).collect();
+    let (_, rest) = carrying.split_last().unwrap();
+    assert!(
+        rest.iter().all(|n| *n >= 1024),
+        "DATA frame sizes {sizes:?}"
+    );
+    assert!(
+        data.last().unwrap().flags & h2c::END_STREAM != 0,
+        "{sizes:?}"
+    );
 }

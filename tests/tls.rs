@@ -289,6 +289,39 @@ fn garbage_and_stalled_handshakes_close_only_their_connection() {
 }
 
 #[test]
+fn an_expired_route_certificate_fails_at_the_client_and_the_default_goes_on() {
+    let dir = TempDir::new("tls-expired");
+    let ca = TestCa::new("test CA");
+    let (cert, key) = ca.write_leaf(dir.path(), "default", &["localhost"]);
+    let (old_cert, old_key) = ca.leaf(&["old.test"], true);
+    std::fs::write(dir.path().join("old.crt"), old_cert).unwrap();
+    std::fs::write(dir.path().join("old.key"), old_key).unwrap();
+    let origin = DemoOrigin::start().unwrap();
+    let setup = Setup {
+        server: tls_lines(&cert, &key),
+        ..Setup::default()
+    };
+    let text = format!(
+        "{}[[route]]\nhost = \"old.test\"\norigin = \"{}\"\ntls_cert = {:?}\ntls_key = {:?}\n",
+        config_text(origin.addr(), &setup),
+        origin.addr(),
+        dir.path().join("old.crt"),
+        dir.path().join("old.key"),
+    );
+    let server = start_server(&text);
+    let tls = server.tls_addr().unwrap();
+    // edgeslice serves the certificate it was given; a verifying client
+    // refuses it for what it is.
+    let Err(err) = ca.connect(tls, "old.test", &[b"http/1.1"]) else {
+        panic!("an expired certificate is refused");
+    };
+    assert!(err.to_string().to_lowercase().contains("expired"), "{err}");
+    let mut conn = ca.http(tls, "localhost");
+    let resp = conn.request("GET", "/obj/9/x", &[], None).unwrap();
+    assert_eq!(resp.body, object_bytes("x", 0, 8));
+}
+
+#[test]
 fn certificate_files_are_checked_at_start_and_named() {
     let dir = TempDir::new("tls-files");
     let ca = TestCa::new("test CA");

@@ -21,7 +21,7 @@ use std::rc::Rc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use h2::server::SendResponse;
 use h2::{Reason, RecvStream, SendStream};
 use http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
@@ -120,7 +120,20 @@ pub struct H2Client {
     /// Body bytes the head promised (`Content-Length`), and those sent.
     promised: Option<u64>,
     sent: u64,
+    /// Body pieces too small for a DATA frame of their own, held until
+    /// more comes or the body ends.
+    pending: BytesMut,
 }
+
+/// Body pieces shorter than this are joined with what follows before they
+/// go out as a DATA frame. A client may take a stream of tiny DATA frames
+/// for abuse (the h2 crate's client does below 256 bytes); multipart
+/// boundaries, the edges of ranges and tiny slices would make them.
+const MIN_DATA_FRAME: usize = 1024;
+
+/// A small piece held is copied in front of a following piece up to this
+/// size; before a larger one it goes out alone.
+const JOIN_AT_MOST: usize = 64 * 1024;
 
 impl H2Client {
     /// The client side of a stream whose request body is `body` of
@@ -142,6 +155,7 @@ impl H2Client {
             head_only,
             promised: None,
             sent: 0,
+            pending: BytesMut::new(),
         }
     }
 
@@ -155,10 +169,11 @@ impl H2Client {
     /// has), reset one that is not, so a client never takes a short body for
     /// a whole one.
     pub fn finish(&mut self, succeeded: bool) {
-        let complete = succeeded || self.promised == Some(self.sent);
+        let held = std::mem::take(&mut self.pending).freeze();
+        let complete = succeeded || self.promised == Some(self.sent + held.len() as u64);
         match std::mem::replace(&mut *self.answer.0.borrow_mut(), Responder::Ended) {
             Responder::Body(mut s) if complete => {
-                if s.send_data(Bytes::new(), true).is_err() {
+                if s.send_data(held, true).is_err() {
                     s.send_reset(Reason::INTERNAL_ERROR);
                 }
             }
@@ -166,6 +181,21 @@ impl H2Client {
             Responder::Head(mut r) => r.send_reset(Reason::INTERNAL_ERROR),
             Responder::Ended => {}
         }
+    }
+
+    /// Send `data` as the stream's window allows, in as many DATA frames.
+    async fn send_now(&mut self, mut data: Bytes) -> Result<()> {
+        while !data.is_empty() {
+            let granted = self.capacity(data.len()).await?;
+            let piece = data.split_to(granted.min(data.len()));
+            self.sent += piece.len() as u64;
+            let mut answer = self.answer.0.borrow_mut();
+            let Responder::Body(s) = &mut *answer else {
+                return Err(gone("the stream has ended"));
+            };
+            s.send_data(piece, false).map_err(client_error)?;
+        }
+        Ok(())
     }
 
     /// Wait for flow-control capacity on `stream`: the bytes the client's
@@ -231,24 +261,37 @@ impl ResponseSink for H2Client {
         Ok(())
     }
 
-    async fn send_body(&mut self, mut data: Bytes) -> Result<()> {
+    async fn send_body(&mut self, data: Bytes) -> Result<()> {
         if self.head_only {
             return Ok(());
         }
-        while !data.is_empty() {
-            let granted = self.capacity(data.len()).await?;
-            let piece = data.split_to(granted.min(data.len()));
-            self.sent += piece.len() as u64;
-            let mut answer = self.answer.0.borrow_mut();
-            let Responder::Body(s) = &mut *answer else {
-                return Err(gone("the stream has ended"));
-            };
-            s.send_data(piece, false).map_err(client_error)?;
+        let held = (self.pending.len() + data.len()) as u64;
+        // The last piece of a body of known length goes out at once: no
+        // end_body follows to send it.
+        let last = self.promised.is_some_and(|p| self.sent + held >= p);
+        if held < MIN_DATA_FRAME as u64 && !last {
+            self.pending.extend_from_slice(&data);
+            return Ok(());
         }
-        Ok(())
+        let data = if self.pending.is_empty() {
+            data
+        } else if data.len() <= JOIN_AT_MOST {
+            let mut joined = std::mem::take(&mut self.pending);
+            joined.extend_from_slice(&data);
+            joined.freeze()
+        } else {
+            let held = std::mem::take(&mut self.pending).freeze();
+            self.send_now(held).await?;
+            data
+        };
+        self.send_now(data).await
     }
 
     async fn end_body(&mut self) -> Result<()> {
+        if !self.pending.is_empty() {
+            let held = std::mem::take(&mut self.pending).freeze();
+            self.send_now(held).await?;
+        }
         let mut answer = self.answer.0.borrow_mut();
         if let Responder::Body(s) = &mut *answer {
             s.send_data(Bytes::new(), true).map_err(client_error)?;
