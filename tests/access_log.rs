@@ -30,6 +30,7 @@ fn expected_access_fields(posted: usize) -> [Vec<(&'static str, String)>; 3] {
         vec![
             ("method", s("GET")),
             ("path", s("/obj/16/log")),
+            ("proto", s("http/1.1")),
             ("range", s("-")),
             ("status", s("200")),
             ("bytes", s("16")),
@@ -43,6 +44,7 @@ fn expected_access_fields(posted: usize) -> [Vec<(&'static str, String)>; 3] {
         vec![
             ("method", s("GET")),
             ("path", s("/obj/16/log")),
+            ("proto", s("http/1.1")),
             ("range", s("bytes=2-9")),
             ("status", s("206")),
             ("bytes", s("8")),
@@ -56,6 +58,7 @@ fn expected_access_fields(posted: usize) -> [Vec<(&'static str, String)>; 3] {
         vec![
             ("method", s("POST")),
             ("path", s("/echo/log")),
+            ("proto", s("http/1.1")),
             ("range", s("-")),
             ("status", s("200")),
             ("bytes", posted.to_string()),
@@ -113,7 +116,7 @@ fn json_access_log_lines_carry_the_same_fields() {
         let doc: serde_json::Value =
             serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {line}"));
         let keys: Vec<&String> = doc.as_object().unwrap().keys().collect();
-        assert_eq!(keys.len(), 12, "{line}");
+        assert_eq!(keys.len(), 13, "{line}");
         for (key, value) in want {
             let got = match &doc[key] {
                 serde_json::Value::String(s) => s.clone(),

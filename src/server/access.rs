@@ -93,11 +93,17 @@ pub fn finish<S>(
     let cache = ex.cache.map_or("-", |c| c.as_str());
     let attempts = ex.origin_attempts.get();
     let ms = took.as_secs_f64() * 1e3;
+    let proto = match head.version {
+        http::Version::HTTP_2 => "h2",
+        http::Version::HTTP_10 => "http/1.0",
+        _ => "http/1.1",
+    };
     match format {
         LogFormat::Text => info!(
             target: "edgeslice::access",
             method = %head.method,
             path = %head.uri,
+            proto,
             range,
             status = ex.status,
             bytes = ex.body_bytes,
@@ -114,6 +120,7 @@ pub fn finish<S>(
             let line = serde_json::json!({
                 "method": head.method.as_str(),
                 "path": head.uri.to_string(),
+                "proto": proto,
                 "range": range,
                 "status": ex.status,
                 "bytes": ex.body_bytes,
