@@ -427,3 +427,27 @@ fn sighup_reloads_certificates_and_keeps_connections() {
     let resp = kept.request("GET", "/obj/9/k", &[], None).unwrap();
     assert_eq!(resp.body, object_bytes("k", 0, 8));
 }
+
+#[test]
+fn an_expired_certificate_is_warned_about_at_start_and_still_served() {
+    let origin = DemoOrigin::start().unwrap();
+    let dir = TempDir::new("tls-expiry-warning");
+    let ca = TestCa::new("test CA");
+    let (cert_pem, key_pem) = ca.leaf(&["localhost"], true);
+    let (cert, key) = (dir.path().join("old.crt"), dir.path().join("old.key"));
+    std::fs::write(&cert, cert_pem).unwrap();
+    std::fs::write(&key, key_pem).unwrap();
+    let conf = dir.path().join("edgeslice.toml");
+    let text = subprocess_config(origin.addr(), None, "").replace(
+        "workers = 1\n",
+        &format!("workers = 1\n{}", tls_lines(&cert, &key)),
+    );
+    std::fs::write(&conf, &text).unwrap();
+    let proc = Edgeslice::start(&conf);
+    let line = proc.wait_line(0, "TLS certificate has expired");
+    assert!(line.contains(&cert.display().to_string()), "{line}");
+    assert!(line.contains("server.tls_cert"), "{line}");
+    // Served as configured: a verifying client refuses it.
+    let tls = proc.tls_addr();
+    assert!(ca.connect(tls, "localhost", &[b"http/1.1"]).is_err());
+}

@@ -22,6 +22,8 @@ use rustls::sign::CertifiedKey;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
+use tracing::warn;
+
 use crate::config::Config;
 use crate::proxy::route::RouteMatch;
 
@@ -111,10 +113,37 @@ fn load_pair(
     if chain.is_empty() {
         return Err(refuse(cert_key, cert, "no certificate in the file".into()));
     }
+    warn_if_expiring(cert_key, cert, &chain[0]);
     let der = PrivateKeyDer::from_pem_file(key).map_err(|e| refuse(key_key, key, pem_reason(e)))?;
     let pair = CertifiedKey::from_der(chain, der, provider)
         .map_err(|e| refuse(key_key, key, format!("not the certificate's key: {e}")))?;
     Ok(Arc::new(pair))
+}
+
+/// A certificate this close to its end is warned about at start and reload.
+pub const EXPIRY_WARNING: std::time::Duration = std::time::Duration::from_secs(14 * 86_400);
+
+/// Warn when the leaf `leaf` of the file `path` has expired, is not valid
+/// yet, or ends within [`EXPIRY_WARNING`]. It is served all the same: the
+/// operator decides; clients that verify will refuse an expired one.
+fn warn_if_expiring(key: &str, path: &Path, leaf: &CertificateDer<'_>) {
+    let Ok((_, cert)) = x509_parser::parse_x509_certificate(leaf.as_ref()) else {
+        return warn!(key, path = %path.display(), "cannot read the certificate's validity");
+    };
+    let validity = cert.validity();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let not_after = validity.not_after.timestamp();
+    let not_before = validity.not_before.timestamp();
+    if now > not_after {
+        warn!(key, path = %path.display(), not_after = %validity.not_after, "TLS certificate has expired: verifying clients will refuse it");
+    } else if now < not_before {
+        warn!(key, path = %path.display(), not_before = %validity.not_before, "TLS certificate is not valid yet");
+    } else if not_after - now < EXPIRY_WARNING.as_secs() as i64 {
+        let days = (not_after - now) / 86_400;
+        warn!(key, path = %path.display(), not_after = %validity.not_after, days, "TLS certificate expires soon");
+    }
 }
 
 fn pem_reason(e: rustls_pki_types::pem::Error) -> String {
