@@ -45,10 +45,12 @@ use serde::{Deserialize, Serialize};
 
 use size::{deserialize_opt_size, deserialize_size};
 
+pub mod cluster;
 mod error;
 pub mod origin;
 pub mod size;
 mod validate;
+pub use cluster::ClusterConfig;
 use error::parse_error;
 pub use error::ConfigError;
 pub use origin::OriginAddress;
@@ -85,6 +87,9 @@ pub struct Config {
     pub admin: AdminConfig,
     /// `[log]`: the access log.
     pub log: LogConfig,
+    /// `[cluster]`: the other nodes of this POP; `None` runs alone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterConfig>,
     /// `[[route]]`: origins chosen by Host and path; `[origin]` is the default.
     #[serde(rename = "route", skip_serializing_if = "Vec::is_empty")]
     pub routes: Vec<RouteConfig>,

@@ -162,6 +162,9 @@ impl Config {
         self.validate_origin()?;
         self.validate_slice()?;
         self.validate_cache()?;
+        if let Some(cluster) = &self.cluster {
+            cluster.validate()?;
+        }
         self.validate_tls()
     }
 
