@@ -108,6 +108,15 @@ pub enum Error {
     /// The origin's answer is not valid HTTP/1.1.
     #[error("origin sent an invalid response: {0}")]
     OriginProtocol(String),
+    /// A peer node answered a slice request with a server error or 403; the
+    /// slice goes to the origin instead, so a client never sees this.
+    #[error("peer {peer} answered {status}")]
+    PeerStatus {
+        /// The peer as configured in `cluster.peers`.
+        peer: std::net::SocketAddr,
+        /// Its status.
+        status: u16,
+    },
     /// A slice answer failed a check: the object changed or the origin is broken.
     #[error("slice {index}: {detail}")]
     SliceMismatch {
@@ -138,6 +147,7 @@ impl Error {
             | Error::OriginStatus { .. }
             | Error::OriginUnavailable { .. }
             | Error::OriginProtocol(_)
+            | Error::PeerStatus { .. }
             | Error::SliceMismatch { .. } => ErrorSource::Origin,
             Error::CacheRead(_) => ErrorSource::Internal,
         }
@@ -162,6 +172,7 @@ impl Error {
             | Error::OriginIo(_)
             | Error::OriginProtocol(_)
             | Error::OriginStatus { .. }
+            | Error::PeerStatus { .. }
             | Error::SliceMismatch { .. } => StatusCode::BAD_GATEWAY,
             Error::CacheRead(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

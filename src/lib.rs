@@ -14,6 +14,7 @@
 //!          respond -> stream; pass-through, PURGE, revalidation, multipart
 //!     slice    plan the slices, choose each one's source, check an origin's
 //!              answer, stream them in order
+//!     cluster  the home node of each slice (consistent hash), a pool per peer
 //!     cache    manifests and slices in foyer (memory + disk), single flight
 //!     origin   keep-alive pool, retry rules, circuit breaker
 //!       http   framing, heads, ranges, versions, conditionals: pure
@@ -30,6 +31,8 @@ pub mod server;
 pub mod proxy;
 
 pub mod slice;
+
+pub mod cluster;
 
 pub mod cache;
 

@@ -108,6 +108,17 @@ impl ClusterConfig {
                 "must not be empty: peers prove they are peers with it",
             ));
         }
+        if !self
+            .token
+            .bytes()
+            .all(|b| b.is_ascii_graphic() || b == b' ')
+        {
+            return Err(invalid(
+                "cluster.token",
+                "(not shown)".into(),
+                "must be printable ASCII: it is sent as a header value",
+            ));
+        }
         if self.peer_timeout_ms == 0 {
             return Err(invalid(
                 "cluster.peer_timeout_ms",

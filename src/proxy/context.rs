@@ -9,6 +9,7 @@ use monoio_http::common::request::RequestHead;
 
 use crate::cache::manifest::StaleWindows;
 use crate::cache::SliceCache;
+use crate::cluster::Peers;
 use crate::config::SliceSize;
 use crate::http::range::RangeRequest;
 use crate::origin::pool::OriginPool;
@@ -57,6 +58,8 @@ pub struct Proxy {
     pub settings: ProxySettings,
     /// This worker's connections to the origin.
     pub pool: Rc<OriginPool>,
+    /// This worker's view of the cluster; `None` runs alone.
+    pub peers: Option<Rc<Peers>>,
     /// The node's slice cache, shared by all workers; `None` when disabled.
     pub cache: Option<Arc<SliceCache>>,
     /// This worker's budget of slice bytes in flight, shared by its routes.

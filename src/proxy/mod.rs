@@ -36,12 +36,14 @@ pub mod route;
 pub mod rules;
 pub mod unsliced;
 
+use std::rc::Rc;
 use std::sync::Arc;
 
 use http::{header, HeaderMap, HeaderValue, Method};
 use monoio_http::common::request::RequestHead;
 
 use crate::cache::SliceCache;
+use crate::cluster::{Peers, PEER_HEADER};
 use crate::error::Result;
 use crate::http::h1;
 use crate::http::headers::cacheable_request;
@@ -76,6 +78,13 @@ impl Proxy {
         req: &RequestHead,
         ex: &mut Exchange<'_, S>,
     ) -> Result<()> {
+        if let Some(presented) = req.headers.get(PEER_HEADER) {
+            if !self.peers.as_ref().is_some_and(|p| p.accepts(presented)) {
+                // Before any origin work: a wrong token costs nothing upstream.
+                let status = http::StatusCode::FORBIDDEN;
+                return ex.send_plain(status, HeaderMap::new(), "forbidden\n").await;
+            }
+        }
         let target = req.uri.path_and_query().map_or("/", |p| p.as_str());
         let mut ask = match self.classify(req, target, ex) {
             Class::Purge => return self.purge(req, target, ex).await,
@@ -176,6 +185,15 @@ impl Proxy {
         cache_status(&self.settings.node_name, served, 0, 0, fwd_status)
     }
 
+    /// The cluster's peers, when this request may ask them: not when it
+    /// came from a peer itself (its token was checked in [`Proxy::handle`]),
+    /// so a slice is forwarded one hop at most.
+    pub(crate) fn peers_for(&self, req: &RequestHead) -> Option<Rc<Peers>> {
+        self.peers
+            .clone()
+            .filter(|_| !req.headers.contains_key(PEER_HEADER))
+    }
+
     /// Request headers for the origin: end-to-end ones, without Range and
     /// If-Range (each slice sets its own Range), with the Host to use.
     fn forwarded_headers(&self, req: &RequestHead) -> HeaderMap {
@@ -184,6 +202,9 @@ impl Proxy {
         headers.remove(header::RANGE);
         headers.remove(header::IF_RANGE);
         headers.remove(header::EXPECT);
+        // The token is for this node only; a peer request is asked onward
+        // (to the origin) without it.
+        headers.remove(PEER_HEADER);
         if let Some(host) = &self.settings.host_header {
             headers.insert(header::HOST, host.clone());
         } else if h1::request_host(req).is_empty() {

@@ -14,6 +14,8 @@ use tracing::debug;
 
 use crate::cache::manifest::{freshness, StaleWindows};
 use crate::cache::{Joined, ObjectManifest};
+use crate::cluster::ask_peer;
+use crate::cluster::ring::home_key;
 use crate::error::{Error, Result};
 use crate::http::headers::{object_headers, req_headers_unsliced, slice_headers, total_unknown};
 use crate::http::range::{parse_content_range, ByteRangeSpec, ContentRange, RangeRequest};
@@ -75,9 +77,17 @@ impl Proxy {
             None => Served::Bypass,
         };
         ex.cache_status = Some(self.relay_status(ask.served, None));
-        let resp = self
-            .probe_with_retries(ask.target, &probe_headers, index, ex)
-            .await?;
+        let at_home = match &cold {
+            Some(cold) => self.probe_at_home(ask, cold, &probe_headers, index).await,
+            None => None,
+        };
+        let resp = match at_home {
+            Some(resp) => resp,
+            None => {
+                self.probe_with_retries(ask.target, &probe_headers, index, ex)
+                    .await?
+            }
+        };
         match resp.head.status {
             StatusCode::PARTIAL_CONTENT => {}
             StatusCode::RANGE_NOT_SATISFIABLE => {
@@ -201,6 +211,29 @@ impl Proxy {
             .finish(&headers, ttl, &self.settings.stale_defaults)
             .await;
         Ok(())
+    }
+
+    /// Send the probe of a cold object to the home of its slice when that is
+    /// a peer, so each object is fetched (and probed) once per POP; `None`
+    /// when there is no such peer or it failed (then marked down), and the
+    /// probe goes to the origin. The answer is checked like the origin's.
+    async fn probe_at_home(
+        &self,
+        ask: &Ask<'_>,
+        cold: &Cold,
+        headers: &HeaderMap,
+        index: u64,
+    ) -> Option<OriginResponse> {
+        let peers = self.peers_for(ask.req)?;
+        let peer = peers.home_peer(&home_key(cold.base.as_str(), index))?;
+        match ask_peer(&peers, peer, ask.target, headers).await {
+            Ok(resp) => Some(resp),
+            Err(e) => {
+                debug!(index, peer = %peers.addr(peer), error = %e, "peer failed the probe: asking the origin");
+                peers.mark_down(peer);
+                None
+            }
+        }
     }
 
     /// Send the probe, retrying connection failures, timeouts and 5xx answers;

@@ -269,6 +269,7 @@ impl Proxy {
     ) -> Rc<SliceJob> {
         Rc::new(SliceJob {
             pool: self.pool.clone(),
+            peers: self.peers_for(ask.req),
             target: Rc::from(ask.target),
             headers: Rc::new(slice_headers(
                 ask.forwarded.clone(),

@@ -13,6 +13,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use crate::cache::SliceCache;
+use crate::cluster::{ClusterSettings, Peers};
 use crate::origin::pool::{OriginPool, OriginSettings};
 use crate::proxy::context::{Proxy, ProxySettings};
 use crate::slice::stream::SliceBudget;
@@ -73,13 +74,25 @@ pub struct RoutePlan {
 pub struct RouteTable {
     routes: Vec<(RouteMatch, RoutePlan)>,
     default: Option<RoutePlan>,
+    /// The POP's other nodes, shared by every route; reloaded with the table.
+    cluster: Option<Arc<ClusterSettings>>,
 }
 
 impl RouteTable {
     /// A table of `routes`, tried in order, and the `default` for requests
     /// none matches; built from the configuration in [`crate::server::settings`].
     pub fn new(routes: Vec<(RouteMatch, RoutePlan)>, default: Option<RoutePlan>) -> RouteTable {
-        RouteTable { routes, default }
+        RouteTable {
+            routes,
+            default,
+            cluster: None,
+        }
+    }
+
+    /// The same table with the cluster every route's slices may come from.
+    pub fn with_cluster(mut self, cluster: Option<Arc<ClusterSettings>>) -> RouteTable {
+        self.cluster = cluster;
+        self
     }
 
     /// Every origin of the table (default first) with its breaker; an origin
@@ -112,8 +125,11 @@ impl Router {
         cache: &Option<Arc<SliceCache>>,
         budget: &Rc<SliceBudget>,
     ) -> Router {
+        // One pool per peer for the whole worker, whatever the route.
+        let peers = table.cluster.clone().map(Peers::new);
         let proxy = |plan: &RoutePlan| {
             Rc::new(Proxy {
+                peers: peers.clone(),
                 settings: plan.proxy.clone(),
                 pool: OriginPool::new(plan.origin.clone()),
                 cache: cache.clone(),

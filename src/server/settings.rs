@@ -40,8 +40,10 @@ use http::HeaderValue;
 
 use crate::cache::manifest::StaleWindows;
 use crate::cache::StoreSettings;
+use crate::cluster::ring::Ring;
+use crate::cluster::ClusterSettings;
 use crate::config::origin::load_ca_file;
-use crate::config::{Config, OriginAddress, OriginConfig, RouteConfig};
+use crate::config::{ClusterConfig, Config, OriginAddress, OriginConfig, RouteConfig};
 use crate::origin::breaker::Breaker;
 use crate::origin::pool::OriginSettings;
 use crate::origin::tls::{OriginTls, TlsSetupError, Trust};
@@ -322,7 +324,33 @@ impl TryFrom<&Config> for RouteTable {
             let proxy = ProxySettings::from((&base, route));
             routes.push((matcher, RoutePlan { proxy, origin }));
         }
-        Ok(RouteTable::new(routes, default))
+        let cluster = config
+            .cluster
+            .as_ref()
+            .map(|c| Arc::new(ClusterSettings::from((c, &config.origin))));
+        Ok(RouteTable::new(routes, default).with_cluster(cluster))
+    }
+}
+
+/// The ring and the peer timeouts of `[cluster]` (validated: `self` is one
+/// of `peers`, the token a header value); idle peer connections last as
+/// long as idle origin ones.
+impl From<(&ClusterConfig, &OriginConfig)> for ClusterSettings {
+    fn from((config, origin): (&ClusterConfig, &OriginConfig)) -> ClusterSettings {
+        let ring = Ring::new(&config.peers);
+        let self_index = ring
+            .peers()
+            .iter()
+            .position(|p| *p == config.self_addr)
+            .unwrap_or(0);
+        ClusterSettings {
+            ring,
+            self_index,
+            token: HeaderValue::from_str(&config.token).expect("validated: a header value"),
+            peer_timeout: config.peer_timeout(),
+            markdown: config.markdown(),
+            idle_timeout: Duration::from_millis(origin.pool_idle_timeout_ms),
+        }
     }
 }
 

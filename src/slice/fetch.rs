@@ -25,6 +25,8 @@ use crate::cache::flight::FlightLeader;
 use crate::cache::{
     slice_id, FlightEvent, Joined, Locator, ObjectKey, SliceCache, SlicePin, SliceWriter,
 };
+use crate::cluster::ring::home_key;
+use crate::cluster::{ask_peer, PeerId, Peers};
 use crate::error::{Error, Result};
 pub use crate::http::version::ObjectVersion;
 use crate::ops::metrics;
@@ -106,6 +108,10 @@ impl CacheTarget {
 pub struct SliceJob {
     /// The worker's origin pool.
     pub pool: Rc<OriginPool>,
+    /// The cluster's peers, asked before the origin for the slices they are
+    /// home to; `None` alone, without a cache, or when the request came
+    /// from a peer (one hop at most).
+    pub peers: Option<Rc<Peers>>,
     /// Request target (path and query) forwarded unchanged.
     pub target: Rc<str>,
     /// Forwarded request headers, without Range and conditionals.
@@ -160,19 +166,49 @@ impl CountedSlices {
 }
 
 impl SliceJob {
-    /// Request slice `index` and check its head.
-    pub async fn open(&self, index: u64) -> Result<OriginResponse> {
+    /// Request slice `index` and check its head: from its home peer when
+    /// that is another node and up, else (or when the peer fails) from the
+    /// origin. Says which peer answered, if one did.
+    pub async fn open(&self, index: u64) -> Result<(OriginResponse, Option<PeerId>)> {
         let mut headers = (*self.headers).clone();
         let range = plan::slice_range_header(index, self.plan.slice_size);
         headers.insert(
             header::RANGE,
             HeaderValue::from_str(&range).expect("a range header is ASCII"),
         );
+        if let Some((peers, peer)) = self.home_peer(index) {
+            match ask_peer(peers, peer, &self.target, &headers).await {
+                Ok(resp) => match self.check(index, resp) {
+                    Ok(resp) => return Ok((resp, Some(peer))),
+                    // The peer holds another version (or answered oddly):
+                    // the origin settles it; the peer is not at fault.
+                    Err(e) => {
+                        debug!(index, peer = %peers.addr(peer), error = %e, "peer's slice refused: asking the origin")
+                    }
+                },
+                Err(e) => {
+                    debug!(index, peer = %peers.addr(peer), error = %e, "peer failed: asking the origin");
+                    peers.mark_down(peer);
+                }
+            }
+        }
         self.attempts.set(self.attempts.get() + 1);
         let resp = self
             .pool
             .request(&Method::GET, &self.target, &headers)
             .await?;
+        Ok((self.check(index, resp)?, None))
+    }
+
+    /// The peer to ask for slice `index`, when there is one.
+    fn home_peer(&self, index: u64) -> Option<(&Peers, PeerId)> {
+        let (peers, target) = (self.peers.as_deref()?, self.cache.as_ref()?);
+        let peer = peers.home_peer(&home_key(target.key.as_str(), index))?;
+        Some((peers, peer))
+    }
+
+    /// The checks every answer for slice `index` passes, a peer's as an origin's.
+    fn check(&self, index: u64, resp: OriginResponse) -> Result<OriginResponse> {
         if resp.head.status == http::StatusCode::PRECONDITION_FAILED {
             return Err(Error::mismatch(
                 index,
@@ -194,6 +230,7 @@ impl SliceJob {
     pub fn with_plan(&self, plan: SlicePlan, counted: Rc<CountedSlices>) -> SliceJob {
         SliceJob {
             pool: self.pool.clone(),
+            peers: self.peers.clone(),
             target: self.target.clone(),
             headers: self.headers.clone(),
             plan,
@@ -406,11 +443,19 @@ async fn fetch_with_retries(
         (Some(_), Some(target)) => target.cache.store.begin_slice(job.slice_len(index)),
         _ => None,
     };
+    // A peer that fails mid-slice is marked down and the slice asked of the
+    // origin once without spending a retry: the origin did nothing wrong.
+    let mut peer_fallback_left = true;
     loop {
+        let mut from_peer = None;
         let attempt = async {
             let resp = match first.take() {
                 Some(resp) => resp,
-                None => job.open(index).await?,
+                None => {
+                    let (resp, peer) = job.open(index).await?;
+                    from_peer = peer;
+                    resp
+                }
             };
             let lead = leader.as_ref().map(|l| (l, &mut writer));
             stream_attempt(job, index, resp, lead, &mut published, out, tx).await
@@ -419,6 +464,14 @@ async fn fetch_with_retries(
             Ok(result) => result,
             Err(_) => Err(Error::OriginTimeout("for the whole slice")),
         };
+        if let (Err(e), Some(peer), Some(peers)) = (&result, from_peer, &job.peers) {
+            debug!(index, peer = %peers.addr(peer), error = %e, "peer failed mid-slice: asking the origin");
+            peers.mark_down(peer);
+            if std::mem::take(&mut peer_fallback_left) {
+                out.restart();
+                continue;
+            }
+        }
         let Err(e) = result else {
             let stored = leader.map(|leader| {
                 leader.complete(Ok(()));
