@@ -12,8 +12,10 @@
 //! to another peer: one hop at most, even when two nodes disagree about the
 //! membership. A peer that cannot be reached, times out, or answers 5xx (or
 //! 403: a token that differs is a configuration error, not the object's) is
-//! skipped for `markdown_ms`; the slice goes to the origin instead, with no
-//! error to the client.
+//! skipped for `markdown_ms` (by this worker) and the next node on the ring
+//! stands in for it, the same one on every node, so a lost node's share is
+//! fetched from the origin once, not once per node; when the stand-in is this
+//! node, the slice goes to the origin. No error reaches the client.
 
 pub mod ring;
 
@@ -95,11 +97,16 @@ impl Peers {
         })
     }
 
-    /// The home of `key` (see [`ring::home_key`]) when it is another node
-    /// not marked down: the peer to ask before the origin.
+    /// The node to ask for `key` (see [`ring::home_key`]): its home or, while
+    /// that is marked down, the next node on the ring that is not; `None`
+    /// when that is this node (fetch it here).
     pub fn home_peer(&self, key: &str) -> Option<PeerId> {
-        let home = self.settings.ring.home_index(key);
-        (home != self.settings.self_index && !self.is_down(home)).then_some(home)
+        let home = self
+            .settings
+            .ring
+            .homes(key)
+            .find(|&p| p == self.settings.self_index || !self.is_down(p))?;
+        (home != self.settings.self_index).then_some(home)
     }
 
     /// Whether `peer` is marked down now.
@@ -159,6 +166,28 @@ fn peer_origin(settings: &ClusterSettings, addr: SocketAddr) -> OriginSettings {
         idle_timeout: settings.idle_timeout,
         breaker: Arc::new(crate::origin::breaker::Breaker::new(0, Duration::ZERO)),
     }
+}
+
+/// Send a slice request (`headers` with its Range) to the node that stands
+/// for `key`'s home, with the token; a peer that fails is marked down and
+/// the next stand-in asked. `None` when this node is the one to fetch it
+/// (from the origin); otherwise the answer and who gave it.
+pub async fn ask_home(
+    peers: &Peers,
+    key: &str,
+    target: &str,
+    headers: &HeaderMap,
+) -> Option<(OriginResponse, PeerId)> {
+    while let Some(peer) = peers.home_peer(key) {
+        match ask_peer(peers, peer, target, headers).await {
+            Ok(resp) => return Some((resp, peer)),
+            Err(e) => {
+                tracing::debug!(peer = %peers.addr(peer), error = %e, "peer failed: asking the next");
+                peers.mark_down(peer);
+            }
+        }
+    }
+    None
 }
 
 /// Send a slice request (`headers` with its Range) to `peer`, with the

@@ -54,6 +54,22 @@ impl Ring {
             .unwrap_or(0)
     }
 
+    /// Positions in [`Ring::peers`] of `key`'s home, then of the nodes that
+    /// stand in for it when it is down, in ring order, each once: every node
+    /// names the same stand-in, so a lost node's share is fetched once.
+    pub fn homes(&self, key: &str) -> impl Iterator<Item = usize> + '_ {
+        let mut seen = Vec::with_capacity(self.peers.len());
+        self.continuum
+            .node_iter(key.as_bytes())
+            .filter_map(|addr| self.peers.iter().position(|p| p == addr))
+            .filter(move |i| {
+                let new = !seen.contains(i);
+                seen.push(*i);
+                new
+            })
+            .take(self.peers.len())
+    }
+
     /// The home of `key` (see [`home_key`]).
     pub fn home(&self, key: &str) -> &SocketAddr {
         &self.peers[self.home_index(key)]
@@ -93,6 +109,18 @@ mod tests {
             if *before != all[2] {
                 assert_eq!(two.home(&key), before, "slice {i} moved");
             }
+        }
+    }
+
+    #[test]
+    fn stand_ins_are_every_other_peer_once_home_first() {
+        let ring = Ring::new(&peers(3));
+        for i in 0..100 {
+            let key = home_key("GET|h/obj", i);
+            let mut homes: Vec<usize> = ring.homes(&key).collect();
+            assert_eq!(homes[0], ring.home_index(&key));
+            homes.sort();
+            assert_eq!(homes, [0, 1, 2]);
         }
     }
 

@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::ConfigError;
+use super::error::ConfigError;
 
 /// `[cluster]`: this node among its peers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -14,7 +14,7 @@ use tracing::debug;
 
 use crate::cache::manifest::{freshness, StaleWindows};
 use crate::cache::{Joined, ObjectManifest};
-use crate::cluster::ask_peer;
+use crate::cluster::ask_home;
 use crate::cluster::ring::home_key;
 use crate::error::{Error, Result};
 use crate::http::headers::{object_headers, req_headers_unsliced, slice_headers, total_unknown};
@@ -214,9 +214,8 @@ impl Proxy {
     }
 
     /// Send the probe of a cold object to the home of its slice when that is
-    /// a peer, so each object is fetched (and probed) once per POP; `None`
-    /// when there is no such peer or it failed (then marked down), and the
-    /// probe goes to the origin. The answer is checked like the origin's.
+    /// a peer (or its stand-in), so each object is probed once per POP;
+    /// `None` when this node is the one to ask the origin. The answer is checked like the origin's.
     async fn probe_at_home(
         &self,
         ask: &Ask<'_>,
@@ -225,15 +224,10 @@ impl Proxy {
         index: u64,
     ) -> Option<OriginResponse> {
         let peers = self.peers_for(ask.req)?;
-        let peer = peers.home_peer(&home_key(cold.base.as_str(), index))?;
-        match ask_peer(&peers, peer, ask.target, headers).await {
-            Ok(resp) => Some(resp),
-            Err(e) => {
-                debug!(index, peer = %peers.addr(peer), error = %e, "peer failed the probe: asking the origin");
-                peers.mark_down(peer);
-                None
-            }
-        }
+        let key = home_key(cold.base.as_str(), index);
+        ask_home(&peers, &key, ask.target, headers)
+            .await
+            .map(|(resp, _)| resp)
     }
 
     /// Send the probe, retrying connection failures, timeouts and 5xx answers;

@@ -26,7 +26,7 @@ use crate::cache::{
     slice_id, FlightEvent, Joined, Locator, ObjectKey, SliceCache, SlicePin, SliceWriter,
 };
 use crate::cluster::ring::home_key;
-use crate::cluster::{ask_peer, PeerId, Peers};
+use crate::cluster::{ask_home, PeerId, Peers};
 use crate::error::{Error, Result};
 pub use crate::http::version::ObjectVersion;
 use crate::ops::metrics;
@@ -176,19 +176,16 @@ impl SliceJob {
             header::RANGE,
             HeaderValue::from_str(&range).expect("a range header is ASCII"),
         );
-        if let Some((peers, peer)) = self.home_peer(index) {
-            match ask_peer(peers, peer, &self.target, &headers).await {
-                Ok(resp) => match self.check(index, resp) {
+        if let (Some(peers), Some(cache)) = (self.peers.as_deref(), &self.cache) {
+            let key = home_key(cache.key.as_str(), index);
+            if let Some((resp, peer)) = ask_home(peers, &key, &self.target, &headers).await {
+                match self.check(index, resp) {
                     Ok(resp) => return Ok((resp, Some(peer))),
                     // The peer holds another version (or answered oddly):
                     // the origin settles it; the peer is not at fault.
                     Err(e) => {
                         debug!(index, peer = %peers.addr(peer), error = %e, "peer's slice refused: asking the origin")
                     }
-                },
-                Err(e) => {
-                    debug!(index, peer = %peers.addr(peer), error = %e, "peer failed: asking the origin");
-                    peers.mark_down(peer);
                 }
             }
         }
@@ -198,13 +195,6 @@ impl SliceJob {
             .request(&Method::GET, &self.target, &headers)
             .await?;
         Ok((self.check(index, resp)?, None))
-    }
-
-    /// The peer to ask for slice `index`, when there is one.
-    fn home_peer(&self, index: u64) -> Option<(&Peers, PeerId)> {
-        let (peers, target) = (self.peers.as_deref()?, self.cache.as_ref()?);
-        let peer = peers.home_peer(&home_key(target.key.as_str(), index))?;
-        Some((peers, peer))
     }
 
     /// The checks every answer for slice `index` passes, a peer's as an origin's.
