@@ -86,6 +86,9 @@ impl Pop {
             resp.body == object_bytes(name, 0, len - 1),
             "node {node} {target}: body differs"
         );
+        // One member: a peer's own Cache-Status is not passed on as the object's.
+        let status = resp.header("cache-status").unwrap_or_default();
+        assert!(!status.contains(','), "node {node}: Cache-Status {status}");
     }
 
     /// Origin requests for `name`, counted by Range; none may carry the token.
@@ -199,4 +202,56 @@ fn a_stopped_node_costs_only_its_share_and_no_client_error() {
     pop.get_whole(1, "warm.bin", len);
     let counts = pop.origin_counts("warm.bin");
     assert!(counts.values().all(|&n| n <= 2), "{counts:?}");
+}
+
+/// A listener that counts connections and closes each at once: a peer that
+/// is there but fails every request.
+fn closing_peer() -> (SocketAddr, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let count = std::sync::Arc::new(AtomicUsize::new(0));
+    let seen = count.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            seen.fetch_add(1, Ordering::SeqCst);
+            drop(conn);
+        }
+    });
+    (addr, count)
+}
+
+#[test]
+fn a_peer_request_is_never_forwarded_and_a_failing_peer_is_skipped() {
+    use std::sync::atomic::Ordering;
+    let origin = DemoOrigin::start().unwrap();
+    let (bad, connections) = closing_peer();
+    let me = free_addrs(1)[0];
+    let cache = CacheSetup::fresh("cluster-onehop");
+    let _dir = TempDir(cache.dir.clone());
+    let node = common::start_server(&node_config(origin.addr(), me, &[me, bad], &cache));
+    // 16 slices: some are surely homed at the failing peer.
+    let len = 16 * SLICE;
+
+    // With the token: served from here and the origin, the peer never asked.
+    let wire =
+        format!("GET /obj/{len}/hop.bin HTTP/1.1\r\nHost: x\r\nX-Edgeslice-Peer: {TOKEN}\r\n\r\n");
+    let resp = raw_once(node.local_addr(), wire.as_bytes());
+    assert_eq!(resp.status, 200);
+    assert!(resp.body == object_bytes("hop.bin", 0, len - 1));
+    assert_eq!(
+        connections.load(Ordering::SeqCst),
+        0,
+        "a peer request was forwarded"
+    );
+
+    // Without it: the failing peer is tried, skipped, and the bytes still exact.
+    let resp = get(node.local_addr(), &format!("/obj/{len}/other.bin"), &[]).unwrap();
+    assert_eq!(resp.status, 200);
+    assert!(resp.body == object_bytes("other.bin", 0, len - 1));
+    assert!(
+        connections.load(Ordering::SeqCst) > 0,
+        "the peer was never asked"
+    );
+    node.shutdown();
 }

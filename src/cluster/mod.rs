@@ -202,10 +202,14 @@ pub async fn ask_peer(
 ) -> Result<OriginResponse> {
     let mut headers = headers.clone();
     headers.insert(PEER_HEADER, peers.token().clone());
-    let resp = peers
+    let mut resp = peers
         .pool(peer)
         .request(&Method::GET, target, &headers)
         .await?;
+    // What the peer's cache says of its answer is not the object's: it
+    // would be stored with the manifest here and repeated on every hit.
+    resp.head.headers.remove("cache-status");
+    resp.head.headers.remove("x-cache");
     let status = resp.head.status;
     if status.is_server_error() || status == http::StatusCode::FORBIDDEN {
         return Err(Error::PeerStatus {
