@@ -255,3 +255,16 @@ fn a_peer_request_is_never_forwarded_and_a_failing_peer_is_skipped() {
     );
     node.shutdown();
 }
+
+#[test]
+fn three_nodes_asking_at_once_cost_one_origin_request_per_slice() {
+    let pop = Pop::start("atonce");
+    let len = 12 * SLICE;
+    std::thread::scope(|s| {
+        for node in 0..3 {
+            let pop = &pop;
+            s.spawn(move || pop.get_whole(node, "once.bin", len));
+        }
+    });
+    assert_once_per_slice(&pop.origin_counts("once.bin"), len);
+}
