@@ -268,3 +268,35 @@ fn three_nodes_asking_at_once_cost_one_origin_request_per_slice() {
     });
     assert_once_per_slice(&pop.origin_counts("once.bin"), len);
 }
+
+#[test]
+fn purge_on_one_node_reaches_every_peer() {
+    let pop = Pop::start("purge");
+    let len = 6 * SLICE;
+    for node in 0..3 {
+        pop.get_whole(node, "p.bin", len);
+    }
+    assert_once_per_slice(&pop.origin_counts("p.bin"), len);
+    let purge = |node: usize| {
+        common::HttpConnection::connect(pop.addr(node))
+            .and_then(|mut c| c.request("PURGE", &format!("/obj/{len}/p.bin"), &[], None))
+            .expect("PURGE through a node")
+    };
+    let resp = purge(1);
+    assert_eq!(
+        resp.status,
+        200,
+        "{:?}",
+        String::from_utf8_lossy(&resp.body)
+    );
+    assert!(resp.header("x-edgeslice-purge-failed").is_none());
+    // Gone on the other nodes too: node 2 held every slice (it stores what
+    // its peers sent), and now asks the origin again for each of them.
+    pop.get_whole(2, "p.bin", len);
+    let counts = pop.origin_counts("p.bin");
+    assert_eq!(counts.len() as u64, len.div_ceil(SLICE), "{counts:?}");
+    for (range, n) in &counts {
+        assert!(*n >= 2, "{range} not fetched again: {counts:?}");
+    }
+    pop.get_whole(0, "p.bin", len);
+}

@@ -219,3 +219,34 @@ pub async fn ask_peer(
     }
     Ok(resp)
 }
+
+/// Send `PURGE target` (with `host`) to every other peer not marked down,
+/// with the token, one after another, each bounded by `peer_timeout_ms`.
+/// Returns how many dropped the object and how many failed (those are
+/// marked down). A peer's PURGE is never sent onward: one hop.
+pub async fn purge_peers(peers: &Peers, target: &str, host: &HeaderValue) -> (usize, usize) {
+    let purge = Method::from_bytes(b"PURGE").expect("PURGE is a token");
+    let mut headers = HeaderMap::new();
+    headers.insert(http::header::HOST, host.clone());
+    headers.insert(PEER_HEADER, peers.token().clone());
+    let (mut purged, mut failed) = (0, 0);
+    for peer in 0..peers.settings.ring.peers().len() {
+        if peer == peers.settings.self_index || peers.is_down(peer) {
+            continue;
+        }
+        match peers.pool(peer).request(&purge, target, &headers).await {
+            Ok(resp) if resp.head.status == http::StatusCode::OK => purged += 1,
+            Ok(resp) if resp.head.status == http::StatusCode::NOT_FOUND => {}
+            Ok(resp) => {
+                tracing::warn!(peer = %peers.addr(peer), status = resp.head.status.as_u16(), "PURGE refused by a peer");
+                failed += 1;
+            }
+            Err(e) => {
+                tracing::warn!(peer = %peers.addr(peer), error = %e, "PURGE did not reach a peer");
+                peers.mark_down(peer);
+                failed += 1;
+            }
+        }
+    }
+    (purged, failed)
+}

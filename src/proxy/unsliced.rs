@@ -9,6 +9,7 @@ use http::{header, HeaderMap, HeaderValue, StatusCode};
 use monoio_http::common::request::RequestHead;
 
 use crate::cache::ObjectKey;
+use crate::cluster::{self, PEER_HEADER};
 use crate::error::Result;
 use crate::http::headers::{expects_continue, req_headers_unsliced};
 use crate::http::sink::{BodyLength, BodySource, ResponseSink};
@@ -86,8 +87,10 @@ impl Proxy {
             }
             _ => false,
         };
+        // A peer's PURGE: its token was checked in `handle`.
+        let by_peer = req.headers.contains_key(PEER_HEADER);
         let none = HeaderMap::new();
-        if !by_address && !by_token {
+        if !by_address && !by_token && !by_peer {
             return ex
                 .send_plain(
                     StatusCode::FORBIDDEN,
@@ -101,11 +104,38 @@ impl Proxy {
                 .send_plain(StatusCode::NOT_FOUND, none, "the cache is disabled\n")
                 .await;
         };
-        if cache.purge(&ObjectKey::from_request(req, target)).await {
+        let here = cache.purge(&ObjectKey::from_request(req, target)).await;
+        if here {
             metrics::with(|m| m.purges.inc());
-            ex.send_plain(StatusCode::OK, none, "purged\n").await
+        }
+        // Every other node of the POP drops it too (not for a peer's PURGE:
+        // one hop).
+        let fanned = self.peers_for(req).is_some();
+        let (elsewhere, failed) = match self.peers_for(req) {
+            Some(peers) => {
+                let host = req
+                    .headers
+                    .get(header::HOST)
+                    .cloned()
+                    .unwrap_or_else(|| self.settings.default_host.clone());
+                cluster::purge_peers(&peers, target, &host).await
+            }
+            None => (0, 0),
+        };
+        let mut headers = HeaderMap::new();
+        if failed > 0 {
+            // Said plainly: some node may still hold the object.
+            headers.insert("x-edgeslice-purge-failed", HeaderValue::from(failed as u64));
+        }
+        if here || elsewhere > 0 {
+            let body = if fanned {
+                format!("purged on {} node(s)\n", usize::from(here) + elsewhere)
+            } else {
+                "purged\n".to_string()
+            };
+            ex.send_plain(StatusCode::OK, headers, &body).await
         } else {
-            ex.send_plain(StatusCode::NOT_FOUND, none, "not cached\n")
+            ex.send_plain(StatusCode::NOT_FOUND, headers, "not cached\n")
                 .await
         }
     }
