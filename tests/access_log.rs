@@ -36,6 +36,7 @@ fn expected_access_fields(posted: usize) -> [Vec<(&'static str, String)>; 3] {
             ("bytes", s("16")),
             ("cache", s("MISS")),
             ("slices_cached", s("0")),
+            ("slices_peer", s("0")),
             ("slices_origin", s("4")),
             ("origin_attempts", s("4")),
             ("outcome", s("ok")),
@@ -50,6 +51,7 @@ fn expected_access_fields(posted: usize) -> [Vec<(&'static str, String)>; 3] {
             ("bytes", s("8")),
             ("cache", s("HIT")),
             ("slices_cached", s("3")),
+            ("slices_peer", s("0")),
             ("slices_origin", s("0")),
             ("origin_attempts", s("0")),
             ("outcome", s("ok")),
@@ -64,6 +66,7 @@ fn expected_access_fields(posted: usize) -> [Vec<(&'static str, String)>; 3] {
             ("bytes", posted.to_string()),
             ("cache", s("-")),
             ("slices_cached", s("0")),
+            ("slices_peer", s("0")),
             ("slices_origin", s("0")),
             ("origin_attempts", s("1")),
             ("outcome", s("ok")),
@@ -116,7 +119,7 @@ fn json_access_log_lines_carry_the_same_fields() {
         let doc: serde_json::Value =
             serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {line}"));
         let keys: Vec<&String> = doc.as_object().unwrap().keys().collect();
-        assert_eq!(keys.len(), 13, "{line}");
+        assert_eq!(keys.len(), 14, "{line}");
         for (key, value) in want {
             let got = match &doc[key] {
                 serde_json::Value::String(s) => s.clone(),

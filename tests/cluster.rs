@@ -5,123 +5,10 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener};
 
+use common::pop::{assert_once_per_slice, free_addrs, node_config, Pop, SLICE, TOKEN};
 use common::{get, object_bytes, raw_once, CacheSetup, DemoOrigin, TempDir};
-use edgeslice::server::runtime::Server;
-
-const SLICE: u64 = 16;
-const TOKEN: &str = "pop-secret";
-
-/// A demo origin and three nodes that know each other.
-struct Pop {
-    origin: DemoOrigin,
-    nodes: Vec<Option<Server>>,
-    _dirs: Vec<TempDir>,
-}
-
-/// Three free ports: bound to :0 and released (peers must know each other's
-/// addresses before any starts; the race with another bind is accepted).
-fn free_addrs(n: usize) -> Vec<SocketAddr> {
-    let held: Vec<TcpListener> = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind :0"))
-        .collect();
-    held.iter().map(|l| l.local_addr().unwrap()).collect()
-}
-
-fn node_config(
-    origin: SocketAddr,
-    me: SocketAddr,
-    peers: &[SocketAddr],
-    dir: &CacheSetup,
-) -> String {
-    let peers: Vec<String> = peers.iter().map(|p| format!("\"{p}\"")).collect();
-    format!(
-        "[server]\nlisten = \"{me}\"\nworkers = 2\n\
-         [origin]\naddress = \"{origin}\"\nread_timeout_ms = 5000\n\
-         [slice]\nslice_size = {SLICE}\nmax_concurrent_subrequests = 4\n\
-         [cache]\ndir = {:?}\nmemory_bytes = {}\ndisk_bytes = {}\ncache_ttl = 3600\n\
-         [cluster]\nself = \"{me}\"\npeers = [{}]\ntoken = \"{TOKEN}\"\n\
-         peer_timeout_ms = 1000\nmarkdown_ms = 60000\n",
-        dir.dir,
-        dir.memory_bytes,
-        dir.disk_bytes,
-        peers.join(", ")
-    )
-}
-
-impl Pop {
-    fn start(name: &str) -> Pop {
-        let origin = DemoOrigin::start().expect("origin starts");
-        let addrs = free_addrs(3);
-        let mut dirs = Vec::new();
-        let mut nodes = Vec::new();
-        for (i, me) in addrs.iter().enumerate() {
-            let cache = CacheSetup::fresh(&format!("cluster-{name}-{i}"));
-            dirs.push(TempDir(cache.dir.clone()));
-            let text = node_config(origin.addr(), *me, &addrs, &cache);
-            nodes.push(Some(common::start_server(&text)));
-        }
-        Pop {
-            origin,
-            nodes,
-            _dirs: dirs,
-        }
-    }
-
-    fn addr(&self, node: usize) -> SocketAddr {
-        self.nodes[node]
-            .as_ref()
-            .expect("node running")
-            .local_addr()
-    }
-
-    /// GET the whole of `target` through `node`, checked against the object.
-    fn get_whole(&self, node: usize, name: &str, len: u64) {
-        let target = format!("/obj/{len}/{name}");
-        let resp = get(self.addr(node), &target, &[]).expect("request through a node");
-        assert_eq!(resp.status, 200, "node {node} {target}");
-        assert!(
-            resp.body == object_bytes(name, 0, len - 1),
-            "node {node} {target}: body differs"
-        );
-        // One member: a peer's own Cache-Status is not passed on as the object's.
-        let status = resp.header("cache-status").unwrap_or_default();
-        assert!(!status.contains(','), "node {node}: Cache-Status {status}");
-    }
-
-    /// Origin requests for `name`, counted by Range; none may carry the token.
-    fn origin_counts(&self, name: &str) -> HashMap<String, usize> {
-        let mut counts = HashMap::new();
-        for r in self.origin.requests() {
-            assert!(
-                r.header("x-edgeslice-peer").is_none(),
-                "the peer token reached the origin: {r:?}"
-            );
-            if r.target.ends_with(name) {
-                *counts
-                    .entry(r.range.unwrap_or_else(|| "-".into()))
-                    .or_insert(0) += 1;
-            }
-        }
-        counts
-    }
-
-    fn stop(&mut self, node: usize) {
-        self.nodes[node].take().expect("node running").shutdown();
-    }
-}
-
-/// Every slice of a `len`-byte object asked of the origin exactly once.
-fn assert_once_per_slice(counts: &HashMap<String, usize>, len: u64) {
-    let slices = len.div_ceil(SLICE);
-    for k in 0..slices {
-        let range = format!("bytes={}-{}", k * SLICE, (k + 1) * SLICE - 1);
-        assert_eq!(counts.get(&range), Some(&1), "slice {k}: {counts:?}");
-    }
-    assert_eq!(counts.len() as u64, slices, "{counts:?}");
-}
 
 #[test]
 fn a_cold_object_through_three_nodes_costs_one_origin_request_per_slice() {
@@ -290,8 +177,9 @@ fn purge_on_one_node_reaches_every_peer() {
         String::from_utf8_lossy(&resp.body)
     );
     assert!(resp.header("x-edgeslice-purge-failed").is_none());
-    // Gone on the other nodes too: node 2 held every slice (it stores what
-    // its peers sent), and now asks the origin again for each of them.
+    // Gone on every node: each slice's home dropped it, so node 2's fetch
+    // (its own share, and its peers' through them) reaches the origin again
+    // for every slice.
     pop.get_whole(2, "p.bin", len);
     let counts = pop.origin_counts("p.bin");
     assert_eq!(counts.len() as u64, len.div_ceil(SLICE), "{counts:?}");

@@ -19,8 +19,12 @@ const SHARDS: usize = 64;
 pub enum FlightEvent {
     /// The next bytes, in order.
     Data(Bytes),
-    /// The leader got everything and checked it.
-    Done,
+    /// The leader got everything and checked it; `via_peer`: from a peer
+    /// node of the cluster rather than the origin.
+    Done {
+        /// The bytes came from a peer node.
+        via_peer: bool,
+    },
     /// The leader failed; the follower should fetch on its own.
     Failed(String),
 }
@@ -28,6 +32,7 @@ pub enum FlightEvent {
 #[derive(Default)]
 struct FlightState {
     chunks: Vec<Bytes>,
+    via_peer: bool,
     outcome: Option<Result<(), String>>,
     followers: Vec<flume::Sender<FlightEvent>>,
 }
@@ -77,7 +82,8 @@ impl Flights {
             }
             match &state.outcome {
                 Some(Ok(())) => {
-                    let _ = tx.send(FlightEvent::Done);
+                    let via_peer = state.via_peer;
+                    let _ = tx.send(FlightEvent::Done { via_peer });
                 }
                 Some(Err(e)) => {
                     let _ = tx.send(FlightEvent::Failed(e.clone()));
@@ -126,13 +132,21 @@ impl FlightLeader {
             .retain(|f| f.send(FlightEvent::Data(chunk.clone())).is_ok());
     }
 
+    /// Say the bytes come from a peer node, not the origin (followers
+    /// count their slice by where it came from).
+    pub fn set_via_peer(&self, via_peer: bool) {
+        lock(&self.flight).via_peer = via_peer;
+    }
+
     /// Tell the followers how it ended. The flight stays joinable (late
     /// followers replay it) until [`FlightLeader::retire`], which the leader
     /// calls once the value is in the store.
     pub fn complete(&self, outcome: Result<(), String>) {
         let mut state = lock(&self.flight);
         let event = match &outcome {
-            Ok(()) => FlightEvent::Done,
+            Ok(()) => FlightEvent::Done {
+                via_peer: state.via_peer,
+            },
             Err(e) => FlightEvent::Failed(e.clone()),
         };
         for f in state.followers.drain(..) {
@@ -178,7 +192,7 @@ mod tests {
         while let Ok(ev) = rx.try_recv() {
             match ev {
                 FlightEvent::Data(b) => bytes.extend_from_slice(&b),
-                FlightEvent::Done => end = Some(true),
+                FlightEvent::Done { .. } => end = Some(true),
                 FlightEvent::Failed(_) => end = Some(false),
             }
         }

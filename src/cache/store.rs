@@ -270,6 +270,11 @@ impl SliceStore {
         self.manifests.memory().usage() + slices
     }
 
+    /// Whether slices are kept in memory files (no disk tier).
+    pub fn slices_in_memory(&self) -> bool {
+        self.slices_in_memory
+    }
+
     /// Bytes the slices occupy (in the slot files).
     pub fn slice_usage(&self) -> usize {
         self.slices.usage()

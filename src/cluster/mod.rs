@@ -19,15 +19,16 @@
 
 pub mod ring;
 
-use std::cell::Cell;
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 
 use crate::error::{Error, Result};
+use crate::ops::metrics::{self, PeerGauge};
 use crate::origin::pool::{OriginPool, OriginResponse, OriginSettings};
 use ring::Ring;
 
@@ -51,6 +52,73 @@ pub struct ClusterSettings {
     pub markdown: Duration,
     /// Peer connections idle longer than this are closed.
     pub idle_timeout: Duration,
+    /// What every worker knows of each peer, by position in the ring's peers.
+    states: Vec<PeerState>,
+    /// Where the markdown clocks start.
+    epoch: Instant,
+}
+
+/// What the node knows of one peer, shared by its workers: a peer one
+/// worker found down is skipped by all of them, so a stopped peer costs
+/// `peer_timeout_ms` once per node, not once per worker.
+#[derive(Debug, Default)]
+struct PeerState {
+    /// Requests sent to it: slices, probes, PURGEs.
+    requests: AtomicU64,
+    /// Of those, the ones that failed.
+    failures: AtomicU64,
+    /// Skipped until this many ms after the epoch; 0 when up.
+    down_until_ms: AtomicU64,
+}
+
+impl ClusterSettings {
+    /// The cluster of `ring`, this node at `self_index`, every peer up.
+    pub fn new(
+        ring: Ring,
+        self_index: usize,
+        token: HeaderValue,
+        peer_timeout: Duration,
+        markdown: Duration,
+        idle_timeout: Duration,
+    ) -> ClusterSettings {
+        let states = ring.peers().iter().map(|_| PeerState::default()).collect();
+        ClusterSettings {
+            ring,
+            self_index,
+            token,
+            peer_timeout,
+            markdown,
+            idle_timeout,
+            states,
+            epoch: Instant::now(),
+        }
+    }
+
+    /// Milliseconds since the epoch, never 0 (0 means up).
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64 + 1
+    }
+
+    /// How long `peer` is still skipped; `None` when it is up.
+    fn down_for(&self, peer: PeerId) -> Option<Duration> {
+        let until = self.states[peer].down_until_ms.load(Ordering::Relaxed);
+        let now = self.now_ms();
+        (until > now).then(|| Duration::from_millis(until - now))
+    }
+
+    /// Every peer as `/metrics` and `/status` show it, this node included.
+    pub fn gauges(&self) -> Vec<PeerGauge> {
+        let peers = self.ring.peers().iter().zip(&self.states).enumerate();
+        peers
+            .map(|(i, (addr, state))| PeerGauge {
+                addr: addr.to_string(),
+                is_self: i == self.self_index,
+                requests: state.requests.load(Ordering::Relaxed),
+                failures: state.failures.load(Ordering::Relaxed),
+                down_for: self.down_for(i),
+            })
+            .collect()
+    }
 }
 
 impl std::fmt::Debug for ClusterSettings {
@@ -68,11 +136,11 @@ impl std::fmt::Debug for ClusterSettings {
 /// A peer, by its position in the ring's peers.
 pub type PeerId = usize;
 
-/// One worker's view of the cluster: a pool per peer and which are down.
+/// One worker's way to the cluster: a pool per peer, and the node's shared
+/// view of which are down.
 pub struct Peers {
     settings: Arc<ClusterSettings>,
     pools: Vec<Rc<OriginPool>>,
-    down_until: Vec<Cell<Option<Instant>>>,
 }
 
 impl Peers {
@@ -84,17 +152,7 @@ impl Peers {
             .iter()
             .map(|addr| OriginPool::new(peer_origin(&settings, *addr)))
             .collect();
-        let down_until = settings
-            .ring
-            .peers()
-            .iter()
-            .map(|_| Cell::new(None))
-            .collect();
-        Rc::new(Peers {
-            settings,
-            pools,
-            down_until,
-        })
+        Rc::new(Peers { settings, pools })
     }
 
     /// The node to ask for `key` (see [`ring::home_key`]): its home or, while
@@ -111,22 +169,28 @@ impl Peers {
 
     /// Whether `peer` is marked down now.
     pub fn is_down(&self, peer: PeerId) -> bool {
-        let cell = &self.down_until[peer];
-        match cell.get() {
-            Some(until) if Instant::now() < until => true,
-            Some(_) => {
-                cell.set(None);
-                false
-            }
-            None => false,
+        self.settings.down_for(peer).is_some()
+    }
+
+    /// Count a failure of `peer` and skip it for `markdown_ms`, on every
+    /// worker of this node. Logged once per markdown, not per worker.
+    pub fn mark_down(&self, peer: PeerId) {
+        let settings = &self.settings;
+        let state = &settings.states[peer];
+        state.failures.fetch_add(1, Ordering::Relaxed);
+        let now = settings.now_ms();
+        let until = now + settings.markdown.as_millis() as u64;
+        let before = state.down_until_ms.swap(until, Ordering::Relaxed);
+        if before <= now {
+            tracing::warn!(peer = %self.addr(peer), markdown_ms = settings.markdown.as_millis() as u64, "peer marked down");
         }
     }
 
-    /// Skip `peer` for `markdown_ms` (on this worker).
-    pub fn mark_down(&self, peer: PeerId) {
-        let until = Instant::now() + self.settings.markdown;
-        self.down_until[peer].set(Some(until));
-        tracing::warn!(peer = %self.addr(peer), markdown_ms = self.settings.markdown.as_millis() as u64, "peer marked down");
+    /// Count a request to `peer`.
+    fn count_request(&self, peer: PeerId) {
+        self.settings.states[peer]
+            .requests
+            .fetch_add(1, Ordering::Relaxed);
     }
 
     /// This worker's connections to `peer`.
@@ -165,21 +229,25 @@ fn peer_origin(settings: &ClusterSettings, addr: SocketAddr) -> OriginSettings {
         max_idle: PEER_MAX_IDLE,
         idle_timeout: settings.idle_timeout,
         breaker: Arc::new(crate::origin::breaker::Breaker::new(0, Duration::ZERO)),
+        peer: true,
     }
 }
 
 /// Send a slice request (`headers` with its Range) to the node that stands
-/// for `key`'s home, with the token; a peer that fails is marked down and
-/// the next stand-in asked. `None` when this node is the one to fetch it
-/// (from the origin); otherwise the answer and who gave it.
+/// for `key`'s home, with the token and the client's `host` (so the peer
+/// picks the same route, whatever Host the origin is sent); a peer that
+/// fails is marked down and the next stand-in asked. `None` when this node
+/// is the one to fetch it (from the origin); otherwise the answer and who
+/// gave it.
 pub async fn ask_home(
     peers: &Peers,
     key: &str,
     target: &str,
     headers: &HeaderMap,
+    host: Option<&HeaderValue>,
 ) -> Option<(OriginResponse, PeerId)> {
     while let Some(peer) = peers.home_peer(key) {
-        match ask_peer(peers, peer, target, headers).await {
+        match ask_peer(peers, peer, target, headers, host).await {
             Ok(resp) => return Some((resp, peer)),
             Err(e) => {
                 tracing::debug!(peer = %peers.addr(peer), error = %e, "peer failed: asking the next");
@@ -199,13 +267,21 @@ pub async fn ask_peer(
     peer: PeerId,
     target: &str,
     headers: &HeaderMap,
+    host: Option<&HeaderValue>,
 ) -> Result<OriginResponse> {
     let mut headers = headers.clone();
     headers.insert(PEER_HEADER, peers.token().clone());
-    let mut resp = peers
+    if let Some(host) = host {
+        headers.insert(http::header::HOST, host.clone());
+    }
+    peers.count_request(peer);
+    let started = Instant::now();
+    let resp = peers
         .pool(peer)
         .request(&Method::GET, target, &headers)
-        .await?;
+        .await;
+    metrics::with(|m| m.peer_duration.observe(started.elapsed()));
+    let mut resp = resp?;
     // What the peer's cache says of its answer is not the object's: it
     // would be stored with the manifest here and repeated on every hit.
     resp.head.headers.remove("cache-status");
@@ -234,11 +310,15 @@ pub async fn purge_peers(peers: &Peers, target: &str, host: &HeaderValue) -> (us
         if peer == peers.settings.self_index || peers.is_down(peer) {
             continue;
         }
+        peers.count_request(peer);
         match peers.pool(peer).request(&purge, target, &headers).await {
             Ok(resp) if resp.head.status == http::StatusCode::OK => purged += 1,
             Ok(resp) if resp.head.status == http::StatusCode::NOT_FOUND => {}
             Ok(resp) => {
                 tracing::warn!(peer = %peers.addr(peer), status = resp.head.status.as_u16(), "PURGE refused by a peer");
+                peers.settings.states[peer]
+                    .failures
+                    .fetch_add(1, Ordering::Relaxed);
                 failed += 1;
             }
             Err(e) => {

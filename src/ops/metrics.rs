@@ -119,6 +119,14 @@ labels! {
         Hit => "hit", Miss => "miss",
     }
 
+    /// Where a slice sent to a client came from, the `source` label: this
+    /// node's store (its slices are in memory files when `disk_bytes` is 0,
+    /// else in slot files on disk, sent from the page cache), a peer node,
+    /// or the origin.
+    SliceFrom = "source" {
+        Memory => "memory", Disk => "disk", Peer => "peer", Origin => "origin",
+    }
+
     /// Why a subrequest failed, the `reason` label.
     FailureReason = "reason" {
         Timeout => "timeout", ServerError => "5xx", ClientError => "4xx",
@@ -268,6 +276,12 @@ pub struct WorkerMetrics {
     pub h2_client_resets: Counter,
     /// HTTP/2 connections closed with GOAWAY `ENHANCE_YOUR_CALM` (floods, rapid reset).
     pub h2_calm_closes: Counter,
+    /// Slices sent to clients, by where they came from.
+    pub slice_sources: Labelled<SliceFrom, 4>,
+    /// Time from a request to a peer to its answer's head.
+    pub peer_duration: Histogram,
+    /// Body bytes received from peers.
+    pub peer_bytes: Counter,
 }
 
 thread_local! {
@@ -309,6 +323,23 @@ pub struct NodeGauges {
     pub cpu_seconds: f64,
     /// Open file descriptors.
     pub open_fds: u64,
+    /// The cluster's nodes, this one included; empty when running alone.
+    pub peers: Vec<PeerGauge>,
+}
+
+/// One node of the cluster as this node sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerGauge {
+    /// The node as `cluster.peers` names it.
+    pub addr: String,
+    /// Whether it is this node.
+    pub is_self: bool,
+    /// Requests sent to it (slices, probes, PURGEs).
+    pub requests: u64,
+    /// Of those, the ones that failed (and marked it down).
+    pub failures: u64,
+    /// How long it is still skipped; `None` when it is up.
+    pub down_for: Option<Duration>,
 }
 
 /// Where a metric's samples come from at scrape time.
@@ -325,6 +356,8 @@ enum Source {
     Node(fn(&NodeGauges) -> f64),
     /// Each origin's breaker, `origin="host:port"`, 1 when open.
     Breakers,
+    /// A value of each other node of the cluster, `peer="host:port"`.
+    Peers(fn(&PeerGauge) -> f64),
 }
 
 /// One exported metric: its name, help text, Prometheus type and source.
@@ -423,6 +456,21 @@ const METRICS: &[Metric] = &[
     Metric("edgeslice_tls_handshake_failures_total",
         "TLS handshakes with clients that failed (not TLS, no shared version, a bad record) or timed out.",
         "counter", Sum(|w| &w.tls_handshake_failures)),
+    Metric("edgeslice_slices_total",
+        "Slices sent to clients by source: this node's memory or disk, a peer node, the origin.",
+        "counter", Labels(|w| &w.slice_sources)),
+    Metric("edgeslice_peer_requests_total", "Requests sent to each peer node.",
+        "counter", Peers(|p| p.requests as f64)),
+    Metric("edgeslice_peer_failures_total",
+        "Requests to each peer node that failed (refused, timed out, 5xx, 403); each marks it down.",
+        "counter", Peers(|p| p.failures as f64)),
+    Metric("edgeslice_peer_up", "1 while a peer node is asked, 0 while it is marked down.",
+        "gauge", Peers(|p| p.down_for.is_none() as u8 as f64)),
+    Metric("edgeslice_peer_received_bytes_total", "Body bytes received from peer nodes.",
+        "counter", Sum(|w| &w.peer_bytes)),
+    Metric("edgeslice_peer_request_duration_seconds",
+        "Time from a request to a peer node to its answer's head.",
+        "histogram", Buckets(|w| &w.peer_duration)),
     Metric("edgeslice_request_duration_seconds", "Whole-request latency.",
         "histogram", Buckets(|w| &w.request_duration)),
     Metric("edgeslice_time_to_first_byte_seconds", "Time until the response head was sent.",
@@ -463,6 +511,11 @@ pub fn render(workers: &[Arc<WorkerMetrics>], node: &NodeGauges) -> String {
             Breakers => {
                 for (origin, open) in &node.breakers {
                     sample(&format!("{{origin=\"{origin}\"}}"), *open as u8 as f64);
+                }
+            }
+            Peers(f) => {
+                for p in node.peers.iter().filter(|p| !p.is_self) {
+                    sample(&format!("{{peer=\"{}\"}}", p.addr), f(p));
                 }
             }
             Buckets(f) => {

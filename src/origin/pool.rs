@@ -76,6 +76,9 @@ pub struct OriginSettings {
     pub idle_timeout: Duration,
     /// The origin's circuit breaker, shared by all workers.
     pub breaker: Arc<Breaker>,
+    /// A peer node of the cluster, not an origin: its exchanges are kept
+    /// out of the `edgeslice_origin_*` metrics (the cluster counts its own).
+    pub peer: bool,
 }
 
 type HeadReader = FramedRead<OriginReadHalf, LimitedHead<ResponseHeadDecoder>>;
@@ -199,6 +202,9 @@ impl OriginPool {
                 origin: self.settings.name.clone(),
                 retry_after: breaker.retry_after_secs(),
             });
+        }
+        if self.settings.peer {
+            return exchange.await;
         }
         let started = Instant::now();
         metrics::with(|m| {
@@ -422,7 +428,11 @@ impl OriginResponse {
         };
         match piece {
             Some(data) => {
-                metrics::with(|m| m.origin_bytes.add(data.len() as u64));
+                let n = data.len() as u64;
+                match self.pool.settings.peer {
+                    false => metrics::with(|m| m.origin_bytes.add(n)),
+                    true => metrics::with(|m| m.peer_bytes.add(n)),
+                }
                 Ok(Some(data))
             }
             None => {

@@ -42,6 +42,8 @@ pub struct Exchange<'a, S> {
     pub slices: u64,
     /// Of those, slices served from the cache.
     pub slices_cached: u64,
+    /// Of those, slices fetched from a peer node of the cluster.
+    pub slices_peer: u64,
     /// What `X-Cache` said, if anything.
     pub cache: Option<CacheStatus>,
     /// When the response head went out.
@@ -66,6 +68,7 @@ impl<'a, S> Exchange<'a, S> {
             body_bytes: 0,
             slices: 0,
             slices_cached: 0,
+            slices_peer: 0,
             cache: None,
             head_at: None,
             origin_attempts: Rc::default(),
@@ -177,11 +180,24 @@ impl<S: ResponseSink> Exchange<'_, S> {
         .await
     }
 
-    /// Count what a slice stream delivered (also when it failed part-way).
+    /// Count what a slice stream delivered (also when it failed part-way),
+    /// here and in `edgeslice_slices_total` by source.
     pub fn record(&mut self, delivered: &crate::slice::stream::Delivery) {
+        use crate::ops::metrics::{self, SliceFrom};
         self.body_bytes += delivered.bytes;
         self.slices_cached = delivered.from_cache;
-        self.slices = delivered.from_cache + delivered.from_origin;
+        self.slices_peer = delivered.from_peer;
+        self.slices = delivered.from_cache + delivered.from_origin + delivered.from_peer;
+        let store = match delivered.cache_in_memory {
+            true => SliceFrom::Memory,
+            false => SliceFrom::Disk,
+        };
+        metrics::with(|m| {
+            m.slice_sources.add(store, delivered.from_cache);
+            m.slice_sources.add(SliceFrom::Peer, delivered.from_peer);
+            m.slice_sources
+                .add(SliceFrom::Origin, delivered.from_origin);
+        });
     }
 
     /// 416 with `Content-Range: bytes */len`.

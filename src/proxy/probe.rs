@@ -81,6 +81,7 @@ impl Proxy {
             Some(cold) => self.probe_at_home(ask, cold, &probe_headers, index).await,
             None => None,
         };
+        let from_peer = at_home.is_some();
         let resp = match at_home {
             Some(resp) => resp,
             None => {
@@ -163,6 +164,7 @@ impl Proxy {
             index,
             opened: OpenedSlice {
                 response: resp,
+                from_peer,
                 leader,
             },
         });
@@ -225,7 +227,8 @@ impl Proxy {
     ) -> Option<OriginResponse> {
         let peers = self.peers_for(ask.req)?;
         let key = home_key(cold.base.as_str(), index);
-        ask_home(&peers, &key, ask.target, headers)
+        let host = ask.req.headers.get(header::HOST);
+        ask_home(&peers, &key, ask.target, headers, host)
             .await
             .map(|(resp, _)| resp)
     }

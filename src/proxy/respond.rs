@@ -270,6 +270,7 @@ impl Proxy {
         Rc::new(SliceJob {
             pool: self.pool.clone(),
             peers: self.peers_for(ask.req),
+            client_host: ask.req.headers.get(http::header::HOST).cloned(),
             target: Rc::from(ask.target),
             headers: Rc::new(slice_headers(
                 ask.forwarded.clone(),

@@ -106,6 +106,11 @@ impl RouteTable {
             .filter(move |(name, _)| seen.insert(*name))
     }
 
+    /// The cluster slices may come from, when this node has peers.
+    pub fn cluster(&self) -> Option<&Arc<ClusterSettings>> {
+        self.cluster.as_ref()
+    }
+
     /// The default route's plan, if any.
     pub fn default_route(&self) -> Option<&RoutePlan> {
         self.default.as_ref()

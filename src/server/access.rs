@@ -55,7 +55,8 @@ pub fn finish<S>(
     log: Option<LogFormat>,
 ) {
     let took = started.elapsed();
-    let from_origin = ex.slices.saturating_sub(ex.slices_cached);
+    let missed = ex.slices.saturating_sub(ex.slices_cached);
+    let from_origin = missed.saturating_sub(ex.slices_peer);
     let failure = outcome.detail();
     metrics::with(|m| {
         m.requests.inc(match outcome {
@@ -74,7 +75,7 @@ pub fn finish<S>(
         }
         m.sent_bytes.add(ex.body_bytes);
         m.slices.add(SliceResult::Hit, ex.slices_cached);
-        m.slices.add(SliceResult::Miss, from_origin);
+        m.slices.add(SliceResult::Miss, missed);
         match ex.cache {
             Some(CacheStatus::Hit) => m.cache_requests.inc(CacheResult::Hit),
             Some(CacheStatus::Miss) => m.cache_requests.inc(CacheResult::Miss),
@@ -109,6 +110,7 @@ pub fn finish<S>(
             bytes = ex.body_bytes,
             cache,
             slices_cached = ex.slices_cached,
+            slices_peer = ex.slices_peer,
             slices_origin = from_origin,
             origin_attempts = attempts,
             ms = format!("{ms:.1}"),
@@ -126,6 +128,7 @@ pub fn finish<S>(
                 "bytes": ex.body_bytes,
                 "cache": cache,
                 "slices_cached": ex.slices_cached,
+                "slices_peer": ex.slices_peer,
                 "slices_origin": from_origin,
                 "origin_attempts": attempts,
                 "ms": (ms * 10.0).round() / 10.0,

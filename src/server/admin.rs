@@ -62,14 +62,14 @@ impl AdminState {
 
     fn gauges(&self) -> NodeGauges {
         let (resident_bytes, cpu_seconds, open_fds) = process_gauges();
+        let routes = self.routes.current();
         let mut g = NodeGauges {
-            breakers: self
-                .routes
-                .current()
+            breakers: routes
                 .0
                 .origins()
                 .map(|(name, breaker)| (name.to_string(), breaker.is_open()))
                 .collect(),
+            peers: routes.0.cluster().map(|c| c.gauges()).unwrap_or_default(),
             resident_bytes,
             cpu_seconds,
             open_fds,
@@ -108,10 +108,37 @@ impl AdminState {
         if let Some(dir) = &self.cache_dir {
             doc["cache"]["disk_bytes_used"] = disk_usage(dir).into();
         }
+        if let Some(cluster) = self.routes.current().0.cluster() {
+            doc["cluster"] = cluster_status(&cluster.gauges());
+        }
         let mut text = doc.to_string();
         text.push('\n');
         text
     }
+}
+
+/// `/status`'s `cluster`: every node of the ring, this one included, with
+/// its state (`self`, `up`, `down`), how long it stays down, and the
+/// requests this node sent it and how many failed.
+fn cluster_status(peers: &[metrics::PeerGauge]) -> serde_json::Value {
+    let nodes: Vec<serde_json::Value> = peers
+        .iter()
+        .map(|p| {
+            let state = match (p.is_self, p.down_for) {
+                (true, _) => "self",
+                (false, None) => "up",
+                (false, Some(_)) => "down",
+            };
+            serde_json::json!({
+                "addr": p.addr,
+                "state": state,
+                "down_for_ms": p.down_for.map_or(0, |d| d.as_millis() as u64),
+                "requests": p.requests,
+                "failures": p.failures,
+            })
+        })
+        .collect();
+    serde_json::json!({ "peers": nodes })
 }
 
 /// The running admin listener.

@@ -262,6 +262,7 @@ impl TryFrom<&OriginConfig> for OriginSettings {
                 config.breaker_failures,
                 Duration::from_millis(config.breaker_cooldown_ms),
             )),
+            peer: false,
         })
     }
 }
@@ -343,14 +344,14 @@ impl From<(&ClusterConfig, &OriginConfig)> for ClusterSettings {
             .iter()
             .position(|p| *p == config.self_addr)
             .unwrap_or(0);
-        ClusterSettings {
+        ClusterSettings::new(
             ring,
             self_index,
-            token: HeaderValue::from_str(&config.token).expect("validated: a header value"),
-            peer_timeout: config.peer_timeout(),
-            markdown: config.markdown(),
-            idle_timeout: Duration::from_millis(origin.pool_idle_timeout_ms),
-        }
+            HeaderValue::from_str(&config.token).expect("validated: a header value"),
+            config.peer_timeout(),
+            config.markdown(),
+            Duration::from_millis(origin.pool_idle_timeout_ms),
+        )
     }
 }
 

@@ -42,6 +42,9 @@ pub enum SliceSource {
     Cache,
     /// The origin, fetched by this request or by another one it joined.
     Origin,
+    /// A peer node (the slice's home), by this request or one it joined;
+    /// not stored here, since the home holds it for the POP.
+    Peer,
 }
 
 /// Body bytes for the client, in one of two forms.
@@ -112,6 +115,8 @@ pub struct SliceJob {
     /// home to; `None` alone, without a cache, or when the request came
     /// from a peer (one hop at most).
     pub peers: Option<Rc<Peers>>,
+    /// The client's Host, sent to peers so they pick the same route.
+    pub client_host: Option<HeaderValue>,
     /// Request target (path and query) forwarded unchanged.
     pub target: Rc<str>,
     /// Forwarded request headers, without Range and conditionals.
@@ -178,7 +183,8 @@ impl SliceJob {
         );
         if let (Some(peers), Some(cache)) = (self.peers.as_deref(), &self.cache) {
             let key = home_key(cache.key.as_str(), index);
-            if let Some((resp, peer)) = ask_home(peers, &key, &self.target, &headers).await {
+            let host = self.client_host.as_ref();
+            if let Some((resp, peer)) = ask_home(peers, &key, &self.target, &headers, host).await {
                 match self.check(index, resp) {
                     Ok(resp) => return Ok((resp, Some(peer))),
                     // The peer holds another version (or answered oddly):
@@ -221,6 +227,7 @@ impl SliceJob {
         SliceJob {
             pool: self.pool.clone(),
             peers: self.peers.clone(),
+            client_host: self.client_host.clone(),
             target: self.target.clone(),
             headers: self.headers.clone(),
             plan,
@@ -244,6 +251,8 @@ impl SliceJob {
 pub struct OpenedSlice {
     /// The origin's answer, head checked.
     pub response: OriginResponse,
+    /// The answer came from a peer node (the slice's home), not the origin.
+    pub from_peer: bool,
     /// The flight other requests follow, when the slice is cacheable.
     pub leader: Option<FlightLeader>,
 }
@@ -371,7 +380,8 @@ async fn slice_from_anywhere(
     let mut out = ClientPart::new(job, index);
     match choose_source(job, index, opened).await {
         Source::Opened(o) => {
-            fetch_with_retries(job, index, Some(o.response), o.leader, &mut out, tx).await
+            let first = Some((o.response, o.from_peer));
+            fetch_with_retries(job, index, first, o.leader, &mut out, tx).await
         }
         Source::Cached(pin) => {
             out.emit_cached(tx, pin);
@@ -399,7 +409,13 @@ async fn follow(
                     return Ok((SliceSource::Origin, None));
                 }
             }
-            FlightEvent::Done => return out.finish(index).map(|_| (SliceSource::Origin, None)),
+            FlightEvent::Done { via_peer } => {
+                let source = match via_peer {
+                    true => SliceSource::Peer,
+                    false => SliceSource::Origin,
+                };
+                return out.finish(index).map(|_| (source, None));
+            }
             FlightEvent::Failed(e) => {
                 debug!(index, error = %e, "the fetch this request followed failed: fetching alone");
                 break;
@@ -413,40 +429,58 @@ async fn follow(
     fetch_with_retries(job, index, None, None, out, tx).await
 }
 
-/// Fetch slice `index` from the origin (starting with the already opened
-/// `first` answer, if any), retrying failed attempts as [`Retry`] allows. A
-/// retry asks for the whole slice again and resumes after the bytes already
-/// handed to the client and to the flight's followers, so a slice that breaks
-/// mid-body still yields a complete, correct response.
+/// Fetch slice `index` from its home peer or the origin (starting with the
+/// already opened `first` answer, if any, and whether a peer gave it),
+/// retrying failed attempts as [`Retry`] allows. A retry asks for the whole
+/// slice again and resumes after the bytes already handed to the client and
+/// to the flight's followers, so a slice that breaks mid-body still yields a
+/// complete, correct response.
 async fn fetch_with_retries(
     job: &SliceJob,
     index: u64,
-    mut first: Option<OriginResponse>,
+    mut first: Option<(OriginResponse, bool)>,
     leader: Option<FlightLeader>,
     out: &mut ClientPart,
     tx: &Tx<SliceEvent>,
 ) -> Result<Got> {
     let mut retry = Retry::new(job.max_retries);
     let mut published = 0u64;
-    // A leader writes the slice into its slot as it arrives.
-    let mut writer = match (&leader, &job.cache) {
-        (Some(_), Some(target)) => target.cache.store.begin_slice(job.slice_len(index)),
-        _ => None,
-    };
+    // A leader writes a slice from the origin into its slot as it arrives;
+    // one from a peer is not stored here (its home holds it for the POP).
+    let mut writer = None;
+    let mut may_store = leader.is_some() && job.cache.is_some();
     // A peer that fails mid-slice is marked down and the slice asked of the
     // origin once without spending a retry: the origin did nothing wrong.
     let mut peer_fallback_left = true;
     loop {
         let mut from_peer = None;
+        let mut via_peer = false;
         let attempt = async {
             let resp = match first.take() {
-                Some(resp) => resp,
+                Some((resp, peer)) => {
+                    via_peer = peer;
+                    resp
+                }
                 None => {
                     let (resp, peer) = job.open(index).await?;
                     from_peer = peer;
+                    via_peer = peer.is_some();
                     resp
                 }
             };
+            if let Some(l) = &leader {
+                l.set_via_peer(via_peer);
+            }
+            // Only a slice written whole from its first byte is stored.
+            if may_store && !via_peer && published == 0 {
+                may_store = false;
+                if let Some(target) = &job.cache {
+                    writer = target.cache.store.begin_slice(job.slice_len(index));
+                }
+            }
+            if via_peer {
+                writer = None;
+            }
             let lead = leader.as_ref().map(|l| (l, &mut writer));
             stream_attempt(job, index, resp, lead, &mut published, out, tx).await
         };
@@ -467,7 +501,11 @@ async fn fetch_with_retries(
                 leader.complete(Ok(()));
                 Stored { leader, writer }
             });
-            return Ok((SliceSource::Origin, stored));
+            let source = match via_peer {
+                true => SliceSource::Peer,
+                false => SliceSource::Origin,
+            };
+            return Ok((source, stored));
         };
         if matches!(e, Error::SliceMismatch { .. }) {
             metrics::with(|m| m.origin_failures.inc(metrics::FailureReason::Mismatch));

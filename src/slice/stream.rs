@@ -184,6 +184,10 @@ pub struct Delivery {
     pub from_cache: u64,
     /// Slices fetched from the origin (by this request or one it joined).
     pub from_origin: u64,
+    /// Slices fetched from a peer node (by this request or one it joined).
+    pub from_peer: u64,
+    /// The cache keeps slices in memory files (no disk tier), not on disk.
+    pub cache_in_memory: bool,
 }
 
 /// Slice bytes one worker may have in flight, over all its requests.
@@ -258,6 +262,9 @@ pub async fn send_slices(
     let plan = job.plan;
     let window = how.window;
     let slice_bytes = plan.slice_size;
+    if let Some(target) = &job.cache {
+        done.cache_in_memory = target.cache.store.slices_in_memory();
+    }
     let mut reserved = Reservation {
         budget: how.budget,
         held: 0,
@@ -309,6 +316,7 @@ pub async fn send_slices(
                 match source {
                     SliceSource::Cache => done.from_cache += 1,
                     SliceSource::Origin => done.from_origin += 1,
+                    SliceSource::Peer => done.from_peer += 1,
                 }
                 order.finish(i)
             }

@@ -4,7 +4,7 @@
 //! [`Setup`]), temp dirs, polling and raw requests. In submodules: `process`
 //! (the binary as a subprocess, its stderr lines), `rig` (the resilience
 //! tests' `Knobs` and `Rig`), `cache` (cached setups, PURGE), `h2c` (an
-//! HTTP/2 client and raw frames), `strategies` (proptest strategies of the
+//! HTTP/2 client and raw frames), `pop` (three nodes of a cluster), `strategies` (proptest strategies of the
 //! fuzz files) and `tls` (certificates made in the test, TLS clients).
 #![allow(dead_code, unused_imports)]
 
@@ -19,6 +19,7 @@ use edgeslice::server::runtime::Server;
 
 pub mod cache;
 pub mod h2c;
+pub mod pop;
 pub mod process;
 pub mod rig;
 pub mod strategies;
