@@ -39,6 +39,10 @@ enum Command {
         /// Delay of each origin answer in ms, emulating a remote origin.
         #[arg(long, default_value_t = 5)]
         origin_delay_ms: u64,
+        /// Run this many nodes (2 to 16), first each on its own, then as one
+        /// POP (`[cluster]`), and compare origin requests per slice.
+        #[arg(long, default_value_t = 1)]
+        nodes: usize,
     },
 }
 
@@ -83,8 +87,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     if let Some(Command::Demo {
         size_mib,
         origin_delay_ms,
+        nodes,
     }) = cli.command
     {
+        if nodes > 1 {
+            return edgeslice::demo::run_pop(nodes, size_mib, origin_delay_ms);
+        }
         return edgeslice::demo::run(size_mib, origin_delay_ms);
     }
     let Some(path) = cli.config else {
