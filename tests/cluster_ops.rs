@@ -223,3 +223,46 @@ fn peers_pick_the_route_of_the_clients_host() {
     }
     assert_once_per_slice(&counts, LEN);
 }
+
+#[test]
+fn peers_dns_gives_the_membership_and_sighup_resolves_it_again() {
+    let origin = DemoOrigin::start().unwrap();
+    let addrs = common::pop::free_addrs(3);
+    let cache = common::CacheSetup::fresh("cluster-dns");
+    let _dir = common::TempDir(cache.dir.clone());
+    let config = |other: std::net::SocketAddr| {
+        // An address is a name that resolves to itself; this node is added.
+        let text = common::pop::node_config(origin.addr(), addrs[0], &[addrs[0]], &cache);
+        let text = text.replace(
+            &format!("peers = [\"{}\"]", addrs[0]),
+            &format!("peers_dns = \"{other}\"\npeers_dns_interval_s = 1"),
+        );
+        edgeslice::config::Config::from_toml(&text).expect("config")
+    };
+    let server = edgeslice::server::runtime::Server::start(&config(addrs[1])).unwrap();
+    let admin = server.admin_addr().unwrap();
+    let peers = || {
+        let resp = common::get(admin, "/status", &[]).unwrap();
+        let status: serde_json::Value = serde_json::from_slice(&resp.body).unwrap();
+        let mut peers: Vec<String> = status["cluster"]["peers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["addr"].as_str().unwrap().to_string())
+            .collect();
+        peers.sort();
+        peers
+    };
+    let want = |other: std::net::SocketAddr| {
+        let mut want = vec![addrs[0].to_string(), other.to_string()];
+        want.sort();
+        want
+    };
+    assert_eq!(peers(), want(addrs[1]));
+    server.reload(&config(addrs[2])).unwrap();
+    assert_eq!(peers(), want(addrs[2]));
+    // The watcher re-resolves every second and finds nothing new.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(peers(), want(addrs[2]));
+    server.shutdown();
+}

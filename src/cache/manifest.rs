@@ -209,8 +209,31 @@ pub fn vary_names(headers: &HeaderMap) -> Vec<String> {
     names
 }
 
-/// How long an answer may be served from the cache; `None` when it must not be stored.
+/// How long an answer may be served from the cache; `None` when it must not
+/// be stored, or when its `Age` (from a cache before this one: a peer node,
+/// an upstream CDN) has used its whole lifetime (RFC 9111 section 4.2).
 pub fn freshness(headers: &HeaderMap, default_ttl: Duration) -> Option<Duration> {
+    let age = headers
+        .get(header::AGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map_or(Duration::ZERO, Duration::from_secs);
+    match lifetime(headers, default_ttl)? {
+        Lifetime::Until(left) => Some(left),
+        Lifetime::For(lifetime) => lifetime.checked_sub(age).filter(|left| !left.is_zero()),
+    }
+}
+
+/// How long an answer stays fresh, as its headers say.
+enum Lifetime {
+    /// This long from when it was made (`max-age`, the default TTL): its
+    /// `Age` is already spent.
+    For(Duration),
+    /// This long from now (`Expires`, a date).
+    Until(Duration),
+}
+
+fn lifetime(headers: &HeaderMap, default_ttl: Duration) -> Option<Lifetime> {
     let directives: Vec<String> = headers
         .get_all(header::CACHE_CONTROL)
         .iter()
@@ -239,7 +262,7 @@ pub fn freshness(headers: &HeaderMap, default_ttl: Duration) -> Option<Duration>
         })
     };
     if let Some(s) = seconds("s-maxage").or_else(|| seconds("max-age")) {
-        return (s > 0).then(|| Duration::from_secs(s));
+        return (s > 0).then(|| Lifetime::For(Duration::from_secs(s)));
     }
     if let Some(expires) = headers.get(header::EXPIRES) {
         let at = expires
@@ -248,12 +271,14 @@ pub fn freshness(headers: &HeaderMap, default_ttl: Duration) -> Option<Duration>
             .and_then(|v| httpdate::parse_http_date(v).ok());
         let now = SystemTime::now();
         return match at {
-            Some(at) if at > now => Some(at.duration_since(now).unwrap_or_default()),
+            Some(at) if at > now => {
+                Some(Lifetime::Until(at.duration_since(now).unwrap_or_default()))
+            }
             // An invalid or past Expires means already stale (RFC 9111 section 5.3).
             _ => None,
         };
     }
-    Some(default_ttl)
+    Some(Lifetime::For(default_ttl))
 }
 
 #[cfg(test)]
@@ -295,6 +320,14 @@ mod tests {
                 vec![("cache-control", "max-age=60"), ("expires", "garbage")],
                 Some(60),
             ),
+            // Age, from a cache before this one, is spent of the lifetime.
+            (
+                vec![("cache-control", "max-age=60"), ("age", "45")],
+                Some(15),
+            ),
+            (vec![("cache-control", "max-age=60"), ("age", "60")], None),
+            (vec![("age", "600")], Some(3000)),
+            (vec![("age", "garbage")], Some(3600)),
         ];
         for (pairs, want) in cases {
             let got = freshness(&headers(&pairs), ttl).map(|d| d.as_secs());

@@ -2,8 +2,9 @@
 //!
 //! Every slice has one home among `peers` (a consistent hash, see
 //! [`crate::cluster`]); a node asks the home before the origin. Membership is
-//! this list, the same on every node; `peers_dns` (one name re-resolved
-//! periodically) is not implemented yet.
+//! `peers`, the same list on every node, or `peers_dns`: one `name:port`
+//! whose A/AAAA records are the nodes, resolved at start and on SIGHUP, and
+//! again every `peers_dns_interval_s` (a change is applied as a reload).
 //!
 //! ```
 //! use edgeslice::config::Config;
@@ -37,7 +38,14 @@ pub struct ClusterConfig {
     #[serde(rename = "self")]
     pub self_addr: SocketAddr,
     /// Every node of the POP, this one included, on its ordinary listener.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub peers: Vec<SocketAddr>,
+    /// Instead of `peers`: `name:port`, whose addresses are the nodes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peers_dns: Option<String>,
+    /// Seconds between resolutions of `peers_dns`.
+    #[serde(default = "default_peers_dns_interval_s")]
+    pub peers_dns_interval_s: u64,
     /// Shared secret peer requests carry in `X-Edgeslice-Peer`.
     pub token: String,
     /// Bound on connecting to a peer, on its answer's head and on each gap
@@ -57,6 +65,10 @@ fn default_markdown_ms() -> u64 {
     5_000
 }
 
+fn default_peers_dns_interval_s() -> u64 {
+    30
+}
+
 impl ClusterConfig {
     /// `peer_timeout_ms` as a [`Duration`].
     pub fn peer_timeout(&self) -> Duration {
@@ -68,6 +80,28 @@ impl ClusterConfig {
         Duration::from_millis(self.markdown_ms)
     }
 
+    /// The nodes now: `peers`, or what `peers_dns` resolves to (sorted,
+    /// each once) with this node added if the name does not list it yet (a
+    /// node starting before its record is published serves its own share).
+    pub fn resolve_peers(&self) -> std::io::Result<Vec<SocketAddr>> {
+        use std::net::ToSocketAddrs;
+        let Some(name) = &self.peers_dns else {
+            return Ok(self.peers.clone());
+        };
+        let mut peers: Vec<SocketAddr> = name.to_socket_addrs()?.collect();
+        if !peers.contains(&self.self_addr) {
+            peers.push(self.self_addr);
+        }
+        peers.sort();
+        peers.dedup();
+        Ok(peers)
+    }
+
+    /// `peers_dns_interval_s` as a [`Duration`].
+    pub fn peers_dns_interval(&self) -> Duration {
+        Duration::from_secs(self.peers_dns_interval_s)
+    }
+
     /// Checks the section; the first bad value is reported by key.
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |key, value: String, reason: &str| ConfigError::Invalid {
@@ -75,11 +109,36 @@ impl ClusterConfig {
             value,
             reason: reason.into(),
         };
-        if self.peers.is_empty() {
+        if let Some(name) = &self.peers_dns {
+            if !self.peers.is_empty() {
+                return Err(invalid(
+                    "cluster.peers_dns",
+                    format!("{name:?}"),
+                    "give cluster.peers or cluster.peers_dns, not both",
+                ));
+            }
+            let port = name
+                .rsplit_once(':')
+                .map(|(host, port)| (host, port.parse::<u16>()));
+            if !matches!(port, Some((host, Ok(p))) if !host.is_empty() && p > 0) {
+                return Err(invalid(
+                    "cluster.peers_dns",
+                    format!("{name:?}"),
+                    "must be name:port (the port every node listens on)",
+                ));
+            }
+            if self.peers_dns_interval_s == 0 {
+                return Err(invalid(
+                    "cluster.peers_dns_interval_s",
+                    "0".into(),
+                    "must be at least 1",
+                ));
+            }
+        } else if self.peers.is_empty() {
             return Err(invalid(
                 "cluster.peers",
                 "[]".into(),
-                "must list every node of the cluster, this one included",
+                "must list every node of the cluster, this one included (or give cluster.peers_dns)",
             ));
         }
         if let Some((_, dup)) = self
@@ -94,7 +153,7 @@ impl ClusterConfig {
                 "is listed twice",
             ));
         }
-        if !self.peers.contains(&self.self_addr) {
+        if self.peers_dns.is_none() && !self.peers.contains(&self.self_addr) {
             return Err(invalid(
                 "cluster.self",
                 format!("\"{}\"", self.self_addr),
@@ -153,6 +212,24 @@ mod tests {
     }
 
     #[test]
+    fn peers_dns_resolves_and_adds_this_node() {
+        let config =
+            load("self = \"127.0.0.1:7\"\npeers_dns = \"127.0.0.1:8\"\ntoken = \"t\"\n").unwrap();
+        let cluster = config.cluster.as_ref().unwrap();
+        assert_eq!(cluster.peers_dns_interval_s, 30);
+        assert_eq!(Config::from_toml(&config.to_toml()).unwrap(), config);
+        let peers = cluster.resolve_peers().unwrap();
+        let want: Vec<std::net::SocketAddr> = vec![
+            "127.0.0.1:7".parse().unwrap(),
+            "127.0.0.1:8".parse().unwrap(),
+        ];
+        assert_eq!(peers, want);
+        let bad =
+            load("self = \"127.0.0.1:7\"\npeers_dns = \"no-such-node.invalid:8\"\ntoken = \"t\"\n");
+        assert!(bad.unwrap().cluster.unwrap().resolve_peers().is_err());
+    }
+
+    #[test]
     fn bad_clusters_name_the_bad_value() {
         let peers = "peers = [\"127.0.0.1:1\", \"127.0.0.1:2\"]\n";
         let cases = [
@@ -180,6 +257,19 @@ mod tests {
             (
                 format!("self = \"127.0.0.1:1\"\n{peers}"),
                 "missing field `token`",
+            ),
+            (
+                format!("self = \"127.0.0.1:1\"\n{peers}peers_dns = \"pop:1\"\ntoken = \"t\""),
+                "invalid cluster.peers_dns = \"pop:1\": give cluster.peers or cluster.peers_dns, not both",
+            ),
+            (
+                "self = \"127.0.0.1:1\"\npeers_dns = \"pop.internal\"\ntoken = \"t\"".to_string(),
+                "invalid cluster.peers_dns = \"pop.internal\": must be name:port",
+            ),
+            (
+                "self = \"127.0.0.1:1\"\npeers_dns = \"pop:1\"\npeers_dns_interval_s = 0\ntoken = \"t\""
+                    .to_string(),
+                "invalid cluster.peers_dns_interval_s = 0",
             ),
         ];
         for (text, want) in cases {

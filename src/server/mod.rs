@@ -5,7 +5,8 @@
 //! connections ([`h2`]) on their sockets ([`h2_io`]), their streams' sink ([`h2_sink`]) and control-frame
 //! budget ([`h2_frames`]), one request through the driver for either
 //! ([`request`]), the limits every request head is checked against
-//! ([`limits`]), what SIGHUP swaps ([`reload`]), where the configuration
+//! ([`limits`]), what SIGHUP swaps ([`reload`]) and the cluster membership
+//! kept from DNS ([`membership`]), where the configuration
 //! becomes the runtime settings of every layer ([`settings`]), the admin
 //! listener ([`admin`]) and the access log line each request ends with
 //! ([`access`]).
@@ -18,6 +19,7 @@ pub mod h2_frames;
 pub mod h2_io;
 pub mod h2_sink;
 pub mod limits;
+pub mod membership;
 pub mod reload;
 pub mod request;
 pub mod runtime;

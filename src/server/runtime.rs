@@ -14,7 +14,7 @@
 use std::io;
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -30,6 +30,7 @@ use crate::proxy::route::RouteTable;
 use crate::server::admin::{Admin, AdminState};
 use crate::server::connection::{accept_loop, WorkerState};
 use crate::server::limits::ClientLimits;
+use crate::server::membership::Membership;
 use crate::server::reload::{Reloadable, WorkerRoutes};
 use crate::server::tls::ClientTls;
 use crate::slice::stream::SliceBudget;
@@ -85,6 +86,10 @@ pub struct Server {
     admin: Option<Admin>,
     admin_state: Arc<AdminState>,
     reload: Arc<Reloadable>,
+    /// The configuration in force (replaced on reload), for `peers_dns`.
+    config: Arc<Mutex<Config>>,
+    /// Re-resolves `cluster.peers_dns`, once a configuration uses it.
+    membership: Mutex<Option<Membership>>,
 }
 
 impl Server {
@@ -195,7 +200,7 @@ impl Server {
         admin_state
             .ready
             .store(true, std::sync::atomic::Ordering::Release);
-        Ok(Server {
+        let server = Server {
             addr,
             tls_addr,
             tls,
@@ -206,7 +211,25 @@ impl Server {
             admin,
             admin_state,
             reload,
-        })
+            config: Arc::new(Mutex::new(config.clone())),
+            membership: Mutex::new(None),
+        };
+        server.watch_membership(config)?;
+        Ok(server)
+    }
+
+    /// Start re-resolving `cluster.peers_dns` when `config` uses it and
+    /// nothing does yet.
+    fn watch_membership(&self, config: &Config) -> io::Result<()> {
+        let dns = config
+            .cluster
+            .as_ref()
+            .is_some_and(|c| c.peers_dns.is_some());
+        let mut membership = self.membership.lock().unwrap_or_else(|p| p.into_inner());
+        if dns && membership.is_none() {
+            *membership = Some(Membership::start(self.config.clone(), self.reload.clone())?);
+        }
+        Ok(())
     }
 
     /// The address the workers accept on (with the real port when 0 was configured).
@@ -236,6 +259,8 @@ impl Server {
     /// The listeners, workers, cache and timeouts of the shutdown need a
     /// restart.
     pub fn reload(&self, config: &Config) -> io::Result<()> {
+        // Held throughout: the peers_dns watcher builds tables under it too.
+        let mut in_force = self.config.lock().unwrap_or_else(|p| p.into_inner());
         let table = RouteTable::try_from(config)?;
         if config.server.tls_listen.is_some() != self.tls.is_some() {
             return Err(io::Error::new(
@@ -247,7 +272,9 @@ impl Server {
             tls.reload(config)?;
         }
         self.reload.replace(table, ClientLimits::from(config));
-        Ok(())
+        *in_force = config.clone();
+        drop(in_force);
+        self.watch_membership(config)
     }
 
     /// The admin listener's address, when it runs.
@@ -276,6 +303,10 @@ impl Server {
             cache.store.close();
         }
         self.admin.take();
+        self.membership
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
     }
 }
 

@@ -325,34 +325,43 @@ impl TryFrom<&Config> for RouteTable {
             let proxy = ProxySettings::from((&base, route));
             routes.push((matcher, RoutePlan { proxy, origin }));
         }
-        let cluster = config
-            .cluster
-            .as_ref()
-            .map(|c| Arc::new(ClusterSettings::from((c, &config.origin))));
+        let cluster = match &config.cluster {
+            Some(c) => {
+                let peers = c.resolve_peers().map_err(|error| ResolveError {
+                    key: "cluster.peers_dns".into(),
+                    address: c.peers_dns.clone().unwrap_or_default(),
+                    error,
+                })?;
+                Some(Arc::new(cluster_settings(c, &config.origin, &peers)))
+            }
+            None => None,
+        };
         Ok(RouteTable::new(routes, default).with_cluster(cluster))
     }
 }
 
-/// The ring and the peer timeouts of `[cluster]` (validated: `self` is one
-/// of `peers`, the token a header value); idle peer connections last as
-/// long as idle origin ones.
-impl From<(&ClusterConfig, &OriginConfig)> for ClusterSettings {
-    fn from((config, origin): (&ClusterConfig, &OriginConfig)) -> ClusterSettings {
-        let ring = Ring::new(&config.peers);
-        let self_index = ring
-            .peers()
-            .iter()
-            .position(|p| *p == config.self_addr)
-            .unwrap_or(0);
-        ClusterSettings::new(
-            ring,
-            self_index,
-            HeaderValue::from_str(&config.token).expect("validated: a header value"),
-            config.peer_timeout(),
-            config.markdown(),
-            Duration::from_millis(origin.pool_idle_timeout_ms),
-        )
-    }
+/// The ring over `peers` (`[cluster]`'s, resolved; `self` among them) and
+/// the peer timeouts (validated: the token a header value); idle peer
+/// connections last as long as idle origin ones.
+fn cluster_settings(
+    config: &ClusterConfig,
+    origin: &OriginConfig,
+    peers: &[std::net::SocketAddr],
+) -> ClusterSettings {
+    let ring = Ring::new(peers);
+    let self_index = ring
+        .peers()
+        .iter()
+        .position(|p| *p == config.self_addr)
+        .unwrap_or(0);
+    ClusterSettings::new(
+        ring,
+        self_index,
+        HeaderValue::from_str(&config.token).expect("validated: a header value"),
+        config.peer_timeout(),
+        config.markdown(),
+        Duration::from_millis(origin.pool_idle_timeout_ms),
+    )
 }
 
 /// The slice store of `[cache]`, able to hold the largest slice any route
