@@ -20,7 +20,8 @@
 //!       http   framing, heads, ranges, versions, conditionals: pure
 //!       config the TOML file, validated
 //!       error  one error type, tagged with its source
-//! ops      metrics, declared in one place; every layer counts into them
+//! ops      metrics, declared in one place; every layer counts into them;
+//!          systemd notifications (ready, reloading, stopping)
 //! ```
 //!
 //! `demo` holds a built-in origin and a small client, used by `edgeslice demo`

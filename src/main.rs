@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use edgeslice::config::Config;
+use edgeslice::ops::service;
 use edgeslice::proxy::route::RouteTable;
 use edgeslice::server::runtime::Server;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
@@ -83,6 +84,31 @@ fn limit_allocator_retention() {
     }
 }
 
+/// What `systemctl status` shows while serving: where, on how many workers,
+/// where the metrics are and how long the cache took to come back.
+fn serving_status(server: &Server, config: &Config) -> String {
+    let mut status = format!(
+        "serving on {}, workers {} ({:?})",
+        server.local_addr(),
+        config.worker_count(),
+        server.driver()
+    );
+    if let Some(tls) = server.tls_addr() {
+        status.push_str(&format!(", TLS on {tls}"));
+    }
+    if let Some(admin) = server.admin_addr() {
+        status.push_str(&format!(", admin on {admin}"));
+    }
+    if let Some(cache) = server.cache() {
+        status.push_str(&format!(
+            ", cache {} recovered in {} ms",
+            config.cache.dir.display(),
+            cache.store.recovery_time().as_millis()
+        ));
+    }
+    status
+}
+
 fn run(cli: Cli) -> anyhow::Result<()> {
     if let Some(Command::Demo {
         size_mib,
@@ -113,25 +139,40 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP])?;
     let server = Server::start_with(&config, Some(&path)).with_context(in_file)?;
     tracing::info!(config = %path.display(), addr = %server.local_addr(), "serving");
+    let serving = serving_status(&server, &config);
+    service::ready(&serving);
     for signal in signals.forever() {
         if signal != SIGHUP {
             tracing::info!(
                 signal,
                 "stopping: no new connections, finishing in-flight responses"
             );
+            service::stopping(&format!(
+                "draining: no new connections, in-flight responses get up to {} ms",
+                config.server.shutdown_timeout_ms
+            ));
             break;
         }
+        service::reloading();
         // Routes and limits change in place; a bad file changes nothing.
         let reloaded = Config::load(&path)
             .map_err(anyhow::Error::from)
             .and_then(|new| Ok(server.reload(&new)?));
         match reloaded {
-            Ok(()) => tracing::info!(config = %path.display(), "reloaded routes and limits"),
-            Err(e) => tracing::error!(
-                config = %path.display(),
-                error = %e,
-                "reload refused, keeping the running configuration"
-            ),
+            Ok(()) => {
+                tracing::info!(config = %path.display(), "reloaded routes and limits");
+                service::ready(&format!("{serving}; reloaded {}", path.display()));
+            }
+            Err(e) => {
+                tracing::error!(
+                    config = %path.display(),
+                    error = %e,
+                    "reload refused, keeping the running configuration"
+                );
+                service::ready(&format!(
+                    "{serving}; reload refused, kept the running configuration: {e:#}"
+                ));
+            }
         }
     }
     server.shutdown();

@@ -5,16 +5,18 @@
 //! one thread per worker. Each thread is pinned to its core when `pin_cores`
 //! is set, builds its own monoio runtime (io_uring when the kernel offers it,
 //! else the legacy epoll driver, with a log line saying which), its own origin
-//! pool, and serves its listener until [`Server::shutdown`].
+//! pool, and serves its listener until [`Server::shutdown`]. `start` returns
+//! once every worker has its runtime and accepts (and the cache is
+//! recovered): what systemd's readiness (`READY=1`) promises.
 //!
 //! Errors: a listener that cannot be bound, an origin address that does not
-//! resolve or a `cache.dir` that cannot be made or written fail `start` with a
-//! message naming the key and its value.
+//! resolve, a `cache.dir` that cannot be made or written, or a worker whose
+//! runtime cannot start fail `start` with a message naming what failed.
 
 use std::io;
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::sync::{Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -172,6 +174,7 @@ impl Server {
         };
         let mut stops = Vec::new();
         let mut threads = Vec::new();
+        let (started_tx, started) = mpsc::channel::<WorkerStart>();
         for (id, listener) in listeners.into_iter().enumerate() {
             let (stop_tx, stop_rx) = oneshot::channel::<()>();
             let core = config
@@ -183,15 +186,30 @@ impl Server {
             let cache = cache.clone();
             let metrics = worker_metrics[id].clone();
             let tls_listener = (!tls_listeners.is_empty()).then(|| tls_listeners.remove(0));
+            let started = started_tx.clone();
             let thread = std::thread::Builder::new()
                 .name(format!("edgeslice-w{id}"))
                 .spawn(move || {
                     crate::ops::metrics::install(metrics);
                     let listeners = (listener, tls_listener);
-                    run_worker(id, core, listeners, plan, cache, stop_rx)
+                    run_worker(id, core, listeners, plan, cache, stop_rx, started)
                 })?;
             stops.push(stop_tx);
             threads.push(thread);
+        }
+        drop(started_tx);
+        // A worker whose runtime cannot start (io_uring refused past
+        // detection, a seccomp filter) fails the start rather than leaving a
+        // server that answers on fewer workers than it says.
+        let waited = wait_for_workers(&started, threads.len());
+        if let Err(e) = waited {
+            for s in stops.drain(..) {
+                let _ = s.send(());
+            }
+            for t in threads.drain(..) {
+                let _ = t.join();
+            }
+            return Err(e);
         }
         info!(%addr, workers, ?driver, "edgeslice listening");
         if let Some(tls_addr) = tls_addr {
@@ -344,6 +362,22 @@ fn bind_listeners(
 /// A worker's plain listener, and its TLS listener when there is one.
 type Listeners = (std::net::TcpListener, Option<std::net::TcpListener>);
 
+/// What a worker reports once: `Ok` when its runtime runs and its listeners
+/// are registered with it, else what failed.
+type WorkerStart = Result<(), String>;
+
+/// Wait until each of `count` workers reported its start; the first failure
+/// (or a worker gone without a word) is the error.
+fn wait_for_workers(started: &mpsc::Receiver<WorkerStart>, count: usize) -> io::Result<()> {
+    for _ in 0..count {
+        let report = started
+            .recv()
+            .unwrap_or_else(|_| Err("a worker thread ended before it started".into()));
+        report.map_err(io::Error::other)?;
+    }
+    Ok(())
+}
+
 fn run_worker(
     id: usize,
     core: Option<usize>,
@@ -351,24 +385,30 @@ fn run_worker(
     plan: WorkerPlan,
     cache: Option<Arc<SliceCache>>,
     stop: oneshot::Receiver<()>,
+    started: mpsc::Sender<WorkerStart>,
 ) {
     if let Some(core) = core {
         if !core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
             warn!(worker = id, core, "could not pin worker to core");
         }
     }
-    let result = match plan.driver {
+    let driver = plan.driver;
+    let serve = |started| worker(id, core, listener, plan, cache.clone(), stop, started);
+    let result = match driver {
         Driver::IoUring => RuntimeBuilder::<IoUringDriver>::new()
             .enable_timer()
             .build()
-            .map(|mut rt| rt.block_on(worker(id, core, listener, plan, cache.clone(), stop))),
+            .map(|mut rt| rt.block_on(serve(started.clone()))),
         Driver::Legacy => RuntimeBuilder::<LegacyDriver>::new()
             .enable_timer()
             .build()
-            .map(|mut rt| rt.block_on(worker(id, core, listener, plan, cache.clone(), stop))),
+            .map(|mut rt| rt.block_on(serve(started.clone()))),
     };
+    // The start reports the failure, naming the worker.
     if let Err(e) = result {
-        tracing::error!(worker = id, error = %e, "worker runtime failed to start");
+        let _ = started.send(Err(format!(
+            "worker {id}: {driver:?} runtime failed to start: {e}"
+        )));
     }
 }
 
@@ -379,17 +419,25 @@ async fn worker(
     plan: WorkerPlan,
     cache: Option<Arc<SliceCache>>,
     stop: oneshot::Receiver<()>,
+    started: mpsc::Sender<WorkerStart>,
 ) {
     let listener = match monoio::net::TcpListener::from_std(listener) {
         Ok(l) => l,
-        Err(e) => return tracing::error!(worker = id, error = %e, "listener"),
+        Err(e) => {
+            let _ = started.send(Err(format!("worker {id}: listener: {e}")));
+            return;
+        }
     };
     let tls_listener = match tls_listener.map(monoio::net::TcpListener::from_std) {
         Some(Ok(l)) => Some(l),
-        Some(Err(e)) => return tracing::error!(worker = id, error = %e, "TLS listener"),
+        Some(Err(e)) => {
+            let _ = started.send(Err(format!("worker {id}: TLS listener: {e}")));
+            return;
+        }
         None => None,
     };
     info!(worker = id, ?core, driver = ?plan.driver, "worker started");
+    let _ = started.send(Ok(()));
     let routes = Rc::new(WorkerRoutes::new(
         plan.reload.clone(),
         cache,

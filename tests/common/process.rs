@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -25,11 +25,20 @@ pub struct Edgeslice {
 
 impl Edgeslice {
     pub fn start(config: &Path) -> Edgeslice {
+        Edgeslice::start_with_env(config, &[])
+    }
+
+    /// [`Edgeslice::start`] with `env` added to its environment. A
+    /// `NOTIFY_SOCKET` the test runner inherited is never passed on: only a
+    /// test that sets its own gets notifications.
+    pub fn start_with_env(config: &Path, env: &[(&str, &Path)]) -> Edgeslice {
         let mut child = Command::new(env!("CARGO_BIN_EXE_edgeslice"))
             .arg("--config")
             .arg(config)
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
+            .env_remove("NOTIFY_SOCKET")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -120,6 +129,13 @@ impl Edgeslice {
         self.child.wait().expect("killed child is reaped");
     }
 
+    /// Wait up to `limit` for the process to exit on its own.
+    pub fn wait_exit(&mut self, limit: Duration) -> ExitStatus {
+        wait_for(limit, "edgeslice to exit", || {
+            self.child.try_wait().expect("child can be waited for")
+        })
+    }
+
     pub fn signal(&self, sig: i32) {
         // SAFETY: signalling the child this test started and still owns.
         assert_eq!(unsafe { kill(self.child.id() as i32, sig) }, 0);
@@ -138,6 +154,7 @@ extern "C" {
 }
 
 pub const SIGHUP: i32 = 1;
+pub const SIGTERM: i32 = 15;
 
 /// The value of `key=` in a tracing text line: bare, or quoted (Debug-escaped).
 pub fn field(line: &str, key: &str) -> Option<String> {
