@@ -1,10 +1,12 @@
-//! The admin listener: `/metrics`, `/health` and `/status` for operators.
+//! The admin listener: `/metrics`, `/health`, `/status` and `/dashboard` for
+//! operators.
 //!
 //! It runs on a thread of its own, apart from the workers, so a scrape never
 //! competes with client traffic on a worker's event loop and stays answerable
 //! when the workers are saturated. `/metrics` merges the workers' counters at
 //! scrape time; `/health` is 200 while serving and 503 while starting or
-//! draining; `/status` is a small JSON document.
+//! draining; `/status` is a small JSON document; `/dashboard` is a page that
+//! polls `/status` and `/metrics` ([`DASHBOARD`]).
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -17,6 +19,13 @@ use std::time::{Duration, Instant};
 use crate::cache::SliceCache;
 use crate::ops::metrics::{self, NodeGauges, WorkerMetrics};
 use crate::server::reload::Reloadable;
+
+/// The page of `GET /dashboard`: self-contained (its script and styles
+/// inline, no external URL), it polls `/status` and `/metrics` every second
+/// from the browser and draws the last ten minutes. The metric names it
+/// reads are listed once, in its `METRICS` table (tests/dashboard.rs checks
+/// each is exported).
+pub const DASHBOARD: &str = include_str!("dashboard.html");
 
 /// What the admin listener reports on.
 pub struct AdminState {
@@ -218,10 +227,11 @@ fn answer(mut stream: TcpStream, state: &AdminState) -> io::Result<()> {
             (status, "text/plain", text.to_string())
         }
         ("GET", "/status") => (200, "application/json", state.status()),
+        ("GET", "/dashboard") => (200, "text/html; charset=utf-8", DASHBOARD.into()),
         ("GET", _) => (
             404,
             "text/plain",
-            "not found: try /metrics, /health or /status\n".into(),
+            "not found: try /metrics, /health, /status or /dashboard\n".into(),
         ),
         _ => (405, "text/plain", "only GET\n".into()),
     };
