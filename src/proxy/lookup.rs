@@ -16,7 +16,7 @@ use crate::proxy::cache_status::Served;
 use crate::proxy::context::{Ask, Proxy};
 use crate::proxy::respond::StoredObject;
 use crate::proxy::revalidate::{revalidate, Revalidation};
-use crate::slice::fetch::CacheTarget;
+use crate::slice::job::CacheTarget;
 
 /// What the lookup found.
 // Built once per request and moved to the driver: a Box would only add an allocation.

@@ -15,7 +15,7 @@ use http::{header, HeaderMap, HeaderValue, StatusCode};
 use crate::error::Result;
 use crate::http::sink::{BodyLength, ResponseSink};
 use crate::proxy::exchange::Exchange;
-use crate::slice::fetch::SliceJob;
+use crate::slice::job::SliceJob;
 use crate::slice::plan::SlicePlan;
 use crate::slice::stream::{self, Delivery, Sending};
 

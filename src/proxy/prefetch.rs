@@ -13,7 +13,8 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 use crate::ops::metrics;
-use crate::slice::fetch::{run_slice, SliceJob};
+use crate::slice::fetch::run_slice;
+use crate::slice::job::SliceJob;
 use crate::slice::plan::{slice_of, SlicePlan};
 
 /// Objects remembered per worker and route before the memory is reset.

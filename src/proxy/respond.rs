@@ -24,7 +24,8 @@ use crate::http::version::ObjectVersion;
 use crate::proxy::cache_status::cache_status;
 use crate::proxy::context::{Ask, Proxy};
 use crate::proxy::exchange::Exchange;
-use crate::slice::fetch::{run_slice, CacheTarget, CountedSlices, OpenedSlice, SliceJob};
+use crate::slice::fetch::run_slice;
+use crate::slice::job::{CacheTarget, CountedSlices, OpenedSlice, SliceJob};
 use crate::slice::plan::SlicePlan;
 use crate::slice::stream;
 

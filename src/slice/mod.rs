@@ -1,9 +1,12 @@
 //! Slices: which ones a request needs ([`plan`]), checking an origin's
 //! answer like nginx's slice module ([`check`]), getting one from the source
-//! that has it ([`fetch`]), and streaming them to the client in order within
+//! that has it ([`fetch`]) for a [`job`] (asking a peer or the origin), the
+//! client's part of each ([`part`]), and streaming them to the client in order within
 //! a bounded window ([`stream`]).
 
 pub mod check;
 pub mod fetch;
+pub mod job;
+pub mod part;
 pub mod plan;
 pub mod stream;

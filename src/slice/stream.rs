@@ -19,7 +19,9 @@ use crate::cache::slice_id;
 use crate::error::{Error, Result};
 use crate::http::sink::ResponseSink;
 use crate::ops::metrics;
-use crate::slice::fetch::{run_slice, OpenedSlice, Piece, SliceEvent, SliceJob, SliceSource};
+use crate::slice::fetch::run_slice;
+use crate::slice::job::{OpenedSlice, SliceJob};
+use crate::slice::part::{Piece, SliceEvent, SliceSource};
 
 /// Something with a length in bytes: what the [`ReorderBuffer`] holds.
 pub trait Chunk {

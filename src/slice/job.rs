@@ -1,0 +1,193 @@
+//! What a slice task needs, and how it asks for one slice.
+//!
+//! A [`SliceJob`] is built once per answer and shared by its slice tasks:
+//! the object's version every slice must match, where its slices are cached
+//! ([`CacheTarget`]), and the sources it may ask. [`SliceJob::open`] asks
+//! the slice's home peer when that is another node and up, else (or when the
+//! peer fails) the origin, and checks the answer's head the same way for
+//! both (`SliceJob::check`), so two versions are never spliced together.
+
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{header, HeaderMap, HeaderValue, Method};
+use tracing::debug;
+
+use crate::cache::flight::FlightLeader;
+use crate::cache::{Locator, ObjectKey, SliceCache};
+use crate::cluster::ring::home_key;
+use crate::cluster::{ask_home, PeerId, Peers};
+use crate::error::{Error, Result};
+use crate::http::version::ObjectVersion;
+use crate::origin::pool::{OriginPool, OriginResponse};
+use crate::slice::check::check_slice_head;
+use crate::slice::plan::{self, SlicePlan};
+
+/// Where the slices of a job are cached.
+#[derive(Clone)]
+pub struct CacheTarget {
+    /// The node's cache.
+    pub cache: Arc<SliceCache>,
+    /// The object (variant) the slices belong to.
+    pub key: ObjectKey,
+    /// The manifest generation the slices are stored under.
+    pub generation: u64,
+}
+
+impl CacheTarget {
+    /// The store key of slice `index`.
+    pub fn slice_key(&self, index: u64) -> String {
+        self.key.slice_key(self.generation, index)
+    }
+}
+
+/// Everything a slice task needs to ask for one slice.
+pub struct SliceJob {
+    /// The worker's origin pool.
+    pub pool: Rc<OriginPool>,
+    /// The cluster's peers, asked before the origin for the slices they are
+    /// home to; `None` alone, without a cache, or when the request came
+    /// from a peer (one hop at most).
+    pub peers: Option<Rc<Peers>>,
+    /// The client's Host, sent to peers so they pick the same route.
+    pub client_host: Option<HeaderValue>,
+    /// Request target (path and query) forwarded unchanged.
+    pub target: Rc<str>,
+    /// Forwarded request headers, without Range and conditionals.
+    pub headers: Rc<HeaderMap>,
+    /// The plan of the client's request.
+    pub plan: SlicePlan,
+    /// The version every slice must match.
+    pub version: Rc<ObjectVersion>,
+    /// Where slices are looked up and stored; `None` when not cacheable.
+    pub cache: Option<CacheTarget>,
+    /// Retries allowed per slice.
+    pub max_retries: u32,
+    /// Deadline of one attempt at a whole slice.
+    pub slice_timeout: Duration,
+    /// Requests the client's exchange sent to the origin, for its log line.
+    pub attempts: Rc<std::cell::Cell<u64>>,
+    /// Slices the answer's head counted as cached (`X-Cache`, `Cache-Status`).
+    pub counted: Rc<CountedSlices>,
+}
+
+/// Which slices an answer's head counted as cached, by index, with where
+/// they were found: the slice task pins that slot without looking it up again.
+#[derive(Debug, Default)]
+pub struct CountedSlices {
+    first: u64,
+    cached: Vec<Option<Locator>>,
+}
+
+impl CountedSlices {
+    /// `cached[i]` is where slice `first + i` was found, if it was.
+    pub fn new(first: u64, cached: Vec<Option<Locator>>) -> CountedSlices {
+        CountedSlices { first, cached }
+    }
+
+    /// Where slice `index` was found when the head was written, if it was.
+    pub fn locator(&self, index: u64) -> Option<Locator> {
+        index
+            .checked_sub(self.first)
+            .and_then(|at| self.cached.get(at as usize).copied())
+            .flatten()
+    }
+
+    /// Whether slice `index` was counted as cached.
+    pub fn contains(&self, index: u64) -> bool {
+        self.locator(index).is_some()
+    }
+
+    /// How many slices were counted as cached.
+    pub fn count(&self) -> u64 {
+        self.cached.iter().filter(|c| c.is_some()).count() as u64
+    }
+}
+
+impl SliceJob {
+    /// Request slice `index` and check its head: from its home peer when
+    /// that is another node and up, else (or when the peer fails) from the
+    /// origin. Says which peer answered, if one did.
+    pub async fn open(&self, index: u64) -> Result<(OriginResponse, Option<PeerId>)> {
+        let mut headers = (*self.headers).clone();
+        let range = plan::slice_range_header(index, self.plan.slice_size);
+        headers.insert(
+            header::RANGE,
+            HeaderValue::from_str(&range).expect("a range header is ASCII"),
+        );
+        if let (Some(peers), Some(cache)) = (self.peers.as_deref(), &self.cache) {
+            let key = home_key(cache.key.as_str(), index);
+            let host = self.client_host.as_ref();
+            if let Some((resp, peer)) = ask_home(peers, &key, &self.target, &headers, host).await {
+                match self.check(index, resp) {
+                    Ok(resp) => return Ok((resp, Some(peer))),
+                    // The peer holds another version (or answered oddly):
+                    // the origin settles it; the peer is not at fault.
+                    Err(e) => {
+                        debug!(index, peer = %peers.addr(peer), error = %e, "peer's slice refused: asking the origin")
+                    }
+                }
+            }
+        }
+        self.attempts.set(self.attempts.get() + 1);
+        let resp = self
+            .pool
+            .request(&Method::GET, &self.target, &headers)
+            .await?;
+        Ok((self.check(index, resp)?, None))
+    }
+
+    /// The checks every answer for slice `index` passes, a peer's as an origin's.
+    fn check(&self, index: u64, resp: OriginResponse) -> Result<OriginResponse> {
+        if resp.head.status == http::StatusCode::PRECONDITION_FAILED {
+            return Err(Error::mismatch(
+                index,
+                "got 412 to If-Match / If-Unmodified-Since, expected 206: the object changed",
+            ));
+        }
+        if resp.head.status.is_server_error() {
+            return Err(Error::OriginStatus {
+                index,
+                status: resp.head.status.as_u16(),
+            });
+        }
+        check_slice_head(index, self.plan.slice_size, &resp.head, Some(&self.version))?;
+        Ok(resp)
+    }
+
+    /// The same job for another plan of the same object (a multipart part,
+    /// slices fetched ahead); `counted` says which of them a head counted.
+    pub fn with_plan(&self, plan: SlicePlan, counted: Rc<CountedSlices>) -> SliceJob {
+        SliceJob {
+            pool: self.pool.clone(),
+            peers: self.peers.clone(),
+            client_host: self.client_host.clone(),
+            target: self.target.clone(),
+            headers: self.headers.clone(),
+            plan,
+            version: self.version.clone(),
+            cache: self.cache.clone(),
+            max_retries: self.max_retries,
+            slice_timeout: self.slice_timeout,
+            attempts: self.attempts.clone(),
+            counted,
+        }
+    }
+
+    /// Length of slice `index` of the object.
+    pub fn slice_len(&self, index: u64) -> u64 {
+        let (first, last) = self.plan.slice_bounds(index);
+        last - first + 1
+    }
+}
+
+/// An answer for slice `index` already opened by the probe, with the flight it leads.
+pub struct OpenedSlice {
+    /// The origin's answer, head checked.
+    pub response: OriginResponse,
+    /// The answer came from a peer node (the slice's home), not the origin.
+    pub from_peer: bool,
+    /// The flight other requests follow, when the slice is cacheable.
+    pub leader: Option<FlightLeader>,
+}
