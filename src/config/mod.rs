@@ -68,6 +68,8 @@ pub const MAX_CONCURRENT_SUBREQUESTS: usize = 256;
 pub const MAX_RETRIES: u32 = 20;
 /// Largest accepted `slice.prefetch_slices`.
 pub const MAX_PREFETCH_SLICES: u64 = 64;
+/// Largest `slice.max_object_bytes`: lengths stay far from u64 overflow.
+pub const MAX_OBJECT_BYTES: u64 = 1 << 60;
 /// Most parts of one multipart/byteranges answer (`slice.max_ranges`).
 pub const MAX_RANGES_PER_ANSWER: usize = 16;
 
@@ -449,6 +451,9 @@ pub struct SliceConfig {
     pub max_ranges: usize,
     /// Cut answers that ignore Range or give no length into slices for the cache.
     pub cut_whole_answers: bool,
+    /// Longest object an origin (or a peer) may announce; a longer one is a 502.
+    #[serde(deserialize_with = "deserialize_size")]
+    pub max_object_bytes: u64,
 }
 
 impl Default for SliceConfig {
@@ -464,6 +469,7 @@ impl Default for SliceConfig {
             prefetch_slices: 0,
             max_ranges: 16,
             cut_whole_answers: true,
+            max_object_bytes: 1024 * GIB,
         }
     }
 }

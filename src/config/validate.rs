@@ -13,7 +13,8 @@ use super::origin::{load_ca_file, OriginAddress};
 use super::size::SliceSize;
 use super::{
     available_cores, parse_net, Config, ConfigError, RouteConfig, MAX_CONCURRENT_SUBREQUESTS,
-    MAX_PREFETCH_SLICES, MAX_RANGES_PER_ANSWER as MAX_PARTS, MAX_RETRIES, MAX_SLICE_SIZE,
+    MAX_OBJECT_BYTES, MAX_PREFETCH_SLICES, MAX_RANGES_PER_ANSWER as MAX_PARTS, MAX_RETRIES,
+    MAX_SLICE_SIZE,
 };
 
 /// A refused value as written in TOML, and why; the caller names the key.
@@ -392,6 +393,14 @@ impl Config {
         prefetch_slices(&slice.prefetch_slices).map_err(|r| r.at("slice.prefetch_slices"))?;
         min_slice_bytes(&slice.min_slice_bytes).map_err(|r| r.at("slice.min_slice_bytes"))?;
         max_ranges(&slice.max_ranges).map_err(|r| r.at("slice.max_ranges"))?;
+        positive("slice.max_object_bytes", slice.max_object_bytes)?;
+        if slice.max_object_bytes > MAX_OBJECT_BYTES {
+            return Err(invalid(
+                "slice.max_object_bytes",
+                slice.max_object_bytes.to_string(),
+                format!("must be at most {MAX_OBJECT_BYTES} (1EiB)"),
+            ));
+        }
         if slice.max_retries > MAX_RETRIES {
             return Err(invalid(
                 "slice.max_retries",

@@ -296,20 +296,52 @@ pub fn encode_response_head(status: StatusCode, headers: &HeaderMap, out: &mut V
     out.push(b' ');
     out.extend_from_slice(status.canonical_reason().unwrap_or("Unknown").as_bytes());
     out.extend_from_slice(b"\r\n");
-    encode_headers(headers, out);
+    encode_fields(headers.iter(), out);
 }
 
-/// Append a request head to `out`.
+/// Append a request head to `out`, its framing headers as given.
 pub fn encode_request_head(method: &Method, target: &str, headers: &HeaderMap, out: &mut Vec<u8>) {
+    encode_request_line(method, target, out);
+    encode_fields(headers.iter(), out);
+}
+
+/// Append the head of a request that has no body to `out`: whatever framing
+/// headers `headers` hold are left out, so no Content-Length or
+/// Transfer-Encoding can make the receiver wait for (and take the next
+/// request on the connection for) a body that is not there. A method other
+/// than GET and HEAD says `content-length: 0`, as RFC 9110 section 8.6 asks
+/// of a request whose method gives content a meaning.
+pub fn encode_bodiless_request_head(
+    method: &Method,
+    target: &str,
+    headers: &HeaderMap,
+    out: &mut Vec<u8>,
+) {
+    encode_request_line(method, target, out);
+    let framing =
+        |name: &HeaderName| name == header::CONTENT_LENGTH || name == header::TRANSFER_ENCODING;
+    let fields = headers.iter().filter(|(name, _)| !framing(name));
+    if method == Method::GET || method == Method::HEAD {
+        encode_fields(fields, out);
+    } else {
+        let zero = HeaderValue::from_static("0");
+        encode_fields(fields.chain([(&header::CONTENT_LENGTH, &zero)]), out);
+    }
+}
+
+fn encode_request_line(method: &Method, target: &str, out: &mut Vec<u8>) {
     out.extend_from_slice(method.as_str().as_bytes());
     out.push(b' ');
     out.extend_from_slice(target.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
-    encode_headers(headers, out);
 }
 
-fn encode_headers(headers: &HeaderMap, out: &mut Vec<u8>) {
-    for (name, value) in headers {
+/// Each field on its line, then the blank line that ends a head.
+fn encode_fields<'a>(
+    fields: impl Iterator<Item = (&'a HeaderName, &'a HeaderValue)>,
+    out: &mut Vec<u8>,
+) {
+    for (name, value) in fields {
         out.extend_from_slice(name.as_str().as_bytes());
         out.extend_from_slice(b": ");
         out.extend_from_slice(value.as_bytes());
@@ -441,6 +473,33 @@ mod tests {
         assert_eq!(
             response_framing(&get, ok, &HeaderMap::new()).unwrap(),
             BodyFraming::UntilClose
+        );
+    }
+
+    #[test]
+    fn bodiless_request_heads_carry_no_framing() {
+        let h = headers(&[
+            ("host", "h"),
+            ("content-length", "40"),
+            ("transfer-encoding", "chunked"),
+            ("x-a", "1"),
+        ]);
+        let head = |method: Method| {
+            let mut out = Vec::new();
+            encode_bodiless_request_head(&method, "/x", &h, &mut out);
+            String::from_utf8(out).unwrap()
+        };
+        assert_eq!(
+            head(Method::GET),
+            "GET /x HTTP/1.1\r\nhost: h\r\nx-a: 1\r\n\r\n"
+        );
+        assert_eq!(
+            head(Method::HEAD),
+            "HEAD /x HTTP/1.1\r\nhost: h\r\nx-a: 1\r\n\r\n"
+        );
+        assert_eq!(
+            head(Method::POST),
+            "POST /x HTTP/1.1\r\nhost: h\r\nx-a: 1\r\ncontent-length: 0\r\n\r\n"
         );
     }
 

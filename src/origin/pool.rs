@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::{HeaderMap, Method};
+use http::{HeaderMap, Method, StatusCode};
 use monoio::io::{AsyncWriteRentExt, Splitable};
 use monoio::net::TcpStream;
 use monoio_codec::FramedRead;
@@ -253,7 +253,7 @@ impl OriginPool {
         headers: &HeaderMap,
     ) -> Result<OriginResponse> {
         let mut head = Vec::with_capacity(512);
-        h1::encode_request_head(method, target, headers, &mut head);
+        h1::encode_bodiless_request_head(method, target, headers, &mut head);
         let head = Bytes::from(head);
         // A pooled connection may have been closed by the origin while idle:
         // if it fails before any answer byte, the request goes once more on a new one.
@@ -340,27 +340,23 @@ impl OriginPool {
         mut conn: OriginConn,
         method: &Method,
     ) -> Result<OriginResponse> {
-        let timeout = self.settings.head_timeout;
-        let head = match monoio::time::timeout(timeout, futures_next(&mut conn.reader)).await {
-            Err(_) => return Err(Error::OriginTimeout("waiting for the response head")),
-            Ok(None) => {
-                return Err(Error::OriginIo(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "origin closed the connection before a response head",
-                )))
+        let deadline = monoio::time::Instant::now() + self.settings.head_timeout;
+        let mut interim = 0;
+        let head = loop {
+            let head = next_head(&mut conn, deadline).await?;
+            if !head.status.is_informational() {
+                break head;
             }
-            Ok(Some(Err(HeadError::TooLarge(n)))) => {
+            // 1xx (103 Early Hints, an unasked 100 Continue) is not the
+            // answer: it is skipped and the final head read, within the same
+            // deadline. 101 is never asked for (Upgrade is not forwarded).
+            interim += 1;
+            if head.status == StatusCode::SWITCHING_PROTOCOLS || interim > MAX_INTERIM {
                 return Err(Error::OriginProtocol(format!(
-                    "response head larger than {n} bytes"
-                )))
+                    "got interim answer {} (number {interim}), expected a final answer",
+                    head.status
+                )));
             }
-            // A socket error (a TLS connection closed without close_notify
-            // is one) may mean a stale pooled connection, not a bad answer.
-            Ok(Some(Err(HeadError::Decode(DecodeError::Io(e))))) => return Err(Error::OriginIo(e)),
-            Ok(Some(Err(HeadError::Decode(e)))) => {
-                return Err(Error::OriginProtocol(format!("response head: {e}")))
-            }
-            Ok(Some(Ok(head))) => head,
         };
         let framing = h1::response_framing(method, head.status, &head.headers)?;
         let reusable =
@@ -372,6 +368,30 @@ impl OriginPool {
             reusable,
             pool: self.clone(),
         })
+    }
+}
+
+/// Interim (1xx) answers skipped before a final one; more is an origin fault.
+const MAX_INTERIM: usize = 16;
+
+/// The next response head on `conn`, by `deadline`.
+async fn next_head(conn: &mut OriginConn, deadline: monoio::time::Instant) -> Result<ResponseHead> {
+    match monoio::time::timeout_at(deadline, futures_next(&mut conn.reader)).await {
+        Err(_) => Err(Error::OriginTimeout("waiting for the response head")),
+        Ok(None) => Err(Error::OriginIo(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "origin closed the connection before a response head",
+        ))),
+        Ok(Some(Err(HeadError::TooLarge(n)))) => Err(Error::OriginProtocol(format!(
+            "response head larger than {n} bytes"
+        ))),
+        // A socket error (a TLS connection closed without close_notify
+        // is one) may mean a stale pooled connection, not a bad answer.
+        Ok(Some(Err(HeadError::Decode(DecodeError::Io(e))))) => Err(Error::OriginIo(e)),
+        Ok(Some(Err(HeadError::Decode(e)))) => {
+            Err(Error::OriginProtocol(format!("response head: {e}")))
+        }
+        Ok(Some(Ok(head))) => Ok(head),
     }
 }
 

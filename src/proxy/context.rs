@@ -46,6 +46,8 @@ pub struct ProxySettings {
     pub max_ranges: usize,
     /// Cut whole answers into slices for the cache.
     pub cut_whole_answers: bool,
+    /// Longest object length an origin or a peer may announce.
+    pub max_object_bytes: u64,
     /// RFC 5861 windows when the origin gives none.
     pub stale_defaults: StaleWindows,
     /// This cache's name in `Cache-Status`.

@@ -44,7 +44,7 @@ use monoio_http::common::request::RequestHead;
 
 use crate::cache::SliceCache;
 use crate::cluster::{Peers, PEER_HEADER};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::http::h1;
 use crate::http::headers::cacheable_request;
 use crate::http::range::{parse_range, RangeRequest};
@@ -86,6 +86,17 @@ impl Proxy {
             }
         }
         let target = req.uri.path_and_query().map_or("/", |p| p.as_str());
+        if (req.method == Method::GET || req.method == Method::HEAD)
+            && ex.sink.body_length() != BodyLength::Empty
+        {
+            // A body has no meaning on GET/HEAD, and an origin that reads one
+            // would take the next request on its connection for it: refused
+            // before anything is forwarded (the connection closes after).
+            return Err(Error::BadRequest(format!(
+                "a {} request with a body (Content-Length or Transfer-Encoding) is not accepted",
+                req.method
+            )));
+        }
         let mut ask = match self.classify(req, target, ex) {
             Class::Purge => return self.purge(req, target, ex).await,
             Class::PassThrough => return self.pass_through(req, target, ex).await,
@@ -150,10 +161,6 @@ impl Proxy {
         if req.method != Method::GET && req.method != Method::HEAD {
             ex.cache_status = Some(self.relay_status(Served::Method, None));
             return Class::PassThrough;
-        }
-        if ex.sink.body_length() != BodyLength::Empty {
-            // A body on GET/HEAD is not read; the connection cannot be reused.
-            ex.sink.close_after();
         }
         if !self.settings.rules.slices(req.uri.path()) {
             ex.cache_status = Some(self.relay_status(Served::Bypass, None));

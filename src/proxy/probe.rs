@@ -93,7 +93,11 @@ impl Proxy {
         match resp.head.status {
             StatusCode::PARTIAL_CONTENT => {}
             StatusCode::RANGE_NOT_SATISFIABLE => {
-                return unsatisfiable(ask, resp, |len| self.object_grid(len))
+                let probe = unsatisfiable(ask, resp, |len| self.object_grid(len))?;
+                if let Probe::Sliced(object) = &probe {
+                    self.within_bounds(object.version.len)?;
+                }
+                return Ok(probe);
             }
             // Range ignored: relayed whole, and cut into slices for the cache.
             StatusCode::OK if !ex.head_only => return Ok(Probe::Fill(resp, cold)),
@@ -127,6 +131,7 @@ impl Proxy {
             }
             Err(e) => return Err(e),
         };
+        self.within_bounds(version.len)?;
         let mut headers = resp.head.headers.clone();
         object_headers(&mut headers);
         let object_size = self.object_grid(version.len);
@@ -176,6 +181,18 @@ impl Proxy {
             cache: target,
             probe,
         }))
+    }
+
+    /// An object length the origin (or a peer) announced, refused before it
+    /// sizes anything when it is over `slice.max_object_bytes`.
+    fn within_bounds(&self, len: u64) -> Result<()> {
+        let max = self.settings.max_object_bytes;
+        if len > max {
+            return Err(Error::OriginProtocol(format!(
+                "got an object length of {len} bytes, expected at most slice.max_object_bytes = {max}"
+            )));
+        }
+        Ok(())
     }
 
     /// The slice grid of an object of `len` bytes.

@@ -29,6 +29,10 @@ use crate::slice::job::{CacheTarget, CountedSlices, OpenedSlice, SliceJob};
 use crate::slice::plan::SlicePlan;
 use crate::slice::stream;
 
+/// Slices of an answer counted before its head is sent: `X-Cache` and
+/// `Cache-Status` describe these (4 GiB of 1 MiB slices).
+pub(crate) const COUNTED_SLICES: usize = 4096;
+
 /// An object whose version is known, from the cache or a probe.
 pub(crate) struct StoredObject {
     pub(crate) version: ObjectVersion,
@@ -145,10 +149,13 @@ impl Proxy {
         // Which slices the head will call cached, and where they are, from
         // the store's index (the one lookup per slice: the slice tasks pin
         // what was found here); the probe's slice, if reused, comes from the
-        // origin.
+        // origin. Only the first COUNTED_SLICES are counted, so the head's
+        // work is bounded whatever the length; later slices are looked up
+        // when their turn comes.
         let counted = match &cache {
             Some(t) => plan
                 .slices()
+                .take(COUNTED_SLICES)
                 .map(|k| {
                     let probed = reuse_probe && k == plan.first_slice;
                     (!probed)
@@ -172,7 +179,7 @@ impl Proxy {
             None => None,
         };
         let cached = counted.count();
-        let fetched = plan.slice_count() - cached;
+        let fetched = plan.slice_count().min(COUNTED_SLICES as u64) - cached;
         let status_of_cache = match &job.cache {
             Some(_) => CacheStatus::from_counts(cached, fetched),
             None => CacheStatus::Miss,

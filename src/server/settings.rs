@@ -183,6 +183,7 @@ impl From<&Config> for ProxySettings {
             prefetch_slices: config.slice.prefetch_slices,
             max_ranges: config.slice.max_ranges,
             cut_whole_answers: config.slice.cut_whole_answers,
+            max_object_bytes: config.slice.max_object_bytes,
             stale_defaults: StaleWindows {
                 while_revalidate: config.cache.stale_while_revalidate,
                 if_error: config.cache.stale_if_error,

@@ -22,6 +22,7 @@ pub mod h2c;
 pub mod pop;
 pub mod process;
 pub mod rig;
+pub mod scripted;
 pub mod strategies;
 mod temp_dir;
 pub mod tls;

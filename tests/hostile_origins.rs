@@ -1,0 +1,206 @@
+//! Hostile origins (review 2026-12-05, T4 and L3): what an origin sends never
+//! reaches another request's answer, never sizes an allocation, never aborts
+//! the process. A scripted origin ([`common::scripted`]) says exactly what
+//! goes on the wire.
+
+mod common;
+
+use std::time::Duration;
+
+use common::cache::{cached, dir_guard};
+use common::scripted::{head, obj_of, object_answer, Edge, ScriptedOrigin, Step};
+use common::{get, object_bytes, HttpConnection, Setup};
+use edgeslice::config::DriverChoice;
+
+fn one_worker(name: &str, driver: DriverChoice) -> Setup {
+    Setup {
+        workers: 1,
+        driver,
+        ..cached(name, 64 * 1024)
+    }
+}
+
+/// Objects under `/obj/`; a target with `hints` gets `103 Early Hints` first
+/// (then the answer 50 ms later), `cont` an unasked `100 Continue`, `many`
+/// forty 103s, `switch` a `101`.
+fn interim_origin() -> ScriptedOrigin {
+    ScriptedOrigin::start(|req| {
+        let Some((name, len)) = obj_of(&req.target) else {
+            return vec![Step::Send(head(
+                "404 Not Found",
+                &[("Content-Length", "0".into())],
+            ))];
+        };
+        let hints = head(
+            "103 Early Hints",
+            &[("Link", "</s.css>; rel=preload".into())],
+        );
+        let mut steps = Vec::new();
+        if name.contains("hints") {
+            steps.push(Step::Send(hints.clone()));
+            steps.push(Step::Sleep(Duration::from_millis(50)));
+        }
+        if name.contains("cont") {
+            steps.push(Step::Send(head("100 Continue", &[])));
+        }
+        if name.contains("many") {
+            steps.push(Step::Send(hints.repeat(40)));
+        }
+        if name.contains("switch") {
+            steps.push(Step::Send(head("101 Switching Protocols", &[])));
+        }
+        steps.push(Step::Send(object_answer(req, &name, len)));
+        steps
+    })
+}
+
+/// T4 (H1): a 103 or an unasked 100 before the answer is skipped: the client
+/// gets the final answer once, and the next object on the same worker (and
+/// the same pooled origin connection) gets its own bytes and length.
+fn interim_answers_are_skipped(driver: DriverChoice, name: &str) {
+    let setup = one_worker(name, driver);
+    let _dir = dir_guard(&setup);
+    let edge = Edge::start(interim_origin(), &setup);
+    let mut conn = HttpConnection::connect(edge.addr()).unwrap();
+    for (i, name) in ["hints-a", "plain-b", "cont-c", "plain-d", "hints-e"]
+        .iter()
+        .enumerate()
+    {
+        let len = 200_000 + i as u64 * 1000;
+        // Alternate a fresh and a kept-alive client connection.
+        let resp = if i % 2 == 0 {
+            get(edge.addr(), &format!("/obj/{len}/{name}"), &[]).unwrap()
+        } else {
+            conn.request("GET", &format!("/obj/{len}/{name}"), &[], None)
+                .unwrap()
+        };
+        assert_eq!(resp.status, 200, "{name}");
+        assert!(resp.complete, "{name}");
+        assert_eq!(resp.body.len() as u64, len, "{name}: its own length");
+        assert!(
+            resp.body == object_bytes(name, 0, len - 1),
+            "{name}: its own bytes"
+        );
+        assert!(
+            resp.header("link").is_none(),
+            "{name}: a 103's header in the answer"
+        );
+        // Warm: the same bytes from the cache.
+        let again = get(edge.addr(), &format!("/obj/{len}/{name}"), &[]).unwrap();
+        assert_eq!(again.header("x-cache"), Some("HIT"), "{name}");
+        assert!(again.body == resp.body, "{name}: the cached copy differs");
+    }
+    // A ranged cold request and a HEAD behind a 103.
+    let resp = get(
+        edge.addr(),
+        "/obj/300000/hints-f",
+        &[("Range", "bytes=70000-70009")],
+    )
+    .unwrap();
+    assert_eq!(resp.status, 206);
+    assert_eq!(resp.body, object_bytes("hints-f", 70000, 70009));
+    let resp = HttpConnection::connect(edge.addr())
+        .unwrap()
+        .request("HEAD", "/obj/300000/hints-g", &[], None)
+        .unwrap();
+    assert_eq!(resp.status, 200);
+    assert_eq!(resp.header("content-length"), Some("300000"));
+}
+
+#[test]
+fn interim_answers_are_skipped_io_uring() {
+    interim_answers_are_skipped(DriverChoice::Auto, "t4-uring");
+}
+
+#[test]
+fn interim_answers_are_skipped_legacy() {
+    interim_answers_are_skipped(DriverChoice::Legacy, "t4-legacy");
+}
+
+/// An origin that sends endless 1xx or a 101 nobody asked for gets a 502,
+/// and its connection is never reused for another request.
+#[test]
+fn endless_or_switching_interim_answers_are_a_bad_gateway() {
+    let setup = one_worker("t4-bad", DriverChoice::Auto);
+    let _dir = dir_guard(&setup);
+    let edge = Edge::start(interim_origin(), &setup);
+    for name in ["many-a", "switch-b"] {
+        let resp = get(edge.addr(), &format!("/obj/100000/{name}"), &[]).unwrap();
+        assert_eq!(resp.status, 502, "{name}");
+        let next = get(edge.addr(), "/obj/100000/plain-z", &[]).unwrap();
+        assert_eq!(next.status, 200, "after {name}");
+        assert!(
+            next.body == object_bytes("plain-z", 0, 99_999),
+            "after {name}"
+        );
+    }
+}
+
+/// Answers for `/huge/...`: every 206 says the object is `total` bytes long.
+fn lying_total_origin(total: u64) -> ScriptedOrigin {
+    ScriptedOrigin::start(move |req| {
+        if !req.target.starts_with("/huge/") {
+            let (name, len) = obj_of(&req.target).unwrap_or(("x".into(), 10));
+            return vec![Step::Send(object_answer(req, &name, len))];
+        }
+        let (a, b) = req.range().unwrap_or((0, 65535));
+        let mut out = head(
+            "206 Partial Content",
+            &[
+                ("Content-Range", format!("bytes {a}-{b}/{total}")),
+                ("Content-Length", (b - a + 1).to_string()),
+                ("ETag", "\"huge\"".into()),
+            ],
+        );
+        if req.method != "HEAD" {
+            out.extend(vec![7u8; (b - a + 1) as usize]);
+        }
+        vec![Step::Send(out)]
+    })
+}
+
+/// L3: an origin that says an object is 2^60 bytes long does not make the
+/// node allocate by it (it aborted the process on f2b8ad1): the answer is a
+/// 502 naming the length, and the next request is served.
+#[test]
+fn an_absurd_length_from_the_origin_is_a_bad_gateway_not_an_abort() {
+    let setup = one_worker("l3", DriverChoice::Auto);
+    let _dir = dir_guard(&setup);
+    let edge = Edge::start(lying_total_origin(1 << 60), &setup);
+    for method in ["HEAD", "GET"] {
+        let resp = HttpConnection::connect(edge.addr())
+            .unwrap()
+            .request(method, "/huge/x", &[], None)
+            .unwrap();
+        assert_eq!(resp.status, 502, "{method}");
+        let next = get(edge.addr(), "/obj/1000/after", &[]).unwrap();
+        assert_eq!(next.status, 200, "after {method}: the node still serves");
+        assert_eq!(next.body, object_bytes("after", 0, 999));
+    }
+}
+
+/// Under `slice.max_object_bytes` a huge object is served: its head (8
+/// million slices of 64 KiB) and a range at its end, without a lookup or an
+/// allocation per slice of the object.
+#[test]
+fn a_huge_object_under_the_limit_is_served() {
+    let setup = one_worker("l3-huge", DriverChoice::Auto);
+    let _dir = dir_guard(&setup);
+    let total: u64 = 512 << 30;
+    let edge = Edge::start(lying_total_origin(total), &setup);
+    let resp = HttpConnection::connect(edge.addr())
+        .unwrap()
+        .request("HEAD", "/huge/y", &[], None)
+        .unwrap();
+    assert_eq!(resp.status, 200);
+    assert_eq!(
+        resp.header("content-length"),
+        Some(total.to_string().as_str())
+    );
+    let range = format!("bytes={}-{}", total - 1000, total - 1);
+    let resp = get(edge.addr(), "/huge/y", &[("Range", range.as_str())]).unwrap();
+    assert_eq!(resp.status, 206);
+    assert_eq!(resp.body, vec![7u8; 1000]);
+    let resp = get(edge.addr(), "/huge/y", &[("Range", range.as_str())]).unwrap();
+    assert_eq!(resp.header("x-cache"), Some("HIT"));
+}
