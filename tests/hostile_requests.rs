@@ -124,3 +124,138 @@ fn an_h2_get_with_a_body_is_refused_and_desyncs_nothing() {
     fifty_cold_objects_are_exact(&h, "t1h2");
     assert_no_framing_on_bodiless(&h, "h2 GET with content-length: 40");
 }
+
+/// A raw HTTP/2 request with no `:authority` and a `host` field instead.
+fn h2_get_with_host_field(addr: std::net::SocketAddr, path: &str, host: &str) -> Vec<h2c::Frame> {
+    let mut s = h2c::raw_connect(addr);
+    // :method GET (static 2), :scheme http (static 6), :path (literal, name 4),
+    // host (literal without indexing, name index 38).
+    let mut block = vec![0x82, 0x86, 0x04, path.len() as u8];
+    block.extend_from_slice(path.as_bytes());
+    block.extend([0x0f, 38 - 15, host.len() as u8]);
+    block.extend_from_slice(host.as_bytes());
+    let flags = h2c::END_HEADERS | h2c::END_STREAM;
+    s.write_all(&h2c::frame(h2c::HEADERS, flags, 1, &block))
+        .unwrap();
+    h2c::read_frames(&mut s, Duration::from_millis(500)).0
+}
+
+/// T2 (H2): a Host that is not `host[:port]` is refused, so a client cannot
+/// make its request's cache key equal to another path's: `Host: h.test/obj/1000`
+/// with `GET /obj/100/x` would be stored under the key of `GET /obj/1000/obj/100/x`.
+#[test]
+fn a_host_with_a_path_in_it_is_refused_and_poisons_nothing() {
+    let setup = cached("t2", 64);
+    let _dir = dir_guard(&setup);
+    let h = common::Harness::start(setup);
+    let first = raw_once(
+        h.addr(),
+        b"GET /obj/100/x HTTP/1.1\r\nHost: h.test/obj/1000\r\n\r\n",
+    );
+    assert_eq!(first.status, 400, "Host: h.test/obj/1000");
+    // The h2 form: no :authority, a host field.
+    let frames = h2_get_with_host_field(h.addr(), "/obj/100/x", "h.test/obj/1000");
+    let head = frames
+        .iter()
+        .find(|f| f.kind == h2c::HEADERS && f.stream == 1)
+        .expect("an answer on stream 1");
+    assert_eq!(
+        head.payload[0], 0x8c,
+        "h2: expected :status 400 (static index 12)"
+    );
+    let second = common::get_host(h.addr(), "/obj/1000/obj/100/x", "h.test");
+    assert_eq!(second.status, 200);
+    assert_eq!(second.body.len(), 1000, "its own length, not x's");
+    assert!(
+        second.body == object_bytes("obj/100/x", 0, 999),
+        "its own bytes"
+    );
+    // Hosts RFC 9110 allows are served.
+    for host in [
+        "h.test",
+        "h.test:8080",
+        "127.0.0.1",
+        "[::1]:80",
+        "a-b_c~d.e%41",
+    ] {
+        let resp = common::get_host(h.addr(), "/obj/10/ok", host);
+        assert_eq!(resp.status, 200, "Host: {host}");
+    }
+    for host in [
+        "h.test/x",
+        "u@h.test",
+        "h.test:8x",
+        "[::1",
+        "h test",
+        "h.test?q",
+        "h#f",
+    ] {
+        let resp = raw_once(
+            h.addr(),
+            format!("GET /obj/10/no HTTP/1.1\r\nHost: {host}\r\n\r\n").as_bytes(),
+        );
+        assert_eq!(resp.status, 400, "Host: {host}");
+    }
+    for r in h.origin.requests() {
+        let host = r.header("host").unwrap_or("");
+        assert!(
+            !host.contains('/') && !host.contains('@'),
+            "the origin got Host: {host}"
+        );
+    }
+}
+
+/// T3 (H3): a header the client names in `Connection` is removed before the
+/// origin sees the request, so it cannot select the variant the answer is
+/// stored as: the variant is keyed on what the origin saw.
+#[test]
+fn a_connection_nominated_header_does_not_choose_the_variant() {
+    let setup = cached("t3", 4);
+    let _dir = dir_guard(&setup);
+    let h = common::Harness::start(setup);
+    let target = "/obj/16/v?vary=X-Variant";
+    let sneaky = h.get(target, &[("X-Variant", "red"), ("Connection", "x-variant")]);
+    assert_eq!(sneaky.status, 200);
+    assert_eq!(sneaky.header("x-origin-variant"), Some("none"));
+    let red = h.get(target, &[("X-Variant", "red")]);
+    assert_eq!(
+        red.header("x-origin-variant"),
+        Some("red"),
+        "the red variant"
+    );
+    let plain = h.get(target, &[]);
+    assert_eq!(plain.header("x-origin-variant"), Some("none"));
+    assert_eq!(
+        plain.header("x-cache"),
+        Some("HIT"),
+        "stored as the plain variant"
+    );
+}
+
+/// L8: variant values that are not UTF-8 are told apart (they all became
+/// U+FFFD and shared one variant), and `Connection: host` (H3) still sends
+/// the origin a Host.
+#[test]
+fn variants_of_raw_bytes_are_their_own_and_host_is_always_sent() {
+    let setup = cached("l8", 4);
+    let _dir = dir_guard(&setup);
+    let h = common::Harness::start(setup);
+    let ask = |value: &[u8]| {
+        let mut wire = b"GET /obj/16/raw?vary=X-Variant HTTP/1.1\r\nHost: t\r\nX-Variant: ".to_vec();
+        wire.extend_from_slice(value);
+        wire.extend_from_slice(b"\r\n\r\n");
+        raw_once(h.addr(), &wire)
+    };
+    assert_eq!(ask(b"\xff").header("x-cache"), Some("MISS"));
+    assert_eq!(ask(b"\xfe").header("x-cache"), Some("MISS"), "another variant");
+    assert_eq!(ask(b"\xff").header("x-cache"), Some("HIT"));
+    h.origin.clear();
+    let resp = h.get("/obj/16/nohost", &[("Host", "t"), ("Connection", "host")]);
+    assert_eq!(resp.status, 200);
+    let seen = h.origin.requests();
+    assert!(
+        seen.iter().all(|r| r.header("host") == Some("t")),
+        "the origin got {:?}",
+        seen.iter().map(|r| r.header("host")).collect::<Vec<_>>()
+    );
+}

@@ -20,14 +20,26 @@ impl ObjectKey {
     }
 
     /// The variant of this object selected by `vary` names in `headers`.
+    /// Each value is kept as it is when it is UTF-8, else as `\u{1}` and its
+    /// bytes in hex: a header value never holds `\u{1}`, so two different
+    /// values never make one key.
     pub fn variant(&self, vary: &[String], headers: &HeaderMap) -> ObjectKey {
+        use std::fmt::Write;
         let mut key = self.0.clone();
         for name in vary {
             key.push('\u{0}');
             key.push_str(name);
             key.push('=');
             for value in headers.get_all(name.as_str()) {
-                key.push_str(&String::from_utf8_lossy(value.as_bytes()));
+                match std::str::from_utf8(value.as_bytes()) {
+                    Ok(text) => key.push_str(text),
+                    Err(_) => {
+                        key.push('\u{1}');
+                        for b in value.as_bytes() {
+                            let _ = write!(key, "{b:02x}");
+                        }
+                    }
+                }
                 key.push(',');
             }
         }
@@ -85,6 +97,16 @@ mod tests {
         let kr = base.variant(&vary, &red.headers);
         assert_ne!(kb, kr);
         assert_eq!(kb, base.variant(&vary, &blue.headers));
+
+        // Values that are not UTF-8 are told apart (they were all U+FFFD).
+        let raw = |bytes: &[u8]| {
+            let mut h = HeaderMap::new();
+            h.insert("x-variant", http::HeaderValue::from_bytes(bytes).unwrap());
+            base.variant(&vary, &h)
+        };
+        assert_ne!(raw(b"\xff"), raw(b"\xfe"));
+        assert_ne!(raw(b"\xff"), raw("\u{fffd}".as_bytes()));
+        assert_eq!(raw(b"red"), kr, "UTF-8 values keep their keys");
 
         assert_ne!(a.slice_key(1, 0), a.slice_key(2, 0));
         assert_ne!(a.slice_key(1, 0), a.slice_key(1, 1));

@@ -123,6 +123,9 @@ impl SliceCache {
 
     /// The manifest of the object (variant) `request_headers` select, with the
     /// key its slices live under; shared with the worker's other requests.
+    /// `request_headers` are the ones the origin is asked with (never the
+    /// client's own: a header the client names in `Connection` is not sent,
+    /// so it must not choose the variant either).
     pub async fn lookup(
         &self,
         base: &ObjectKey,

@@ -108,9 +108,12 @@ fn has_long_name(head: &[u8]) -> bool {
 }
 
 /// Check the request line and Host (RFC 9112 section 3.2): an HTTP/1.1
-/// request must carry a Host, none may carry two; an absolute-form target
+/// request must carry a Host, none may carry two, and a Host must be
+/// `host[:port]` ([`valid_host`]); an absolute-form target
 /// (`GET http://host/path`) names the host itself, and that wins over any
-/// Host header, which is rewritten to it (as nginx does).
+/// Host header, which is rewritten to it (as nginx does). A GET or HEAD
+/// target is a path (`/...`). Together these make host + target name one
+/// (host, target) pair only: a Host holds no `/`, and a target starts with one.
 pub fn request_target_form(head: &mut RequestHead) -> Result<(), Error> {
     let hosts = head.headers.get_all(header::HOST).iter().count();
     if hosts > 1 {
@@ -118,17 +121,92 @@ pub fn request_target_form(head: &mut RequestHead) -> Result<(), Error> {
     }
     if let Some(authority) = head.uri.authority() {
         let host = HeaderValue::from_str(authority.as_str())
-            .map_err(|_| Error::BadRequest("invalid authority in the request target".into()))?;
+            .ok()
+            .filter(|h| valid_host(h.as_bytes()))
+            .ok_or_else(|| {
+                Error::BadRequest(format!(
+                    "invalid authority {:?} in the request target: expected host[:port]",
+                    authority.as_str()
+                ))
+            })?;
         head.headers.insert(header::HOST, host);
-        return Ok(());
-    }
-    if head.version == Version::HTTP_11 && hosts == 0 {
+    } else if let Some(host) = head.headers.get(header::HOST) {
+        if !valid_host(host.as_bytes()) {
+            return Err(Error::BadRequest(format!(
+                "invalid Host {:?}: expected host[:port]",
+                String::from_utf8_lossy(host.as_bytes())
+            )));
+        }
+    } else if head.version == Version::HTTP_11 {
         return Err(Error::BadRequest("HTTP/1.1 request without Host".into()));
     }
-    if head.uri.path_and_query().is_none() && head.method != Method::OPTIONS {
+    let path = head.uri.path_and_query().map(|p| p.as_str());
+    if path.is_none() && head.method != Method::OPTIONS {
         return Err(Error::BadRequest("request target is not a path".into()));
     }
+    let bodiless = head.method == Method::GET || head.method == Method::HEAD;
+    if bodiless && !path.is_some_and(|p| p.starts_with('/')) {
+        return Err(Error::BadRequest(format!(
+            "request target {:?} of a {}: expected a path starting with /",
+            path.unwrap_or(""),
+            head.method
+        )));
+    }
     Ok(())
+}
+
+/// Whether `host` is a Host field value of RFC 9110 section 7.2: `uri-host
+/// [":" port]`, where uri-host is an IP-literal (`[v6]`), or a reg-name
+/// (letters, digits, `-._~`, `%XX`, `!$&'()*+,;=`; an IPv4 address is
+/// one), and port is digits. An empty value (no authority) is allowed.
+pub fn valid_host(host: &[u8]) -> bool {
+    let (name, port) = match host.strip_prefix(b"[") {
+        Some(rest) => match memchr::memchr(b']', rest) {
+            Some(end) => {
+                let literal = std::str::from_utf8(&rest[..end]).ok();
+                if literal.is_none_or(|l| l.parse::<std::net::Ipv6Addr>().is_err()) {
+                    return false;
+                }
+                match &rest[end + 1..] {
+                    [] => return true,
+                    [b':', port @ ..] => (&b"v6"[..], Some(port)),
+                    _ => return false,
+                }
+            }
+            None => return false,
+        },
+        None => match memchr::memrchr(b':', host) {
+            Some(at) => (&host[..at], Some(&host[at + 1..])),
+            None => (host, None),
+        },
+    };
+    let port_ok = port.is_none_or(|p| p.len() <= 5 && p.iter().all(u8::is_ascii_digit));
+    let name_ok = match port {
+        Some(_) => !name.is_empty() && reg_name(name),
+        None => reg_name(name),
+    };
+    port_ok && name_ok
+}
+
+/// RFC 3986 reg-name: unreserved, pct-encoded and sub-delims only.
+fn reg_name(name: &[u8]) -> bool {
+    let mut at = 0;
+    while at < name.len() {
+        match name[at] {
+            b'%' => {
+                let hex = name.get(at + 1..at + 3);
+                if !hex.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
+                    return false;
+                }
+                at += 3;
+                continue;
+            }
+            b if b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=".contains(&b) => {}
+            _ => return false,
+        }
+        at += 1;
+    }
+    true
 }
 
 /// The host a request names: its Host header (an absolute-form target has
@@ -428,6 +506,34 @@ mod tests {
     }
 
     #[test]
+    fn host_values_of_rfc_9110() {
+        let good = [
+            "",
+            "h",
+            "h.test",
+            "H.Test:8080",
+            "127.0.0.1",
+            "127.0.0.1:1",
+            "[::1]",
+            "[::1]:80",
+            "a-b_c~d.e",
+            "%41b",
+            "x!$&'()*+,;=y",
+            "h:",
+        ];
+        for host in good {
+            assert!(valid_host(host.as_bytes()), "{host:?} should be valid");
+        }
+        let bad = [
+            "h/evil", "h.test/x", "u@h", "h:8x", "h:123456", "[::1", "[::1]x", "[zz]", "h test",
+            "h?q", "h#f", ":80", "%4", "%zz", "h\\x", "a:b:c",
+        ];
+        for host in bad {
+            assert!(!valid_host(host.as_bytes()), "{host:?} should be refused");
+        }
+    }
+
+    #[test]
     fn request_target_forms() {
         // (request head, Err(status) or Ok(Host afterwards))
         let cases: &[(&str, Result<&str, u16>)] = &[
@@ -438,6 +544,10 @@ mod tests {
             ("GET http://t:81/a HTTP/1.1\r\nHost: h\r\n\r\n", Ok("t:81")),
             ("GET http://t/a HTTP/1.1\r\n\r\n", Ok("t")),
             ("GET http://t/a HTTP/1.0\r\n\r\n", Ok("t")),
+            ("GET /a HTTP/1.1\r\nHost: h/x\r\n\r\n", Err(400)),
+            ("GET http://u@t/a HTTP/1.1\r\n\r\n", Err(400)),
+            ("GET * HTTP/1.1\r\nHost: h\r\n\r\n", Err(400)),
+            ("OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n", Ok("h")),
         ];
         for (raw, want) in cases {
             let mut head = head_of(raw);

@@ -49,7 +49,7 @@ impl Proxy {
         // A few rounds: after waiting on another request's probe or
         // revalidation, the manifest it stored is looked up again.
         for _ in 0..3 {
-            if let Some((key, decoded)) = cache.lookup(&base, &ask.req.headers).await {
+            if let Some((key, decoded)) = cache.lookup(&base, &ask.forwarded).await {
                 let m = &decoded.manifest;
                 if m.whole_only && !all_slices_cached(&cache, &key, m) {
                     // Cut from a whole answer: a missing slice cannot be asked by range.
@@ -102,7 +102,7 @@ impl Proxy {
                 Joined::Leader(flight) => {
                     // A probe that finished between our lookup and our join
                     // stored its manifest first: look once more.
-                    if cache.lookup(&base, &ask.req.headers).await.is_some() {
+                    if cache.lookup(&base, &ask.forwarded).await.is_some() {
                         drop(flight);
                         continue;
                     }

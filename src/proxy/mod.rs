@@ -212,11 +212,14 @@ impl Proxy {
         // The token is for this node only; a peer request is asked onward
         // (to the origin) without it.
         headers.remove(PEER_HEADER);
-        if let Some(host) = &self.settings.host_header {
-            headers.insert(header::HOST, host.clone());
-        } else if h1::request_host(req).is_empty() {
-            headers.insert(header::HOST, self.settings.default_host.clone());
-        }
+        // Always set here, after the strip: a client's `Connection: host`
+        // must not leave the origin request without one.
+        let host = match (&self.settings.host_header, req.headers.get(header::HOST)) {
+            (Some(configured), _) => configured.clone(),
+            (None, Some(host)) if !host.is_empty() => host.clone(),
+            (None, _) => self.settings.default_host.clone(),
+        };
+        headers.insert(header::HOST, host);
         headers
     }
 }

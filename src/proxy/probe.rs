@@ -149,7 +149,7 @@ impl Proxy {
                 let mut m = ObjectManifest::new(&version, object_size, &headers, ttl);
                 m.stale =
                     StaleWindows::from_headers(&resp.head.headers, &self.settings.stale_defaults);
-                let (key, m) = cache.store_manifest(&base, &ask.req.headers, m).await;
+                let (key, m) = cache.store_manifest(&base, &ask.forwarded, m).await;
                 let t = CacheTarget {
                     cache: cache.clone(),
                     key,
