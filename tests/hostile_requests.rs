@@ -241,13 +241,18 @@ fn variants_of_raw_bytes_are_their_own_and_host_is_always_sent() {
     let _dir = dir_guard(&setup);
     let h = common::Harness::start(setup);
     let ask = |value: &[u8]| {
-        let mut wire = b"GET /obj/16/raw?vary=X-Variant HTTP/1.1\r\nHost: t\r\nX-Variant: ".to_vec();
+        let mut wire =
+            b"GET /obj/16/raw?vary=X-Variant HTTP/1.1\r\nHost: t\r\nX-Variant: ".to_vec();
         wire.extend_from_slice(value);
         wire.extend_from_slice(b"\r\n\r\n");
         raw_once(h.addr(), &wire)
     };
     assert_eq!(ask(b"\xff").header("x-cache"), Some("MISS"));
-    assert_eq!(ask(b"\xfe").header("x-cache"), Some("MISS"), "another variant");
+    assert_eq!(
+        ask(b"\xfe").header("x-cache"),
+        Some("MISS"),
+        "another variant"
+    );
     assert_eq!(ask(b"\xff").header("x-cache"), Some("HIT"));
     h.origin.clear();
     let resp = h.get("/obj/16/nohost", &[("Host", "t"), ("Connection", "host")]);

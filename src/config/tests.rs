@@ -149,6 +149,12 @@ fn bad_size_names_key_and_value() {
     );
     let err = parse_err(&format!("{ORIGIN}[cache]\ndisk_bytes = -1"));
     assert!(err.contains("disk_bytes") && err.contains("-1"), "{err}");
+    // A disk tier too small for the manifests' blocks hung the store's close.
+    let err = parse_err(&format!("{ORIGIN}[cache]\ndisk_bytes = \"6MiB\""));
+    assert!(
+        err.contains("invalid cache.disk_bytes = 6291456") && err.contains("32MiB"),
+        "{err}"
+    );
 }
 
 #[test]

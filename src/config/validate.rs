@@ -17,6 +17,9 @@ use super::{
     MAX_SLICE_SIZE,
 };
 
+/// The smallest disk tier: its manifests' share is four 4 MiB blocks.
+const MIN_DISK_BYTES: u64 = 32 << 20;
+
 /// A refused value as written in TOML, and why; the caller names the key.
 struct Refused {
     value: String,
@@ -414,6 +417,17 @@ impl Config {
     fn validate_cache(&self) -> Result<(), ConfigError> {
         positive("cache.memory_bytes", self.cache.memory_bytes)?;
         positive("cache.cache_ttl", self.cache.cache_ttl)?;
+        let disk = self.cache.disk_bytes;
+        if disk != 0 && disk < MIN_DISK_BYTES {
+            // The manifests' disk tier (half of a small one) must hold
+            // several of foyer's 4 MiB blocks: with less, its flush never
+            // finds room and the store never closes.
+            return Err(invalid(
+                "cache.disk_bytes",
+                disk.to_string(),
+                format!("must be 0 (memory only) or at least {MIN_DISK_BYTES} (32MiB)"),
+            ));
+        }
         if let Some(bad) = self
             .cache
             .purge_allow

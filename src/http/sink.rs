@@ -43,16 +43,17 @@ pub trait ResponseSink {
     /// Write body bytes.
     async fn send_body(&mut self, data: Bytes) -> Result<()>;
 
-    /// Write `len` body bytes from `file` at `offset` (a cached slice, its
-    /// slot pinned by the caller until this returns). This default maps them
-    /// (memmap2: the page cache's pages, not a copy) and sends them as
-    /// [`send_body`] does, for a sink that must see the bytes (TLS in user
-    /// space); a sink must be done with them when it returns. The HTTP/1.1
+    /// Write the body bytes of `part` (a cached slice's, in its slot file,
+    /// which stays pinned while `part` lives). This default reads or maps
+    /// them ([`part_bytes`]) and sends them as [`send_body`] does, for a sink
+    /// that must see the bytes (TLS in user space, HTTP/2): a mapping owns
+    /// `part`, so the slot stays pinned until the last reference to the
+    /// bytes goes, however long the sink queues them. The plain HTTP/1.1
     /// sink sends them from the page cache with `sendfile` instead.
     ///
     /// [`send_body`]: ResponseSink::send_body
-    async fn send_file(&mut self, file: &File, offset: u64, len: u64) -> Result<()> {
-        self.send_body(file_range(file, offset, len)?).await
+    async fn send_file(&mut self, part: impl FilePart) -> Result<()> {
+        self.send_body(part_bytes(part)?).await
     }
 
     /// The body is complete (a body of unknown length ends here).
@@ -75,6 +76,46 @@ pub trait BodySource {
     async fn next_body_chunk(&mut self) -> Result<Option<Bytes>>;
 }
 
+/// Bytes of a file that must not change while this value lives: a cached
+/// slice's part, its slot pinned.
+pub trait FilePart: Send + 'static {
+    /// The file.
+    fn file(&self) -> &File;
+    /// Where the part starts in the file.
+    fn offset(&self) -> u64;
+    /// The part's length.
+    fn len(&self) -> u64;
+    /// Whether the part holds no bytes.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The bytes of `part`: read (`pread`) when small, and `part` released at
+/// once; mapped when large, the mapping owning `part`, so its file range is
+/// kept as it is for as long as any clone of the bytes lives.
+pub fn part_bytes(part: impl FilePart) -> Result<Bytes> {
+    let (offset, len) = (part.offset(), part.len());
+    if len <= READ_NOT_MAP {
+        return file_range(part.file(), offset, len);
+    }
+    let (map, skip) = map_pages(part.file(), offset, len)?;
+    let owner = PinnedMap { map, _part: part };
+    Ok(Bytes::from_owner(owner).slice(skip..))
+}
+
+/// A mapping and what keeps its file range from changing.
+struct PinnedMap<P> {
+    map: memmap2::Mmap,
+    _part: P,
+}
+
+impl<P> AsRef<[u8]> for PinnedMap<P> {
+    fn as_ref(&self) -> &[u8] {
+        &self.map
+    }
+}
+
 /// Parts up to this size are read into memory rather than mapped: a
 /// mapping costs page faults and, when it goes, a TLB shootdown on every
 /// core the process runs on, which cost more than copying a small part.
@@ -93,18 +134,26 @@ pub fn file_range(file: &File, offset: u64, len: u64) -> Result<Bytes> {
 }
 
 /// `len` bytes of `file` from `offset`, mapped read-only: the bytes are the
-/// page cache's, shared, not copied.
-pub fn map_range(file: &File, offset: u64, len: u64) -> Result<Bytes> {
+/// page cache's, shared, not copied. The caller keeps the range from being
+/// rewritten while they are in use ([`part_bytes`] does).
+fn map_range(file: &File, offset: u64, len: u64) -> Result<Bytes> {
     if len == 0 {
         return Ok(Bytes::new());
     }
+    let (map, skip) = map_pages(file, offset, len)?;
+    Ok(Bytes::from_owner(map).slice(skip..))
+}
+
+/// The pages holding `len` bytes of `file` from `offset`, mapped, and where
+/// the bytes start in the mapping.
+fn map_pages(file: &File, offset: u64, len: u64) -> Result<(memmap2::Mmap, usize)> {
     // Mappings start on a page: map from the page holding `offset`.
     // SAFETY: sysconf has no preconditions.
     let page = (unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).max(4096) as u64;
     let start = offset - offset % page;
     let skip = (offset - start) as usize;
     // SAFETY: the caller keeps the range from being rewritten while the
-    // bytes are in use (a pinned slot is never reused).
+    // mapping lives (a pinned slot is never reused).
     let map = unsafe {
         memmap2::MmapOptions::new()
             .offset(start)
@@ -112,7 +161,7 @@ pub fn map_range(file: &File, offset: u64, len: u64) -> Result<Bytes> {
             .map(file)
     }
     .map_err(|e| Error::CacheRead(format!("mapping {len} bytes at {offset}: {e}")))?;
-    Ok(Bytes::from_owner(map).slice(skip..))
+    Ok((map, skip))
 }
 
 #[cfg(test)]
@@ -141,6 +190,33 @@ mod tests {
         fn close_after(&mut self) {}
     }
 
+    /// A part of a shared file that says when it is released.
+    struct Part {
+        file: std::sync::Arc<File>,
+        offset: u64,
+        len: u64,
+        released: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    }
+
+    impl FilePart for Part {
+        fn file(&self) -> &File {
+            &self.file
+        }
+        fn offset(&self) -> u64 {
+            self.offset
+        }
+        fn len(&self) -> u64 {
+            self.len
+        }
+    }
+
+    impl Drop for Part {
+        fn drop(&mut self) {
+            self.released
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
     #[test]
     fn a_sink_without_sendfile_gets_the_bytes_read_or_mapped() {
         let path = std::env::temp_dir().join(format!("edgeslice-map-{}", std::process::id()));
@@ -149,7 +225,14 @@ mod tests {
             .unwrap()
             .write_all(&content)
             .unwrap();
-        let file = File::open(&path).unwrap();
+        let file = std::sync::Arc::new(File::open(&path).unwrap());
+        let released = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let part = |offset, len| Part {
+            file: file.clone(),
+            offset,
+            len,
+            released: released.clone(),
+        };
         let mut sink = Collect::default();
         let mut rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
             .build()
@@ -164,10 +247,25 @@ mod tests {
             (4097, 290_000),
         ] {
             sink.0.clear();
-            rt.block_on(sink.send_file(&file, offset, len)).unwrap();
+            rt.block_on(sink.send_file(part(offset, len))).unwrap();
             let want = &content[offset as usize..(offset + len) as usize];
             assert_eq!(sink.0, want, "{len} bytes at {offset}");
         }
+        // Mapped bytes keep their part (its slot pinned) until they go.
+        let seen = |r: &std::sync::atomic::AtomicBool| r.load(std::sync::atomic::Ordering::SeqCst);
+        released.store(false, std::sync::atomic::Ordering::SeqCst);
+        let mapped = part_bytes(part(4097, 290_000)).unwrap();
+        let tail = mapped.slice(280_000..);
+        drop(mapped);
+        assert!(!seen(&released), "released while its bytes are still held");
+        assert_eq!(&tail[..], &content[284_097..294_097]);
+        drop(tail);
+        assert!(seen(&released));
+        // Read bytes are a copy: the part goes at once.
+        released.store(false, std::sync::atomic::Ordering::SeqCst);
+        let read = part_bytes(part(0, 100)).unwrap();
+        assert!(seen(&released));
+        assert_eq!(&read[..], &content[..100]);
         let _ = std::fs::remove_file(&path);
     }
 }

@@ -7,7 +7,6 @@
 //! HTTP/1.0 client), `100 Continue`, the request body's framing and its size
 //! limit, and the deadline a client has to accept bytes.
 
-use std::fs::File;
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::Duration;
@@ -20,7 +19,7 @@ use monoio_http::h1::codec::decoder::RequestHeadDecoder;
 
 use crate::error::{Error, Result};
 use crate::http::h1::{self, BodyDecoder, BodyFraming, LimitedHead};
-use crate::http::sink::{file_range, BodyLength, BodySource, ResponseSink};
+use crate::http::sink::{part_bytes, BodyLength, BodySource, FilePart, ResponseSink};
 use crate::server::stream::{ClientReadHalf, ClientWriteHalf};
 
 /// The request-head reader of a client connection.
@@ -86,12 +85,13 @@ impl H1Client<'_> {
     /// when its buffer is full, the worker waits for it to drain, at most
     /// the send timeout. Over TLS the bytes must be encrypted here: they are
     /// mapped and written through rustls.
-    async fn sendfile(&mut self, file: &File, offset: u64, len: u64) -> Result<()> {
+    async fn sendfile(&mut self, part: impl FilePart) -> Result<()> {
         // SAFETY: the connection's write half is only used through this
         // sink, on this thread, and no other borrow of it is alive.
         let Some(stream) = (unsafe { &*self.writer.0.get() }).plain() else {
-            return self.write(file_range(file, offset, len)?).await;
+            return self.write(part_bytes(part)?).await;
         };
+        let (file, offset, len) = (part.file(), part.offset(), part.len());
         let socket = stream.as_raw_fd();
         let _nonblocking = NonBlocking::set(socket).map_err(Error::ClientIo)?;
         let mut at = offset as libc::off_t;
@@ -200,11 +200,11 @@ impl ResponseSink for H1Client<'_> {
         }
     }
 
-    async fn send_file(&mut self, file: &File, offset: u64, len: u64) -> Result<()> {
+    async fn send_file(&mut self, part: impl FilePart) -> Result<()> {
         if self.chunked {
-            self.write(h1::chunk_header(len as usize)).await?;
+            self.write(h1::chunk_header(part.len() as usize)).await?;
         }
-        self.sendfile(file, offset, len).await?;
+        self.sendfile(part).await?;
         if self.chunked {
             self.write(Bytes::from_static(b"\r\n")).await?;
         }

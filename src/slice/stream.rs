@@ -286,7 +286,7 @@ pub async fn send_slices(
             match piece {
                 Piece::Bytes(bytes) => sink.send_body(bytes).await?,
                 Piece::Cached { pin, skip, len } => {
-                    sink.send_file(pin.file(), pin.offset() + skip, len).await?;
+                    sink.send_file(pin.part(skip, len)).await?;
                     metrics::with(|m| m.slices_sent_from_files.inc());
                 }
             }

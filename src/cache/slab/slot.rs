@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use bytes::Bytes;
 
 use super::files::punch_hole;
+use crate::http::sink::FilePart;
 
 /// Smallest slot; also the unit slices occupy on disk.
 pub const BLOCK: u64 = 4 * 1024;
@@ -222,6 +223,39 @@ impl SlicePin {
         let mut buf = vec![0u8; len as usize];
         self.file().read_exact_at(&mut buf, self.offset() + skip)?;
         Ok(Bytes::from(buf))
+    }
+}
+
+/// `len` bytes from `skip` into a pinned slice: what a sink sends of it.
+/// The slot stays pinned while this lives (inside a mapping's bytes, too).
+pub struct PinnedPart {
+    pin: SlicePin,
+    skip: u64,
+    len: u64,
+}
+
+impl SlicePin {
+    /// The client's part of this slice, the pin moved into it.
+    pub fn part(self, skip: u64, len: u64) -> PinnedPart {
+        PinnedPart {
+            pin: self,
+            skip,
+            len,
+        }
+    }
+}
+
+impl FilePart for PinnedPart {
+    fn file(&self) -> &File {
+        self.pin.file()
+    }
+
+    fn offset(&self) -> u64 {
+        self.pin.offset() + self.skip
+    }
+
+    fn len(&self) -> u64 {
+        self.len
     }
 }
 

@@ -1,0 +1,150 @@
+//! The cache under hostile conditions (review 2026-12-05): bytes that leave
+//! the cache stay the object's however slowly a client reads while others
+//! churn it (T11, H4).
+
+mod common;
+
+use std::io::Write;
+use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::cache::dir_guard;
+use common::h2c;
+use common::{get, object_bytes, CacheSetup, Harness, Setup};
+
+const MIB: u64 = 1 << 20;
+
+/// A raw h2c connection with a 16 KiB receive buffer that grants the
+/// largest windows (so the server queues as much as h2 lets it), asks
+/// `path`, reads nothing for `stall`, then reads the answer's DATA.
+fn slow_h2_read(addr: SocketAddr, path: &str, stall: Duration) -> Vec<u8> {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(16 * 1024).unwrap();
+    socket.connect(&addr.into()).unwrap();
+    let mut s: TcpStream = socket.into();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    s.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").unwrap();
+    // SETTINGS_INITIAL_WINDOW_SIZE (4) = 2^31-1, and the connection window.
+    let mut settings = vec![0, 4];
+    settings.extend(0x7fff_ffffu32.to_be_bytes());
+    s.write_all(&h2c::frame(h2c::SETTINGS, 0, 0, &settings))
+        .unwrap();
+    let grow = (0x7fff_ffffu32 - 65_535).to_be_bytes();
+    s.write_all(&h2c::frame(0x8, 0, 0, &grow)).unwrap();
+    let flags = h2c::END_HEADERS | h2c::END_STREAM;
+    s.write_all(&h2c::frame(h2c::HEADERS, flags, 1, &h2c::get_block(path)))
+        .unwrap();
+    let mut wire = Vec::new();
+    let mut body = Vec::new();
+    thread::sleep(stall);
+    let mut buf = vec![0u8; 64 * 1024];
+    let until = Instant::now() + Duration::from_secs(60);
+    loop {
+        assert!(Instant::now() < until, "the answer did not end in time");
+        let n = common::read_some(&mut s, &mut buf).expect("read");
+        assert!(n > 0, "connection closed before the stream ended");
+        wire.extend_from_slice(&buf[..n]);
+        // Whole frames off the front of `wire`.
+        let mut ended = false;
+        while wire.len() >= 9 {
+            let len = u32::from_be_bytes([0, wire[0], wire[1], wire[2]]) as usize;
+            if wire.len() < 9 + len {
+                break;
+            }
+            let (kind, flags) = (wire[3], wire[4]);
+            let stream = u32::from_be_bytes(wire[5..9].try_into().unwrap()) & 0x7fff_ffff;
+            if stream == 1 && kind == h2c::DATA {
+                body.extend_from_slice(&wire[9..9 + len]);
+            }
+            assert!(!(stream == 1 && kind == h2c::RST_STREAM), "stream reset");
+            if stream == 1 && flags & h2c::END_STREAM != 0 && kind != h2c::HEADERS {
+                ended = true;
+            }
+            if stream == 1 && kind == h2c::HEADERS && flags & h2c::END_STREAM != 0 {
+                ended = true;
+            }
+            if kind == h2c::SETTINGS && flags & h2c::ACK == 0 {
+                s.write_all(&h2c::frame(h2c::SETTINGS, h2c::ACK, 0, &[]))
+                    .unwrap();
+            }
+            if kind == h2c::PING && flags & h2c::ACK == 0 {
+                let pong = h2c::frame(h2c::PING, h2c::ACK, 0, &wire[9..9 + len]);
+                s.write_all(&pong).unwrap();
+            }
+            wire.drain(..9 + len);
+        }
+        if ended {
+            return body;
+        }
+    }
+}
+
+/// T11 (H4): an HTTP/2 reader of a cached 8 MiB object who stops reading for
+/// 3 s, while another client churns a cache of 16 MiB of slices with other
+/// objects, gets every byte right. h2 queues up to 256 KiB of a part after
+/// the sink returns; those bytes were a mapping of the slot, unpinned at
+/// once, so a slot evicted meanwhile was punched (zeros) or reused (another
+/// object's bytes) under them. On f2b8ad1 the body differed.
+#[test]
+fn a_slow_h2_reader_of_a_churning_cache_gets_every_byte() {
+    let setup = Setup {
+        slice_size: MIB / 2,
+        workers: 1,
+        cache: Some(CacheSetup {
+            memory_bytes: 16 * MIB,
+            disk_bytes: 32 * MIB,
+            ..CacheSetup::fresh("t11")
+        }),
+        ..Setup::default()
+    };
+    let _dir = dir_guard(&setup);
+    let h = Harness::start(setup);
+    let len = 8 * MIB;
+    let target = format!("/obj/{len}/slow");
+    // h2c::get_block asks for host "test".
+    let warm = get(h.addr(), &target, &[("Host", "test")]).unwrap();
+    assert!(warm.body == object_bytes("slow", 0, len - 1));
+    let stop = Arc::new(AtomicBool::new(false));
+    let churn = {
+        let (stop, addr) = (stop.clone(), h.addr());
+        thread::spawn(move || {
+            let mut n = 0;
+            // After the slow reader's request found every slice cached.
+            thread::sleep(Duration::from_millis(300));
+            while !stop.load(Ordering::SeqCst) && n < 400 {
+                let name = format!("churn-{n}");
+                // Twice: S3-FIFO keeps objects read twice over one-hit ones.
+                for _ in 0..2 {
+                    let resp = get(addr, &format!("/obj/{}/{name}", 2 * MIB), &[]).unwrap();
+                    assert!(resp.body == object_bytes(&name, 0, 2 * MIB - 1), "{name}");
+                }
+                n += 1;
+            }
+            n
+        })
+    };
+    let body = slow_h2_read(h.addr(), &target, Duration::from_secs(3));
+    stop.store(true, Ordering::SeqCst);
+    let churned = churn.join().unwrap();
+    // 16 slice requests warmed it; the slow read must have had some from the cache.
+    let asked = h
+        .origin
+        .requests()
+        .iter()
+        .filter(|r| r.target == target)
+        .count();
+    assert!(
+        asked < 32,
+        "every slice of the slow read came from the origin"
+    );
+    assert_eq!(body.len() as u64, len);
+    let want = object_bytes("slow", 0, len - 1);
+    let first_wrong = body.iter().zip(&want).position(|(a, b)| a != b);
+    assert_eq!(
+        first_wrong, None,
+        "the slow reader got wrong bytes ({churned} objects churned meanwhile)"
+    );
+}
