@@ -65,8 +65,20 @@ pub enum Preface {
 /// them: the HTTP/2 preface, or not. Waits at most `within` for bytes; a
 /// connection that sent none by then is [`Preface::Closed`], as an HTTP/1.1
 /// client that sends no head would be.
+///
+/// Bytes that are only the start of the preface (a lone `P`) stay in the
+/// socket, which therefore stays readable: the wait for more sets
+/// `SO_RCVLOWAT` one past what is there, so the socket is ready again only
+/// when another byte comes (or it closes), and a connection that sends `P`
+/// and nothing else costs no wake-up until its deadline.
 pub async fn sniff_preface(stream: &TcpStream, within: Duration) -> Preface {
     let deadline = Instant::now() + within;
+    let seen = sniff(stream, deadline).await;
+    set_rcvlowat(stream, 1);
+    seen
+}
+
+async fn sniff(stream: &TcpStream, deadline: Instant) -> Preface {
     let mut buf = [0u8; PREFACE.len()];
     loop {
         // SAFETY: a non-blocking peek into a local buffer of the length
@@ -91,12 +103,14 @@ pub async fn sniff_preface(stream: &TcpStream, within: Duration) -> Preface {
             if n == PREFACE.len() {
                 return Preface::H2;
             }
-            // Part of the preface: the socket stays readable, so poll gently.
-            if left.is_zero() {
+            // Part of the preface: ready again when one more byte is there.
+            if !set_rcvlowat(stream, n + 1) || left.is_zero() {
                 return Preface::Closed;
             }
-            monoio::time::sleep(Duration::from_millis(1)).await;
-            continue;
+            match monoio::time::timeout(left, stream.readable(false)).await {
+                Ok(Ok(())) => continue,
+                _ => return Preface::Closed,
+            }
         }
         match io::Error::last_os_error().kind() {
             io::ErrorKind::Interrupted => {}
@@ -109,6 +123,22 @@ pub async fn sniff_preface(stream: &TcpStream, within: Duration) -> Preface {
             _ => return Preface::Closed,
         }
     }
+}
+
+/// `SO_RCVLOWAT`: the socket reads as readable once `bytes` are queued.
+fn set_rcvlowat(stream: &TcpStream, bytes: usize) -> bool {
+    let value = bytes as libc::c_int;
+    // SAFETY: setsockopt on this connection's own socket, with an int.
+    let rc = unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVLOWAT,
+            (&value as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    rc == 0
 }
 
 /// The h2 settings of a connection from the limits.
