@@ -106,3 +106,136 @@ fn partial_prefaces_cost_nothing_io_uring() {
 fn partial_prefaces_cost_nothing_legacy() {
     partial_prefaces_cost_nothing(DriverChoice::Legacy);
 }
+
+/// Resident memory of process `pid`, in bytes.
+fn rss_of(pid: u32) -> u64 {
+    let path = format!("/proc/{pid}/status");
+    let status = std::fs::read_to_string(&path).expect("/proc/PID/status");
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS");
+    kib * 1024
+}
+
+/// A raw h2c connection that grants the largest windows and asks `paths`,
+/// one stream each, and never reads.
+fn h2_asks_and_never_reads(addr: std::net::SocketAddr, paths: &[String]) -> TcpStream {
+    use common::h2c::{frame, get_block, END_HEADERS, END_STREAM, HEADERS, SETTINGS};
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(16 * 1024).unwrap();
+    socket.connect(&addr.into()).unwrap();
+    let mut s: TcpStream = socket.into();
+    let mut wire = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    let mut settings = vec![0, 4];
+    settings.extend(0x7fff_ffffu32.to_be_bytes());
+    wire.extend(frame(SETTINGS, 0, 0, &settings));
+    wire.extend(frame(0x8, 0, 0, &(0x7fff_ffffu32 - 65_535).to_be_bytes()));
+    for (i, path) in paths.iter().enumerate() {
+        let id = 1 + 2 * i as u32;
+        wire.extend(frame(
+            HEADERS,
+            END_HEADERS | END_STREAM,
+            id,
+            &get_block(path),
+        ));
+    }
+    s.write_all(&wire).unwrap();
+    s
+}
+
+const MIB: u64 = 1 << 20;
+
+/// The README's bound on what a node holds beyond its start, for this
+/// test's configuration and load: workers x max_buffered_bytes (2 x 32
+/// MiB); 64 KiB per origin connection (at most max_buffered_bytes /
+/// slice_size reading per worker, 64, and 10 idle per worker, 20); 1 MiB
+/// queued in h2 per connection (10); ~16 KiB per request in flight (1000
+/// streams and the bystanders); the cache's memory tier (16 MiB) and
+/// foyer's buffers for manifests on their way to disk (32 MiB, allocated
+/// at start and resident as manifests fill them); 64 KiB per client
+/// connection reading a head (11).
+const T8_BOUND: u64 = 2 * 32 * MIB
+    + 84 * MIB / 16
+    + 10 * MIB
+    + 1010 * 16 * 1024
+    + 16 * MIB
+    + 32 * MIB
+    + 11 * MIB / 16;
+
+/// T8 (H5): 10 HTTP/2 connections x 100 streams, each asking a distinct
+/// cold 16 MiB object with the largest windows and never reading, keep the
+/// node's memory within the README's bound ([`T8_BOUND`]); other clients
+/// are served meanwhile, and the stalled streams are reset at
+/// client_send_timeout_ms. On f2b8ad1 every stream kept its first slice
+/// (1 MiB) whatever the budget, and h2 256 KiB more.
+#[test]
+fn stalled_h2_streams_hold_no_more_than_the_budget() {
+    let _turn = MEASURING.lock().unwrap_or_else(|p| p.into_inner());
+    let origin = common::DemoOrigin::start().unwrap();
+    let dir = common::temp_path("t8");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let _guard = common::TempDir(dir.clone());
+    let conf = dir.join("edgeslice.toml");
+    let text = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\nworkers = 2\nmax_buffered_bytes = \"32MiB\"\n\
+         client_send_timeout_ms = 3000\n\
+         [origin]\naddress = \"{}\"\n[slice]\nslice_size = \"1MiB\"\n\
+         [cache]\ndir = {:?}\nmemory_bytes = \"16MiB\"\ndisk_bytes = \"2GiB\"\n",
+        origin.addr(),
+        dir.join("cache")
+    );
+    std::fs::write(&conf, text).unwrap();
+    let node = common::process::Edgeslice::start(&conf);
+    let addr = node.addr;
+    // Warm what the bystanders ask, and the allocator.
+    let warm = get(addr, "/obj/3000000/bystander", &[("Host", "test")]).unwrap();
+    assert_eq!(warm.status, 200);
+    let before = rss_of(node.pid());
+    let attack: Vec<TcpStream> = (0..10)
+        .map(|c| {
+            let paths: Vec<String> = (0..100)
+                .map(|i| format!("/obj/{}/t8-{c}-{i}", 16 * MIB))
+                .collect();
+            h2_asks_and_never_reads(addr, &paths)
+        })
+        .collect();
+    let mut peak = 0;
+    let mut slowest = Duration::ZERO;
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(3) {
+        peak = peak.max(rss_of(node.pid()).saturating_sub(before));
+        let t = Instant::now();
+        let resp = get(addr, "/obj/3000000/bystander", &[("Host", "test")]).unwrap();
+        assert!(resp.body == object_bytes("bystander", 0, 2_999_999));
+        let cold = format!("/obj/100000/cold-{}", started.elapsed().as_nanos());
+        assert_eq!(get(addr, &cold, &[]).unwrap().status, 200);
+        slowest = slowest.max(t.elapsed());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    eprintln!(
+        "the node's RSS grew by at most {} MiB (bound {} MiB); the slowest bystander took {slowest:?}",
+        peak >> 20,
+        T8_BOUND >> 20
+    );
+    assert!(
+        peak <= T8_BOUND,
+        "RSS grew by {} MiB under the attack, over the bound of {} MiB",
+        peak >> 20,
+        T8_BOUND >> 20
+    );
+    assert!(
+        slowest < Duration::from_secs(2),
+        "a bystander waited {slowest:?}"
+    );
+    // The stalled streams are reset at the send timeout.
+    std::thread::sleep(Duration::from_millis(1500));
+    let mut s = attack.into_iter().next().unwrap();
+    let (frames, _) = common::h2c::read_frames(&mut s, Duration::from_secs(3));
+    assert!(
+        frames.iter().any(|f| f.kind == common::h2c::RST_STREAM),
+        "no stream was reset"
+    );
+}

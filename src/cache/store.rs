@@ -229,15 +229,17 @@ impl SliceStore {
     }
 
     /// The slice in `writer` is whole and checked: index it under `id`.
-    pub fn commit_slice(&self, id: u128, writer: SliceWriter) {
+    /// Returns where it is, unless it could not be stored.
+    pub fn commit_slice(&self, id: u128, writer: SliceWriter) -> Option<Locator> {
         if !writer.is_flushed() {
             // Appended bytes never written: not a whole slice.
             crate::ops::metrics::with(|m| m.slices_not_stored.inc());
-            return;
+            return None;
         }
         let loc = self.slab.commit(writer, id);
         self.slices.insert(id, loc);
         crate::ops::metrics::with(|m| m.cache_inserts.inc());
+        Some(loc)
     }
 
     /// Store a whole slice at once under `key`; false when no slot was free.
@@ -250,8 +252,7 @@ impl SliceStore {
             crate::ops::metrics::with(|m| m.slices_not_stored.inc());
             return false;
         }
-        self.commit_slice(slice_id(key), writer);
-        true
+        self.commit_slice(slice_id(key), writer).is_some()
     }
 
     /// Drop slice `id` (its slot is freed once nobody reads it).

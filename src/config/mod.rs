@@ -263,7 +263,7 @@ pub struct ServerConfig {
     /// HTTP/2 client may send per second on one connection before it is
     /// closed with `ENHANCE_YOUR_CALM`.
     pub h2_max_control_frames_per_sec: u32,
-    /// Slice bytes in flight per worker; past it, requests fetch one slice at a time.
+    /// Slice bytes in memory per worker, a hard limit (see `slice::budget`).
     #[serde(deserialize_with = "deserialize_size")]
     pub max_buffered_bytes: u64,
     /// This cache's name in `Cache-Status` answers (RFC 9211), an sf-token.

@@ -32,9 +32,12 @@ pub type WriteHalf = OwnedWriteHalf<TcpStream>;
 /// Capacity of a client connection's read buffer (request heads and bodies).
 pub const READ_BUFFER: usize = 64 * 1024;
 
-/// Capacity of an origin connection's read buffer: a 1 MiB slice arrives in
-/// four reads or more, each handed on without a copy.
-pub const ORIGIN_READ_BUFFER: usize = 256 * 1024;
+/// Capacity of an origin connection's read buffer. Body bytes are handed on
+/// without a copy, so each piece keeps the block it was read into: after
+/// the first, `bytes` grows a shared buffer in blocks of 64 KiB whatever
+/// this says, and a first block of the same size keeps an idle pooled
+/// connection, or a small answer, from holding more.
+pub const ORIGIN_READ_BUFFER: usize = 64 * 1024;
 
 /// Why a head could not be read.
 #[derive(Debug, thiserror::Error)]

@@ -40,6 +40,16 @@ pub trait ResponseSink {
         length: BodyLength,
     ) -> Result<()>;
 
+    /// Wait until the sink can take `len` more body bytes from memory
+    /// without holding them beyond its bound (an HTTP/2 connection's
+    /// queue); the driver asks before it takes a piece out of its order, so
+    /// a piece that waits stays where the cache can swap it for its slot.
+    /// Most sinks take what they are given at once.
+    async fn admit(&mut self, len: u64) -> Result<()> {
+        let _ = len;
+        Ok(())
+    }
+
     /// Write body bytes.
     async fn send_body(&mut self, data: Bytes) -> Result<()>;
 

@@ -257,6 +257,9 @@ pub struct WorkerMetrics {
     pub manifests_reused: Counter,
     /// Slices sent to clients straight from the slot files (`sendfile`).
     pub slices_sent_from_files: Counter,
+    /// Slice parts still queued for a client when the slice was stored,
+    /// sent from its slot instead of memory.
+    pub slice_parts_from_slot: Counter,
     /// Slices fetched whole that could not be stored (no free slot, or a
     /// write to the slot file failed); they were still served.
     pub slices_not_stored: Counter,
@@ -420,6 +423,9 @@ const METRICS: &[Metric] = &[
     Metric("edgeslice_cache_slices_sendfile_total",
         "Cached slice parts sent to clients from the page cache with sendfile.",
         "counter", Sum(|w| &w.slices_sent_from_files)),
+    Metric("edgeslice_slice_parts_from_slot_total",
+        "Slice parts still queued for a client when the slice was stored: sent from its slot, their memory given back.",
+        "counter", Sum(|w| &w.slice_parts_from_slot)),
     Metric("edgeslice_cache_slices_not_stored_total",
         "Slices served but not stored: no free slot, or the slot file write failed.",
         "counter", Sum(|w| &w.slices_not_stored)),

@@ -54,6 +54,9 @@ pub struct Exchange<'a, S> {
     pub cache_status: Option<HeaderValue>,
     /// `Age` of an answer served from the cache, in seconds.
     pub age: Option<u64>,
+    /// The client connection's id on this worker: turns of the worker's
+    /// budget are shared out by connection.
+    pub client: u64,
 }
 
 impl<'a, S> Exchange<'a, S> {
@@ -74,7 +77,14 @@ impl<'a, S> Exchange<'a, S> {
             origin_attempts: Rc::default(),
             cache_status: None,
             age: None,
+            client: 0,
         }
+    }
+
+    /// The same exchange, on the connection the worker knows as `client`.
+    pub fn from_connection(mut self, client: u64) -> Self {
+        self.client = client;
+        self
     }
 }
 

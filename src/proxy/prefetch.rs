@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 use crate::ops::metrics;
+use crate::slice::budget::SliceBudget;
 use crate::slice::fetch::run_slice;
 use crate::slice::job::SliceJob;
 use crate::slice::plan::{slice_of, SlicePlan};
@@ -38,9 +39,16 @@ impl Prefetch {
     }
 
     /// After an answer for bytes `first..=last` of `job`'s object: if the
-    /// reader is sequential, fetch the slices after `last` into the cache.
+    /// reader is sequential, fetch the slices after `last` into the cache,
+    /// as many as `budget` has room for now (a prefetch never waits).
     /// Returns how many were started.
-    pub fn after(&self, job: &Rc<SliceJob>, first: u64, last: u64) -> u64 {
+    pub fn after(
+        &self,
+        job: &Rc<SliceJob>,
+        first: u64,
+        last: u64,
+        (budget, client): (&Rc<SliceBudget>, u64),
+    ) -> u64 {
         let Some(target) = &job.cache else {
             return 0;
         };
@@ -74,13 +82,20 @@ impl Prefetch {
             {
                 continue;
             }
+            let Some(reserved) = budget.try_reserve(size, client) else {
+                break;
+            };
             // Nobody reads these bytes now: the slice task leads a flight
             // (others may follow it) and stores the slice whole.
             let (tx, _) = local_sync::mpsc::unbounded::channel();
             target
                 .cache
                 .note_prefetched(crate::cache::slice_id(&target.slice_key(k)));
-            monoio::spawn(run_slice(ahead.clone(), k, None, tx));
+            let task = run_slice(ahead.clone(), k, None, tx);
+            monoio::spawn(async move {
+                task.await;
+                drop(reserved);
+            });
             started += 1;
         }
         metrics::with(|m| m.prefetched.add(started));

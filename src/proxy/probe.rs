@@ -78,6 +78,9 @@ impl Proxy {
             None => Served::Bypass,
         };
         ex.cache_status = Some(self.relay_status(ask.served, None));
+        // The probe's slice is in memory once asked for: its share of the
+        // worker's budget first (it becomes the answer's first slice's).
+        let reserved = self.budget.reserve(size, ex.client, true).await;
         let at_home = match &cold {
             Some(cold) => self.probe_at_home(ask, cold, &probe_headers, index).await,
             None => None,
@@ -172,6 +175,7 @@ impl Proxy {
                 response: resp,
                 from_peer,
                 leader,
+                reserved: Some(reserved),
             },
         });
         Ok(Probe::Sliced(StoredObject {

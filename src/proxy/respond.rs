@@ -221,6 +221,7 @@ impl Proxy {
         let how = stream::Sending {
             window: self.settings.window,
             budget: &self.budget,
+            client: ex.client,
         };
         if let Some(parts) = &parts {
             return crate::proxy::multipart::send(&job, parts, headers, how, ex).await;
@@ -235,7 +236,8 @@ impl Proxy {
         ex.record(&delivered);
         result?;
         if status == StatusCode::PARTIAL_CONTENT {
-            self.prefetch.after(&job, first, last);
+            self.prefetch
+                .after(&job, first, last, (&self.budget, ex.client));
         }
         Ok(())
     }

@@ -81,13 +81,14 @@ async fn serve_accepted(
     state: Rc<WorkerState>,
 ) {
     let _ = stream.set_nodelay(true);
-    let _open = state.open_connection();
+    let open = state.open_connection();
+    let client = open.id();
     let (_, limits) = routes.current();
     let stream = match tls {
         None => match h2::sniff_preface(&stream, limits.header_timeout).await {
             Preface::H2 => {
                 let stream = ClientStream::Plain(stream);
-                return h2::serve_h2(stream, peer, routes, state.clone()).await;
+                return h2::serve_h2(stream, peer, client, routes, state.clone()).await;
             }
             Preface::Closed => return,
             Preface::Other => ClientStream::Plain(stream),
@@ -100,7 +101,7 @@ async fn serve_accepted(
                     let h2 = tls.alpn_protocol().is_some_and(|p| p == b"h2");
                     let stream = ClientStream::Tls(Box::new(tls));
                     if h2 {
-                        return h2::serve_h2(stream, peer, routes, state.clone()).await;
+                        return h2::serve_h2(stream, peer, client, routes, state.clone()).await;
                     }
                     stream
                 }
@@ -115,13 +116,14 @@ async fn serve_accepted(
             }
         }
     };
-    serve_connection(stream, peer, routes, state.clone()).await
+    serve_connection(stream, peer, client, routes, state.clone()).await
 }
 
 /// Serve the HTTP/1.1 requests of one client connection.
 pub async fn serve_connection(
     stream: ClientStream,
     peer: std::net::SocketAddr,
+    client_id: u64,
     routes: Rc<WorkerRoutes>,
     state: Rc<WorkerState>,
 ) {
@@ -178,7 +180,8 @@ pub async fn serve_connection(
         if !h1::wants_keep_alive(head.version, &head.headers) {
             client.close_after();
         }
-        let mut ex = Exchange::new(&mut client, peer, head.method == http::Method::HEAD);
+        let head_only = head.method == http::Method::HEAD;
+        let mut ex = Exchange::new(&mut client, peer, head_only).from_connection(client_id);
         let outcome = request::answer(&router, &head, &mut ex, framing.map(|_| ())).await;
         access::finish(&head, &ex, started, &outcome, limits.access_log);
         if outcome != access::Outcome::Ok {

@@ -26,6 +26,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
@@ -41,6 +42,7 @@ use crate::ops::metrics;
 use crate::proxy::Exchange;
 use crate::server::access::{self, Outcome};
 use crate::server::h2_frames::{FrameBudget, FrameWatch, PREFACE};
+use crate::server::h2_queue::SendQueue;
 use crate::server::h2_sink::{request_head, H2Client};
 use crate::server::limits::H2Limits;
 use crate::server::reload::WorkerRoutes;
@@ -173,6 +175,7 @@ enum Event {
 pub async fn serve_h2(
     io: ClientStream,
     peer: SocketAddr,
+    client: u64,
     routes: Rc<WorkerRoutes>,
     state: Rc<WorkerState>,
 ) {
@@ -188,6 +191,7 @@ pub async fn serve_h2(
     };
     let tick = (limits.header_timeout / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
     let mut idle_since = Some(Instant::now());
+    let queue = SendQueue::new();
     // When GOAWAY went out: the connection gets the send timeout to finish.
     let mut closing: Option<Instant> = None;
     loop {
@@ -220,9 +224,10 @@ pub async fn serve_h2(
                     monoio::spawn(serve_stream(
                         req,
                         respond,
-                        peer,
+                        (peer, client),
                         routes.clone(),
                         state.clone(),
+                        queue.clone(),
                     ));
                 }
             }
@@ -257,9 +262,10 @@ pub async fn serve_h2(
 async fn serve_stream(
     req: http::Request<RecvStream>,
     respond: SendResponse<Bytes>,
-    peer: SocketAddr,
+    (peer, client): (SocketAddr, u64),
     routes: Rc<WorkerRoutes>,
     state: Rc<WorkerState>,
+    queue: Arc<SendQueue>,
 ) {
     let _busy = state.start_request();
     metrics::with(|m| m.h2_streams.inc());
@@ -268,9 +274,9 @@ async fn serve_stream(
     let (parts, body) = req.into_parts();
     let (head, length, checked) = request_head(parts, body.is_end_stream(), &limits);
     let head_only = head.method == http::Method::HEAD;
-    let mut client = H2Client::new(respond, body, length, head_only, &limits);
-    let watch = client.watch();
-    let mut ex = Exchange::new(&mut client, peer, head_only);
+    let mut sink = H2Client::new(respond, body, length, head_only, &limits, queue);
+    let watch = sink.watch();
+    let mut ex = Exchange::new(&mut sink, peer, head_only).from_connection(client);
     let outcome = monoio::select! {
         outcome = request::answer(&router, &head, &mut ex, checked) => outcome,
         reason = watch.reset() => {

@@ -18,6 +18,7 @@ use std::cell::RefCell;
 use std::future::poll_fn;
 use std::io;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -29,7 +30,8 @@ use monoio_http::common::request::RequestHead;
 
 use crate::error::{Error, Result};
 use crate::http::h1;
-use crate::http::sink::{BodyLength, BodySource, ResponseSink};
+use crate::http::sink::{part_bytes, BodyLength, BodySource, FilePart, ResponseSink};
+use crate::server::h2_queue::{SendQueue, CONNECTION_QUEUE};
 use crate::server::limits::ClientLimits;
 
 /// The head the driver reads, from an HTTP/2 request: `:authority` becomes
@@ -123,6 +125,10 @@ pub struct H2Client {
     /// Body pieces too small for a DATA frame of their own, held until
     /// more comes or the body ends.
     pending: BytesMut,
+    /// What the connection holds queued in h2.
+    queue: Arc<SendQueue>,
+    /// Bytes admitted on `queue` for this stream and not handed to h2 yet.
+    admitted: usize,
 }
 
 /// Body pieces shorter than this are joined with what follows before they
@@ -138,14 +144,18 @@ const JOIN_AT_MOST: usize = 64 * 1024;
 impl H2Client {
     /// The client side of a stream whose request body is `body` of
     /// `body_length`; `head_only` for a HEAD (the head ends the stream).
+    /// What it hands h2 is counted on its connection's `queue`.
     pub fn new(
         respond: SendResponse<Bytes>,
         body: RecvStream,
         body_length: BodyLength,
         head_only: bool,
         limits: &ClientLimits,
+        queue: Arc<SendQueue>,
     ) -> H2Client {
         H2Client {
+            queue,
+            admitted: 0,
             answer: StreamWatch(Rc::new(RefCell::new(Responder::Head(respond)))),
             body,
             body_length,
@@ -188,14 +198,40 @@ impl H2Client {
         while !data.is_empty() {
             let granted = self.capacity(data.len()).await?;
             let piece = data.split_to(granted.min(data.len()));
-            self.sent += piece.len() as u64;
-            let mut answer = self.answer.0.borrow_mut();
-            let Responder::Body(s) = &mut *answer else {
-                return Err(gone("the stream has ended"));
-            };
-            s.send_data(piece, false).map_err(client_error)?;
+            self.hand(piece).await?;
         }
         Ok(())
+    }
+
+    /// `len` more bytes admitted on the connection's queue for this stream.
+    async fn admit_on_queue(&mut self, len: usize) -> Result<()> {
+        let more = len.min(CONNECTION_QUEUE).saturating_sub(self.admitted);
+        if more == 0 {
+            return Ok(());
+        }
+        match monoio::time::timeout(self.send_timeout, self.queue.admit(more)).await {
+            Ok(()) => {
+                self.admitted += more;
+                Ok(())
+            }
+            Err(_) => Err(Error::ClientSendTimeout(
+                self.send_timeout.as_millis() as u64
+            )),
+        }
+    }
+
+    /// One DATA frame's worth of bytes to h2, admitted on the queue first
+    /// and counted there until h2 lets go of them.
+    async fn hand(&mut self, piece: Bytes) -> Result<()> {
+        self.admit_on_queue(piece.len()).await?;
+        self.admitted = self.admitted.saturating_sub(piece.len());
+        self.sent += piece.len() as u64;
+        let mut answer = self.answer.0.borrow_mut();
+        let Responder::Body(s) = &mut *answer else {
+            return Err(gone("the stream has ended"));
+        };
+        s.send_data(self.queue.hand(piece), false)
+            .map_err(client_error)
     }
 
     /// Wait for flow-control capacity on `stream`: the bytes the client's
@@ -261,6 +297,43 @@ impl ResponseSink for H2Client {
         Ok(())
     }
 
+    async fn admit(&mut self, len: u64) -> Result<()> {
+        if self.head_only {
+            return Ok(());
+        }
+        self.admit_on_queue(len.min(CONNECTION_QUEUE as u64) as usize)
+            .await
+    }
+
+    /// A cached part, read from its slot only as h2 takes it: each DATA
+    /// frame's worth is admitted on the queue and read then (no mapping, no
+    /// copy of the part held while the client's window is shut).
+    async fn send_file(&mut self, part: impl FilePart) -> Result<()> {
+        if self.head_only {
+            return Ok(());
+        }
+        if part.len() < MIN_DATA_FRAME as u64 {
+            return self.send_body(part_bytes(part)?).await;
+        }
+        if !self.pending.is_empty() {
+            let held = std::mem::take(&mut self.pending).freeze();
+            self.send_now(held).await?;
+        }
+        let mut done = 0;
+        while done < part.len() {
+            let left = (part.len() - done) as usize;
+            let granted = self.capacity(left).await?.min(left);
+            self.admit_on_queue(granted).await?;
+            let mut buf = vec![0u8; granted];
+            let at = part.offset() + done;
+            std::os::unix::fs::FileExt::read_exact_at(part.file(), &mut buf, at)
+                .map_err(|e| Error::CacheRead(format!("reading {granted} bytes at {at}: {e}")))?;
+            self.hand(Bytes::from(buf)).await?;
+            done += granted as u64;
+        }
+        Ok(())
+    }
+
     async fn send_body(&mut self, data: Bytes) -> Result<()> {
         if self.head_only {
             return Ok(());
@@ -311,6 +384,12 @@ impl ResponseSink for H2Client {
 
     /// An HTTP/2 connection outlives any one of its streams: nothing to do.
     fn close_after(&mut self) {}
+}
+
+impl Drop for H2Client {
+    fn drop(&mut self) {
+        self.queue.release(self.admitted);
+    }
 }
 
 impl BodySource for H2Client {

@@ -63,9 +63,8 @@ impl WorkerRoutes {
     pub fn new(
         reload: Arc<Reloadable>,
         cache: Option<Arc<SliceCache>>,
-        budget: SliceBudget,
+        budget: Rc<SliceBudget>,
     ) -> WorkerRoutes {
-        let budget = Rc::new(budget);
         let seen = reload.generation();
         let shared = reload.current();
         let router = Rc::new(Router::build(&shared.0, &cache, &budget));

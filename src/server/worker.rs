@@ -16,6 +16,8 @@ pub struct WorkerState {
     in_flight: Cell<usize>,
     draining: Cell<bool>,
     connections: Cell<usize>,
+    /// Connections opened since start: the next one's id.
+    opened: Cell<u64>,
 }
 
 impl WorkerState {
@@ -45,11 +47,14 @@ impl WorkerState {
         self.connections.get()
     }
 
-    /// Count a connection as open until the guard is dropped.
+    /// Count a connection as open until the guard is dropped; the guard
+    /// names it by an id of its own on this worker.
     pub fn open_connection(&self) -> OpenConnection<'_> {
         self.connections.set(self.connections.get() + 1);
+        let id = self.opened.get();
+        self.opened.set(id + 1);
         metrics::with(|m| m.connections.inc());
-        OpenConnection(self)
+        OpenConnection(self, id)
     }
 
     /// Count a request as in flight until the guard is dropped.
@@ -61,7 +66,14 @@ impl WorkerState {
 }
 
 /// An open connection, counted until dropped.
-pub struct OpenConnection<'a>(&'a WorkerState);
+pub struct OpenConnection<'a>(&'a WorkerState, u64);
+
+impl OpenConnection<'_> {
+    /// The connection's id on its worker (the budget's turns are by connection).
+    pub fn id(&self) -> u64 {
+        self.1
+    }
+}
 
 impl Drop for OpenConnection<'_> {
     fn drop(&mut self) {

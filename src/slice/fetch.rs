@@ -42,18 +42,18 @@ pub async fn run_slice(
 ) {
     match slice_from_anywhere(&job, index, opened, &tx).await {
         Ok((source, stored_by)) => {
-            let _ = tx.send(SliceEvent::Done(index, source));
+            let mut stored = None;
             if let Some(Stored { leader, writer }) = stored_by {
                 // Indexed before the flight leaves the table: a request that
                 // finds no flight finds the slice.
                 if let (Some(writer), Some(target)) = (writer, &job.cache) {
-                    target
-                        .cache
-                        .store
-                        .commit_slice(slice_id(&target.slice_key(index)), writer);
+                    let store = &target.cache.store;
+                    let loc = store.commit_slice(slice_id(&target.slice_key(index)), writer);
+                    stored = loc.and_then(|loc| store.pin(&loc));
                 }
                 leader.retire();
             }
+            let _ = tx.send(SliceEvent::Done(index, source, stored));
         }
         Err(e) => {
             let _ = tx.send(SliceEvent::Failed(index, e));

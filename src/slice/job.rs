@@ -190,4 +190,6 @@ pub struct OpenedSlice {
     pub from_peer: bool,
     /// The flight other requests follow, when the slice is cacheable.
     pub leader: Option<FlightLeader>,
+    /// Its share of the worker's budget, taken before it was asked for.
+    pub reserved: Option<crate::slice::budget::Reserved>,
 }

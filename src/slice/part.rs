@@ -59,8 +59,10 @@ impl Piece {
 pub enum SliceEvent {
     /// Bytes of slice `index` for the client, already trimmed, in order within the slice.
     Data(u64, Piece),
-    /// Slice `index` arrived whole and passed every check.
-    Done(u64, SliceSource),
+    /// Slice `index` arrived whole and passed every check; with its slot
+    /// when it was stored just now (what the client has not been sent yet
+    /// can come from there instead of memory).
+    Done(u64, SliceSource, Option<SlicePin>),
     /// Slice `index` failed.
     Failed(u64, Error),
 }

@@ -5,13 +5,15 @@
 //! interleaved, in any order; the [`ReorderBuffer`] passes the bytes of the
 //! slice being delivered straight through and holds the others until their
 //! turn, so memory per request is bounded by `window` slices, never by the
-//! object. Any failure is returned at once; the caller aborts the client
+//! object, and per worker by its [`SliceBudget`]: a slice not in the cache
+//! waits its turn for a share before its task starts, and gives it back
+//! once delivered, or once stored (its bytes still queued then go out from
+//! the slot). Any failure is returned at once; the caller aborts the client
 //! connection, since the response head is already out.
 
 use std::collections::VecDeque;
+use std::pin::Pin;
 use std::rc::Rc;
-
-use std::cell::Cell;
 
 use bytes::Bytes;
 
@@ -19,6 +21,8 @@ use crate::cache::slice_id;
 use crate::error::{Error, Result};
 use crate::http::sink::ResponseSink;
 use crate::ops::metrics;
+pub use crate::slice::budget::SliceBudget;
+use crate::slice::budget::{Reserve, Reserved};
 use crate::slice::fetch::run_slice;
 use crate::slice::job::{OpenedSlice, SliceJob};
 use crate::slice::part::{Piece, SliceEvent, SliceSource};
@@ -120,12 +124,38 @@ impl<T: Chunk> ReorderBuffer<T> {
         self.slot(index).done = true;
     }
 
+    /// Replace the bytes of slice `index` still queued (the end of its part,
+    /// `n` bytes) by `make(n)`: the same bytes from elsewhere.
+    pub fn replace_queued(&mut self, index: u64, make: impl FnOnce(u64) -> T) {
+        if index < self.next {
+            return;
+        }
+        let slot = self.slot(index);
+        let queued: usize = slot.chunks.drain(..).map(|c| c.byte_len()).sum();
+        if queued > 0 {
+            slot.chunks.push_back(make(queued as u64));
+        }
+    }
+
     /// Whether [`ReorderBuffer::pop`] has something to give, or a finished
     /// slice to move past.
     pub fn has_next(&self) -> bool {
         self.slots
             .front()
             .is_some_and(|slot| slot.done || !slot.chunks.is_empty())
+    }
+
+    /// The next bytes in object order, if they have arrived, left in place.
+    pub fn peek(&mut self) -> Option<&T> {
+        while self
+            .slots
+            .front()
+            .is_some_and(|slot| slot.done && slot.chunks.is_empty())
+        {
+            self.slots.pop_front();
+            self.next += 1;
+        }
+        self.slots.front()?.chunks.front()
     }
 
     /// The next bytes in object order, if they have arrived.
@@ -192,68 +222,29 @@ pub struct Delivery {
     pub cache_in_memory: bool,
 }
 
-/// Slice bytes one worker may have in flight, over all its requests.
-#[derive(Debug)]
-pub struct SliceBudget {
-    limit: u64,
-    used: Cell<u64>,
-}
-
-impl SliceBudget {
-    /// A budget of `limit` bytes.
-    pub fn new(limit: u64) -> SliceBudget {
-        SliceBudget {
-            limit,
-            used: Cell::new(0),
-        }
-    }
-}
-
-/// One request's share of the budget, returned when dropped.
-struct Reservation<'a> {
-    budget: &'a SliceBudget,
-    held: u64,
-}
-
-impl Reservation<'_> {
-    /// Reserve `bytes` more if the budget allows, or if this request holds
-    /// nothing yet (every request may always fetch one slice at a time).
-    fn take(&mut self, bytes: u64) -> bool {
-        let used = self.budget.used.get();
-        if self.held > 0 && used + bytes > self.budget.limit {
-            return false;
-        }
-        self.budget.used.set(used + bytes);
-        self.held += bytes;
-        true
-    }
-
-    fn give_back(&mut self, bytes: u64) {
-        let bytes = bytes.min(self.held);
-        self.held -= bytes;
-        self.budget.used.set(self.budget.used.get() - bytes);
-    }
-}
-
-impl Drop for Reservation<'_> {
-    fn drop(&mut self) {
-        self.give_back(self.held);
-    }
-}
-
 /// How a response body is sent.
 #[derive(Clone, Copy)]
 pub struct Sending<'a> {
     /// Slices of one request in flight at most.
     pub window: usize,
-    /// The worker's budget of slice bytes in flight.
-    pub budget: &'a SliceBudget,
+    /// The worker's budget of slice bytes in memory.
+    pub budget: &'a Rc<SliceBudget>,
+    /// The client connection the budget's turns are taken for.
+    pub client: u64,
 }
 
 /// Stream the slices of `job.plan` to `writer` in order, at most
 /// `how.window` in flight and within the worker's budget. `probe` is an
 /// already opened answer for the plan's first slice. `done` tells what was
 /// delivered, also when it fails part-way.
+///
+/// Each slice not found in the cache reserves its size from the budget
+/// before its task starts (waiting its turn while the budget is spent) and
+/// gives it back once delivered, or as soon as it is stored: the part of it
+/// still queued for the client is then sent from its slot, not held in
+/// memory. While the client takes a piece (or the sink makes room for it),
+/// slices go on arriving and turns go on coming, so a client that reads
+/// slowly holds no budget for slices already stored.
 pub async fn send_slices(
     job: Rc<SliceJob>,
     how: Sending<'_>,
@@ -262,76 +253,222 @@ pub async fn send_slices(
     done: &mut Delivery,
 ) -> Result<()> {
     let plan = job.plan;
-    let window = how.window;
-    let slice_bytes = plan.slice_size;
     if let Some(target) = &job.cache {
         done.cache_in_memory = target.cache.store.slices_in_memory();
     }
-    let mut reserved = Reservation {
-        budget: how.budget,
-        held: 0,
+    let (tx, rx) = local_sync::mpsc::unbounded::channel();
+    let mut st = Streaming {
+        order: ReorderBuffer::new(plan.first_slice),
+        held: Vec::with_capacity(how.window),
+        waiting: None,
+        next_launch: plan.first_slice,
+        first: true,
+        job,
+        how,
+        tx,
+        rx,
     };
-    let (tx, mut rx) = local_sync::mpsc::unbounded::channel();
-    let mut order = ReorderBuffer::<Piece>::new(plan.first_slice);
-    let mut next_launch = plan.first_slice;
-    if let Some(resp) = probe {
-        reserved.take(slice_bytes);
-        monoio::spawn(run_slice(job.clone(), next_launch, Some(resp), tx.clone()));
-        next_launch += 1;
+    if let Some(mut resp) = probe {
+        // The probe reserved its slice before it asked for it.
+        let reserved = resp.reserved.take().map(Rc::new);
+        st.first &= reserved.is_none();
+        let index = st.next_launch;
+        st.held.extend(reserved.clone().map(|r| (index, r)));
+        let task = run_slice(st.job.clone(), index, Some(resp), st.tx.clone());
+        monoio::spawn(holding(reserved, task));
+        st.next_launch += 1;
     }
     loop {
-        let before = order.next_index();
-        while let Some(piece) = order.pop() {
+        if let Some(Piece::Bytes(bytes)) = st.order.peek() {
+            let len = bytes.len() as u64;
+            st.meanwhile(sink.admit(len), done).await?;
+        }
+        if let Some(piece) = st.order.pop() {
             let len = piece.len();
-            match piece {
-                Piece::Bytes(bytes) => sink.send_body(bytes).await?,
-                Piece::Cached { pin, skip, len } => {
-                    sink.send_file(pin.part(skip, len)).await?;
-                    metrics::with(|m| m.slices_sent_from_files.inc());
-                }
-            }
+            st.meanwhile(send_piece(sink, piece), done).await?;
             done.bytes += len;
-        }
-        reserved.give_back((order.next_index() - before) * slice_bytes);
-        if order.next_index() > plan.last_slice {
-            return Ok(());
-        }
-        while next_launch <= plan.last_slice
-            && next_launch - order.next_index() < window as u64
-            && reserved.take(slice_bytes)
-        {
-            // A slice the head found cached needs no task: its pinned slot
-            // goes into the order at once.
-            if take_cached(&job, next_launch, &mut order) {
-                done.from_cache += 1;
-            } else {
-                monoio::spawn(run_slice(job.clone(), next_launch, None, tx.clone()));
-            }
-            next_launch += 1;
-        }
-        if order.has_next() {
             continue;
         }
-        match rx.recv().await {
-            Some(SliceEvent::Data(i, data)) => order.push(i, data),
-            Some(SliceEvent::Done(i, source)) => {
-                match source {
-                    SliceSource::Cache => done.from_cache += 1,
-                    SliceSource::Origin => done.from_origin += 1,
-                    SliceSource::Peer => done.from_peer += 1,
-                }
-                order.finish(i)
-            }
-            Some(SliceEvent::Failed(_, e)) => {
-                if let (Error::SliceMismatch { .. }, Some(t)) = (&e, &job.cache) {
-                    // The object changed under its manifest: the next request probes anew.
-                    t.cache.forget(&t.key);
-                }
-                return Err(e);
-            }
-            None => unreachable!("the stream holds a sender"),
+        let next = st.order.next_index();
+        st.held.retain(|(i, _)| *i >= next);
+        if next > plan.last_slice {
+            return Ok(());
+        }
+        st.launch_within_window(done);
+        if !st.order.has_next() {
+            st.next(done).await?;
         }
     }
+}
+
+/// One answer's slices on their way: the order they are delivered in, the
+/// budget they hold, and the tasks fetching them.
+struct Streaming<'a> {
+    job: Rc<SliceJob>,
+    how: Sending<'a>,
+    tx: local_sync::mpsc::unbounded::Tx<SliceEvent>,
+    rx: local_sync::mpsc::unbounded::Rx<SliceEvent>,
+    order: ReorderBuffer<Piece>,
+    /// The reservations of the slices launched and not yet delivered or stored.
+    held: Vec<(u64, Rc<Reserved>)>,
+    /// The place in the budget's line of the next slice to launch, if any.
+    waiting: Option<Pin<Box<Reserve>>>,
+    next_launch: u64,
+    /// No reservation asked yet: the request's first goes before others' further ones.
+    first: bool,
+}
+
+impl Streaming<'_> {
+    /// Start the task of the next slice, its reservation held by both.
+    fn launch(&mut self, reserved: Reserved) {
+        let index = self.next_launch;
+        let reserved = Rc::new(reserved);
+        self.held.push((index, reserved.clone()));
+        let task = run_slice(self.job.clone(), index, None, self.tx.clone());
+        monoio::spawn(holding(Some(reserved), task));
+        self.next_launch += 1;
+    }
+
+    /// Launch what the window and the budget allow now; a slice the head
+    /// found cached needs no task and no budget (its pinned slot goes into
+    /// the order at once). Past the budget, take a place in its line.
+    fn launch_within_window(&mut self, done: &mut Delivery) {
+        let last = self.job.plan.last_slice;
+        let window = self.how.window as u64;
+        let size = self.job.plan.slice_size;
+        while self.waiting.is_none()
+            && self.next_launch <= last
+            && self.next_launch - self.order.next_index() < window
+        {
+            if take_cached(&self.job, self.next_launch, &mut self.order) {
+                done.from_cache += 1;
+                self.next_launch += 1;
+                continue;
+            }
+            let (budget, client) = (self.how.budget, self.how.client);
+            match budget.try_reserve(size, client) {
+                Some(reserved) => self.launch(reserved),
+                None => self.waiting = Some(Box::pin(budget.reserve(size, client, self.first))),
+            }
+            self.first = false;
+        }
+    }
+
+    /// Wait for `work` while slice events and budget turns are handled.
+    async fn meanwhile<T>(
+        &mut self,
+        work: impl std::future::Future<Output = Result<T>>,
+        done: &mut Delivery,
+    ) -> Result<T> {
+        let mut work = std::pin::pin!(work);
+        loop {
+            let next = monoio::select! {
+                out = &mut work => return out,
+                event = self.rx.recv() => Next::Event(event),
+                reserved = turn_of(&mut self.waiting) => Next::Turn(reserved),
+            };
+            self.handle(next, done)?;
+        }
+    }
+
+    /// Wait for the next slice event or budget turn, and handle it.
+    async fn next(&mut self, done: &mut Delivery) -> Result<()> {
+        let next = monoio::select! {
+            event = self.rx.recv() => Next::Event(event),
+            reserved = turn_of(&mut self.waiting) => Next::Turn(reserved),
+        };
+        self.handle(next, done)
+    }
+
+    fn handle(&mut self, next: Next, done: &mut Delivery) -> Result<()> {
+        match next {
+            Next::Event(event) => on_event(event, &self.job, &mut self.order, &mut self.held, done),
+            Next::Turn(reserved) => {
+                self.waiting = None;
+                self.launch(reserved);
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Run a slice task holding its share of the budget: a reservation goes
+/// back once both the task and the stream are done with it (a task whose
+/// client left keeps it until its slice is stored).
+async fn holding(reserved: Option<Rc<Reserved>>, task: impl std::future::Future<Output = ()>) {
+    task.await;
+    drop(reserved);
+}
+
+/// What came while the stream waited.
+enum Next {
+    Event(Option<SliceEvent>),
+    Turn(Reserved),
+}
+
+/// The reservation `waiting` is in line for, when its turn comes; never,
+/// when it is in no line.
+async fn turn_of(waiting: &mut Option<Pin<Box<Reserve>>>) -> Reserved {
+    match waiting {
+        Some(reserve) => reserve.await,
+        None => std::future::pending().await,
+    }
+}
+
+/// One piece to the client: bytes from memory, or a cached slot's part.
+async fn send_piece(sink: &mut impl ResponseSink, piece: Piece) -> Result<()> {
+    match piece {
+        Piece::Bytes(bytes) => sink.send_body(bytes).await,
+        Piece::Cached { pin, skip, len } => {
+            sink.send_file(pin.part(skip, len)).await?;
+            metrics::with(|m| m.slices_sent_from_files.inc());
+            Ok(())
+        }
+    }
+}
+
+/// What a slice task said: bytes into the order, a slice done (and, when it
+/// was stored just now, its queued bytes swapped for its slot and its share
+/// of the budget given back), or the failure that ends the answer.
+fn on_event(
+    event: Option<SliceEvent>,
+    job: &SliceJob,
+    order: &mut ReorderBuffer<Piece>,
+    held: &mut Vec<(u64, Rc<Reserved>)>,
+    done: &mut Delivery,
+) -> Result<()> {
+    match event {
+        Some(SliceEvent::Data(i, data)) => order.push(i, data),
+        Some(SliceEvent::Done(i, source, stored)) => {
+            match source {
+                SliceSource::Cache => done.from_cache += 1,
+                SliceSource::Origin => done.from_origin += 1,
+                SliceSource::Peer => done.from_peer += 1,
+            }
+            if let Some(pin) = stored {
+                let (skip, take) = job.plan.client_part(i);
+                order.replace_queued(i, |queued| {
+                    metrics::with(|m| m.slice_parts_from_slot.inc());
+                    Piece::Cached {
+                        pin,
+                        skip: skip + take - queued,
+                        len: queued,
+                    }
+                });
+                held.retain(|(k, _)| *k != i);
+            }
+            order.finish(i)
+        }
+        Some(SliceEvent::Failed(_, e)) => {
+            if let (Error::SliceMismatch { .. }, Some(t)) = (&e, &job.cache) {
+                // The object changed under its manifest: the next request probes anew.
+                t.cache.forget(&t.key);
+            }
+            return Err(e);
+        }
+        None => unreachable!("the stream holds a sender"),
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -74,6 +74,11 @@ impl Edgeslice {
         proc
     }
 
+    /// The process id, for /proc.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn stderr(&self) -> String {
         self.lines.lock().unwrap().join("\n")
     }
