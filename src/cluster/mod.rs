@@ -10,12 +10,15 @@
 //! A peer request carries [`PEER_HEADER`] with the shared token. The node
 //! receiving it answers 403 to a wrong token and never forwards a right one
 //! to another peer: one hop at most, even when two nodes disagree about the
-//! membership. A peer that cannot be reached, times out, or answers 5xx (or
-//! 403: a token that differs is a configuration error, not the object's) is
-//! skipped for `markdown_ms` (by this worker) and the next node on the ring
-//! stands in for it, the same one on every node, so a lost node's share is
-//! fetched from the origin once, not once per node; when the stand-in is this
-//! node, the slice goes to the origin. No error reaches the client.
+//! membership. A peer that cannot be reached, times out, or says an answer
+//! is its own failure ([`PEER_ERROR_HEADER`]: a token that differs, a
+//! configuration error) is skipped for `markdown_ms` and the next node on the
+//! ring stands in for it, the same one on every node, so a lost node's share
+//! is fetched from the origin once, not once per node; when the stand-in is
+//! this node, the slice goes to the origin. An answer the peer relays (an
+//! origin's 403 or 5xx) is an answer, not the peer's fault: a probe relays
+//! it to the client, a slice that fails its checks goes to the origin, and
+//! the peer stays up.
 
 pub mod ring;
 
@@ -34,6 +37,12 @@ use ring::Ring;
 
 /// The header a peer request carries, with the cluster's token.
 pub const PEER_HEADER: HeaderName = HeaderName::from_static("x-edgeslice-peer");
+
+/// The header a node puts on an answer to a peer request that is its own
+/// failure as a peer (today: `token`, a token it does not share), so the
+/// asking node tells it from an answer the node relays (an origin's 403 or
+/// 5xx), which is no fault of the peer's.
+pub const PEER_ERROR_HEADER: HeaderName = HeaderName::from_static("x-edgeslice-peer-error");
 
 /// Idle keep-alive connections kept per worker and peer.
 const PEER_MAX_IDLE: usize = 16;
@@ -259,9 +268,10 @@ pub async fn ask_home(
 }
 
 /// Send a slice request (`headers` with its Range) to `peer`, with the
-/// token. Transport failures, timeouts, 5xx and 403 are the peer's failures
-/// (the caller marks it down); any other answer is checked by the caller
-/// exactly as an origin's.
+/// token. Transport failures, timeouts and answers marked with
+/// [`PEER_ERROR_HEADER`] are the peer's failures (the caller marks it down);
+/// any other answer, a 403 or a 5xx the peer relays from the origin
+/// included, is checked by the caller exactly as an origin's.
 pub async fn ask_peer(
     peers: &Peers,
     peer: PeerId,
@@ -286,11 +296,10 @@ pub async fn ask_peer(
     // would be stored with the manifest here and repeated on every hit.
     resp.head.headers.remove("cache-status");
     resp.head.headers.remove("x-cache");
-    let status = resp.head.status;
-    if status.is_server_error() || status == http::StatusCode::FORBIDDEN {
+    if resp.head.headers.contains_key(PEER_ERROR_HEADER) {
         return Err(Error::PeerStatus {
             peer: peers.addr(peer),
-            status: status.as_u16(),
+            status: resp.head.status.as_u16(),
         });
     }
     Ok(resp)

@@ -468,7 +468,7 @@ const METRICS: &[Metric] = &[
     Metric("edgeslice_peer_requests_total", "Requests sent to each peer node.",
         "counter", Peers(|p| p.requests as f64)),
     Metric("edgeslice_peer_failures_total",
-        "Requests to each peer node that failed (refused, timed out, 5xx, 403); each marks it down.",
+        "Requests to each peer node that failed (refused, timed out, or refused by the peer itself); each marks it down.",
         "counter", Peers(|p| p.failures as f64)),
     Metric("edgeslice_peer_up", "1 while a peer node is asked, 0 while it is marked down.",
         "gauge", Peers(|p| p.down_for.is_none() as u8 as f64)),

@@ -43,7 +43,7 @@ use http::{header, HeaderMap, HeaderValue, Method};
 use monoio_http::common::request::RequestHead;
 
 use crate::cache::SliceCache;
-use crate::cluster::{Peers, PEER_HEADER};
+use crate::cluster::{Peers, PEER_ERROR_HEADER, PEER_HEADER};
 use crate::error::{Error, Result};
 use crate::http::h1;
 use crate::http::headers::cacheable_request;
@@ -81,8 +81,11 @@ impl Proxy {
         if let Some(presented) = req.headers.get(PEER_HEADER) {
             if !self.peers.as_ref().is_some_and(|p| p.accepts(presented)) {
                 // Before any origin work: a wrong token costs nothing upstream.
+                // Marked as this node's own refusal, not an answer it relays.
+                let mut headers = HeaderMap::new();
+                headers.insert(PEER_ERROR_HEADER, HeaderValue::from_static("token"));
                 let status = http::StatusCode::FORBIDDEN;
-                return ex.send_plain(status, HeaderMap::new(), "forbidden\n").await;
+                return ex.send_plain(status, headers, "forbidden\n").await;
             }
         }
         let target = req.uri.path_and_query().map_or("/", |p| p.as_str());

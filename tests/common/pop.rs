@@ -24,6 +24,8 @@ pub struct Pop {
     peers: Vec<Vec<SocketAddr>>,
     /// Lines after `[cluster]` in every node's file (routes).
     extra: String,
+    /// Lines in every node's `[cache]`.
+    pub cache_lines: String,
     _dirs: Vec<TempDir>,
 }
 
@@ -66,11 +68,25 @@ impl Pop {
         Pop::start_with(name, "", |_, all| all.to_vec())
     }
 
+    /// Three nodes with `cache_lines` in their `[cache]`.
+    pub fn start_with_cache(name: &str, cache_lines: &str) -> Pop {
+        Pop::start_nodes(name, "", cache_lines, |_, all| all.to_vec())
+    }
+
     /// Three nodes with `extra` at the end of their files; node `i` lists
     /// `peers(i, all three)` (itself among them).
     pub fn start_with(
         name: &str,
         extra: &str,
+        peers: impl Fn(usize, &[SocketAddr]) -> Vec<SocketAddr>,
+    ) -> Pop {
+        Pop::start_nodes(name, extra, "", peers)
+    }
+
+    fn start_nodes(
+        name: &str,
+        extra: &str,
+        cache_lines: &str,
         peers: impl Fn(usize, &[SocketAddr]) -> Vec<SocketAddr>,
     ) -> Pop {
         let origin = DemoOrigin::start().expect("origin starts");
@@ -82,6 +98,7 @@ impl Pop {
             caches: Vec::new(),
             peers: Vec::new(),
             extra: extra.to_string(),
+            cache_lines: cache_lines.to_string(),
             _dirs: Vec::new(),
         };
         for i in 0..addrs.len() {
@@ -102,6 +119,7 @@ impl Pop {
             &self.peers[node],
             &self.caches[node],
         );
+        let text = text.replace("[cache]\n", &format!("[cache]\n{}", self.cache_lines));
         text + &self.extra
     }
 
