@@ -133,7 +133,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         // the start would.
         RouteTable::try_from(&config).with_context(in_file)?;
         println!("# {}: valid; effective configuration:", path.display());
-        print!("{}", config.to_toml());
+        print!("{}", config.to_toml_redacted());
         return Ok(());
     }
     let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP])?;

@@ -240,3 +240,34 @@ fn check_prints_the_effective_configuration_with_defaults() {
         "{stderr}"
     );
 }
+
+/// M1: `--check` (which the package's unit runs at every start, into the
+/// journal) never prints a secret: the cluster token and the purge token
+/// are shown as `<redacted>`. On f2b8ad1 both were printed in clear.
+#[test]
+fn check_never_prints_a_secret() {
+    let dir = TempDir::new("check-secrets");
+    let conf = dir.path().join("edgeslice.toml");
+    std::fs::write(
+        &conf,
+        "[server]\nlisten = \"127.0.0.1:8080\"\n[origin]\naddress = \"127.0.0.1:8081\"\n\
+         [cache]\npurge_token = \"purge-secret-value\"\n\
+         [cluster]\nself = \"127.0.0.1:8080\"\npeers = [\"127.0.0.1:8080\"]\n\
+         token = \"cluster-secret-value\"\n",
+    )
+    .unwrap();
+    let out = check(&conf);
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{printed}");
+    for secret in ["purge-secret-value", "cluster-secret-value"] {
+        assert!(
+            !printed.contains(secret),
+            "--check printed {secret}:\n{printed}"
+        );
+    }
+    assert_eq!(printed.matches("\"<redacted>\"").count(), 2, "{printed}");
+}

@@ -219,10 +219,15 @@ impl Peers {
 
     /// Whether `presented` (a request's [`PEER_HEADER`]) is the token.
     pub fn accepts(&self, presented: &HeaderValue) -> bool {
-        let (a, b) = (presented.as_bytes(), self.settings.token.as_bytes());
-        // Compared in time that does not tell how much of it matched.
-        a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+        same_secret(presented.as_bytes(), self.settings.token.as_bytes())
     }
+}
+
+/// Whether `given` is `secret`, compared in time that does not tell how
+/// much of it matched (`subtle`).
+pub fn same_secret(given: &[u8], secret: &[u8]) -> bool {
+    use subtle::ConstantTimeEq;
+    given.ct_eq(secret).into()
 }
 
 /// How a worker reaches `addr`: plain HTTP, `peer_timeout` for every wait,

@@ -16,7 +16,7 @@
 //!     [cluster]
 //!     self = "10.0.0.1:8080"
 //!     peers = ["10.0.0.1:8080", "10.0.0.2:8080"]
-//!     token = "s3cret"
+//!     token = "a-secret-of-the-pop"
 //!     "#,
 //! )
 //! .unwrap();
@@ -56,6 +56,9 @@ pub struct ClusterConfig {
     #[serde(default = "default_markdown_ms")]
     pub markdown_ms: u64,
 }
+
+/// The shortest `cluster.token`.
+pub const MIN_TOKEN_BYTES: usize = 16;
 
 fn default_peer_timeout_ms() -> u64 {
     2_000
@@ -167,6 +170,7 @@ impl ClusterConfig {
                 "must not be empty: peers prove they are peers with it",
             ));
         }
+        let not_shown = || format!("(not shown, {} bytes)", self.token.len());
         if !self
             .token
             .bytes()
@@ -174,8 +178,22 @@ impl ClusterConfig {
         {
             return Err(invalid(
                 "cluster.token",
-                "(not shown)".into(),
+                not_shown(),
                 "must be printable ASCII: it is sent as a header value",
+            ));
+        }
+        if self.token.trim() != self.token {
+            return Err(invalid(
+                "cluster.token",
+                not_shown(),
+                "must not start or end with a space: receivers trim header values, so it would never match",
+            ));
+        }
+        if self.token.len() < MIN_TOKEN_BYTES {
+            return Err(invalid(
+                "cluster.token",
+                not_shown(),
+                &format!("must be at least {MIN_TOKEN_BYTES} bytes: whoever has it can PURGE on every node"),
             ));
         }
         if self.peer_timeout_ms == 0 {
@@ -201,7 +219,7 @@ mod tests {
     #[test]
     fn a_cluster_reads_with_its_defaults_and_writes_back() {
         let config = load(
-            "self = \"127.0.0.1:1\"\npeers = [\"127.0.0.1:1\", \"127.0.0.1:2\"]\ntoken = \"t\"\n",
+            "self = \"127.0.0.1:1\"\npeers = [\"127.0.0.1:1\", \"127.0.0.1:2\"]\ntoken = \"sixteen-byte-tok\"\n",
         )
         .unwrap();
         let cluster = config.cluster.as_ref().unwrap();
@@ -213,8 +231,10 @@ mod tests {
 
     #[test]
     fn peers_dns_resolves_and_adds_this_node() {
-        let config =
-            load("self = \"127.0.0.1:7\"\npeers_dns = \"127.0.0.1:8\"\ntoken = \"t\"\n").unwrap();
+        let config = load(
+            "self = \"127.0.0.1:7\"\npeers_dns = \"127.0.0.1:8\"\ntoken = \"sixteen-byte-tok\"\n",
+        )
+        .unwrap();
         let cluster = config.cluster.as_ref().unwrap();
         assert_eq!(cluster.peers_dns_interval_s, 30);
         assert_eq!(Config::from_toml(&config.to_toml()).unwrap(), config);
@@ -225,7 +245,7 @@ mod tests {
         ];
         assert_eq!(peers, want);
         let bad =
-            load("self = \"127.0.0.1:7\"\npeers_dns = \"no-such-node.invalid:8\"\ntoken = \"t\"\n");
+            load("self = \"127.0.0.1:7\"\npeers_dns = \"no-such-node.invalid:8\"\ntoken = \"sixteen-byte-tok\"\n");
         assert!(bad.unwrap().cluster.unwrap().resolve_peers().is_err());
     }
 
@@ -234,7 +254,7 @@ mod tests {
         let peers = "peers = [\"127.0.0.1:1\", \"127.0.0.1:2\"]\n";
         let cases = [
             (
-                format!("self = \"127.0.0.1:3\"\n{peers}token = \"t\""),
+                format!("self = \"127.0.0.1:3\"\n{peers}token = \"sixteen-byte-tok\""),
                 "invalid cluster.self = \"127.0.0.1:3\": must be one of cluster.peers",
             ),
             (
@@ -242,16 +262,24 @@ mod tests {
                 "invalid cluster.token = \"\"",
             ),
             (
-                "self = \"127.0.0.1:1\"\npeers = [\"127.0.0.1:1\", \"127.0.0.1:1\"]\ntoken = \"t\""
+                format!("self = \"127.0.0.1:1\"\n{peers}token = \"short\""),
+                "invalid cluster.token = (not shown, 5 bytes): must be at least 16 bytes",
+            ),
+            (
+                format!("self = \"127.0.0.1:1\"\n{peers}token = \" sixteen-byte-tok\""),
+                "invalid cluster.token = (not shown, 17 bytes): must not start or end with a space",
+            ),
+            (
+                "self = \"127.0.0.1:1\"\npeers = [\"127.0.0.1:1\", \"127.0.0.1:1\"]\ntoken = \"sixteen-byte-tok\""
                     .to_string(),
                 "invalid cluster.peers = \"127.0.0.1:1\": is listed twice",
             ),
             (
-                "self = \"127.0.0.1:1\"\npeers = []\ntoken = \"t\"".to_string(),
+                "self = \"127.0.0.1:1\"\npeers = []\ntoken = \"sixteen-byte-tok\"".to_string(),
                 "invalid cluster.peers = []",
             ),
             (
-                format!("self = \"127.0.0.1:1\"\n{peers}token = \"t\"\npeer_timeout_ms = 0"),
+                format!("self = \"127.0.0.1:1\"\n{peers}token = \"sixteen-byte-tok\"\npeer_timeout_ms = 0"),
                 "invalid cluster.peer_timeout_ms = 0",
             ),
             (
@@ -259,15 +287,15 @@ mod tests {
                 "missing field `token`",
             ),
             (
-                format!("self = \"127.0.0.1:1\"\n{peers}peers_dns = \"pop:1\"\ntoken = \"t\""),
+                format!("self = \"127.0.0.1:1\"\n{peers}peers_dns = \"pop:1\"\ntoken = \"sixteen-byte-tok\""),
                 "invalid cluster.peers_dns = \"pop:1\": give cluster.peers or cluster.peers_dns, not both",
             ),
             (
-                "self = \"127.0.0.1:1\"\npeers_dns = \"pop.internal\"\ntoken = \"t\"".to_string(),
+                "self = \"127.0.0.1:1\"\npeers_dns = \"pop.internal\"\ntoken = \"sixteen-byte-tok\"".to_string(),
                 "invalid cluster.peers_dns = \"pop.internal\": must be name:port",
             ),
             (
-                "self = \"127.0.0.1:1\"\npeers_dns = \"pop:1\"\npeers_dns_interval_s = 0\ntoken = \"t\""
+                "self = \"127.0.0.1:1\"\npeers_dns = \"pop:1\"\npeers_dns_interval_s = 0\ntoken = \"sixteen-byte-tok\""
                     .to_string(),
                 "invalid cluster.peers_dns_interval_s = 0",
             ),

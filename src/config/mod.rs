@@ -68,6 +68,32 @@ pub const MAX_CONCURRENT_SUBREQUESTS: usize = 256;
 pub const MAX_RETRIES: u32 = 20;
 /// Largest accepted `slice.prefetch_slices`.
 pub const MAX_PREFETCH_SLICES: u64 = 64;
+/// How a secret is shown wherever the configuration is printed.
+pub const REDACTED: &str = "<redacted>";
+
+/// A secret of the configuration in the runtime settings: its `Debug` is
+/// [`REDACTED`], so no log line or debug print shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// `value`, kept secret.
+    pub fn new(value: &str) -> Secret {
+        Secret(value.to_string())
+    }
+
+    /// The secret itself, to compare with what a request presents.
+    pub fn expose(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(REDACTED)
+    }
+}
+
 /// Largest `slice.max_object_bytes`: lengths stay far from u64 overflow.
 pub const MAX_OBJECT_BYTES: u64 = 1 << 60;
 /// Most parts of one multipart/byteranges answer (`slice.max_ranges`).
@@ -574,6 +600,20 @@ impl Config {
     /// [`Config::from_toml`] reads back to an equal value.
     pub fn to_toml(&self) -> String {
         toml::to_string(self).expect("Config has only TOML-representable fields")
+    }
+
+    /// [`Config::to_toml`] with every secret (`cluster.token`,
+    /// `cache.purge_token`) written as [`REDACTED`]: what `--check` prints,
+    /// and what lands in the journal when a unit runs it.
+    pub fn to_toml_redacted(&self) -> String {
+        let mut shown = self.clone();
+        if let Some(cluster) = shown.cluster.as_mut() {
+            cluster.token = REDACTED.into();
+        }
+        if let Some(token) = shown.cache.purge_token.as_mut() {
+            *token = REDACTED.into();
+        }
+        shown.to_toml()
     }
 }
 

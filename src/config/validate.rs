@@ -440,12 +440,27 @@ impl Config {
                 "must be an IP network like \"10.0.0.0/8\" or an address".into(),
             ));
         }
-        if self.cache.purge_token.as_deref() == Some("") {
-            return Err(invalid(
-                "cache.purge_token",
-                "\"\"".into(),
-                "must not be empty; leave it out to allow PURGE by address only".into(),
-            ));
+        match self.cache.purge_token.as_deref() {
+            Some("") => {
+                return Err(invalid(
+                    "cache.purge_token",
+                    "\"\"".into(),
+                    "must not be empty; leave it out to allow PURGE by address only".into(),
+                ))
+            }
+            Some(token)
+                if token.trim() != token
+                    || !token.bytes().all(|b| b.is_ascii_graphic() || b == b' ') =>
+            {
+                return Err(invalid(
+                    "cache.purge_token",
+                    format!("(not shown, {} bytes)", token.len()),
+                    "must be printable ASCII that does not start or end with a space: \
+                     it is compared with a header value, which receivers trim"
+                        .into(),
+                ))
+            }
+            _ => {}
         }
         Ok(())
     }

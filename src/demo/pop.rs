@@ -191,7 +191,7 @@ fn node_config(
         Some(peers) => {
             let list: Vec<String> = peers.iter().map(|p| format!("\"{p}\"")).collect();
             format!(
-                "[cluster]\nself = \"{me}\"\npeers = [{}]\ntoken = \"demo-{}\"\n",
+                "[cluster]\nself = \"{me}\"\npeers = [{}]\ntoken = \"demo-pop-token-{}\"\n",
                 list.join(", "),
                 std::process::id()
             )

@@ -31,7 +31,7 @@ pub struct ProxySettings {
     /// Client networks allowed to PURGE.
     pub purge_allow: Vec<ipnet::IpNet>,
     /// Bearer token that allows PURGE.
-    pub purge_token: Option<String>,
+    pub purge_token: Option<crate::config::Secret>,
     /// Retries allowed per slice (and for the probe).
     pub max_retries: u32,
     /// Deadline of one attempt at a whole slice.

@@ -82,9 +82,10 @@ impl Proxy {
             &self.settings.purge_token,
             req.headers.get(header::AUTHORIZATION),
         ) {
-            (Some(token), Some(given)) => {
-                given.as_bytes().strip_prefix(b"Bearer ") == Some(token.as_bytes())
-            }
+            (Some(token), Some(given)) => given
+                .as_bytes()
+                .strip_prefix(b"Bearer ")
+                .is_some_and(|given| crate::cluster::same_secret(given, token.expose())),
             _ => false,
         };
         // A peer's PURGE: its token was checked in `handle`.

@@ -43,7 +43,7 @@ use crate::cache::StoreSettings;
 use crate::cluster::ring::Ring;
 use crate::cluster::ClusterSettings;
 use crate::config::origin::load_ca_file;
-use crate::config::{ClusterConfig, Config, OriginAddress, OriginConfig, RouteConfig};
+use crate::config::{ClusterConfig, Config, OriginAddress, OriginConfig, RouteConfig, Secret};
 use crate::origin::breaker::Breaker;
 use crate::origin::pool::OriginSettings;
 use crate::origin::tls::{OriginTls, TlsSetupError, Trust};
@@ -171,7 +171,7 @@ impl From<&Config> for ProxySettings {
             default_host: default_host(&config.origin.address)
                 .unwrap_or_else(|| HeaderValue::from_static("localhost")),
             purge_allow: config.cache.purge_networks(),
-            purge_token: config.cache.purge_token.clone(),
+            purge_token: config.cache.purge_token.as_deref().map(Secret::new),
             max_retries: config.slice.max_retries,
             slice_timeout: config.origin.slice_timeout(),
             rules: SliceRules {
@@ -410,6 +410,16 @@ mod tests {
         assert_eq!(base.slice_size, SliceSize::Bytes(4));
         assert_eq!(route.slice_size, SliceSize::Auto);
         assert_eq!((base.max_ranges, route.max_ranges), (3, 5));
+        // No debug print shows a secret.
+        let secret = Config::from_toml(
+            "[origin]\naddress = \"127.0.0.1:1\"\n[cache]\npurge_token = \"purge-secret\"\n",
+        )
+        .unwrap();
+        let shown = format!("{:?}", ProxySettings::from(&secret));
+        assert!(
+            !shown.contains("purge-secret") && shown.contains("<redacted>"),
+            "{shown}"
+        );
         assert_eq!(route.prefetch_slices, 2);
         assert_eq!(
             (base.stale_defaults.if_error, route.stale_defaults.if_error),

@@ -13,7 +13,7 @@ use super::{get, object_bytes, CacheSetup, DemoOrigin, TempDir};
 /// Slice size of every node.
 pub const SLICE: u64 = 16;
 /// The POP's token.
-pub const TOKEN: &str = "pop-secret";
+pub const TOKEN: &str = "pop-secret-for-the-tests";
 
 /// A demo origin and three nodes that know each other.
 pub struct Pop {
