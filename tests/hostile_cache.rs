@@ -148,3 +148,50 @@ fn a_slow_h2_reader_of_a_churning_cache_gets_every_byte() {
         "the slow reader got wrong bytes ({churned} objects churned meanwhile)"
     );
 }
+
+/// M4: a second edgeslice on a cache directory in use exits non-zero with a
+/// message naming the directory, instead of starting beside the first on
+/// its own port (on f2b8ad1 it served, allocating the same slots).
+#[test]
+fn a_second_process_on_one_cache_dir_is_refused() {
+    let origin = common::DemoOrigin::start().unwrap();
+    let dir = common::temp_path("m4");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let _guard = common::TempDir(dir.clone());
+    let cache = dir.join("cache");
+    let conf = dir.join("edgeslice.toml");
+    let text = common::process::subprocess_config(origin.addr(), Some(&cache), "");
+    std::fs::write(&conf, &text).unwrap();
+    let first = common::process::Edgeslice::start(&conf);
+    let second = std::process::Command::new(env!("CARGO_BIN_EXE_edgeslice"))
+        .arg("--config")
+        .arg(&conf)
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = second.id();
+    let waiter = thread::spawn(move || second.wait_with_output().unwrap());
+    let until = Instant::now() + Duration::from_secs(20);
+    while !waiter.is_finished() {
+        if Instant::now() > until {
+            // SAFETY: a process this test started.
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            panic!("a second edgeslice on the same cache.dir kept running");
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    let out = waiter.join().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    let named = format!("{:?}", cache);
+    assert!(
+        stderr.contains(&named) && stderr.contains("in use"),
+        "{stderr}"
+    );
+    // The first goes on serving.
+    let resp = get(first.addr, "/obj/100/still", &[]).unwrap();
+    assert_eq!(resp.body, object_bytes("still", 0, 99));
+}

@@ -85,6 +85,8 @@ pub struct SliceStore {
     recovery: Duration,
     // Declared last: foyer's background work must outlive the cache.
     runtime: tokio::runtime::Runtime,
+    /// `cache.dir`'s lock, held while the store lives (after its files).
+    _lock: Option<std::fs::File>,
 }
 
 /// Retires a slice's slot when foyer lets its locator go.
@@ -111,8 +113,10 @@ pub fn slice_id(key: &str) -> u128 {
 impl SliceStore {
     /// Open (or recover) the store; blocks while the disk tier is recovered.
     pub fn open(settings: &StoreSettings) -> io::Result<SliceStore> {
+        let mut lock = None;
         if settings.disk_bytes > 0 {
             prepare_dir(&settings.dir)?;
+            lock = Some(lock_dir(&settings.dir)?);
             prepare_dir(&settings.dir.join("manifests"))?;
             warn_of_an_old_cache(&settings.dir);
         }
@@ -153,6 +157,7 @@ impl SliceStore {
             since_wait: AtomicU64::new(0),
             recovery: started.elapsed(),
             runtime,
+            _lock: lock,
         })
     }
 
@@ -322,6 +327,50 @@ fn prepare_dir(dir: &Path) -> io::Result<()> {
     std::fs::File::create(&probe).map_err(|e| fail("cannot create a file in it", e))?;
     let _ = std::fs::remove_file(&probe);
     Ok(())
+}
+
+/// The lock file of a cache directory.
+const LOCK_FILE: &str = "edgeslice.lock";
+
+/// Take `dir`'s lock (`flock`, exclusive, not waiting) for as long as the
+/// returned file is open: two processes on one cache would allocate the same
+/// slots and serve each other's bytes. The holder's pid is written in it for
+/// the message a second one gets.
+fn lock_dir(dir: &Path) -> io::Result<std::fs::File> {
+    use std::io::{Read, Seek, Write};
+    use std::os::fd::AsRawFd;
+    let path = dir.join(LOCK_FILE);
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("cache.dir {dir:?}: cannot open {LOCK_FILE}: {e}"),
+            )
+        })?;
+    // SAFETY: flock on a descriptor this function owns.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        let e = io::Error::last_os_error();
+        let mut holder = String::new();
+        let _ = file.read_to_string(&mut holder);
+        let holder = holder.trim();
+        let who = match holder.is_empty() {
+            true => String::new(),
+            false => format!(" (pid {holder})"),
+        };
+        return Err(io::Error::new(
+            io::ErrorKind::AddrInUse,
+            format!("cache.dir {dir:?} is in use by another edgeslice{who}: {e}; one cache, one process"),
+        ));
+    }
+    let _ = file.set_len(0);
+    let _ = file.rewind();
+    let _ = write!(file, "{}", std::process::id());
+    Ok(file)
 }
 
 /// An edgeslice before the slot files kept foyer's files at the top of
