@@ -122,3 +122,44 @@ fn a_stopped_origin_opens_the_breaker_and_its_return_closes_it() {
     assert_eq!(back.request_count(), 2);
     server.shutdown();
 }
+
+/// Issue 20: an origin that closes the connection on a handful of URLs
+/// while it answers everything else (the public cache test suite's `stale`
+/// group does) never opens the breaker: on f2b8ad1, with retries, a few such
+/// URLs opened it and every request after them got 503.
+#[test]
+fn urls_that_close_the_connection_never_open_the_breaker() {
+    use common::scripted::{head, obj_of, object_answer, ScriptedOrigin, Step};
+    let origin = ScriptedOrigin::start(|req| {
+        if req.target.starts_with("/close/") {
+            return vec![Step::Close];
+        }
+        match obj_of(&req.target) {
+            Some((name, len)) => vec![Step::Send(object_answer(req, &name, len))],
+            None => vec![Step::Send(head(
+                "404 Not Found",
+                &[("Content-Length", "0".into())],
+            ))],
+        }
+    });
+    let knobs = Knobs {
+        breaker_failures: 3,
+        origin: "breaker_cooldown_ms = 60000".into(),
+        ..Knobs::retries(3)
+    };
+    let server = proxy_for(origin.addr(), &knobs);
+    let ok = |name: &str| {
+        let resp = common::get(server.local_addr(), &format!("/obj/40/{name}"), &[]).unwrap();
+        assert_eq!(resp.status, 200, "{name}: the breaker opened");
+        assert!(resp.body == object_bytes(name, 0, 39));
+    };
+    ok("first");
+    // Several such URLs in a row, each tried 4 times: 12 failures on 3 targets.
+    for n in 0..3 {
+        let resp = common::get(server.local_addr(), &format!("/close/{n}"), &[]).unwrap();
+        assert_eq!(resp.status, 502, "/close/{n}");
+    }
+    for n in 0..3 {
+        ok(&format!("after-{n}"));
+    }
+}

@@ -8,10 +8,13 @@
 //! requests that would reach the origin fail fast (503 with `Retry-After`)
 //! for `cooldown`, and the cache keeps serving what it holds.
 //!
-//! One object cannot open it: failures after the connection was made (the
-//! head never came) belong to the request's target, and they open the
-//! breaker only when they span at least two targets. A failure to connect
-//! belongs to no object and always counts.
+//! Only an origin that is down opens it, never URLs that fail while others
+//! succeed: failures after the connection was made (the head never came)
+//! belong to the request's target, and they count only while nothing has
+//! succeeded for [`QUIET`] (an origin that closes the connection on a few
+//! URLs while it answers the rest is up), and open the breaker only when
+//! they span at least two targets. A failure to connect belongs to no
+//! object and always counts; any success starts the count again.
 //!
 //! After the cooldown the first request goes through as the probe and moves
 //! the reopening point one cooldown ahead: others still fail fast meanwhile.
@@ -48,7 +51,18 @@ pub struct Breaker {
     spread: AtomicBool,
     /// Milliseconds since `epoch` until which the breaker is open; 0 = closed.
     open_until: AtomicU64,
+    /// Milliseconds since `epoch` of the last success, to within
+    /// [`SUCCESS_GRAIN`]; 0 = none yet.
+    last_success: AtomicU64,
 }
+
+/// How long nothing must have succeeded before failures after the connect
+/// (no head came) count against the origin.
+pub const QUIET: Duration = Duration::from_secs(10);
+
+/// The last success is written at most this often (ms): the success path
+/// stays read-only on shared state.
+const SUCCESS_GRAIN: u64 = 100;
 
 impl Breaker {
     /// A closed breaker; `threshold` 0 never opens.
@@ -61,6 +75,7 @@ impl Breaker {
             last_target: AtomicU64::new(0),
             spread: AtomicBool::new(false),
             open_until: AtomicU64::new(0),
+            last_success: AtomicU64::new(0),
         }
     }
 
@@ -109,6 +124,10 @@ impl Breaker {
 
     /// The origin answered (any status, 5xx included): it is up.
     pub fn success(&self) {
+        let (now, last) = (self.now_ms(), self.last_success.load(Ordering::Relaxed));
+        if last == 0 || now.saturating_sub(last) >= SUCCESS_GRAIN {
+            self.last_success.store(now, Ordering::Relaxed);
+        }
         if self.failures.load(Ordering::Relaxed) != 0 {
             self.failures.store(0, Ordering::Relaxed);
             self.spread.store(false, Ordering::Relaxed);
@@ -119,6 +138,12 @@ impl Breaker {
         }
     }
 
+    /// Whether a request succeeded within [`QUIET`].
+    fn succeeded_lately(&self) -> bool {
+        let last = self.last_success.load(Ordering::Relaxed);
+        last != 0 && self.now_ms().saturating_sub(last) < QUIET.as_millis() as u64
+    }
+
     /// A request failed in transport.
     pub fn failure(&self, failure: Failure) {
         if self.threshold == 0 {
@@ -126,6 +151,7 @@ impl Breaker {
         }
         match failure {
             Failure::Connect => self.spread.store(true, Ordering::Relaxed),
+            Failure::Head(_) if self.succeeded_lately() => return,
             Failure::Head(target) => {
                 let last = self.last_target.swap(target | 1, Ordering::AcqRel);
                 if last != 0 && last != target | 1 {
@@ -192,6 +218,20 @@ mod tests {
         assert!(!b.is_open(), "one target only");
         b.failure(Failure::Head(7));
         assert!(b.is_open(), "a second target: the origin, not the object");
+    }
+
+    #[test]
+    fn urls_that_fail_while_others_succeed_never_open_it() {
+        let b = Breaker::new(2, Duration::from_secs(60));
+        b.success();
+        for target in 0..50 {
+            b.failure(Failure::Head(target));
+        }
+        assert!(!b.is_open(), "the origin answered within QUIET: it is up");
+        // Connect failures still count: no connection is a down origin.
+        b.failure(Failure::Connect);
+        b.failure(Failure::Connect);
+        assert!(b.is_open());
     }
 
     #[test]
