@@ -50,6 +50,9 @@ pub enum Error {
     /// The client stopped reading the response.
     #[error("client accepted no response bytes within {0} ms")]
     ClientSendTimeout(u64),
+    /// The client stopped sending its request body.
+    #[error("client sent no request body bytes within {0} ms")]
+    ClientBodyTimeout(u64),
     /// The request target is longer than the limit.
     #[error("request target longer than {limit} bytes")]
     UriTooLong {
@@ -138,6 +141,7 @@ impl Error {
             | Error::ClientIo(_)
             | Error::ClientTimeout(_)
             | Error::ClientSendTimeout(_)
+            | Error::ClientBodyTimeout(_)
             | Error::UriTooLong { .. }
             | Error::BodyTooLarge { .. } => ErrorSource::Client,
             Error::OriginConnect { .. }
@@ -162,7 +166,9 @@ impl Error {
             }
             Error::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             Error::ClientIo(_) => StatusCode::BAD_REQUEST,
-            Error::ClientTimeout(_) | Error::ClientSendTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            Error::ClientTimeout(_) | Error::ClientSendTimeout(_) | Error::ClientBodyTimeout(_) => {
+                StatusCode::REQUEST_TIMEOUT
+            }
             Error::UriTooLong { .. } => StatusCode::URI_TOO_LONG,
             Error::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Error::OriginUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,

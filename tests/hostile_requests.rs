@@ -264,3 +264,54 @@ fn variants_of_raw_bytes_are_their_own_and_host_is_always_sent() {
         seen.iter().map(|r| r.header("host")).collect::<Vec<_>>()
     );
 }
+
+/// T9 (M3): a request body that trickles (1 byte, then nothing) is cut off
+/// at client_body_timeout_ms with a 408, over HTTP/1.1 and HTTP/2, and the
+/// origin connection it was being forwarded on is closed. On f2b8ad1 both
+/// were held for as long as the client cared to.
+#[test]
+fn a_trickling_request_body_is_cut_off() {
+    let setup = Setup {
+        workers: 1,
+        server: "client_body_timeout_ms = 500\n".into(),
+        ..Setup::default()
+    };
+    let edge = Edge::start(scripted::objects(), &setup);
+    let mut s = TcpStream::connect(edge.addr()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(b"POST /up HTTP/1.1\r\nHost: t\r\nContent-Length: 100000\r\n\r\nx")
+        .unwrap();
+    let started = std::time::Instant::now();
+    let resp = common::HttpConnection::over(s).raw(b"").expect("an answer");
+    assert_eq!(resp.status, 408);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    common::wait_for(
+        Duration::from_secs(5),
+        "the origin connection closed",
+        || (edge.origin.closed() >= 1).then_some(()),
+    );
+
+    // HTTP/2: HEADERS without END_STREAM, one DATA byte, then nothing.
+    let status = h2c::block_on(async {
+        let client = h2c::connect(edge.addr()).await;
+        let mut client = client.ready().await.unwrap();
+        let req = http::Request::post("http://t/up2").body(()).unwrap();
+        let (response, mut body) = client.send_request(req, false).unwrap();
+        body.send_data(bytes::Bytes::from_static(b"x"), false)
+            .unwrap();
+        let answer = monoio::time::timeout(Duration::from_secs(5), response).await;
+        answer
+            .expect("an answer within 5 s")
+            .map(|r| r.status().as_u16())
+    });
+    assert_eq!(status.expect("an answer, not a reset"), 408, "h2");
+    common::wait_for(
+        Duration::from_secs(5),
+        "the origin connections closed",
+        || (edge.origin.closed() >= 2).then_some(()),
+    );
+}

@@ -251,6 +251,8 @@ pub struct ServerConfig {
     pub shutdown_timeout_ms: u64,
     /// Longest a client may take to accept response bytes, in milliseconds.
     pub client_send_timeout_ms: u64,
+    /// Longest gap between the bytes of a request body, in milliseconds.
+    pub client_body_timeout_ms: u64,
     /// Largest request head (request line and headers), in bytes.
     #[serde(deserialize_with = "deserialize_size")]
     pub max_request_head_bytes: u64,
@@ -317,6 +319,7 @@ impl Default for ServerConfig {
             client_header_timeout_ms: 10_000,
             shutdown_timeout_ms: 10_000,
             client_send_timeout_ms: 30_000,
+            client_body_timeout_ms: 30_000,
             max_request_head_bytes: 64 * 1024,
             max_headers: 96,
             max_url_bytes: 8 * 1024,

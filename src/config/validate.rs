@@ -261,6 +261,10 @@ impl Config {
             "server.client_send_timeout_ms",
             server.client_send_timeout_ms,
         )?;
+        positive(
+            "server.client_body_timeout_ms",
+            server.client_body_timeout_ms,
+        )?;
         if !(1024..=1024 * 1024).contains(&server.max_request_head_bytes) {
             return Err(invalid(
                 "server.max_request_head_bytes",

@@ -292,19 +292,23 @@ impl OriginPool {
         let mut conn = self.connect().await?;
         let mut head = Vec::with_capacity(512);
         h1::encode_request_head(method, target, headers, &mut head);
-        write(&mut conn.writer, Bytes::from(head)).await?;
+        // An origin that stops reading the body is as slow as one that
+        // stops sending: the gap allowed is the read timeout's.
+        let gap = self.settings.read_timeout;
+        let w = &mut conn.writer;
+        write_within(w, Bytes::from(head), gap).await?;
         let chunked = body.body_length() == BodyLength::Unknown;
         while let Some(data) = body.next_body_chunk().await? {
             if chunked {
-                write(&mut conn.writer, h1::chunk_header(data.len())).await?;
-                write(&mut conn.writer, data).await?;
-                write(&mut conn.writer, Bytes::from_static(b"\r\n")).await?;
+                write_within(w, h1::chunk_header(data.len()), gap).await?;
+                write_within(w, data, gap).await?;
+                write_within(w, Bytes::from_static(b"\r\n"), gap).await?;
             } else {
-                write(&mut conn.writer, data).await?;
+                write_within(w, data, gap).await?;
             }
         }
         if chunked {
-            write(&mut conn.writer, Bytes::from_static(b"0\r\n\r\n")).await?;
+            write_within(w, Bytes::from_static(b"0\r\n\r\n"), gap).await?;
         }
         self.read_head(conn, method).await
     }
@@ -400,6 +404,14 @@ async fn futures_next(
 ) -> Option<std::result::Result<ResponseHead, HeadError>> {
     use monoio::io::stream::Stream;
     reader.next().await
+}
+
+/// [`write`], within `gap`.
+async fn write_within(writer: &mut OriginWriteHalf, data: Bytes, gap: Duration) -> Result<()> {
+    match monoio::time::timeout(gap, write(writer, data)).await {
+        Ok(written) => written,
+        Err(_) => Err(Error::OriginTimeout("writing the request body")),
+    }
 }
 
 async fn write(writer: &mut OriginWriteHalf, data: Bytes) -> Result<()> {

@@ -118,6 +118,7 @@ pub struct H2Client {
     body_read: u64,
     max_body_bytes: u64,
     send_timeout: Duration,
+    body_timeout: Duration,
     head_only: bool,
     /// Body bytes the head promised (`Content-Length`), and those sent.
     promised: Option<u64>,
@@ -162,6 +163,7 @@ impl H2Client {
             body_read: 0,
             max_body_bytes: limits.max_body_bytes,
             send_timeout: limits.send_timeout,
+            body_timeout: limits.body_timeout,
             head_only,
             promised: None,
             sent: 0,
@@ -398,7 +400,13 @@ impl BodySource for H2Client {
     }
 
     async fn next_body_chunk(&mut self) -> Result<Option<Bytes>> {
-        let Some(piece) = poll_fn(|cx| self.body.poll_data(cx)).await else {
+        let next = poll_fn(|cx| self.body.poll_data(cx));
+        let Ok(next) = monoio::time::timeout(self.body_timeout, next).await else {
+            return Err(Error::ClientBodyTimeout(
+                self.body_timeout.as_millis() as u64
+            ));
+        };
+        let Some(piece) = next else {
             return Ok(None);
         };
         let piece = piece.map_err(client_error)?;

@@ -24,6 +24,8 @@ pub struct ClientLimits {
     pub header_timeout: Duration,
     /// Time a client may take to accept response bytes.
     pub send_timeout: Duration,
+    /// Longest gap between the bytes of a request body.
+    pub body_timeout: Duration,
     /// Open connections per worker.
     pub max_connections: usize,
     /// Time allowed for a TLS handshake.

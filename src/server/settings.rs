@@ -138,6 +138,7 @@ impl From<&Config> for ClientLimits {
             max_body_bytes: server.max_request_body_bytes,
             header_timeout: server.client_header_timeout(),
             send_timeout: Duration::from_millis(server.client_send_timeout_ms),
+            body_timeout: Duration::from_millis(server.client_body_timeout_ms),
             max_connections: server.max_connections,
             tls_handshake_timeout: server.tls_handshake_timeout(),
             h2: H2Limits {

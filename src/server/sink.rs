@@ -31,6 +31,7 @@ pub struct H1Client<'a> {
     writer: &'a mut ClientWriteHalf,
     version: Version,
     send_timeout: Duration,
+    body_timeout: Duration,
     max_body_bytes: u64,
     keep_alive: bool,
     /// The answer being written is chunk-encoded.
@@ -54,6 +55,7 @@ impl<'a> H1Client<'a> {
             writer,
             version,
             send_timeout: limits.send_timeout,
+            body_timeout: limits.body_timeout,
             max_body_bytes: limits.max_body_bytes,
             keep_alive: true,
             chunked: false,
@@ -238,9 +240,15 @@ impl BodySource for H1Client<'_> {
     }
 
     async fn next_body_chunk(&mut self) -> Result<Option<Bytes>> {
-        let piece = h1::next_body_chunk(self.reader, &mut self.body)
-            .await
-            .map_err(Error::ClientIo)?;
+        let next = h1::next_body_chunk(self.reader, &mut self.body);
+        let piece = match monoio::time::timeout(self.body_timeout, next).await {
+            Ok(piece) => piece.map_err(Error::ClientIo)?,
+            Err(_) => {
+                return Err(Error::ClientBodyTimeout(
+                    self.body_timeout.as_millis() as u64
+                ))
+            }
+        };
         self.body_read += piece.as_ref().map_or(0, |p| p.len() as u64);
         if self.body_read > self.max_body_bytes {
             return Err(Error::BodyTooLarge {

@@ -63,6 +63,7 @@ pub struct ScriptedOrigin {
     addr: SocketAddr,
     seen: Arc<Mutex<Vec<Seen>>>,
     stopping: Arc<AtomicBool>,
+    closed: Arc<AtomicU64>,
 }
 
 impl ScriptedOrigin {
@@ -73,7 +74,8 @@ impl ScriptedOrigin {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let stopping = Arc::new(AtomicBool::new(false));
         let script: Arc<Script> = Arc::new(script);
-        let (s, stop) = (seen.clone(), stopping.clone());
+        let closed = Arc::new(AtomicU64::new(0));
+        let (s, stop, gone) = (seen.clone(), stopping.clone(), closed.clone());
         thread::spawn(move || {
             let ids = AtomicU64::new(0);
             for conn in listener.incoming() {
@@ -82,19 +84,28 @@ impl ScriptedOrigin {
                 }
                 let Ok(conn) = conn else { continue };
                 let id = ids.fetch_add(1, Ordering::SeqCst) + 1;
-                let (s, script) = (s.clone(), script.clone());
-                thread::spawn(move || serve(conn, id, &s, &*script));
+                let (s, script, gone) = (s.clone(), script.clone(), gone.clone());
+                thread::spawn(move || {
+                    serve(conn, id, &s, &*script);
+                    gone.fetch_add(1, Ordering::SeqCst);
+                });
             }
         });
         ScriptedOrigin {
             addr,
             seen,
             stopping,
+            closed,
         }
     }
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Connections that have ended (closed by either side).
+    pub fn closed(&self) -> u64 {
+        self.closed.load(Ordering::SeqCst)
     }
 
     /// Every request read so far, in arrival order.
