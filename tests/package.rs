@@ -89,6 +89,7 @@ fn packaged_config_is_the_defaults_with_an_origin_and_the_admin_listener() {
         },
         admin: AdminConfig {
             listen: Some("127.0.0.1:9090".parse().unwrap()),
+            token: None,
         },
         ..Config::default()
     };

@@ -200,6 +200,10 @@ pub struct AdminConfig {
     /// Address of the admin listener; `None` turns it off.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub listen: Option<SocketAddr>,
+    /// A bearer token every admin request must carry (`Authorization:
+    /// Bearer TOKEN`); `None` asks for none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
 }
 
 /// How access log lines are written.
@@ -606,7 +610,7 @@ impl Config {
     }
 
     /// [`Config::to_toml`] with every secret (`cluster.token`,
-    /// `cache.purge_token`) written as [`REDACTED`]: what `--check` prints,
+    /// `cache.purge_token`, `admin.token`) written as [`REDACTED`]: what `--check` prints,
     /// and what lands in the journal when a unit runs it.
     pub fn to_toml_redacted(&self) -> String {
         let mut shown = self.clone();
@@ -614,6 +618,9 @@ impl Config {
             cluster.token = REDACTED.into();
         }
         if let Some(token) = shown.cache.purge_token.as_mut() {
+            *token = REDACTED.into();
+        }
+        if let Some(token) = shown.admin.token.as_mut() {
             *token = REDACTED.into();
         }
         shown.to_toml()

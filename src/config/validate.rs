@@ -17,6 +17,31 @@ use super::{
     MAX_SLICE_SIZE,
 };
 
+/// A bearer token a request presents (`key`): not empty, printable, with no
+/// space around it (receivers trim header values: it would never match).
+fn bearer_token(key: &'static str, token: Option<&str>) -> Result<(), ConfigError> {
+    match token {
+        Some("") => Err(invalid(
+            key,
+            "\"\"".into(),
+            "must not be empty; leave it out to ask for none".into(),
+        )),
+        Some(token)
+            if token.trim() != token
+                || !token.bytes().all(|b| b.is_ascii_graphic() || b == b' ') =>
+        {
+            Err(invalid(
+                key,
+                format!("(not shown, {} bytes)", token.len()),
+                "must be printable ASCII that does not start or end with a space: \
+                 it is compared with a header value, which receivers trim"
+                    .into(),
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// The smallest disk tier: its manifests' share is four 4 MiB blocks.
 const MIN_DISK_BYTES: u64 = 32 << 20;
 
@@ -444,28 +469,8 @@ impl Config {
                 "must be an IP network like \"10.0.0.0/8\" or an address".into(),
             ));
         }
-        match self.cache.purge_token.as_deref() {
-            Some("") => {
-                return Err(invalid(
-                    "cache.purge_token",
-                    "\"\"".into(),
-                    "must not be empty; leave it out to allow PURGE by address only".into(),
-                ))
-            }
-            Some(token)
-                if token.trim() != token
-                    || !token.bytes().all(|b| b.is_ascii_graphic() || b == b' ') =>
-            {
-                return Err(invalid(
-                    "cache.purge_token",
-                    format!("(not shown, {} bytes)", token.len()),
-                    "must be printable ASCII that does not start or end with a space: \
-                     it is compared with a header value, which receivers trim"
-                        .into(),
-                ))
-            }
-            _ => {}
-        }
+        bearer_token("cache.purge_token", self.cache.purge_token.as_deref())?;
+        bearer_token("admin.token", self.admin.token.as_deref())?;
         Ok(())
     }
 }

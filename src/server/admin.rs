@@ -11,12 +11,13 @@
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::cache::SliceCache;
+use crate::config::Secret;
 use crate::ops::metrics::{self, NodeGauges, WorkerMetrics};
 use crate::server::reload::Reloadable;
 
@@ -43,6 +44,11 @@ pub struct AdminState {
     pub routes: Arc<Reloadable>,
     /// Static facts for `/status`.
     pub info: serde_json::Value,
+    /// Workers whose thread ended by a panic: the node then answers on
+    /// fewer cores than it says, and `/health` says so.
+    pub lost_workers: AtomicUsize,
+    /// `admin.token`: when set, every request must carry it as a bearer token.
+    pub token: Option<Secret>,
     started: Instant,
     stop: AtomicBool,
 }
@@ -59,6 +65,8 @@ impl AdminState {
         AdminState {
             ready: AtomicBool::new(false),
             draining: AtomicBool::new(false),
+            lost_workers: AtomicUsize::new(0),
+            token: None,
             workers,
             cache,
             cache_dir,
@@ -97,9 +105,17 @@ impl AdminState {
         g
     }
 
+    /// The same state, asking every request for `token` (`admin.token`).
+    pub fn with_token(mut self, token: Option<&str>) -> AdminState {
+        self.token = token.map(Secret::new);
+        self
+    }
+
     fn health(&self) -> (u16, &'static str) {
         if self.draining.load(Ordering::Acquire) {
             (503, "draining\n")
+        } else if self.lost_workers.load(Ordering::Acquire) > 0 {
+            (503, "a worker stopped\n")
         } else if self.ready.load(Ordering::Acquire) {
             (200, "ok\n")
         } else {
@@ -157,13 +173,23 @@ pub struct Admin {
     thread: Option<JoinHandle<()>>,
 }
 
+/// Admin connections answered at once; more are closed at once.
+const MAX_ADMIN_CONNECTIONS: usize = 16;
+
+/// Time a client has to send its request head, and to take the answer.
+const ADMIN_DEADLINE: Duration = Duration::from_secs(2);
+
 impl Admin {
-    /// Bind `listen` and serve on a thread of its own.
+    /// Bind `listen` and serve: one thread accepts, each connection gets a
+    /// thread of its own (at most [`MAX_ADMIN_CONNECTIONS`] at once) and
+    /// [`ADMIN_DEADLINE`] to send its head and again to take the answer, so
+    /// no slow client keeps `/health` from answering.
     pub fn start(listen: SocketAddr, state: Arc<AdminState>) -> io::Result<Admin> {
         let listener = TcpListener::bind(listen)
             .map_err(|e| io::Error::new(e.kind(), format!("admin.listen {listen}: {e}")))?;
         let addr = listener.local_addr()?;
         let serving = state.clone();
+        let open = Arc::new(AtomicUsize::new(0));
         let thread = std::thread::Builder::new()
             .name("edgeslice-admin".into())
             .spawn(move || {
@@ -171,8 +197,20 @@ impl Admin {
                     if serving.stop.load(Ordering::Acquire) {
                         return;
                     }
-                    if let Ok(stream) = stream {
-                        let _ = answer(stream, &serving);
+                    let Ok(stream) = stream else { continue };
+                    if open.fetch_add(1, Ordering::AcqRel) >= MAX_ADMIN_CONNECTIONS {
+                        open.fetch_sub(1, Ordering::AcqRel);
+                        continue; // dropped: closed at once
+                    }
+                    let (state, done) = (serving.clone(), open.clone());
+                    let spawned = std::thread::Builder::new()
+                        .name("edgeslice-admin-conn".into())
+                        .spawn(move || {
+                            let _ = answer(stream, &state);
+                            done.fetch_sub(1, Ordering::AcqRel);
+                        });
+                    if spawned.is_err() {
+                        open.fetch_sub(1, Ordering::AcqRel);
                     }
                 }
             })?;
@@ -201,10 +239,17 @@ impl Drop for Admin {
 }
 
 fn answer(mut stream: TcpStream, state: &AdminState) -> io::Result<()> {
-    stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+    let deadline = Instant::now() + ADMIN_DEADLINE;
+    stream.set_write_timeout(Some(ADMIN_DEADLINE))?;
     let mut buf = [0u8; 4096];
     let mut len = 0;
     while len < buf.len() && !buf[..len].windows(4).any(|w| w == b"\r\n\r\n") {
+        // The whole head within the deadline, however it trickles in.
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::ErrorKind::TimedOut.into());
+        }
+        stream.set_read_timeout(Some(left))?;
         // A signal during a read with a timeout is EINTR even under SA_RESTART.
         match stream.read(&mut buf[len..]) {
             Ok(0) => break,
@@ -216,7 +261,15 @@ fn answer(mut stream: TcpStream, state: &AdminState) -> io::Result<()> {
     let head = String::from_utf8_lossy(&buf[..len]);
     let mut words = head.split_whitespace();
     let (method, path) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+    let authorized = state.token.as_ref().is_none_or(|token| {
+        head.lines()
+            .filter_map(|l| l.split_once(':'))
+            .filter(|(name, _)| name.trim().eq_ignore_ascii_case("authorization"))
+            .filter_map(|(_, value)| value.trim().strip_prefix("Bearer "))
+            .any(|given| crate::cluster::same_secret(given.as_bytes(), token.expose()))
+    });
     let (status, kind, body) = match (method, path) {
+        _ if !authorized => (401, "text/plain", "admin.token required\n".into()),
         ("GET", "/metrics") => (
             200,
             "text/plain; version=0.0.4",
@@ -237,6 +290,7 @@ fn answer(mut stream: TcpStream, state: &AdminState) -> io::Result<()> {
     };
     let reason = match status {
         200 => "OK",
+        401 => "Unauthorized",
         404 => "Not Found",
         405 => "Method Not Allowed",
         _ => "Service Unavailable",
@@ -283,6 +337,23 @@ fn process_gauges() -> (u64, f64, u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_lost_worker_fails_health() {
+        use crate::config::Config;
+        use crate::proxy::route::RouteTable;
+        use crate::server::limits::ClientLimits;
+        let config = Config::from_toml("[origin]\naddress = \"127.0.0.1:1\"\n").unwrap();
+        let routes = Arc::new(Reloadable::new(
+            RouteTable::new(Vec::new(), None),
+            ClientLimits::from(&config),
+        ));
+        let state = AdminState::new(Vec::new(), None, None, routes, serde_json::json!({}));
+        state.ready.store(true, Ordering::Release);
+        assert_eq!(state.health(), (200, "ok\n"));
+        state.lost_workers.fetch_add(1, Ordering::AcqRel);
+        assert_eq!(state.health(), (503, "a worker stopped\n"));
+    }
 
     #[test]
     fn process_gauges_read_proc() {

@@ -161,13 +161,16 @@ impl Server {
                 "disk_bytes": config.cache.disk_bytes,
             },
         });
-        let admin_state = Arc::new(AdminState::new(
-            worker_metrics.clone(),
-            cache.clone(),
-            cache.as_ref().map(|_| config.cache.dir.clone()),
-            reload.clone(),
-            info,
-        ));
+        let admin_state = Arc::new(
+            AdminState::new(
+                worker_metrics.clone(),
+                cache.clone(),
+                cache.as_ref().map(|_| config.cache.dir.clone()),
+                reload.clone(),
+                info,
+            )
+            .with_token(config.admin.token.as_deref()),
+        );
         let admin = match config.admin.listen {
             Some(listen) => Some(Admin::start(listen, admin_state.clone())?),
             None => None,
@@ -187,9 +190,11 @@ impl Server {
             let metrics = worker_metrics[id].clone();
             let tls_listener = (!tls_listeners.is_empty()).then(|| tls_listeners.remove(0));
             let started = started_tx.clone();
+            let lost = WorkerLost(admin_state.clone());
             let thread = std::thread::Builder::new()
                 .name(format!("edgeslice-w{id}"))
                 .spawn(move || {
+                    let _lost = lost;
                     crate::ops::metrics::install(metrics);
                     let listeners = (listener, tls_listener);
                     run_worker(id, core, listeners, plan, cache, stop_rx, started)
@@ -331,6 +336,21 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         self.stop_and_join();
+    }
+}
+
+/// Counts its worker as lost when the worker's thread ends by a panic
+/// (`/health` then answers 503).
+struct WorkerLost(Arc<AdminState>);
+
+impl Drop for WorkerLost {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0
+                .lost_workers
+                .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+            tracing::error!("a worker stopped on a panic: /health answers 503");
+        }
     }
 }
 
