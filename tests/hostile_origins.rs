@@ -204,3 +204,54 @@ fn a_huge_object_under_the_limit_is_served() {
     let resp = get(edge.addr(), "/huge/y", &[("Range", range.as_str())]).unwrap();
     assert_eq!(resp.header("x-cache"), Some("HIT"));
 }
+
+/// Objects whose answers set a cookie: `Set-Cookie: session=N`, N counting
+/// the origin's answers.
+fn cookie_origin() -> ScriptedOrigin {
+    let n = std::sync::atomic::AtomicU64::new(0);
+    ScriptedOrigin::start(move |req| {
+        let (name, len) = obj_of(&req.target).unwrap_or(("x".into(), 10));
+        let mut answer = object_answer(req, &name, len);
+        let at = answer.windows(2).position(|w| w == b"\r\n").unwrap() + 2;
+        let n = n.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let cookie = format!("Set-Cookie: session={n}\r\n");
+        answer.splice(at..at, cookie.into_bytes());
+        vec![Step::Send(answer)]
+    })
+}
+
+/// M6: an answer that sets a cookie is relayed, not stored, so the next
+/// client never gets the first one's cookie; `cache.store_set_cookie`
+/// opts in. On f2b8ad1 the second client got `session=0` from the cache.
+#[test]
+fn an_answer_that_sets_a_cookie_is_not_stored() {
+    let setup = one_worker("m6", DriverChoice::Auto);
+    let _dir = dir_guard(&setup);
+    let edge = Edge::start(cookie_origin(), &setup);
+    let first = get(edge.addr(), "/obj/1000/c", &[]).unwrap();
+    let second = get(edge.addr(), "/obj/1000/c", &[]).unwrap();
+    assert_eq!(first.header("set-cookie"), Some("session=0"));
+    assert_eq!(
+        second.header("set-cookie"),
+        Some("session=1"),
+        "another client's cookie"
+    );
+    assert_eq!(second.header("x-cache"), Some("MISS"));
+    assert_eq!(second.body, object_bytes("c", 0, 999));
+    drop(edge);
+
+    let opted = one_worker("m6-opt", DriverChoice::Auto);
+    let _dir = dir_guard(&opted);
+    let origin = cookie_origin();
+    // config_text ends in [cache].
+    let text = common::config_text(origin.addr(), &opted) + "store_set_cookie = true\n";
+    let server = common::start_server(&text);
+    let first = get(server.local_addr(), "/obj/1000/c", &[]).unwrap();
+    let second = get(server.local_addr(), "/obj/1000/c", &[]).unwrap();
+    assert_eq!(
+        second.header("x-cache"),
+        Some("HIT"),
+        "stored when the operator says so"
+    );
+    assert_eq!(second.header("set-cookie"), first.header("set-cookie"));
+}

@@ -190,6 +190,9 @@ pub struct RouteConfig {
     /// stale-if-error default; `None` takes `[cache]`'s.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stale_if_error: Option<u64>,
+    /// Store answers that carry `Set-Cookie`; `None` takes `[cache]`'s.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub store_set_cookie: Option<bool>,
 }
 
 /// `[admin]`: a separate listener for `/metrics`, `/health` and `/status`;
@@ -535,6 +538,9 @@ pub struct CacheConfig {
     /// A bearer token that also allows PURGE (`Authorization: Bearer TOKEN`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub purge_token: Option<String>,
+    /// Store answers that carry `Set-Cookie` (and replay the cookie to every
+    /// client); off: such answers are relayed, not stored.
+    pub store_set_cookie: bool,
 }
 
 impl CacheConfig {
@@ -568,6 +574,7 @@ impl Default for CacheConfig {
             stale_if_error: 0,
             purge_allow: vec!["127.0.0.0/8".into(), "::1/128".into()],
             purge_token: None,
+            store_set_cookie: false,
         }
     }
 }

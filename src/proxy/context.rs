@@ -50,6 +50,8 @@ pub struct ProxySettings {
     pub max_object_bytes: u64,
     /// RFC 5861 windows when the origin gives none.
     pub stale_defaults: StaleWindows,
+    /// Answers with `Set-Cookie` are stored (replayed to every client).
+    pub store_set_cookie: bool,
     /// This cache's name in `Cache-Status`.
     pub node_name: Arc<str>,
 }

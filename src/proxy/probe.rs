@@ -148,7 +148,7 @@ impl Proxy {
             flight,
         }) = cold
         {
-            if let Some(ttl) = freshness(&resp.head.headers, cache.default_ttl) {
+            if let Some(ttl) = self.storable_for(&resp.head.headers, cache.default_ttl) {
                 let mut m = ObjectManifest::new(&version, object_size, &headers, ttl);
                 m.stale =
                     StaleWindows::from_headers(&resp.head.headers, &self.settings.stale_defaults);
@@ -199,6 +199,20 @@ impl Proxy {
         Ok(())
     }
 
+    /// How long an answer with `headers` may be stored: its freshness,
+    /// unless it sets a cookie (stored only where the route says so: a
+    /// stored cookie goes to every client).
+    fn storable_for(
+        &self,
+        headers: &HeaderMap,
+        default_ttl: std::time::Duration,
+    ) -> Option<std::time::Duration> {
+        if !self.settings.store_set_cookie && headers.contains_key(header::SET_COOKIE) {
+            return None;
+        }
+        freshness(headers, default_ttl)
+    }
+
     /// The slice grid of an object of `len` bytes.
     fn object_grid(&self, len: u64) -> u64 {
         // Small objects (under min_bytes) are one slice: one request, one cache entry.
@@ -219,7 +233,7 @@ impl Proxy {
         };
         let mut headers = resp.head.headers.clone();
         object_headers(&mut headers);
-        let ttl = freshness(&resp.head.headers, cold.cache.default_ttl);
+        let ttl = self.storable_for(&resp.head.headers, cold.cache.default_ttl);
         let size = self.settings.slice_size.probe_grid();
         let filler = ttl.and_then(|_| Filler::new(cold.cache.clone(), cold.base, size, &headers));
         let (Some(mut filler), Some(ttl)) = (filler, ttl) else {

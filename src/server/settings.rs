@@ -185,6 +185,7 @@ impl From<&Config> for ProxySettings {
             max_ranges: config.slice.max_ranges,
             cut_whole_answers: config.slice.cut_whole_answers,
             max_object_bytes: config.slice.max_object_bytes,
+            store_set_cookie: config.cache.store_set_cookie,
             stale_defaults: StaleWindows {
                 while_revalidate: config.cache.stale_while_revalidate,
                 if_error: config.cache.stale_if_error,
@@ -219,6 +220,7 @@ impl From<(&ProxySettings, &RouteConfig)> for ProxySettings {
             .stale_while_revalidate
             .unwrap_or(s.stale_defaults.while_revalidate);
         s.stale_defaults.if_error = route.stale_if_error.unwrap_or(s.stale_defaults.if_error);
+        s.store_set_cookie = route.store_set_cookie.unwrap_or(s.store_set_cookie);
         s
     }
 }
