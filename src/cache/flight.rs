@@ -132,6 +132,11 @@ impl FlightLeader {
             .retain(|f| f.send(FlightEvent::Data(chunk.clone())).is_ok());
     }
 
+    /// Whether a request follows this flight now.
+    pub fn has_followers(&self) -> bool {
+        !lock(&self.flight).followers.is_empty()
+    }
+
     /// Say the bytes come from a peer node, not the origin (followers
     /// count their slice by where it came from).
     pub fn set_via_peer(&self, via_peer: bool) {

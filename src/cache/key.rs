@@ -8,6 +8,42 @@
 use http::HeaderMap;
 use monoio_http::common::request::RequestHead;
 
+/// `target` as a cache key sees it: without the query parameters named in
+/// `drop` (`"*"`: the whole query). The origin is still asked the full
+/// target; the first answer then stands for every query that drops to
+/// the same key.
+///
+/// ```
+/// use edgeslice::cache::key::key_target;
+/// let drop = ["utm_source".to_string(), "t".to_string()];
+/// assert_eq!(key_target("/v.mp4?t=9&q=1&utm_source=x", &drop), "/v.mp4?q=1");
+/// assert_eq!(key_target("/v.mp4?t=9", &drop), "/v.mp4");
+/// assert_eq!(key_target("/v.mp4?t=9", &["*".to_string()]), "/v.mp4");
+/// assert_eq!(key_target("/v.mp4?a=1", &[]), "/v.mp4?a=1");
+/// ```
+pub fn key_target<'a>(target: &'a str, drop: &[String]) -> std::borrow::Cow<'a, str> {
+    let Some((path, query)) = target.split_once('?') else {
+        return target.into();
+    };
+    if drop.is_empty() {
+        return target.into();
+    }
+    if drop.iter().any(|d| d == "*") {
+        return path.into();
+    }
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|param| {
+            let name = param.split_once('=').map_or(*param, |(n, _)| n);
+            !drop.iter().any(|d| d == name)
+        })
+        .collect();
+    match kept.is_empty() {
+        true => path.into(),
+        false => format!("{path}?{}", kept.join("&")).into(),
+    }
+}
+
 /// The cache name of one object (or one variant of it).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ObjectKey(String);
@@ -15,8 +51,15 @@ pub struct ObjectKey(String);
 impl ObjectKey {
     /// Host (lower-case; an absolute-form target's is in Host) + path + query.
     pub fn from_request(req: &RequestHead, target: &str) -> ObjectKey {
-        let host = crate::http::h1::request_host(req).to_ascii_lowercase();
-        ObjectKey(format!("{host}{target}"))
+        ObjectKey::new(crate::http::h1::request_host(req), target)
+    }
+
+    /// The object `host` (lower-cased) and `target` name. Host is checked
+    /// to hold no `/` and a target starts with one
+    /// ([`crate::http::h1::request_target_form`]): two (host, target) pairs
+    /// never make one key.
+    pub fn new(host: &str, target: &str) -> ObjectKey {
+        ObjectKey(format!("{}{target}", host.to_ascii_lowercase()))
     }
 
     /// The variant of this object selected by `vary` names in `headers`.

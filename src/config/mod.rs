@@ -193,6 +193,9 @@ pub struct RouteConfig {
     /// Store answers that carry `Set-Cookie`; `None` takes `[cache]`'s.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub store_set_cookie: Option<bool>,
+    /// Query parameters left out of the cache key; `None` takes `[cache]`'s.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_drop_query: Option<Vec<String>>,
 }
 
 /// `[admin]`: a separate listener for `/metrics`, `/health` and `/status`;
@@ -252,6 +255,10 @@ pub struct ServerConfig {
     pub pin_cores: Option<Vec<usize>>,
     /// Which monoio driver the workers run.
     pub driver: DriverChoice,
+    /// The hosts this node serves (exact, or `*.suffix`; port ignored);
+    /// any other Host gets 421. Empty serves any host.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub server_names: Vec<String>,
     /// Time allowed for a client to send a complete request head, in milliseconds.
     pub client_header_timeout_ms: u64,
     /// On SIGTERM/SIGINT, time allowed for in-flight responses to finish, in milliseconds.
@@ -323,6 +330,7 @@ impl Default for ServerConfig {
             workers: 0,
             pin_cores: None,
             driver: DriverChoice::Auto,
+            server_names: Vec::new(),
             client_header_timeout_ms: 10_000,
             shutdown_timeout_ms: 10_000,
             client_send_timeout_ms: 30_000,
@@ -541,6 +549,8 @@ pub struct CacheConfig {
     /// Store answers that carry `Set-Cookie` (and replay the cookie to every
     /// client); off: such answers are relayed, not stored.
     pub store_set_cookie: bool,
+    /// Query parameters left out of the cache key (`"*"`: the whole query).
+    pub key_drop_query: Vec<String>,
 }
 
 impl CacheConfig {
@@ -575,6 +585,7 @@ impl Default for CacheConfig {
             purge_allow: vec!["127.0.0.0/8".into(), "::1/128".into()],
             purge_token: None,
             store_set_cookie: false,
+            key_drop_query: Vec::new(),
         }
     }
 }

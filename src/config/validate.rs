@@ -282,6 +282,21 @@ impl Config {
             server.client_header_timeout_ms,
         )?;
         positive("server.shutdown_timeout_ms", server.shutdown_timeout_ms)?;
+        for name in &server.server_names {
+            let host = name.strip_prefix("*.").unwrap_or(name);
+            let ok = !host.is_empty()
+                && host
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+            if !ok {
+                return Err(invalid(
+                    "server.server_names",
+                    format!("{name:?}"),
+                    "must be a host name (letters, digits, - and .) or *.suffix, without a port"
+                        .into(),
+                ));
+            }
+        }
         positive(
             "server.client_send_timeout_ms",
             server.client_send_timeout_ms,

@@ -52,6 +52,8 @@ pub struct ProxySettings {
     pub stale_defaults: StaleWindows,
     /// Answers with `Set-Cookie` are stored (replayed to every client).
     pub store_set_cookie: bool,
+    /// Query parameters left out of the cache key (`"*"`: all).
+    pub key_drop_query: Vec<String>,
     /// This cache's name in `Cache-Status`.
     pub node_name: Arc<str>,
 }

@@ -44,7 +44,7 @@ impl Proxy {
         let Some(cache) = self.cache_for(ask).cloned() else {
             return Lookup::Uncached;
         };
-        let base = ObjectKey::from_request(ask.req, ask.target);
+        let base = self.object_key(ask.req, ask.target);
         let mut revalidated = false;
         // A few rounds: after waiting on another request's probe or
         // revalidation, the manifest it stored is looked up again.

@@ -42,7 +42,8 @@ use std::sync::Arc;
 use http::{header, HeaderMap, HeaderValue, Method};
 use monoio_http::common::request::RequestHead;
 
-use crate::cache::SliceCache;
+use crate::cache::key::key_target;
+use crate::cache::{ObjectKey, SliceCache};
 use crate::cluster::{Peers, PEER_ERROR_HEADER, PEER_HEADER};
 use crate::error::{Error, Result};
 use crate::http::h1;
@@ -182,6 +183,19 @@ impl Proxy {
             age: 0,
             ttl: 0,
         })
+    }
+
+    /// The cache key of the object `req` names: the Host the origin is
+    /// asked with (the route's `host_header` when it has one, so a random
+    /// client Host cannot make a new object of one the origin serves as
+    /// the same), and the target without the query parameters the route
+    /// leaves out of keys.
+    pub(crate) fn object_key(&self, req: &RequestHead, target: &str) -> ObjectKey {
+        let host = match &self.settings.host_header {
+            Some(host) => host.to_str().unwrap_or(""),
+            None => h1::request_host(req),
+        };
+        ObjectKey::new(host, &key_target(target, &self.settings.key_drop_query))
     }
 
     /// The node's cache, when this request may use it.

@@ -74,6 +74,8 @@ pub struct RoutePlan {
 pub struct RouteTable {
     routes: Vec<(RouteMatch, RoutePlan)>,
     default: Option<RoutePlan>,
+    /// The hosts the node serves (`server.server_names`); empty: any.
+    server_names: Vec<RouteMatch>,
     /// The POP's other nodes, shared by every route; reloaded with the table.
     cluster: Option<Arc<ClusterSettings>>,
 }
@@ -85,8 +87,19 @@ impl RouteTable {
         RouteTable {
             routes,
             default,
+            server_names: Vec::new(),
             cluster: None,
         }
+    }
+
+    /// The same table, serving only `names` (exact, or `*.suffix`; empty:
+    /// any host).
+    pub fn with_server_names(mut self, names: &[String]) -> RouteTable {
+        self.server_names = names
+            .iter()
+            .map(|n| RouteMatch::new(Some(n), None))
+            .collect();
+        self
     }
 
     /// The same table with the cluster every route's slices may come from.
@@ -121,6 +134,7 @@ impl RouteTable {
 pub struct Router {
     routes: Vec<(RouteMatch, Rc<Proxy>)>,
     default: Option<Rc<Proxy>>,
+    server_names: Vec<RouteMatch>,
 }
 
 impl Router {
@@ -149,7 +163,13 @@ impl Router {
                 .map(|(m, p)| (m.clone(), proxy(p)))
                 .collect(),
             default: table.default.as_ref().map(proxy),
+            server_names: table.server_names.clone(),
         }
+    }
+
+    /// Whether this node serves `host` at all (`server.server_names`).
+    pub fn serves(&self, host: &str) -> bool {
+        self.server_names.is_empty() || self.server_names.iter().any(|m| m.matches(host, "/"))
     }
 
     /// The proxy for a request to `host` and `path`, if any route takes it.

@@ -8,7 +8,6 @@
 use http::{header, HeaderMap, HeaderValue, StatusCode};
 use monoio_http::common::request::RequestHead;
 
-use crate::cache::ObjectKey;
 use crate::cluster::{self, PEER_HEADER};
 use crate::error::Result;
 use crate::http::headers::{expects_continue, req_headers_unsliced};
@@ -105,7 +104,7 @@ impl Proxy {
                 .send_plain(StatusCode::NOT_FOUND, none, "the cache is disabled\n")
                 .await;
         };
-        let here = cache.purge(&ObjectKey::from_request(req, target)).await;
+        let here = cache.purge(&self.object_key(req, target)).await;
         if here {
             metrics::with(|m| m.purges.inc());
         }

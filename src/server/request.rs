@@ -28,8 +28,18 @@ pub async fn answer<S: ResponseSink + BodySource>(
     ex: &mut Exchange<'_, S>,
     checked: Result<(), Error>,
 ) -> Outcome {
+    let host = h1::request_host(head);
     let result = match checked {
-        Ok(()) => match router.pick(h1::request_host(head), head.uri.path()) {
+        Ok(()) if !router.serves(host) => {
+            // Not a host of this node's: never relayed to an origin.
+            ex.send_plain(
+                StatusCode::MISDIRECTED_REQUEST,
+                HeaderMap::new(),
+                "this node does not serve this host\n",
+            )
+            .await
+        }
+        Ok(()) => match router.pick(host, head.uri.path()) {
             Some(proxy) => proxy.handle(head, ex).await,
             None => {
                 ex.send_plain(

@@ -186,6 +186,7 @@ impl From<&Config> for ProxySettings {
             cut_whole_answers: config.slice.cut_whole_answers,
             max_object_bytes: config.slice.max_object_bytes,
             store_set_cookie: config.cache.store_set_cookie,
+            key_drop_query: config.cache.key_drop_query.clone(),
             stale_defaults: StaleWindows {
                 while_revalidate: config.cache.stale_while_revalidate,
                 if_error: config.cache.stale_if_error,
@@ -221,6 +222,9 @@ impl From<(&ProxySettings, &RouteConfig)> for ProxySettings {
             .unwrap_or(s.stale_defaults.while_revalidate);
         s.stale_defaults.if_error = route.stale_if_error.unwrap_or(s.stale_defaults.if_error);
         s.store_set_cookie = route.store_set_cookie.unwrap_or(s.store_set_cookie);
+        if let Some(drop) = &route.key_drop_query {
+            s.key_drop_query = drop.clone();
+        }
         s
     }
 }
@@ -340,7 +344,9 @@ impl TryFrom<&Config> for RouteTable {
             }
             None => None,
         };
-        Ok(RouteTable::new(routes, default).with_cluster(cluster))
+        Ok(RouteTable::new(routes, default)
+            .with_server_names(&config.server.server_names)
+            .with_cluster(cluster))
     }
 }
 

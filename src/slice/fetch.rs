@@ -262,7 +262,8 @@ async fn fetch_with_retries(
             Ok(result) => result,
             Err(_) => Err(Error::OriginTimeout("for the whole slice")),
         };
-        if let (Err(e), Some(peer), Some(peers)) = (&result, from_peer, &job.peers) {
+        let peer_failed = result.as_ref().err().filter(|e| !e.is_client_gone());
+        if let (Some(e), Some(peer), Some(peers)) = (peer_failed, from_peer, &job.peers) {
             debug!(index, peer = %peers.addr(peer), error = %e, "peer failed mid-slice: asking the origin");
             peers.mark_down(peer);
             if std::mem::take(&mut peer_fallback_left) {
@@ -333,9 +334,23 @@ async fn stream_attempt(
                 *published = end;
             }
         }
-        if !out.emit(tx, &data) && !leading {
-            // The client went away and no follower reads along: stop here.
-            return Ok(());
+        if !out.emit(tx, &data) {
+            if !leading {
+                // The client went away and no follower reads along: stop here.
+                return Ok(());
+            }
+            // A leader goes on only for whom it serves: the slice it stores,
+            // or requests following its flight. Otherwise nobody wants the
+            // rest (an attacker's `Range: bytes=0-0` on a fresh URL costs
+            // what was read, not the slice).
+            let storing = leader.as_ref().is_some_and(|(_, w)| w.is_some());
+            let followed = leader.as_ref().is_some_and(|(l, _)| l.has_followers());
+            if !storing && !followed {
+                return Err(Error::ClientIo(std::io::Error::new(
+                    std::io::ErrorKind::ConnectionAborted,
+                    "nobody waits for the rest of this slice, and it is not stored",
+                )));
+            }
         }
     }
     out.finish(index)
