@@ -195,3 +195,107 @@ fn a_second_process_on_one_cache_dir_is_refused() {
     let resp = get(first.addr, "/obj/100/still", &[]).unwrap();
     assert_eq!(resp.body, object_bytes("still", 0, 99));
 }
+
+/// An origin for M9: objects fresh for 1 s, 304 to a matching If-None-Match,
+/// 403 to a request carrying `X-Bad`, and `Vary: Origin` with
+/// `Access-Control-Allow-Origin` only on answers to requests with Origin.
+fn revalidating_origin() -> common::scripted::ScriptedOrigin {
+    use common::scripted::{head, obj_of, ScriptedOrigin, Step};
+    ScriptedOrigin::start(|req| {
+        if req.header("x-bad").is_some() {
+            return vec![Step::Send(head(
+                "403 Forbidden",
+                &[("Content-Length", "0".into())],
+            ))];
+        }
+        let (name, len) = obj_of(&req.target).unwrap_or(("x".into(), 10));
+        let etag = format!("\"{name}\"");
+        let mut fields = vec![
+            ("ETag", etag.clone()),
+            ("Cache-Control", "max-age=1".into()),
+        ];
+        if let Some(origin) = req.header("origin") {
+            fields.push(("Vary", "Origin".into()));
+            fields.push(("Access-Control-Allow-Origin", origin.to_string()));
+        }
+        if req.header("if-none-match") == Some(etag.as_str()) {
+            return vec![Step::Send(head("304 Not Modified", &fields))];
+        }
+        let (a, b) = req.range().unwrap_or((0, len - 1));
+        let b = b.min(len - 1);
+        fields.push(("Content-Range", format!("bytes {a}-{b}/{len}")));
+        fields.push(("Content-Length", (b - a + 1).to_string()));
+        let mut out = head("206 Partial Content", &fields);
+        out.extend(object_bytes(&name, a, b));
+        vec![Step::Send(out)]
+    })
+}
+
+fn cached_one_worker(name: &str) -> Setup {
+    Setup {
+        workers: 1,
+        cache: Some(CacheSetup::fresh(name)),
+        slice_size: 64,
+        ..Setup::default()
+    }
+}
+
+/// M9: a revalidation the origin refuses because of the asking client's
+/// own headers (403 here) leaves the object where it is: the next client's
+/// revalidation gets its 304 and a hit. On f2b8ad1 the 403 forgot the
+/// object, so any client could evict any stale object.
+#[test]
+fn a_revalidation_refused_for_the_client_s_headers_evicts_nothing() {
+    let setup = cached_one_worker("m9-reval");
+    let _dir = dir_guard(&setup);
+    let edge = common::scripted::Edge::start(revalidating_origin(), &setup);
+    let first = get(edge.addr(), "/obj/200/r", &[]).unwrap();
+    assert_eq!(first.header("x-cache"), Some("MISS"));
+    thread::sleep(Duration::from_millis(1200));
+    let bad = get(edge.addr(), "/obj/200/r", &[("X-Bad", "1")]).unwrap();
+    assert_eq!(bad.status, 403, "the origin's answer to that client");
+    let before = edge.origin.requests().len();
+    let next = get(edge.addr(), "/obj/200/r", &[]).unwrap();
+    assert_eq!(next.status, 200);
+    assert!(next.body == object_bytes("r", 0, 199));
+    assert_eq!(
+        next.header("x-cache"),
+        Some("HIT"),
+        "the object was evicted"
+    );
+    let asked: Vec<_> = edge.origin.requests()[before..].to_vec();
+    assert_eq!(asked.len(), 1, "one conditional request: {asked:?}");
+    assert!(asked[0].header("if-none-match").is_some());
+}
+
+/// M9: an origin that adds `Vary: Origin` only to answers for requests that
+/// carry Origin (CORS), asked with Origin first, then alternately without
+/// and with. Each kind is stored once (the variants are keyed by every
+/// header any answer named) and then served from the cache with its own
+/// headers. On f2b8ad1 the answer without Vary replaced the base manifest:
+/// the CORS variant was orphaned, and the next CORS request got the answer
+/// without `Access-Control-Allow-Origin`.
+#[test]
+fn a_vary_list_that_changes_keeps_both_kinds_of_answers() {
+    let setup = cached_one_worker("m9-vary");
+    let _dir = dir_guard(&setup);
+    let edge = common::scripted::Edge::start(revalidating_origin(), &setup);
+    let with = [("Origin", "https://app.test")];
+    for round in 0..3 {
+        let cors = get(edge.addr(), "/obj/100/v", &with).unwrap();
+        assert_eq!(
+            cors.header("access-control-allow-origin"),
+            Some("https://app.test"),
+            "round {round}: the answer without CORS was served to a CORS request"
+        );
+        let plain = get(edge.addr(), "/obj/100/v", &[]).unwrap();
+        assert!(
+            plain.header("access-control-allow-origin").is_none(),
+            "round {round}"
+        );
+        if round > 0 {
+            assert_eq!(cors.header("x-cache"), Some("HIT"), "round {round}: cors");
+            assert_eq!(plain.header("x-cache"), Some("HIT"), "round {round}: plain");
+        }
+    }
+}

@@ -143,19 +143,37 @@ impl SliceCache {
     }
 
     /// Store the manifest `m` learned for the request; returns the key its
-    /// slices live under (the variant's when the origin sent Vary) and the
+    /// slices live under (the variant's when the object varies) and the
     /// manifest as stored.
+    ///
+    /// An object's variants are keyed by every header any of its answers
+    /// named in `Vary` (the union, kept in the base manifest): an origin that
+    /// adds `Vary: Origin` to some answers only (CORS) grows the list once,
+    /// and answers with and without it then sit side by side as variants,
+    /// instead of each one replacing the other's base and orphaning every
+    /// variant.
     pub async fn store_manifest(
         &self,
         base: &ObjectKey,
         request_headers: &HeaderMap,
         mut m: ObjectManifest,
     ) -> (ObjectKey, ObjectManifest) {
-        if m.vary.is_empty() {
+        let existing = self.manifest_at(base).await;
+        let mut vary = existing
+            .as_ref()
+            .map(|e| e.vary.clone())
+            .unwrap_or_default();
+        for name in &m.vary {
+            if !vary.contains(name) {
+                vary.push(name.clone());
+            }
+        }
+        if vary.is_empty() {
             self.put(base, &m).await;
             return (base.clone(), m);
         }
-        let parent = match self.manifest_at(base).await {
+        m.vary = vary;
+        let parent = match existing {
             Some(existing) if existing.vary == m.vary => existing,
             _ => {
                 let b = m.clone();

@@ -1,9 +1,11 @@
 //! Revalidation of a stale object: one conditional request per object.
 //!
 //! A 304 (or the same version again) refreshes every slice at once; another
-//! version forgets the manifest; a failing origin (down, 5xx, timeout) leaves
-//! it stale, for stale-if-error. Concurrent requests for the same stale
-//! object wait for the one revalidation in flight.
+//! version, a 404 or a 410 forgets the manifest; a failing origin (down,
+//! 5xx, timeout) or a refusal of the request (another 4xx: often about the
+//! client's own headers) leaves it stale, for stale-if-error and the next
+//! client. Concurrent requests for the same stale object wait for the one
+//! revalidation in flight.
 
 use std::rc::Rc;
 use std::sync::Arc;
@@ -83,6 +85,20 @@ pub(crate) async fn revalidate(
             })
         }
         Ok(resp) if resp.head.status.is_server_error() => Revalidation::Failed,
+        // A refusal other than "gone" (400, 401, 403, 413, 429, 431...) is
+        // likely about the request, the client's own headers: it says
+        // nothing of the object, which stays (stale) for the next client.
+        Ok(resp)
+            if resp.head.status.is_client_error()
+                && resp.head.status != StatusCode::NOT_FOUND
+                && resp.head.status != StatusCode::GONE =>
+        {
+            debug!(
+                status = resp.head.status.as_u16(),
+                "revalidation refused: the object stays"
+            );
+            Revalidation::Failed
+        }
         Ok(resp) => match check_slice_head(0, m.slice_size, &resp.head, Some(&version)) {
             // An origin that ignores conditionals but still has the same version.
             Ok(_) => freshness(&resp.head.headers, cache.default_ttl).map_or(
