@@ -15,8 +15,11 @@ use super::slot::{epoch_of, lock, Locator, SlotClass, LIVE, RECORD};
 const MAGIC: u64 = u64::from_le_bytes(*b"EDGSLOT1");
 
 /// Make what was committed in `class` durable, then index it: `fdatasync`
-/// the slot file, then write the records of slices still live. Then make the
-/// index durable and free the slots whose records were zeroed before it.
+/// the slot file, then write the records of slices still live. Then zero the
+/// records of the slots waiting to be freed (again: a zeroing that failed
+/// when the slot was retired is tried here until it succeeds), make the
+/// index durable, and free those whose records are zero on disk: a slot is
+/// never reused while a record on disk can still name it.
 pub(super) fn flush_class(class: &SlotClass) {
     let Some(index) = &class.index else { return };
     let pending = std::mem::take(&mut *lock(&class.pending));
@@ -38,6 +41,25 @@ pub(super) fn flush_class(class: &SlotClass) {
             Err(e) => warn!(error = %e, "syncing a slot file; its new slices stay unindexed"),
         }
     }
+    if freed.is_empty() {
+        return;
+    }
+    let freed: Vec<u32> = {
+        let _guard = lock(&class.records);
+        let (zeroed, failed): (Vec<u32>, Vec<u32>) = freed.into_iter().partition(|&slot| {
+            index
+                .write_all_at(&[0u8; RECORD as usize], slot as u64 * RECORD)
+                .is_ok()
+        });
+        if !failed.is_empty() {
+            warn!(
+                slots = failed.len(),
+                "zeroing index records failed; those slots stay out of use"
+            );
+            lock(&class.quarantine).extend(failed);
+        }
+        zeroed
+    };
     if freed.is_empty() {
         return;
     }
@@ -159,6 +181,60 @@ mod tests {
         }
         drop(held);
         slab.close();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// M10: when a retired slot's record cannot be zeroed (here the index
+    /// file is open read-only, so every write fails), the slot is never
+    /// freed: no new slice can land under an old record. It is freed once
+    /// a zeroing succeeds. On f2b8ad1 the failure was logged and the slot
+    /// freed anyway.
+    #[test]
+    fn a_slot_whose_record_cannot_be_zeroed_is_never_freed() {
+        use std::sync::atomic::AtomicU64;
+        use std::sync::Mutex;
+        let dir = std::env::temp_dir().join(format!("edgeslice-zero-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let data_path = dir.join("data");
+        let index_path = dir.join("index");
+        std::fs::write(&data_path, vec![1u8; 4 * 4096]).unwrap();
+        let mut records = vec![0u8; 4 * RECORD as usize];
+        records[..RECORD as usize].copy_from_slice(&encode_record(9, 0, 4096));
+        std::fs::write(&index_path, &records).unwrap();
+        let class = |index: std::fs::File| SlotClass {
+            slot_bytes: 4096,
+            data: std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&data_path)
+                .unwrap(),
+            index: Some(index),
+            states: (0..4).map(|_| AtomicU64::new(0)).collect(),
+            free: Mutex::default(),
+            pending: Mutex::default(),
+            records: Mutex::default(),
+            quarantine: Mutex::default(),
+        };
+        let failing = class(std::fs::File::open(&index_path).unwrap());
+        failing.release(0);
+        flush_class(&failing);
+        assert!(
+            lock(&failing.free).list.is_empty(),
+            "freed with its record still on disk"
+        );
+        assert_eq!(*lock(&failing.quarantine), vec![0], "kept for the next try");
+        let writable = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&index_path)
+            .unwrap();
+        let working = class(writable);
+        working.release(0);
+        flush_class(&working);
+        assert_eq!(lock(&working.free).list, vec![0]);
+        let on_disk = std::fs::read(&index_path).unwrap();
+        assert!(on_disk[..RECORD as usize].iter().all(|b| *b == 0));
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -198,6 +198,7 @@ impl Slab {
         if let Some(index) = &class.index {
             let _guard = lock(&class.records);
             if let Err(e) = index.write_all_at(&[0u8; RECORD as usize], loc.slot as u64 * RECORD) {
+                // The flusher zeroes it again before the slot is freed.
                 warn!(error = %e, "zeroing a slot's index record");
             }
         }
