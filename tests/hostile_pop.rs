@@ -140,3 +140,23 @@ fn purge_and_the_peer_token_refuse_what_they_should() {
                                 // The right purge token purges.
     assert_eq!(purge("Authorization: Bearer purge-secret\r\n"), 200);
 }
+
+/// L1: on a `[::]` listener an IPv4 client is `::ffff:127.0.0.1`; PURGE by
+/// address matches it as 127.0.0.1 (on f2b8ad1 it matched no IPv4 network).
+#[test]
+fn purge_by_address_sees_ipv4_clients_of_a_dual_stack_listener() {
+    let origin = common::DemoOrigin::start().unwrap();
+    let setup = common::Setup {
+        server: String::new(),
+        ..common::cache::cached("l1-v6", SLICE)
+    };
+    let _dir = common::cache::dir_guard(&setup);
+    let text = common::config_text(origin.addr(), &setup)
+        .replace("listen = \"127.0.0.1:0\"", "listen = \"[::]:0\"");
+    let server = common::start_server(&text);
+    let port = server.local_addr().port();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    assert_eq!(get(addr, "/obj/64/p6.bin", &[]).unwrap().status, 200);
+    let wire = "PURGE /obj/64/p6.bin HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+    assert_eq!(raw_once(addr, wire.as_bytes()).status, 200);
+}

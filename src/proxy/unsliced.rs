@@ -72,11 +72,14 @@ impl Proxy {
         target: &str,
         ex: &mut Exchange<'_, S>,
     ) -> Result<()> {
+        // An IPv4 client of a `[::]` listener is `::ffff:a.b.c.d`: matched
+        // as the IPv4 address it is.
+        let client = ex.peer.ip().to_canonical();
         let by_address = self
             .settings
             .purge_allow
             .iter()
-            .any(|net| net.contains(&ex.peer.ip()));
+            .any(|net| net.contains(&client));
         let by_token = match (
             &self.settings.purge_token,
             req.headers.get(header::AUTHORIZATION),
