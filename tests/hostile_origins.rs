@@ -255,3 +255,62 @@ fn an_answer_that_sets_a_cookie_is_not_stored() {
     );
     assert_eq!(second.header("set-cookie"), first.header("set-cookie"));
 }
+
+/// An origin whose objects have no ETag and no Last-Modified and change at
+/// every request: each answer's bytes are the number of that answer.
+fn unversioned_origin() -> ScriptedOrigin {
+    let n = std::sync::atomic::AtomicU8::new(1);
+    ScriptedOrigin::start(move |req| {
+        let version = n.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let len = 256u64;
+        let (status, range, (a, b)) = match req.range() {
+            Some((a, b)) => {
+                let b = b.min(len - 1);
+                (
+                    "206 Partial Content",
+                    Some(format!("bytes {a}-{b}/{len}")),
+                    (a, b),
+                )
+            }
+            None => ("200 OK", None, (0, len - 1)),
+        };
+        let mut fields = vec![
+            ("Content-Length", (b - a + 1).to_string()),
+            ("Cache-Control", "max-age=3600".into()),
+        ];
+        if let Some(range) = range {
+            fields.push(("Content-Range", range));
+        }
+        let mut out = head(status, &fields);
+        out.extend(vec![version; (b - a + 1) as usize]);
+        vec![Step::Send(out)]
+    })
+}
+
+/// L2: an object of several slices with neither ETag nor Last-Modified
+/// cannot be told from another version of it, so it is not sliced: it is
+/// fetched whole (one answer, one version) and cut for the cache. On
+/// f2b8ad1 its four slices came from four versions, spliced into one body.
+#[test]
+fn an_object_without_validators_is_never_spliced() {
+    let setup = Setup {
+        workers: 1,
+        slice_size: 64,
+        cache: Some(common::CacheSetup::fresh("l2")),
+        ..Setup::default()
+    };
+    let _dir = dir_guard(&setup);
+    let edge = Edge::start(unversioned_origin(), &setup);
+    let resp = get(edge.addr(), "/u", &[]).unwrap();
+    assert_eq!(resp.status, 200);
+    assert_eq!(resp.body.len(), 256);
+    let first = resp.body[0];
+    assert!(
+        resp.body.iter().all(|b| *b == first),
+        "versions spliced into one body: {:?}",
+        resp.body.iter().collect::<std::collections::BTreeSet<_>>()
+    );
+    // Stored whole and served again as the same version.
+    let again = get(edge.addr(), "/u", &[]).unwrap();
+    assert_eq!(again.body, resp.body);
+}

@@ -113,28 +113,20 @@ impl Proxy {
         let version = match check_slice_head(index, size, &resp.head, None) {
             Ok(v) => v,
             Err(_) if total_unknown(&resp.head.headers) => {
-                // No total length: with a cache, ask for the whole object and
-                // learn the length as it comes, cutting it into slices;
-                // without one, pass the client's own request through.
+                // No total length: the object cannot be cut by range.
                 drop(resp);
-                let whole = cold.is_some() && !ex.head_only;
-                let headers = match whole {
-                    true => ask.forwarded.clone(),
-                    false => req_headers_unsliced(ask.req, &ask.forwarded),
-                };
-                ex.origin_attempts.set(ex.origin_attempts.get() + 1);
-                let resp = self
-                    .pool
-                    .request(&ask.req.method, ask.target, &headers)
-                    .await?;
-                if whole && resp.head.status == StatusCode::OK {
-                    return Ok(Probe::Fill(resp, cold));
-                }
-                return Ok(Probe::Relay(resp));
+                return self.unsliced(ask, cold, ex).await;
             }
             Err(e) => return Err(e),
         };
         self.within_bounds(version.len)?;
+        let several_slices = version.len > self.object_grid(version.len);
+        if several_slices && version.etag.is_none() && version.last_modified.is_none() {
+            // Nothing tells one version of it from another: its slices
+            // could be two versions spliced together. It is not sliced.
+            drop(resp);
+            return self.unsliced(ask, cold, ex).await;
+        }
         let mut headers = resp.head.headers.clone();
         object_headers(&mut headers);
         let object_size = self.object_grid(version.len);
@@ -211,6 +203,33 @@ impl Proxy {
             return None;
         }
         freshness(headers, default_ttl)
+    }
+
+    /// An object that cannot be cut by range (no total length, or no
+    /// validator to keep its slices one version): with a cache and a body
+    /// wanted, the whole object is asked for and cut into slices as it
+    /// comes (one answer, one version); otherwise the client's own request
+    /// is passed through.
+    async fn unsliced<S: ResponseSink>(
+        &self,
+        ask: &Ask<'_>,
+        cold: Option<Cold>,
+        ex: &mut Exchange<'_, S>,
+    ) -> Result<Probe> {
+        let whole = cold.is_some() && !ex.head_only;
+        let headers = match whole {
+            true => ask.forwarded.clone(),
+            false => req_headers_unsliced(ask.req, &ask.forwarded),
+        };
+        ex.origin_attempts.set(ex.origin_attempts.get() + 1);
+        let resp = self
+            .pool
+            .request(&ask.req.method, ask.target, &headers)
+            .await?;
+        if whole && resp.head.status == StatusCode::OK {
+            return Ok(Probe::Fill(resp, cold));
+        }
+        Ok(Probe::Relay(resp))
     }
 
     /// The slice grid of an object of `len` bytes.
