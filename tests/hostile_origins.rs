@@ -314,3 +314,71 @@ fn an_object_without_validators_is_never_spliced() {
     let again = get(edge.addr(), "/u", &[]).unwrap();
     assert_eq!(again.body, resp.body);
 }
+
+/// An origin that ignores Range: a 200 of the whole object, of `len` bytes;
+/// `close` sends it without a length, and only its first half, then closes.
+fn range_ignoring_origin(len: u64, close: bool) -> ScriptedOrigin {
+    ScriptedOrigin::start(move |_req| {
+        let mut fields = vec![("Cache-Control", "max-age=3600".to_string())];
+        if !close {
+            fields.push(("Content-Length", len.to_string()));
+        }
+        let mut out = head("200 OK", &fields);
+        let sent = if close { len / 2 } else { len };
+        out.extend(vec![5u8; sent as usize]);
+        let mut steps = vec![Step::Send(out)];
+        if close {
+            steps.push(Step::Close);
+        }
+        steps
+    })
+}
+
+fn cached_256mib(name: &str) -> Setup {
+    Setup {
+        workers: 1,
+        slice_size: 1 << 20,
+        cache: Some(common::CacheSetup {
+            disk_bytes: 256 << 20,
+            ..common::CacheSetup::fresh(name)
+        }),
+        ..Setup::default()
+    }
+}
+
+/// L4: a whole answer (the origin ignored Range) longer than 1/64 of the
+/// cache (4 MiB here) is relayed and not stored, so one answer cannot flush
+/// the cache; on f2b8ad1 every slice of it was stored, whatever its length.
+#[test]
+fn a_whole_answer_too_long_for_the_cache_is_relayed_only() {
+    let setup = cached_256mib("l4-long");
+    let _dir = dir_guard(&setup);
+    let edge = Edge::start(range_ignoring_origin(8 << 20, false), &setup);
+    for round in 0..2 {
+        let resp = get(edge.addr(), "/long", &[]).unwrap();
+        assert_eq!(resp.status, 200);
+        assert_eq!(resp.body.len(), 8 << 20, "round {round}");
+        assert!(resp.complete);
+    }
+    // The second request went to the origin too: nothing was stored.
+    assert_eq!(edge.origin.requests().len(), 2);
+}
+
+/// L4: a body delimited by the close, cut short by the origin, cannot be
+/// told from a whole one: it is relayed and never stored (on f2b8ad1 the
+/// short body was cached, whole_only, for the TTL).
+#[test]
+fn a_close_delimited_answer_is_never_stored() {
+    let setup = cached_256mib("l4-close");
+    let _dir = dir_guard(&setup);
+    let edge = Edge::start(range_ignoring_origin(2 << 20, true), &setup);
+    for _ in 0..2 {
+        let resp = get(edge.addr(), "/cut", &[]).unwrap();
+        assert_eq!(resp.status, 200);
+    }
+    assert_eq!(
+        edge.origin.requests().len(),
+        2,
+        "the short body was served from the cache"
+    );
+}

@@ -54,6 +54,8 @@ pub struct ProxySettings {
     pub store_set_cookie: bool,
     /// Query parameters left out of the cache key (`"*"`: all).
     pub key_drop_query: Vec<String>,
+    /// Longest whole answer cut into slices for the cache (see `fill`).
+    pub fill_limit: u64,
     /// This cache's name in `Cache-Status`.
     pub node_name: Arc<str>,
 }

@@ -25,22 +25,30 @@ pub struct Filler {
     key: ObjectKey,
     generation: u64,
     slice_size: u64,
+    /// Past this many bytes the answer is only relayed (see [`Filler::new`]).
+    limit: u64,
     pending: BytesMut,
     index: u64,
     total: u64,
 }
 
 impl Filler {
-    /// A filler for the object `key`, when the answer (`headers`) may be
-    /// cached for `ttl`; `None` for answers that vary (their variants' keys
-    /// are only known once a manifest exists).
+    /// A filler for the object `key`, cut in slices of `slice_size`, when
+    /// the answer (`headers`) may be cached; `None` for answers that vary
+    /// (their variants' keys are only known once a manifest exists). An
+    /// answer longer than `limit` (announced, or as it comes: an endless
+    /// one) stops being stored there and leaves no manifest, so one answer
+    /// cannot flush the cache.
     pub fn new(
         cache: Arc<SliceCache>,
         key: ObjectKey,
-        slice_size: u64,
+        (slice_size, limit): (u64, u64),
         headers: &HeaderMap,
     ) -> Option<Filler> {
         if !vary_names(headers).is_empty() {
+            return None;
+        }
+        if matches!(crate::http::h1::content_length(headers), Ok(Some(n)) if n > limit) {
             return None;
         }
         Some(Filler {
@@ -48,6 +56,7 @@ impl Filler {
             key,
             generation: fastrand::u64(..),
             slice_size,
+            limit,
             pending: BytesMut::new(),
             index: 0,
             total: 0,
@@ -57,6 +66,10 @@ impl Filler {
     /// The next bytes of the body.
     pub fn observe(&mut self, chunk: &Bytes) {
         self.total += chunk.len() as u64;
+        if self.total > self.limit {
+            self.pending.clear();
+            return;
+        }
         self.pending.extend_from_slice(chunk);
         while self.pending.len() as u64 >= self.slice_size {
             let slice = self.pending.split_to(self.slice_size as usize).freeze();
@@ -72,7 +85,7 @@ impl Filler {
 
     /// The body ended whole: store the last slice and the manifest.
     pub async fn finish(mut self, headers: &HeaderMap, ttl: Duration, stale: &StaleWindows) {
-        if self.total == 0 {
+        if self.total == 0 || self.total > self.limit {
             return;
         }
         if !self.pending.is_empty() {

@@ -17,6 +17,7 @@ use crate::cache::{Joined, ObjectManifest};
 use crate::cluster::ask_home;
 use crate::cluster::ring::home_key;
 use crate::error::{Error, Result};
+use crate::http::body::BodyFraming;
 use crate::http::headers::{object_headers, req_headers_unsliced, slice_headers, total_unknown};
 use crate::http::range::{parse_content_range, ByteRangeSpec, ContentRange, RangeRequest};
 use crate::http::sink::ResponseSink;
@@ -247,14 +248,19 @@ impl Proxy {
         cold: Option<Cold>,
         ex: &mut Exchange<'_, S>,
     ) -> Result<()> {
-        let Some(cold) = cold.filter(|_| self.settings.cut_whole_answers) else {
+        // A body delimited by the close cannot tell a transfer cut short
+        // from a whole one: relayed, never stored.
+        let whole_known = resp.framing() != BodyFraming::UntilClose;
+        let Some(cold) = cold.filter(|_| self.settings.cut_whole_answers && whole_known) else {
             return ex.relay(resp).await;
         };
         let mut headers = resp.head.headers.clone();
         object_headers(&mut headers);
         let ttl = self.storable_for(&resp.head.headers, cold.cache.default_ttl);
         let size = self.settings.slice_size.probe_grid();
-        let filler = ttl.and_then(|_| Filler::new(cold.cache.clone(), cold.base, size, &headers));
+        let limit = self.settings.fill_limit;
+        let filler =
+            ttl.and_then(|_| Filler::new(cold.cache.clone(), cold.base, (size, limit), &headers));
         let (Some(mut filler), Some(ttl)) = (filler, ttl) else {
             return ex.relay(resp).await;
         };

@@ -187,6 +187,7 @@ impl From<&Config> for ProxySettings {
             max_object_bytes: config.slice.max_object_bytes,
             store_set_cookie: config.cache.store_set_cookie,
             key_drop_query: config.cache.key_drop_query.clone(),
+            fill_limit: fill_limit(config),
             stale_defaults: StaleWindows {
                 while_revalidate: config.cache.stale_while_revalidate,
                 if_error: config.cache.stale_if_error,
@@ -194,6 +195,17 @@ impl From<&Config> for ProxySettings {
             node_name: config.server.node_name.as_str().into(),
         }
     }
+}
+
+/// The longest whole answer (an origin that ignores Range) cut into slices
+/// for the cache: 1/64 of the tier slices live in, so one answer cannot
+/// flush the cache, and never past `slice.max_object_bytes`.
+fn fill_limit(config: &Config) -> u64 {
+    let tier = match config.cache.disk_bytes {
+        0 => config.cache.memory_bytes,
+        disk => disk,
+    };
+    (tier / 64).min(config.slice.max_object_bytes)
 }
 
 /// A route's pipeline settings: the default route's, with the route's own
