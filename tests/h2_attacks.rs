@@ -213,7 +213,9 @@ fn a_continuation_flood_is_cut_off() {
         }
         sent += piece.len();
     }
-    assert!(sent < 1 << 20, "{sent} bytes of CONTINUATION taken");
+    // The sockets' buffers on loopback autotune to a few MiB: what was
+    // written is bounded by them, far from the 64 MiB the client had.
+    assert!(sent < 16 << 20, "{sent} bytes of CONTINUATION taken");
     let (frames, closed) = read_frames(&mut s, Duration::from_millis(500));
     assert!(closed, "the connection stays open");
     assert_eq!(goaway_code(&frames), Some(ENHANCE_YOUR_CALM), "{frames:?}");

@@ -142,9 +142,12 @@ impl SliceCache {
         matches.then_some((variant, vm))
     }
 
-    /// Store the manifest `m` learned for the request; returns the key its
+    /// Where the manifest `m` learned for the request goes: the key its
     /// slices live under (the variant's when the object varies) and the
-    /// manifest as stored.
+    /// manifest to [`SliceCache::put`] there. Nothing under that key is
+    /// written here, so the caller can lead the flight of the slice it
+    /// holds before another request can find the manifest and ask for that
+    /// slice itself; the base manifest of an object that varies is written.
     ///
     /// An object's variants are keyed by every header any of its answers
     /// named in `Vary` (the union, kept in the base manifest): an origin that
@@ -152,7 +155,7 @@ impl SliceCache {
     /// and answers with and without it then sit side by side as variants,
     /// instead of each one replacing the other's base and orphaning every
     /// variant.
-    pub async fn store_manifest(
+    pub async fn place_manifest(
         &self,
         base: &ObjectKey,
         request_headers: &HeaderMap,
@@ -169,7 +172,6 @@ impl SliceCache {
             }
         }
         if vary.is_empty() {
-            self.put(base, &m).await;
             return (base.clone(), m);
         }
         m.vary = vary;
@@ -184,7 +186,6 @@ impl SliceCache {
         m.parent = parent.generation;
         m.generation = fastrand::u64(..);
         let variant = base.variant(&m.vary, request_headers);
-        self.put(&variant, &m).await;
         (variant, m)
     }
 

@@ -145,17 +145,21 @@ impl Proxy {
                 let mut m = ObjectManifest::new(&version, object_size, &headers, ttl);
                 m.stale =
                     StaleWindows::from_headers(&resp.head.headers, &self.settings.stale_defaults);
-                let (key, m) = cache.store_manifest(&base, &ask.forwarded, m).await;
+                let (key, m) = cache.place_manifest(&base, &ask.forwarded, m).await;
                 let t = CacheTarget {
                     cache: cache.clone(),
                     key,
                     generation: m.generation,
                 };
+                // The probe's slice is in flight before anyone can find the
+                // manifest: a request that does follows this fetch instead
+                // of asking the origin for the slice a second time.
                 if reusable {
                     if let Joined::Leader(l) = cache.flights.join(&t.slice_key(index)) {
                         leader = Some(l);
                     }
                 }
+                cache.put(&t.key, &m).await;
                 ask.served = Served::Miss { stored: true };
                 target = Some(t);
             }
