@@ -380,3 +380,34 @@ fn cache_busting_queries_and_hosts_can_be_left_out_of_the_key() {
     assert_eq!(first.header("host"), Some("origin.test"));
     assert!(first.target.contains("?r="), "{}", first.target);
 }
+
+/// L7: dot segments and escaped dots in a path are resolved before routes,
+/// slicing rules, keys and the origin see it: `/zzz/../obj/16/a` and
+/// `/zzz/%2e%2e/obj/16/a` are `/obj/16/a`, which an exclude rule passes
+/// through unsliced. On f2b8ad1 the raw path missed the rule (and the
+/// origin got `/zzz/../obj/16/a`).
+#[test]
+fn dot_segments_cannot_walk_around_a_rule() {
+    let setup = Setup {
+        workers: 1,
+        ..Setup::default()
+    };
+    let origin = common::DemoOrigin::start().unwrap();
+    let text = common::config_text(origin.addr(), &setup)
+        .replace("[slice]\n", "[slice]\nexclude = [\"/obj/16/*\"]\n");
+    let server = common::start_server(&text);
+    for raw in ["/zzz/../obj/16/a", "/zzz/%2e%2E/obj/16/a", "/obj/./16/a"] {
+        origin.clear();
+        let resp = get(server.local_addr(), raw, &[]).unwrap();
+        assert_eq!(resp.status, 200, "{raw}");
+        assert_eq!(resp.body, object_bytes("a", 0, 15), "{raw}");
+        let seen = origin.requests();
+        assert_eq!(
+            seen.len(),
+            1,
+            "{raw}: sliced, so the exclude rule was missed"
+        );
+        assert_eq!(seen[0].target, "/obj/16/a", "{raw}");
+        assert!(seen[0].range.is_none(), "{raw}");
+    }
+}

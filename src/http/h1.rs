@@ -155,6 +155,17 @@ pub fn request_target_form(head: &mut RequestHead) -> Result<(), Error> {
             head.method
         )));
     }
+    // The path routes, rules, keys and the origin see: normalised, so dot
+    // segments and escaped dots cannot walk around a rule (and an
+    // absolute-form target becomes origin-form, its host now in Host).
+    if let Some(target) = path.filter(|p| p.starts_with('/')) {
+        let normal = crate::http::path::normalize(target);
+        if normal != target || head.uri.authority().is_some() {
+            head.uri = normal
+                .parse()
+                .map_err(|_| Error::BadRequest(format!("request target {target:?}")))?;
+        }
+    }
     Ok(())
 }
 
