@@ -411,3 +411,36 @@ fn dot_segments_cannot_walk_around_a_rule() {
         assert!(seen[0].range.is_none(), "{raw}");
     }
 }
+
+/// L9: a node whose origin is itself (a misconfiguration, or an origin that
+/// routes back) answers 508 at once instead of looping until its file
+/// descriptors run out: each request it forwards carries its own `Via`.
+#[test]
+fn a_request_that_comes_round_gets_508() {
+    let me = common::pop::free_addrs(1)[0];
+    let text = format!(
+        "[server]\nlisten = \"{me}\"\nworkers = 1\n[origin]\naddress = \"{me}\"\n\
+         head_timeout_ms = 3000\n[slice]\nslice_size = 16\n[cache]\nenabled = false\n"
+    );
+    let server = common::start_server(&text);
+    let started = std::time::Instant::now();
+    let resp = get(server.local_addr(), "/obj/64/loop", &[]).unwrap();
+    assert_eq!(resp.status, 508);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    // A Via from elsewhere is no loop.
+    let origin = common::DemoOrigin::start().unwrap();
+    let fine = common::start_server(&common::config_text(origin.addr(), &Setup::default()));
+    let resp = get(
+        fine.local_addr(),
+        "/obj/16/v",
+        &[("Via", "1.1 other-proxy")],
+    )
+    .unwrap();
+    assert_eq!(resp.status, 200);
+    let via = origin.requests()[0].header("via").unwrap().to_string();
+    assert!(via.starts_with("1.1 other-proxy, 1.1 edgeslice-"), "{via}");
+}

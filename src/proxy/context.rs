@@ -58,6 +58,9 @@ pub struct ProxySettings {
     pub fill_limit: u64,
     /// This cache's name in `Cache-Status`.
     pub node_name: Arc<str>,
+    /// This process's `received-by` in `Via` (`server.node_name` and an id
+    /// of its own): a request that comes back with it has gone round a loop.
+    pub via: HeaderValue,
 }
 
 /// One worker's proxy: its settings, its own origin pool, the node's cache.

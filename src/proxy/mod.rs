@@ -90,6 +90,13 @@ impl Proxy {
             }
         }
         let target = req.uri.path_and_query().map_or("/", |p| p.as_str());
+        if self.came_round(req) {
+            // This node forwarded it already: an origin (or a chain of them)
+            // points back here. Answered now, rather than until the fds run out.
+            let status = http::StatusCode::LOOP_DETECTED;
+            let text = "loop detected: this request already passed this node (Via)\n";
+            return ex.send_plain(status, HeaderMap::new(), text).await;
+        }
         if (req.method == Method::GET || req.method == Method::HEAD)
             && ex.sink.body_length() != BodyLength::Empty
         {
@@ -218,8 +225,19 @@ impl Proxy {
             .filter(|_| !req.headers.contains_key(PEER_HEADER))
     }
 
+    /// Whether `req` carries this node's own `Via` entry.
+    fn came_round(&self, req: &RequestHead) -> bool {
+        let ours = self.settings.via.as_bytes();
+        req.headers.get_all(header::VIA).iter().any(|v| {
+            v.as_bytes()
+                .split(|b| *b == b',')
+                .any(|hop| hop.split(|b| b.is_ascii_whitespace()).any(|w| w == ours))
+        })
+    }
+
     /// Request headers for the origin: end-to-end ones, without Range and
-    /// If-Range (each slice sets its own Range), with the Host to use.
+    /// If-Range (each slice sets its own Range), with the Host to use and
+    /// this node added to `Via` (RFC 9110 7.6.3).
     fn forwarded_headers(&self, req: &RequestHead) -> HeaderMap {
         let mut headers = req.headers.clone();
         h1::strip_hop_by_hop(&mut headers);
@@ -237,6 +255,16 @@ impl Proxy {
             (None, _) => self.settings.default_host.clone(),
         };
         headers.insert(header::HOST, host);
+        let mut via = Vec::with_capacity(64);
+        for earlier in req.headers.get_all(header::VIA) {
+            via.extend_from_slice(earlier.as_bytes());
+            via.extend_from_slice(b", ");
+        }
+        via.extend_from_slice(b"1.1 ");
+        via.extend_from_slice(self.settings.via.as_bytes());
+        if let Ok(via) = HeaderValue::from_bytes(&via) {
+            headers.insert(header::VIA, via);
+        }
         headers
     }
 }

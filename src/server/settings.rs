@@ -193,6 +193,7 @@ impl From<&Config> for ProxySettings {
                 if_error: config.cache.stale_if_error,
             },
             node_name: config.server.node_name.as_str().into(),
+            via: via_name(&config.server.node_name),
         }
     }
 }
@@ -206,6 +207,20 @@ fn fill_limit(config: &Config) -> u64 {
         disk => disk,
     };
     (tier / 64).min(config.slice.max_object_bytes)
+}
+
+/// This server's name in `Via`: `node_name-xxxxxxxx`, the suffix random
+/// and drawn once per process, so two tiers (or two in-process servers)
+/// that share a node_name are still told apart.
+fn via_name(node_name: &str) -> HeaderValue {
+    static ID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let id = ID.get_or_init(|| fastrand::u32(..));
+    // Each configuration turned into settings gets its own (tests start
+    // several servers in one process).
+    let seq = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    HeaderValue::from_str(&format!("{node_name}-{:08x}", id.wrapping_add(seq)))
+        .expect("node_name is an sf-token")
 }
 
 /// A route's pipeline settings: the default route's, with the route's own

@@ -79,6 +79,45 @@ pub struct Slab {
     written: AtomicU64,
 }
 
+/// After a smaller `disk_bytes`: a class's files past its slots (records
+/// there are not read) give their blocks back.
+fn fit_files(class: &SlotClass, slots: u64) {
+    let Some(index) = &class.index else { return };
+    let fit = |file: &std::fs::File, len: u64| {
+        if file.metadata().is_ok_and(|m| m.len() > len) {
+            if let Err(e) = file.set_len(len) {
+                warn!(error = %e, "cutting a slot file to its slots");
+            }
+        }
+    };
+    fit(&class.data, slots * class.slot_bytes);
+    fit(index, slots * RECORD);
+}
+
+/// After a smaller slice size: the files of classes no longer used (their
+/// slices are not read) are removed, so their blocks go back.
+fn remove_other_classes(dir: &Path, sizes: &[u64]) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let size = name
+            .strip_prefix("slots-")
+            .and_then(|rest| rest.split_once('.'))
+            .filter(|(_, ext)| *ext == "data" || *ext == "index")
+            .and_then(|(size, _)| size.parse::<u64>().ok());
+        if let Some(size) = size.filter(|s| !sizes.contains(s)) {
+            warn!(
+                file = name,
+                slot_bytes = size,
+                "removing the slot file of a slice size no longer used"
+            );
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
 /// Slot sizes: 4 KiB, 16 KiB, ... up to the first that holds `max_slice`.
 fn class_sizes(max_slice: u64) -> Vec<u64> {
     let mut sizes = vec![BLOCK];
@@ -101,7 +140,11 @@ impl Slab {
         let mut classes = Vec::new();
         let mut recovered = Vec::new();
         let mut previous = 0u64;
-        for (i, slot_bytes) in class_sizes(max_slice).into_iter().enumerate() {
+        let sizes = class_sizes(max_slice);
+        if let Some(dir) = dir {
+            remove_other_classes(dir, &sizes);
+        }
+        for (i, slot_bytes) in sizes.into_iter().enumerate() {
             // A slice in this class is larger than the class below: so many fit.
             let smallest = (previous + 1).div_ceil(BLOCK) * BLOCK;
             let slots = (capacity / smallest + SLACK_SLOTS).min(u32::MAX as u64 / 2);
@@ -134,6 +177,7 @@ impl Slab {
                 quarantine: Mutex::default(),
             };
             recover(&class, i as u8, &mut recovered)?;
+            fit_files(&class, slots);
             classes.push(Arc::new(class));
         }
         let slab = Arc::new(Slab {
@@ -246,6 +290,40 @@ impl Slab {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// L9: after a smaller slice size the files of the classes gone are
+    /// removed, and after a smaller disk tier a class's files are cut to
+    /// its slots: their blocks go back (on f2b8ad1 they stayed for good).
+    #[test]
+    fn a_smaller_cache_gives_back_the_disk_it_no_longer_uses() {
+        let dir = std::env::temp_dir().join(format!("edgeslice-shrink-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        {
+            let (slab, _) = Slab::open(Some(&dir), 64 << 20, 1 << 20).unwrap();
+            let w = slab.allocate(1 << 20).unwrap();
+            w.write_at(0, &vec![3u8; 1 << 20]).unwrap();
+            slab.commit(w, 7);
+            slab.close();
+        }
+        let big = dir.join("slots-1048576.data");
+        assert!(big.exists());
+        // A slot file longer than its slots (as a larger disk tier left it).
+        let small = dir.join("slots-4096.data");
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&small)
+            .unwrap()
+            .set_len(1 << 40)
+            .unwrap();
+        let (slab, _) = Slab::open(Some(&dir), 1 << 20, 64 << 10).unwrap();
+        assert!(!big.exists(), "the 1 MiB class's file stayed");
+        assert!(!dir.join("slots-1048576.index").exists());
+        let len = std::fs::metadata(&small).unwrap().len();
+        assert!(len < 1 << 40, "not cut to its slots: {len}");
+        slab.close();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn classes_grow_by_four_up_to_the_largest_slice() {
