@@ -4,9 +4,11 @@
 //! lookup in foyer's index, which also tells any worker about a purge or a new
 //! version at once) but does not decode them again: each worker keeps the
 //! manifests it decoded, keyed by store key, and reuses one while the stored
-//! bytes are the same. Any change to a manifest (a new generation after a
-//! purge, a new version, a refreshed expiry) changes its bytes, so a stale
-//! decoding is never used. No lock: the table is the worker's own.
+//! bytes are the same (their length and 128-bit xxh3: the bytes themselves
+//! are not kept, so an entry foyer evicted holds no buffer here). Any change
+//! to a manifest (a new generation after a purge, a new version, a refreshed
+//! expiry) changes its bytes, so a stale decoding is never used. No lock:
+//! the table is the worker's own.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -44,8 +46,11 @@ impl Decoded {
 /// Manifests one worker keeps decoded; past this the table starts over.
 const KEPT: usize = 4096;
 
+/// What the stored bytes of a decoded manifest were: length and xxh3-128.
+type Seen = (usize, u128);
+
 thread_local! {
-    static DECODED: RefCell<HashMap<String, (Bytes, Rc<Decoded>)>> = RefCell::default();
+    static DECODED: RefCell<HashMap<String, (Seen, Rc<Decoded>)>> = RefCell::default();
 }
 
 /// The manifest stored as `bytes` under `key`, decoded at most once per
@@ -53,12 +58,9 @@ thread_local! {
 pub fn manifest(key: String, bytes: Bytes) -> Option<Rc<Decoded>> {
     DECODED.with(|table| {
         let mut table = table.borrow_mut();
-        if let Some((raw, m)) = table.get(&key) {
-            // foyer's memory tier hands out the stored buffer itself: most
-            // reuses are decided by the pointer, the rest by the bytes.
-            let same =
-                (raw.as_ptr() == bytes.as_ptr() && raw.len() == bytes.len()) || *raw == bytes;
-            if same {
+        let seen = (bytes.len(), twox_hash::xxhash3_128::Hasher::oneshot(&bytes));
+        if let Some((was, m)) = table.get(&key) {
+            if *was == seen {
                 crate::ops::metrics::with(|m| m.manifests_reused.inc());
                 return Some(m.clone());
             }
@@ -67,7 +69,7 @@ pub fn manifest(key: String, bytes: Bytes) -> Option<Rc<Decoded>> {
         if table.len() >= KEPT {
             table.clear();
         }
-        table.insert(key, (bytes, m.clone()));
+        table.insert(key, (seen, m.clone()));
         Some(m)
     })
 }

@@ -24,9 +24,9 @@ pub struct ObjectManifest {
     /// Total length in bytes.
     pub len: u64,
     /// The origin's ETag, raw.
-    pub etag: Option<Vec<u8>>,
+    pub etag: Option<Raw>,
     /// The origin's Last-Modified, raw.
-    pub last_modified: Option<Vec<u8>>,
+    pub last_modified: Option<Raw>,
     /// Slice size the object was cached with; its slices use this grid forever.
     pub slice_size: u64,
     /// Random tag of this version's slices; a purge draws a new one.
@@ -39,7 +39,7 @@ pub struct ObjectManifest {
     /// Request headers named by the origin's Vary, lower-case.
     pub vary: Vec<String>,
     /// The origin's end-to-end response headers to replay on a hit.
-    pub headers: Vec<(String, Vec<u8>)>,
+    pub headers: Vec<(String, Raw)>,
     /// How long past its expiry the object may still be served (RFC 5861).
     #[serde(default)]
     pub stale: StaleWindows,
@@ -52,6 +52,54 @@ pub struct ObjectManifest {
     /// revalidated): the `Age` of an answer from the cache counts from here.
     #[serde(default)]
     pub validated_at: u64,
+}
+
+/// A header value as stored: a JSON string when it is UTF-8 (nearly always:
+/// one byte a byte), else an array of its bytes (3-4 bytes a byte). Both
+/// are read back, so manifests stored before still decode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Raw(pub Vec<u8>);
+
+impl std::ops::Deref for Raw {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl Serialize for Raw {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match std::str::from_utf8(&self.0) {
+            Ok(text) => s.serialize_str(text),
+            Err(_) => self.0.serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Raw {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Raw, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Raw;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string or an array of bytes")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Raw, E> {
+                Ok(Raw(v.as_bytes().to_vec()))
+            }
+            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Raw, E> {
+                Ok(Raw(v.to_vec()))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Raw, A::Error> {
+                let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+                while let Some(b) = seq.next_element::<u8>()? {
+                    out.push(b);
+                }
+                Ok(Raw(out))
+            }
+        }
+        d.deserialize_any(Visit)
+    }
 }
 
 /// RFC 5861 windows, in seconds past expiry.
@@ -98,11 +146,11 @@ impl ObjectManifest {
     ) -> ObjectManifest {
         ObjectManifest {
             len: version.len,
-            etag: version.etag.as_ref().map(|v| v.as_bytes().to_vec()),
+            etag: version.etag.as_ref().map(|v| Raw(v.as_bytes().to_vec())),
             last_modified: version
                 .last_modified
                 .as_ref()
-                .map(|v| v.as_bytes().to_vec()),
+                .map(|v| Raw(v.as_bytes().to_vec())),
             slice_size,
             generation: fastrand::u64(..),
             parent: 0,
@@ -112,7 +160,7 @@ impl ObjectManifest {
             headers: headers
                 .iter()
                 .filter(|(name, _)| !SKIPPED.contains(name))
-                .map(|(n, v)| (n.as_str().to_string(), v.as_bytes().to_vec()))
+                .map(|(n, v)| (n.as_str().to_string(), Raw(v.as_bytes().to_vec())))
                 .collect(),
             stale: StaleWindows::default(),
             whole_only: false,
@@ -284,6 +332,41 @@ fn lifetime(headers: &HeaderMap, default_ttl: Duration) -> Option<Lifetime> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// L6: header values are stored as strings, one byte a byte (a 64 KiB
+    /// head made a manifest of about 250 KiB of number arrays before);
+    /// manifests stored before, as arrays, still decode, and a value that
+    /// is not UTF-8 comes back as it was.
+    #[test]
+    fn header_values_are_stored_one_byte_a_byte_and_old_manifests_still_read() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "x-big",
+            HeaderValue::from_str(&"v".repeat(64 * 1024)).unwrap(),
+        );
+        headers.insert("x-raw", HeaderValue::from_bytes(b"caf\xe9").unwrap());
+        let version = ObjectVersion {
+            len: 10,
+            etag: Some(HeaderValue::from_static("\"e\"")),
+            last_modified: None,
+        };
+        let m = ObjectManifest::new(&version, 4, &headers, Duration::from_secs(60));
+        let encoded = m.encode();
+        assert!(encoded.len() < 66 * 1024, "{} bytes", encoded.len());
+        let back = ObjectManifest::decode(&encoded).unwrap();
+        assert_eq!(back, m);
+        assert_eq!(
+            back.header_map().get("x-raw").unwrap().as_bytes(),
+            b"caf\xe9"
+        );
+        // The form before: every value an array of numbers.
+        let old = r#"{"len":10,"etag":[34,101,34],"last_modified":null,"slice_size":4,
+            "generation":7,"parent":0,"expires_at":1,"vary":[],
+            "headers":[["x-a",[104,105]]]}"#;
+        let old = ObjectManifest::decode(old.as_bytes()).unwrap();
+        assert_eq!(&old.etag.unwrap()[..], b"\"e\"");
+        assert_eq!(&old.headers[0].1[..], b"hi");
+    }
 
     fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut map = HeaderMap::new();
