@@ -61,6 +61,9 @@ pub struct ClusterSettings {
     pub markdown: Duration,
     /// Peer connections idle longer than this are closed.
     pub idle_timeout: Duration,
+    /// TLS to each peer (by position in the ring's peers), when `[cluster]
+    /// tls` asks for it.
+    pub tls: Vec<Option<crate::origin::tls::OriginTls>>,
     /// What every worker knows of each peer, by position in the ring's peers.
     states: Vec<PeerState>,
     /// Where the markdown clocks start.
@@ -92,6 +95,7 @@ impl ClusterSettings {
     ) -> ClusterSettings {
         let states = ring.peers().iter().map(|_| PeerState::default()).collect();
         ClusterSettings {
+            tls: vec![None; ring.peers().len()],
             ring,
             self_index,
             token,
@@ -159,7 +163,8 @@ impl Peers {
             .ring
             .peers()
             .iter()
-            .map(|addr| OriginPool::new(peer_origin(&settings, *addr)))
+            .enumerate()
+            .map(|(i, addr)| OriginPool::new(peer_origin(&settings, i, *addr)))
             .collect();
         Rc::new(Peers { settings, pools })
     }
@@ -230,13 +235,14 @@ pub fn same_secret(given: &[u8], secret: &[u8]) -> bool {
     given.ct_eq(secret).into()
 }
 
-/// How a worker reaches `addr`: plain HTTP, `peer_timeout` for every wait,
-/// no circuit breaker (markdown is the peer's).
-fn peer_origin(settings: &ClusterSettings, addr: SocketAddr) -> OriginSettings {
+/// How a worker reaches peer `index` at `addr`: plain HTTP, or TLS with the
+/// peer's certificate verified; `peer_timeout` for every wait, no circuit
+/// breaker (markdown is the peer's).
+fn peer_origin(settings: &ClusterSettings, index: usize, addr: SocketAddr) -> OriginSettings {
     OriginSettings {
         name: format!("peer {addr}"),
         addrs: vec![addr],
-        tls: None,
+        tls: settings.tls.get(index).cloned().flatten(),
         connect_timeout: settings.peer_timeout,
         head_timeout: settings.peer_timeout,
         read_timeout: settings.peer_timeout,

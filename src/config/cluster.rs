@@ -55,6 +55,18 @@ pub struct ClusterConfig {
     /// How long a peer that failed is skipped, in milliseconds.
     #[serde(default = "default_markdown_ms")]
     pub markdown_ms: u64,
+    /// Peers are asked over TLS: `peers` (and `self`) name their TLS
+    /// listeners, and each peer's certificate is verified.
+    #[serde(default)]
+    pub tls: bool,
+    /// With `tls`: the CAs (PEM) peers' certificates must chain to; absent:
+    /// the system's roots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<std::path::PathBuf>,
+    /// With `tls`: the name every peer's certificate must carry (and SNI);
+    /// absent: each peer's IP address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_name: Option<String>,
 }
 
 /// The shortest `cluster.token`.
@@ -194,6 +206,17 @@ impl ClusterConfig {
                 "cluster.token",
                 not_shown(),
                 &format!("must be at least {MIN_TOKEN_BYTES} bytes: whoever has it can PURGE on every node"),
+            ));
+        }
+        if !self.tls && (self.ca_file.is_some() || self.server_name.is_some()) {
+            let key = match self.ca_file {
+                Some(_) => "cluster.ca_file",
+                None => "cluster.server_name",
+            };
+            return Err(invalid(
+                key,
+                "(set)".into(),
+                "is read only with cluster.tls = true",
             ));
         }
         if self.peer_timeout_ms == 0 {

@@ -367,7 +367,7 @@ impl TryFrom<&Config> for RouteTable {
                     address: c.peers_dns.clone().unwrap_or_default(),
                     error,
                 })?;
-                Some(Arc::new(cluster_settings(c, &config.origin, &peers)))
+                Some(Arc::new(cluster_settings(c, &config.origin, &peers)?))
             }
             None => None,
         };
@@ -384,21 +384,52 @@ fn cluster_settings(
     config: &ClusterConfig,
     origin: &OriginConfig,
     peers: &[std::net::SocketAddr],
-) -> ClusterSettings {
+) -> Result<ClusterSettings, OriginSetupError> {
     let ring = Ring::new(peers);
     let self_index = ring
         .peers()
         .iter()
         .position(|p| *p == config.self_addr)
         .unwrap_or(0);
-    ClusterSettings::new(
+    let mut settings = ClusterSettings::new(
         ring,
         self_index,
         HeaderValue::from_str(&config.token).expect("validated: a header value"),
         config.peer_timeout(),
         config.markdown(),
         Duration::from_millis(origin.pool_idle_timeout_ms),
-    )
+    );
+    if config.tls {
+        let trust = || match &config.ca_file {
+            None => Ok(Trust::System),
+            Some(path) => {
+                load_ca_file(path)
+                    .map(Trust::Roots)
+                    .map_err(|reason| OriginSetupError::Tls {
+                        key: "cluster.ca_file".into(),
+                        value: format!("{path:?}"),
+                        reason,
+                    })
+            }
+        };
+        let mut tls = Vec::new();
+        for peer in settings.ring.peers() {
+            let name = match &config.server_name {
+                Some(name) => name.clone(),
+                None => peer.ip().to_string(),
+            };
+            let client = OriginTls::new(&format!("peer {peer}"), &name, trust()?).map_err(|e| {
+                OriginSetupError::Tls {
+                    key: "cluster.server_name".into(),
+                    value: format!("{name:?}"),
+                    reason: e.to_string(),
+                }
+            })?;
+            tls.push(Some(client));
+        }
+        settings.tls = tls;
+    }
+    Ok(settings)
 }
 
 /// The slice store of `[cache]`, able to hold the largest slice any route
