@@ -18,6 +18,7 @@
 //!     cache    manifests and slices in foyer (memory + disk), single flight
 //!     origin   keep-alive pool, retry rules, circuit breaker
 //!       http   framing, heads, ranges, versions, conditionals: pure
+//!       disk   slot bytes read without a worker waiting for the disk
 //!       config the TOML file, validated
 //!       error  one error type, tagged with its source
 //! ops      metrics, declared in one place; every layer counts into them;
@@ -40,6 +41,8 @@ pub mod cache;
 pub mod origin;
 
 pub mod http;
+
+pub mod disk;
 
 pub mod config;
 

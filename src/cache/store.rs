@@ -249,7 +249,7 @@ impl SliceStore {
 
     /// Store a whole slice at once under `key`; false when no slot was free.
     pub fn store_slice(&self, key: &str, bytes: &[u8]) -> bool {
-        let Some(writer) = self.begin_slice(bytes.len() as u64) else {
+        let Some(mut writer) = self.begin_slice(bytes.len() as u64) else {
             return false;
         };
         if let Err(e) = writer.write_at(0, bytes) {

@@ -54,16 +54,18 @@ pub trait ResponseSink {
     async fn send_body(&mut self, data: Bytes) -> Result<()>;
 
     /// Write the body bytes of `part` (a cached slice's, in its slot file,
-    /// which stays pinned while `part` lives). This default reads or maps
-    /// them ([`part_bytes`]) and sends them as [`send_body`] does, for a sink
-    /// that must see the bytes (TLS in user space, HTTP/2): a mapping owns
-    /// `part`, so the slot stays pinned until the last reference to the
-    /// bytes goes, however long the sink queues them. The plain HTTP/1.1
-    /// sink sends them from the page cache with `sendfile` instead.
+    /// which stays pinned while `part` lives). This default copies them
+    /// into memory without the worker waiting for the disk ([`part_bytes`])
+    /// and sends them as [`send_body`] does, for a sink that must see the
+    /// bytes (TLS in user space, HTTP/2); the copy is the sink's, so the
+    /// slot is unpinned as soon as it is made. The plain HTTP/1.1 sink sends
+    /// them from the page cache with `sendfile` when they are there.
     ///
     /// [`send_body`]: ResponseSink::send_body
     async fn send_file(&mut self, part: impl FilePart) -> Result<()> {
-        self.send_body(part_bytes(part)?).await
+        let bytes = part_bytes(&part).await?;
+        drop(part);
+        self.send_body(bytes).await
     }
 
     /// The body is complete (a body of unknown length ends here).
@@ -99,79 +101,36 @@ pub trait FilePart: Send + 'static {
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
+    /// Its bytes could not be read as stored: they are never to be served
+    /// again (a cached slice leaves the cache).
+    fn fault(&self) {}
 }
 
-/// The bytes of `part`: read (`pread`) when small, and `part` released at
-/// once; mapped when large, the mapping owning `part`, so its file range is
-/// kept as it is for as long as any clone of the bytes lives.
-pub fn part_bytes(part: impl FilePart) -> Result<Bytes> {
-    let (offset, len) = (part.offset(), part.len());
-    if len <= READ_NOT_MAP {
-        return file_range(part.file(), offset, len);
-    }
-    let (map, skip) = map_pages(part.file(), offset, len)?;
-    let owner = PinnedMap { map, _part: part };
-    Ok(Bytes::from_owner(owner).slice(skip..))
+/// The bytes of `part`, in memory: what the page cache holds at once, the
+/// rest read off the event loop ([`crate::disk::read`]); no mapping, so no
+/// page fault waits for the disk and a file cut short cannot raise SIGBUS.
+/// A part that cannot be read is faulted ([`FilePart::fault`]).
+pub async fn part_bytes(part: &impl FilePart) -> Result<Bytes> {
+    part_range(part, 0, part.len()).await
 }
 
-/// A mapping and what keeps its file range from changing.
-struct PinnedMap<P> {
-    map: memmap2::Mmap,
-    _part: P,
+/// `len` bytes of `part` from `skip` into it, as [`part_bytes`].
+pub async fn part_range(part: &impl FilePart, skip: u64, len: u64) -> Result<Bytes> {
+    let at = part.offset() + skip;
+    crate::disk::read(part.file(), at, len)
+        .await
+        .map_err(|e| part_fault(part, &e))
 }
 
-impl<P> AsRef<[u8]> for PinnedMap<P> {
-    fn as_ref(&self) -> &[u8] {
-        &self.map
-    }
-}
-
-/// Parts up to this size are read into memory rather than mapped: a
-/// mapping costs page faults and, when it goes, a TLB shootdown on every
-/// core the process runs on, which cost more than copying a small part.
-pub const READ_NOT_MAP: u64 = 256 * 1024;
-
-/// `len` bytes of `file` from `offset`: read (`pread`) when small, mapped
-/// when large.
-pub fn file_range(file: &File, offset: u64, len: u64) -> Result<Bytes> {
-    if len > READ_NOT_MAP {
-        return map_range(file, offset, len);
-    }
-    let mut buf = vec![0u8; len as usize];
-    std::os::unix::fs::FileExt::read_exact_at(file, &mut buf, offset)
-        .map_err(|e| Error::CacheRead(format!("reading {len} bytes at {offset}: {e}")))?;
-    Ok(Bytes::from(buf))
-}
-
-/// `len` bytes of `file` from `offset`, mapped read-only: the bytes are the
-/// page cache's, shared, not copied. The caller keeps the range from being
-/// rewritten while they are in use ([`part_bytes`] does).
-fn map_range(file: &File, offset: u64, len: u64) -> Result<Bytes> {
-    if len == 0 {
-        return Ok(Bytes::new());
-    }
-    let (map, skip) = map_pages(file, offset, len)?;
-    Ok(Bytes::from_owner(map).slice(skip..))
-}
-
-/// The pages holding `len` bytes of `file` from `offset`, mapped, and where
-/// the bytes start in the mapping.
-fn map_pages(file: &File, offset: u64, len: u64) -> Result<(memmap2::Mmap, usize)> {
-    // Mappings start on a page: map from the page holding `offset`.
-    // SAFETY: sysconf has no preconditions.
-    let page = (unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).max(4096) as u64;
-    let start = offset - offset % page;
-    let skip = (offset - start) as usize;
-    // SAFETY: the caller keeps the range from being rewritten while the
-    // mapping lives (a pinned slot is never reused).
-    let map = unsafe {
-        memmap2::MmapOptions::new()
-            .offset(start)
-            .len(skip + len as usize)
-            .map(file)
-    }
-    .map_err(|e| Error::CacheRead(format!("mapping {len} bytes at {offset}: {e}")))?;
-    Ok((map, skip))
+/// A read of `part` failed with `e`: the part is faulted, and the error
+/// says what failed.
+pub fn part_fault(part: &impl FilePart, e: &std::io::Error) -> Error {
+    part.fault();
+    Error::CacheRead(format!(
+        "reading {} bytes at {} of a slot file: {e}",
+        part.len(),
+        part.offset()
+    ))
 }
 
 #[cfg(test)]
@@ -206,6 +165,7 @@ mod tests {
         offset: u64,
         len: u64,
         released: std::sync::Arc<std::sync::atomic::AtomicBool>,
+        faulted: std::sync::Arc<std::sync::atomic::AtomicBool>,
     }
 
     impl FilePart for Part {
@@ -218,6 +178,10 @@ mod tests {
         fn len(&self) -> u64 {
             self.len
         }
+        fn fault(&self) {
+            self.faulted
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+        }
     }
 
     impl Drop for Part {
@@ -228,8 +192,8 @@ mod tests {
     }
 
     #[test]
-    fn a_sink_without_sendfile_gets_the_bytes_read_or_mapped() {
-        let path = std::env::temp_dir().join(format!("edgeslice-map-{}", std::process::id()));
+    fn a_sink_without_sendfile_gets_the_bytes_copied_and_a_bad_part_is_faulted() {
+        let path = std::env::temp_dir().join(format!("edgeslice-part-{}", std::process::id()));
         let content: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
         std::fs::File::create(&path)
             .unwrap()
@@ -237,11 +201,13 @@ mod tests {
             .unwrap();
         let file = std::sync::Arc::new(File::open(&path).unwrap());
         let released = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let faulted = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let part = |offset, len| Part {
             file: file.clone(),
             offset,
             len,
             released: released.clone(),
+            faulted: faulted.clone(),
         };
         let mut sink = Collect::default();
         let mut rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
@@ -253,29 +219,22 @@ mod tests {
             (5000, 12_000),
             (19_999, 1),
             (7, 0),
-            // Past READ_NOT_MAP: mapped.
             (4097, 290_000),
         ] {
             sink.0.clear();
+            released.store(false, std::sync::atomic::Ordering::SeqCst);
             rt.block_on(sink.send_file(part(offset, len))).unwrap();
             let want = &content[offset as usize..(offset + len) as usize];
             assert_eq!(sink.0, want, "{len} bytes at {offset}");
+            assert!(released.load(std::sync::atomic::Ordering::SeqCst));
         }
-        // Mapped bytes keep their part (its slot pinned) until they go.
-        let seen = |r: &std::sync::atomic::AtomicBool| r.load(std::sync::atomic::Ordering::SeqCst);
-        released.store(false, std::sync::atomic::Ordering::SeqCst);
-        let mapped = part_bytes(part(4097, 290_000)).unwrap();
-        let tail = mapped.slice(280_000..);
-        drop(mapped);
-        assert!(!seen(&released), "released while its bytes are still held");
-        assert_eq!(&tail[..], &content[284_097..294_097]);
-        drop(tail);
-        assert!(seen(&released));
-        // Read bytes are a copy: the part goes at once.
-        released.store(false, std::sync::atomic::Ordering::SeqCst);
-        let read = part_bytes(part(0, 100)).unwrap();
-        assert!(seen(&released));
-        assert_eq!(&read[..], &content[..100]);
+        assert!(!faulted.load(std::sync::atomic::Ordering::SeqCst));
+        // Past the file's end: an error, and the part is faulted.
+        let err = rt
+            .block_on(sink.send_file(part(299_000, 2000)))
+            .unwrap_err();
+        assert!(matches!(err, Error::CacheRead(_)), "{err}");
+        assert!(faulted.load(std::sync::atomic::Ordering::SeqCst));
         let _ = std::fs::remove_file(&path);
     }
 }

@@ -257,6 +257,14 @@ pub struct WorkerMetrics {
     pub manifests_reused: Counter,
     /// Slices sent to clients straight from the slot files (`sendfile`).
     pub slices_sent_from_files: Counter,
+    /// Cached parts not in the page cache, read through io_uring (or the
+    /// legacy driver's disk threads) while the worker served others.
+    pub disk_reads: Counter,
+    /// Cached slices that could not be read as stored, dropped from the cache.
+    pub slot_faults: Counter,
+    /// Slices recovered at start whose bytes matched their checksum on
+    /// their first read.
+    pub slices_checked: Counter,
     /// Slice parts still queued for a client when the slice was stored,
     /// sent from its slot instead of memory.
     pub slice_parts_from_slot: Counter,
@@ -423,6 +431,15 @@ const METRICS: &[Metric] = &[
     Metric("edgeslice_cache_slices_sendfile_total",
         "Cached slice parts sent to clients from the page cache with sendfile.",
         "counter", Sum(|w| &w.slices_sent_from_files)),
+    Metric("edgeslice_cache_disk_reads_total",
+        "Cached parts not in the page cache, read off the event loop (io_uring, or the legacy driver's disk threads).",
+        "counter", Sum(|w| &w.disk_reads)),
+    Metric("edgeslice_cache_slot_faults_total",
+        "Cached slices that could not be read as stored (I/O error, short slot file, checksum mismatch): dropped, fetched again.",
+        "counter", Sum(|w| &w.slot_faults)),
+    Metric("edgeslice_cache_slices_checked_total",
+        "Slices recovered at start whose bytes matched their checksum on their first read.",
+        "counter", Sum(|w| &w.slices_checked)),
     Metric("edgeslice_slice_parts_from_slot_total",
         "Slice parts still queued for a client when the slice was stored: sent from its slot, their memory given back.",
         "counter", Sum(|w| &w.slice_parts_from_slot)),

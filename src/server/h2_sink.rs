@@ -30,7 +30,7 @@ use monoio_http::common::request::RequestHead;
 
 use crate::error::{Error, Result};
 use crate::http::h1;
-use crate::http::sink::{part_bytes, BodyLength, BodySource, FilePart, ResponseSink};
+use crate::http::sink::{part_bytes, part_range, BodyLength, BodySource, FilePart, ResponseSink};
 use crate::server::h2_queue::{SendQueue, CONNECTION_QUEUE};
 use crate::server::limits::ClientLimits;
 
@@ -315,7 +315,9 @@ impl ResponseSink for H2Client {
             return Ok(());
         }
         if part.len() < MIN_DATA_FRAME as u64 {
-            return self.send_body(part_bytes(part)?).await;
+            let bytes = part_bytes(&part).await?;
+            drop(part);
+            return self.send_body(bytes).await;
         }
         if !self.pending.is_empty() {
             let held = std::mem::take(&mut self.pending).freeze();
@@ -326,11 +328,8 @@ impl ResponseSink for H2Client {
             let left = (part.len() - done) as usize;
             let granted = self.capacity(left).await?.min(left);
             self.admit_on_queue(granted).await?;
-            let mut buf = vec![0u8; granted];
-            let at = part.offset() + done;
-            std::os::unix::fs::FileExt::read_exact_at(part.file(), &mut buf, at)
-                .map_err(|e| Error::CacheRead(format!("reading {granted} bytes at {at}: {e}")))?;
-            self.hand(Bytes::from(buf)).await?;
+            let bytes = part_range(&part, done, granted as u64).await?;
+            self.hand(bytes).await?;
             done += granted as u64;
         }
         Ok(())

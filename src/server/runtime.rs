@@ -21,12 +21,15 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use futures_channel::oneshot;
+use monoio::blocking::DefaultThreadPool;
 use monoio::{IoUringDriver, LegacyDriver, RuntimeBuilder};
+
 use socket2::{Domain, Socket, Type};
 use tracing::{info, warn};
 
 use crate::cache::{SliceCache, StoreSettings};
 use crate::config::{Config, DriverChoice};
+use crate::disk::{self, DiskWay};
 use crate::ops::metrics::WorkerMetrics;
 use crate::proxy::route::RouteTable;
 use crate::server::admin::{Admin, AdminState};
@@ -36,6 +39,10 @@ use crate::server::membership::Membership;
 use crate::server::reload::{Reloadable, WorkerRoutes};
 use crate::server::tls::ClientTls;
 use crate::slice::stream::SliceBudget;
+
+/// Threads per legacy-driver worker that read what the page cache does not
+/// hold: as many disk reads in flight as a worker's busy connections need.
+const DISK_THREADS: usize = 8;
 
 /// The event-loop driver a worker runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -418,11 +425,20 @@ fn run_worker(
         Driver::IoUring => RuntimeBuilder::<IoUringDriver>::new()
             .enable_timer()
             .build()
-            .map(|mut rt| rt.block_on(serve(started.clone()))),
+            .map(|mut rt| {
+                disk::set_way(DiskWay::Uring);
+                rt.block_on(serve(started.clone()))
+            }),
+        // Without io_uring, a read the page cache cannot answer goes to
+        // a thread of this worker's pool, as nginx's `aio threads`.
         Driver::Legacy => RuntimeBuilder::<LegacyDriver>::new()
             .enable_timer()
+            .attach_thread_pool(Box::new(DefaultThreadPool::new(DISK_THREADS)))
             .build()
-            .map(|mut rt| rt.block_on(serve(started.clone()))),
+            .map(|mut rt| {
+                disk::set_way(DiskWay::Pool);
+                rt.block_on(serve(started.clone()))
+            }),
     };
     // The start reports the failure, naming the worker.
     if let Err(e) = result {

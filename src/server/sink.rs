@@ -17,9 +17,11 @@ use monoio::io::AsyncWriteRentExt;
 use monoio_codec::FramedRead;
 use monoio_http::h1::codec::decoder::RequestHeadDecoder;
 
+use crate::disk;
 use crate::error::{Error, Result};
 use crate::http::h1::{self, BodyDecoder, BodyFraming, LimitedHead};
-use crate::http::sink::{part_bytes, BodyLength, BodySource, FilePart, ResponseSink};
+use crate::http::sink::{part_fault, part_range, BodyLength, BodySource, FilePart, ResponseSink};
+
 use crate::server::stream::{ClientReadHalf, ClientWriteHalf};
 
 /// The request-head reader of a client connection.
@@ -80,18 +82,31 @@ impl<'a> H1Client<'a> {
 }
 
 impl H1Client<'_> {
-    /// `len` bytes of `file` from `offset` to the client with `sendfile`:
-    /// from the page cache to the socket, never through this process. The
-    /// socket is non-blocking for the call (io_uring leaves it blocking, and
-    /// no other operation is in flight on it while an answer is written):
-    /// when its buffer is full, the worker waits for it to drain, at most
-    /// the send timeout. Over TLS the bytes must be encrypted here: they are
-    /// mapped and written through rustls.
+    /// A cached part to the client. Plain HTTP/1.1: what the page cache
+    /// holds goes by `sendfile`, from the page cache to the socket, never
+    /// through this process; a part not all there is read off the event loop
+    /// first ([`crate::disk::read`]: io_uring, or the legacy driver's disk
+    /// threads), so the worker never waits for the disk, and written from
+    /// memory. Over TLS the bytes must be encrypted here: they are always
+    /// copied into memory that way.
     async fn sendfile(&mut self, part: impl FilePart) -> Result<()> {
         // SAFETY: the connection's write half is only used through this
         // sink, on this thread, and no other borrow of it is alive.
+        let plain = (unsafe { &*self.writer.0.get() }).plain().is_some();
+        let resident = plain && disk::sendable(part.file(), part.offset(), part.len());
+        if !resident {
+            let mut done = 0;
+            while done < part.len() {
+                let len = (part.len() - done).min(READ_AT_ONCE);
+                let bytes = part_range(&part, done, len).await?;
+                self.write(bytes).await?;
+                done += len;
+            }
+            return Ok(());
+        }
+        // SAFETY: as above.
         let Some(stream) = (unsafe { &*self.writer.0.get() }).plain() else {
-            return self.write(part_bytes(part)?).await;
+            unreachable!("checked plain above");
         };
         let (file, offset, len) = (part.file(), part.offset(), part.len());
         let socket = stream.as_raw_fd();
@@ -106,15 +121,19 @@ impl H1Client<'_> {
                 continue;
             }
             if sent == 0 {
-                return Err(Error::CacheRead(format!(
-                    "slot file ended at {at}, {} bytes short",
-                    end - at as u64
-                )));
+                let e = io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!(
+                        "the slot file ends at {at}, {} bytes short",
+                        end - at as u64
+                    ),
+                );
+                return Err(part_fault(&part, &e));
             }
             let e = io::Error::last_os_error();
-            match e.kind() {
-                io::ErrorKind::Interrupted => {}
-                io::ErrorKind::WouldBlock => {
+            match e.raw_os_error() {
+                Some(libc::EINTR) => {}
+                Some(libc::EAGAIN) => {
                     match monoio::time::timeout(self.send_timeout, stream.writable(false)).await {
                         Ok(ready) => ready.map_err(Error::ClientIo)?,
                         Err(_) => {
@@ -124,12 +143,18 @@ impl H1Client<'_> {
                         }
                     }
                 }
+                // The file's side failed, not the client's.
+                Some(libc::EIO) | Some(libc::EOVERFLOW) => return Err(part_fault(&part, &e)),
                 _ => return Err(Error::ClientIo(e)),
             }
         }
         Ok(())
     }
 }
+
+/// A part the page cache does not hold whole is read and written in pieces
+/// of at most this much: memory per connection stays small.
+const READ_AT_ONCE: u64 = 1024 * 1024;
 
 /// `O_NONBLOCK` on a descriptor while this lives, then its flags as they were.
 struct NonBlocking {

@@ -102,6 +102,10 @@ pub async fn choose_source(job: &SliceJob, index: u64, opened: Option<OpenedSlic
         }
         None => cached_slice(target, id),
     };
+    let found = match found {
+        Some(pin) => checked(target, id, pin).await,
+        None => None,
+    };
     if let Some(pin) = found {
         if pin.len() == job.slice_len(index) {
             target.cache.note_served(id);
@@ -116,7 +120,11 @@ pub async fn choose_source(job: &SliceJob, index: u64, opened: Option<OpenedSlic
             // the slice before leaving the table: look once more.
             if let Some(pin) = cached_slice(target, id).filter(|p| p.len() == job.slice_len(index))
             {
-                if let Ok(bytes) = pin.read(0, pin.len()) {
+                let read = crate::disk::read(pin.file(), pin.offset(), pin.len()).await;
+                if read.is_err() {
+                    pin.fault();
+                }
+                if let Ok(bytes) = read {
                     leader.publish(&bytes);
                     leader.complete(Ok(()));
                     leader.retire();
@@ -126,6 +134,32 @@ pub async fn choose_source(job: &SliceJob, index: u64, opened: Option<OpenedSlic
             Source::Origin(Some(leader))
         }
         Joined::Follower(rx) => Source::Following(rx),
+    }
+}
+
+/// `pin` if its bytes may be served: a slice recovered at start and not
+/// read since is read whole (off the event loop) and checked against the
+/// checksum stored with it first. Bytes that changed on disk, or cannot be
+/// read, drop the slice from the cache and make this read a miss.
+async fn checked(target: &CacheTarget, id: u128, pin: SlicePin) -> Option<SlicePin> {
+    let Some(sum) = pin.sum_to_check() else {
+        return Some(pin);
+    };
+    let read = crate::disk::read(pin.file(), pin.offset(), pin.len()).await;
+    match read {
+        Ok(bytes) if twox_hash::XxHash3_64::oneshot(&bytes) == sum => {
+            pin.checked();
+            metrics::with(|m| m.slices_checked.inc());
+            Some(pin)
+        }
+        Ok(_) | Err(_) => {
+            if let Err(e) = read {
+                debug!(error = %e, "reading a recovered slice to check it");
+            }
+            pin.fault();
+            target.cache.store.remove_slice(id);
+            None
+        }
     }
 }
 

@@ -186,7 +186,8 @@ fn take_cached(job: &SliceJob, index: u64, order: &mut ReorderBuffer<Piece>) -> 
     let Some(pin) = target.cache.store.pin(&loc) else {
         return false;
     };
-    if pin.len() != job.slice_len(index) {
+    // A slice to check first goes through a task (see fetch::choose_source).
+    if pin.len() != job.slice_len(index) || pin.unchecked() {
         return false;
     }
     if target.cache.prefetch_pending() {

@@ -19,6 +19,16 @@ pub(super) fn open_file(path: &PathBuf) -> io::Result<File> {
         .map_err(|e| io::Error::new(e.kind(), format!("{path:?}: {e}")))
 }
 
+/// `file`, read only by the pages asked: a read of one slice must not start
+/// reading the next ones (slots are not read in file order), and pages a
+/// readahead has added but not yet filled would make a `sendfile` that
+/// found them in the page cache wait for the disk (see [`crate::disk`]).
+pub(super) fn no_readahead(file: File) -> File {
+    // SAFETY: advice on a descriptor the File owns.
+    unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_RANDOM) };
+    file
+}
+
 pub(super) fn memfd(name: &str) -> io::Result<File> {
     let name = std::ffi::CString::new(name).expect("no NUL in a memfd name");
     // SAFETY: a valid C string; the fd returned is owned by the File.

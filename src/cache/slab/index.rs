@@ -10,7 +10,7 @@ use std::sync::atomic::Ordering;
 
 use tracing::warn;
 
-use super::slot::{epoch_of, lock, Locator, SlotClass, LIVE, RECORD};
+use super::slot::{epoch_of, lock, Locator, SlotClass, LIVE, RECORD, UNCHECKED};
 
 const MAGIC: u64 = u64::from_le_bytes(*b"EDGSLOT1");
 
@@ -72,26 +72,40 @@ pub(super) fn flush_class(class: &SlotClass) {
     }
 }
 
-pub(super) fn encode_record(key: u128, slot: u32, len: u64) -> [u8; RECORD as usize] {
+/// A record: magic, key, length, slot, then (byte 36 set) the slice's
+/// own checksum (xxh3-64 of its bytes) at 40, and the record's checksum at
+/// 56. Records written before slices had checksums have zeros from 36.
+pub(super) fn encode_record(
+    key: u128,
+    slot: u32,
+    len: u64,
+    sum: Option<u64>,
+) -> [u8; RECORD as usize] {
     let mut r = [0u8; RECORD as usize];
     r[0..8].copy_from_slice(&MAGIC.to_le_bytes());
     r[8..24].copy_from_slice(&key.to_le_bytes());
     r[24..32].copy_from_slice(&len.to_le_bytes());
     r[32..36].copy_from_slice(&slot.to_le_bytes());
+    if let Some(sum) = sum {
+        r[36] = 1;
+        r[40..48].copy_from_slice(&sum.to_le_bytes());
+    }
     let sum = twox_hash::XxHash64::oneshot(0, &r[..56]);
     r[56..64].copy_from_slice(&sum.to_le_bytes());
     r
 }
 
-/// A record's key and length, if it is whole and names `slot`.
-pub(super) fn decode_record(r: &[u8], slot: u32) -> Option<(u128, u64)> {
+/// A record's key, length and slice checksum (if it has one), if it is
+/// whole and names `slot`.
+pub(super) fn decode_record(r: &[u8], slot: u32) -> Option<(u128, u64, Option<u64>)> {
     let word = |a: usize| u64::from_le_bytes(r[a..a + 8].try_into().expect("8 bytes"));
     if word(0) != MAGIC || twox_hash::XxHash64::oneshot(0, &r[..56]) != word(56) {
         return None;
     }
     let named = u32::from_le_bytes(r[32..36].try_into().expect("4 bytes"));
     let key = u128::from_le_bytes(r[8..24].try_into().expect("16 bytes"));
-    (named == slot).then_some((key, word(24)))
+    let sum = (r[36] == 1).then(|| word(40));
+    (named == slot).then_some((key, word(24), sum))
 }
 
 /// Read `class`'s index: valid records become live slots (epoch 0) and
@@ -111,8 +125,16 @@ pub(super) fn recover(
     for slot in 0..records {
         let at = (slot as u64 * RECORD) as usize;
         match decode_record(&bytes[at..at + RECORD as usize], slot) {
-            Some((key, len)) if len > 0 && len <= class.slot_bytes => {
-                class.state(slot).store(LIVE, Ordering::Release);
+            Some((key, len, sum)) if len > 0 && len <= class.slot_bytes => {
+                // A slice with a checksum is checked on its first read.
+                let state = match sum {
+                    Some(sum) => {
+                        lock(&class.sums).insert(slot, sum);
+                        LIVE | UNCHECKED
+                    }
+                    None => LIVE,
+                };
+                class.state(slot).store(state, Ordering::Release);
                 let loc = Locator {
                     class: class_index,
                     slot,
@@ -144,7 +166,7 @@ mod tests {
             let (slab, recovered) = Slab::open(Some(&dir), 1 << 20, 4096).unwrap();
             assert!(recovered.is_empty());
             let store = |key: u128, bytes: &[u8]| {
-                let w = slab.allocate(bytes.len() as u64).unwrap();
+                let mut w = slab.allocate(bytes.len() as u64).unwrap();
                 w.write_at(0, bytes).unwrap();
                 slab.commit(w, key)
             };
@@ -200,7 +222,7 @@ mod tests {
         let index_path = dir.join("index");
         std::fs::write(&data_path, vec![1u8; 4 * 4096]).unwrap();
         let mut records = vec![0u8; 4 * RECORD as usize];
-        records[..RECORD as usize].copy_from_slice(&encode_record(9, 0, 4096));
+        records[..RECORD as usize].copy_from_slice(&encode_record(9, 0, 4096, None));
         std::fs::write(&index_path, &records).unwrap();
         let class = |index: std::fs::File| SlotClass {
             slot_bytes: 4096,
@@ -215,6 +237,7 @@ mod tests {
             pending: Mutex::default(),
             records: Mutex::default(),
             quarantine: Mutex::default(),
+            sums: Mutex::default(),
         };
         let failing = class(std::fs::File::open(&index_path).unwrap());
         failing.release(0);
@@ -240,8 +263,10 @@ mod tests {
 
     #[test]
     fn records_round_trip_and_reject_damage() {
-        let r = encode_record(42, 7, 1000);
-        assert_eq!(decode_record(&r, 7), Some((42, 1000)));
+        let r = encode_record(42, 7, 1000, Some(99));
+        assert_eq!(decode_record(&r, 7), Some((42, 1000, Some(99))));
+        let unsummed = encode_record(42, 7, 1000, None);
+        assert_eq!(decode_record(&unsummed, 7), Some((42, 1000, None)));
         assert_eq!(decode_record(&r, 8), None, "a record names its own slot");
         let mut torn = r;
         torn[30] ^= 1;

@@ -42,7 +42,6 @@ mod slot;
 mod writer;
 
 use std::io;
-use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -51,7 +50,7 @@ use std::time::Duration;
 
 use tracing::warn;
 
-use files::{memfd, open_file};
+use files::{memfd, no_readahead, open_file};
 use index::{encode_record, flush_class, recover};
 use slot::{lock, SlotClass, RECORD};
 pub use slot::{Locator, SlicePin, BLOCK};
@@ -151,7 +150,7 @@ impl Slab {
             previous = slot_bytes;
             let (data, index) = match dir {
                 Some(dir) => (
-                    open_file(&dir.join(format!("slots-{slot_bytes}.data")))?,
+                    no_readahead(open_file(&dir.join(format!("slots-{slot_bytes}.data")))?),
                     Some(open_file(&dir.join(format!("slots-{slot_bytes}.index")))?),
                 ),
                 None => (memfd(&format!("edgeslice-slots-{slot_bytes}"))?, None),
@@ -175,6 +174,7 @@ impl Slab {
                 pending: Mutex::default(),
                 records: Mutex::default(),
                 quarantine: Mutex::default(),
+                sums: Mutex::default(),
             };
             recover(&class, i as u8, &mut recovered)?;
             fit_files(&class, slots);
@@ -208,11 +208,11 @@ impl Slab {
     /// The slice in `writer` is complete: make it readable and queue its
     /// index record. Returns its locator, for foyer's index.
     pub fn commit(&self, writer: SliceWriter, key: u128) -> Locator {
-        let (class, class_index, slot, len) = writer.into_committed();
+        let (class, class_index, slot, len, sum) = writer.into_committed();
         let epoch = class.make_live(slot);
         self.written.fetch_add(len, Ordering::Relaxed);
         if class.index.is_some() {
-            let record = encode_record(key, slot, len);
+            let record = encode_record(key, slot, len, sum);
             lock(&class.pending).push((slot, epoch, record));
         }
         Locator {
@@ -233,21 +233,8 @@ impl Slab {
     /// The slice `loc` names left foyer's index: its record is zeroed, and
     /// its slot is freed once nobody reads it.
     pub fn retire(&self, loc: &Locator) {
-        let Some(class) = self.classes.get(loc.class as usize) else {
-            return;
-        };
-        let Some(readers) = class.try_retire(loc.slot, loc.epoch) else {
-            return; // retired already
-        };
-        if let Some(index) = &class.index {
-            let _guard = lock(&class.records);
-            if let Err(e) = index.write_all_at(&[0u8; RECORD as usize], loc.slot as u64 * RECORD) {
-                // The flusher zeroes it again before the slot is freed.
-                warn!(error = %e, "zeroing a slot's index record");
-            }
-        }
-        if readers == 0 {
-            class.release(loc.slot);
+        if let Some(class) = self.classes.get(loc.class as usize) {
+            class.retire(loc.slot, loc.epoch);
         }
     }
 
@@ -301,7 +288,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         {
             let (slab, _) = Slab::open(Some(&dir), 64 << 20, 1 << 20).unwrap();
-            let w = slab.allocate(1 << 20).unwrap();
+            let mut w = slab.allocate(1 << 20).unwrap();
             w.write_at(0, &vec![3u8; 1 << 20]).unwrap();
             slab.commit(w, 7);
             slab.close();
@@ -346,7 +333,7 @@ mod tests {
         let current: Arc<Mutex<Vec<(Locator, u8)>>> = Arc::default();
         let stop = Arc::new(AtomicBool::new(false));
         let store = |fill: u8| {
-            let w = slab.allocate(LEN)?;
+            let mut w = slab.allocate(LEN)?;
             w.write_at(0, &[fill; LEN as usize]).unwrap();
             Some((slab.commit(w, fill as u128), fill))
         };
@@ -402,7 +389,7 @@ mod tests {
     #[test]
     fn a_pinned_slot_is_not_reused_until_its_reader_leaves() {
         let (slab, _) = Slab::open(None, 64 * 1024, 4096).unwrap();
-        let w = slab.allocate(100).unwrap();
+        let mut w = slab.allocate(100).unwrap();
         w.write_at(0, &[7u8; 100]).unwrap();
         let loc = slab.commit(w, 1);
         let pin = slab.pin(&loc).expect("live");

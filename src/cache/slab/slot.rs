@@ -10,18 +10,22 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
+use tracing::warn;
 
 use super::files::punch_hole;
 use crate::http::sink::FilePart;
+use crate::ops::metrics;
 
 /// Smallest slot; also the unit slices occupy on disk.
 pub const BLOCK: u64 = 4 * 1024;
 /// Index record size.
 pub(super) const RECORD: u64 = 64;
 
-// A slot's state word: readers in the low 23 bits, "live" in bit 23, the
-// epoch above.
-pub(super) const READERS: u64 = (1 << 23) - 1;
+// A slot's state word: readers in the low 22 bits, "unchecked" in bit 22
+// (its bytes are to be checked against their checksum on the next read),
+// "live" in bit 23, the epoch above.
+pub(super) const READERS: u64 = (1 << 22) - 1;
+pub(super) const UNCHECKED: u64 = 1 << 22;
 pub(super) const LIVE: u64 = 1 << 23;
 pub(super) const EPOCH_SHIFT: u32 = 24;
 
@@ -73,6 +77,8 @@ pub(super) struct SlotClass {
     /// punched and reused only after the index file's next `fdatasync`, so
     /// that after a power loss no old record can name a slot's new bytes.
     pub(super) quarantine: Mutex<Vec<u32>>,
+    /// The checksums of recovered slices not checked since the start.
+    pub(super) sums: Mutex<std::collections::HashMap<u32, u64>>,
 }
 
 #[derive(Default)]
@@ -145,7 +151,9 @@ impl SlotClass {
                     return Some(SlicePin {
                         class: self.clone(),
                         slot,
+                        epoch,
                         len,
+                        unchecked: current & UNCHECKED != 0,
                     })
                 }
                 Err(now) => current = now,
@@ -163,12 +171,61 @@ impl SlotClass {
             if current & LIVE == 0 || epoch_of(current) != epoch {
                 return None;
             }
+            // The next epoch, not live, nothing left to check.
             let next = ((epoch + 1) << EPOCH_SHIFT) | (current & READERS);
             match state.compare_exchange_weak(current, next, Ordering::AcqRel, Ordering::Acquire) {
                 Ok(_) => return Some(current & READERS),
                 Err(now) => current = now,
             }
         }
+    }
+
+    /// The slice in `slot` (live in `epoch`) leaves the cache: its record is
+    /// zeroed, and the slot is freed once nobody reads it.
+    pub(super) fn retire(&self, slot: u32, epoch: u64) {
+        let Some(readers) = self.try_retire(slot, epoch) else {
+            return; // retired already
+        };
+        lock(&self.sums).remove(&slot);
+        if let Some(index) = &self.index {
+            let _guard = lock(&self.records);
+            if let Err(e) = index.write_all_at(&[0u8; RECORD as usize], slot as u64 * RECORD) {
+                // The flusher zeroes it again before the slot is freed.
+                warn!(error = %e, "zeroing a slot's index record");
+            }
+        }
+        if readers == 0 {
+            self.release(slot);
+        }
+    }
+
+    /// Retire every live slot that does not lie whole within the first
+    /// `len` bytes of the slot file.
+    pub(super) fn retire_beyond(&self, len: u64) {
+        let first = len / self.slot_bytes;
+        let mut dropped = 0u64;
+        for slot in first..self.states.len() as u64 {
+            let state = self.state(slot as u32).load(Ordering::Acquire);
+            if state & LIVE != 0 {
+                self.retire(slot as u32, epoch_of(state));
+                dropped += 1;
+            }
+        }
+        if dropped > 0 {
+            metrics::with(|m| m.slot_faults.add(dropped));
+            warn!(
+                slot_bytes = self.slot_bytes,
+                file_bytes = len,
+                dropped,
+                "a slot file is shorter than its slices; those past its end are dropped"
+            );
+        }
+    }
+
+    /// Whether `slot` is still live in `epoch`.
+    pub(super) fn try_live(&self, slot: u32, epoch: u64) -> bool {
+        let now = self.state(slot).load(Ordering::Acquire);
+        now & LIVE != 0 && epoch_of(now) == epoch
     }
 
     pub(super) fn unpin(&self, slot: u32) {
@@ -184,7 +241,10 @@ impl SlotClass {
 pub struct SlicePin {
     class: Arc<SlotClass>,
     slot: u32,
+    epoch: u64,
     len: u64,
+    /// Its bytes were to be checked when it was pinned.
+    unchecked: bool,
 }
 
 impl std::fmt::Debug for SlicePin {
@@ -218,11 +278,66 @@ impl SlicePin {
     }
 
     /// `len` bytes from `skip` into the slice, copied out (for a sink that
-    /// cannot send from a file).
+    /// cannot send from a file), on this thread: tools and tests.
     pub fn read(&self, skip: u64, len: u64) -> io::Result<Bytes> {
         let mut buf = vec![0u8; len as usize];
         self.file().read_exact_at(&mut buf, self.offset() + skip)?;
         Ok(Bytes::from(buf))
+    }
+
+    /// The checksum the slice's bytes must have before they are served, when
+    /// they have not been checked since the start (a recovered slice).
+    pub fn sum_to_check(&self) -> Option<u64> {
+        if !self.unchecked {
+            return None;
+        }
+        lock(&self.class.sums).get(&self.slot).copied()
+    }
+
+    /// Whether the slice's bytes are to be checked before they are served.
+    pub fn unchecked(&self) -> bool {
+        self.unchecked
+    }
+
+    /// The slice's bytes matched their checksum: not checked again.
+    pub fn checked(&self) {
+        let state = self.class.state(self.slot);
+        let mut current = state.load(Ordering::Acquire);
+        while current & LIVE != 0 && epoch_of(current) == self.epoch && current & UNCHECKED != 0 {
+            match state.compare_exchange_weak(
+                current,
+                current & !UNCHECKED,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => break,
+                Err(now) => current = now,
+            }
+        }
+        lock(&self.class.sums).remove(&self.slot);
+    }
+
+    /// The slice's bytes could not be read as stored (an I/O error, a slot
+    /// file cut short, a checksum that does not match): it leaves the cache
+    /// now, so the next request fetches it again, and the fault is counted.
+    pub fn fault(&self) {
+        if self.class.try_live(self.slot, self.epoch) {
+            metrics::with(|m| m.slot_faults.inc());
+            warn!(
+                slot = self.slot,
+                slot_bytes = self.class.slot_bytes,
+                "a cached slice could not be read; it is dropped"
+            );
+        }
+        self.class.retire(self.slot, self.epoch);
+        // A file cut short lost every slice past its new end: were they
+        // kept, a later write that extends the file again would turn
+        // them into zeros that read like bytes.
+        if let Ok(meta) = self.class.data.metadata() {
+            if meta.len() < self.offset() + self.len {
+                self.class.retire_beyond(meta.len());
+            }
+        }
     }
 }
 
@@ -248,6 +363,10 @@ impl SlicePin {
 impl FilePart for PinnedPart {
     fn file(&self) -> &File {
         self.pin.file()
+    }
+
+    fn fault(&self) {
+        self.pin.fault();
     }
 
     fn offset(&self) -> u64 {

@@ -2,6 +2,7 @@
 //! origin reach the slot file in aligned runs (large folios in the page
 //! cache), and a writer dropped before its commit gives its slot back.
 
+use std::hash::Hasher;
 use std::io;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
@@ -24,6 +25,9 @@ pub struct SliceWriter {
     pending: Vec<Bytes>,
     pending_at: u64,
     pending_len: u64,
+    /// The slice's checksum so far, over its first `hashed` bytes.
+    hasher: twox_hash::XxHash3_64,
+    hashed: u64,
 }
 
 /// Appended bytes reach the slot file in runs that start and end on this
@@ -42,14 +46,33 @@ impl SliceWriter {
             pending: Vec::new(),
             pending_at: 0,
             pending_len: 0,
+            hasher: twox_hash::XxHash3_64::new(),
+            hashed: 0,
         }
     }
 
     /// The slice is whole: its slot stays taken. Returns its class, class
-    /// index, slot and length.
-    pub(super) fn into_committed(mut self) -> (Arc<SlotClass>, u8, u32, u64) {
+    /// index, slot, length and checksum (`None` when its bytes were not
+    /// written in order, so none was taken).
+    pub(super) fn into_committed(mut self) -> (Arc<SlotClass>, u8, u32, u64, Option<u64>) {
         self.committed = true;
-        (self.class.clone(), self.class_index, self.slot, self.len)
+        let sum = (self.hashed == self.len).then(|| self.hasher.finish());
+        (
+            self.class.clone(),
+            self.class_index,
+            self.slot,
+            self.len,
+            sum,
+        )
+    }
+
+    /// `data` is the slice's bytes at `offset`: into the checksum, when they
+    /// come in order.
+    fn hash(&mut self, offset: u64, data: &[u8]) {
+        if offset == self.hashed {
+            self.hasher.write(data);
+            self.hashed += data.len() as u64;
+        }
     }
 
     /// Append the slice's next bytes, `data` at `offset` (right after the
@@ -62,6 +85,7 @@ impl SliceWriter {
                 self.pending_at + self.pending_len
             )));
         }
+        self.hash(offset, &data);
         self.pending_len += data.len() as u64;
         self.pending.push(data);
         let end = self.pending_at + self.pending_len;
@@ -163,7 +187,7 @@ impl SliceWriter {
     }
 
     /// Write `data` at `offset` within the slice.
-    pub fn write_at(&self, offset: u64, data: &[u8]) -> io::Result<()> {
+    pub fn write_at(&mut self, offset: u64, data: &[u8]) -> io::Result<()> {
         if offset + data.len() as u64 > self.len {
             return Err(io::Error::other(format!(
                 "{} bytes at {offset} overrun a slice of {}",
@@ -172,7 +196,9 @@ impl SliceWriter {
             )));
         }
         let at = self.slot as u64 * self.class.slot_bytes + offset;
-        self.class.data.write_all_at(data, at)
+        self.class.data.write_all_at(data, at)?;
+        self.hash(offset, data);
+        Ok(())
     }
 }
 

@@ -1,0 +1,361 @@
+//! Reading cached bytes from a slot file without making a worker wait for
+//! the disk.
+//!
+//! A hit's bytes are in a slot file. When they are in the page cache a
+//! worker takes them at once; when they are not, the read goes where the
+//! worker does not wait for it: to io_uring (the worker serves its other
+//! connections and resumes when the kernel has the bytes), or, on the legacy
+//! driver, to a thread of a small pool shared by the workers (as nginx's
+//! `aio threads`). Nothing here maps a file: a page fault would wait for the
+//! disk in the worker, and a file cut short would raise SIGBUS.
+//!
+//! - [`sendable`] says whether `sendfile` can send a range at once: the
+//!   page cache holds all of it (`cachestat(2)`, Linux 6.5, asked without
+//!   copying) and none of it is being read in. A page a read has added but
+//!   the disk has not filled yet counts as cached, and a `sendfile` that
+//!   meets it waits for the disk: so reads in flight are kept in a table,
+//!   and slot files are read without readahead (which would add such pages
+//!   beyond the range asked).
+//! - [`read`] copies a range into memory: first what is resident, in one
+//!   `preadv2(RWF_NOWAIT)`, then the rest by the way this thread was given
+//!   ([`DiskWay`]).
+//!
+//! Errors are `io::Error`s; a file shorter than the range asked is
+//! `UnexpectedEof`. The caller decides what a fault means for the slice.
+
+use std::cell::Cell;
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::fs::FileExt;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use bytes::Bytes;
+
+use crate::ops::metrics;
+
+/// How a thread reads what is not in the page cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DiskWay {
+    /// io_uring reads on this thread's monoio runtime.
+    Uring,
+    /// `spawn_blocking` on the thread pool attached to this thread's runtime.
+    Pool,
+    /// A plain `pread` on this thread: tools, tests, threads that may block.
+    Inline,
+}
+
+thread_local! {
+    static WAY: Cell<DiskWay> = const { Cell::new(DiskWay::Inline) };
+}
+
+/// Say how this thread reads what is not in the page cache; a worker says
+/// it once its runtime is built.
+pub fn set_way(way: DiskWay) {
+    WAY.with(|w| w.set(way));
+}
+
+/// How this thread reads what is not in the page cache.
+pub fn way() -> DiskWay {
+    WAY.with(|w| w.get())
+}
+
+/// `cachestat(2)`'s number: one for every architecture (the table shared
+/// since Linux 5.1); libc does not name it for x86_64 yet.
+const SYS_CACHESTAT: libc::c_long = 451;
+
+/// Set once `cachestat(2)` answered ENOSYS (a kernel before 6.5, or a
+/// seccomp filter): residency is unknown from then on.
+static NO_CACHESTAT: AtomicBool = AtomicBool::new(false);
+
+/// Reads in flight off the event loop, all workers': the file (its
+/// descriptor, open while a reader holds its slot) and the pages read.
+static READING: Mutex<Vec<(RawFd, u64, u64)>> = Mutex::new(Vec::new());
+/// How many entries `READING` has: the table is only locked when it has any.
+static READS: AtomicUsize = AtomicUsize::new(0);
+
+/// A read in flight, in `READING` while this lives.
+struct Reading((RawFd, u64, u64));
+
+impl Reading {
+    fn start(file: &File, offset: u64, len: u64) -> Reading {
+        let entry = (file.as_raw_fd(), offset, offset + len);
+        lock_reading().push(entry);
+        READS.fetch_add(1, Ordering::AcqRel);
+        Reading(entry)
+    }
+}
+
+impl Drop for Reading {
+    fn drop(&mut self) {
+        let mut reading = lock_reading();
+        if let Some(i) = reading.iter().position(|e| *e == self.0) {
+            reading.swap_remove(i);
+            READS.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+}
+
+fn lock_reading() -> std::sync::MutexGuard<'static, Vec<(RawFd, u64, u64)>> {
+    READING.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Whether `sendfile` can send `len` bytes of `file` from `offset` without
+/// waiting for the disk: all in the page cache, none being read in.
+pub fn sendable(file: &File, offset: u64, len: u64) -> bool {
+    if resident(file, offset, len) != Some(true) {
+        return false;
+    }
+    if READS.load(Ordering::Acquire) == 0 {
+        return true;
+    }
+    let (fd, end) = (file.as_raw_fd(), offset + len);
+    !lock_reading()
+        .iter()
+        .any(|&(f, from, to)| f == fd && from < end && offset < to)
+}
+
+/// Whether all of `len` bytes of `file` from `offset` are in the page cache
+/// (filled, or being filled); `None` when the kernel cannot tell.
+pub fn resident(file: &File, offset: u64, len: u64) -> Option<bool> {
+    if len == 0 {
+        return Some(true);
+    }
+    if NO_CACHESTAT.load(Ordering::Relaxed) {
+        return None;
+    }
+    #[repr(C)]
+    struct Range {
+        off: u64,
+        len: u64,
+    }
+    #[repr(C)]
+    #[derive(Default)]
+    struct Stat {
+        nr_cache: u64,
+        nr_dirty: u64,
+        nr_writeback: u64,
+        nr_evicted: u64,
+        nr_recently_evicted: u64,
+    }
+    let page = page_size();
+    let first = offset / page;
+    let pages = (offset + len).div_ceil(page) - first;
+    let range = Range {
+        off: first * page,
+        len: pages * page,
+    };
+    let mut stat = Stat::default();
+    // SAFETY: cachestat(2) reads `range` and writes `stat`, both live and
+    // laid out as the kernel's structs.
+    let r = unsafe {
+        libc::syscall(
+            SYS_CACHESTAT,
+            file.as_raw_fd(),
+            &range as *const Range,
+            &mut stat as *mut Stat,
+            0u32,
+        )
+    };
+    if r != 0 {
+        if io::Error::last_os_error().raw_os_error() == Some(libc::ENOSYS) {
+            NO_CACHESTAT.store(true, Ordering::Relaxed);
+        }
+        return None;
+    }
+    Some(stat.nr_cache >= pages)
+}
+
+fn page_size() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    (unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).max(4096) as u64
+}
+
+/// `len` bytes of `file` from `offset`, in memory: what the page cache has
+/// at once, the rest read where the worker does not wait for it.
+pub async fn read(file: &File, offset: u64, len: u64) -> io::Result<Bytes> {
+    let len = usize::try_from(len).map_err(io::Error::other)?;
+    let mut buf = Vec::with_capacity(len);
+    let got = read_resident(file, &mut buf, offset, len)?;
+    if got == len {
+        return Ok(Bytes::from(buf));
+    }
+    let at = offset + got as u64;
+    metrics::with(|m| m.disk_reads.inc());
+    let _reading = Reading::start(file, at, (len - got) as u64);
+    let buf = match way() {
+        DiskWay::Uring => read_uring(file, buf, at, len).await?,
+        DiskWay::Pool => {
+            let file = file.try_clone()?;
+            let job = move || read_inline(&file, buf, at, len);
+            monoio::spawn_blocking(job)
+                .await
+                .map_err(|_| io::Error::other("a disk read thread failed"))??
+        }
+        DiskWay::Inline => read_inline(file, buf, at, len)?,
+    };
+    Ok(Bytes::from(buf))
+}
+
+/// Into `buf` (empty, at least `len` of capacity), what the page cache
+/// holds of `len` bytes from `offset`, without waiting for the disk: the
+/// count read. A file that ends before `len` is `UnexpectedEof`.
+fn read_resident(file: &File, buf: &mut Vec<u8>, offset: u64, len: usize) -> io::Result<usize> {
+    while buf.len() < len {
+        let want = len - buf.len();
+        let spare = &mut buf.spare_capacity_mut()[..want];
+        let iov = libc::iovec {
+            iov_base: spare.as_mut_ptr() as *mut libc::c_void,
+            iov_len: spare.len(),
+        };
+        let at = offset + buf.len() as u64;
+        // SAFETY: one iovec over `buf`'s spare capacity, which the kernel
+        // writes at most `iov_len` bytes of.
+        let n = unsafe {
+            libc::preadv2(
+                file.as_raw_fd(),
+                &iov,
+                1,
+                at as libc::off_t,
+                libc::RWF_NOWAIT,
+            )
+        };
+        if n > 0 {
+            // SAFETY: the kernel initialised `n` more bytes.
+            unsafe { buf.set_len(buf.len() + n as usize) };
+            continue;
+        }
+        if n == 0 {
+            return Err(short(at, len - buf.len()));
+        }
+        let e = io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::EINTR) => {}
+            // Not resident (or the filesystem cannot say): the rest waits.
+            Some(libc::EAGAIN) | Some(libc::EOPNOTSUPP) => break,
+            _ => return Err(e),
+        }
+    }
+    Ok(buf.len())
+}
+
+/// `buf` (its first bytes read) filled to `len` bytes with io_uring reads
+/// from `at`, the worker serving others meanwhile.
+async fn read_uring(file: &File, mut buf: Vec<u8>, mut at: u64, len: usize) -> io::Result<Vec<u8>> {
+    use monoio::buf::IoBufMut;
+    // A descriptor of our own: the runtime closes it when the read is done
+    // (or abandoned), never the slot file's.
+    let file = monoio::fs::File::from_std(file.try_clone()?)?;
+    while buf.len() < len {
+        let begin = buf.len();
+        // SAFETY: `begin` is `buf`'s initialised length and `len` is within
+        // its capacity.
+        let slice = unsafe { buf.slice_mut_unchecked(begin..len) };
+        let (res, slice) = file.read_at(slice, at).await;
+        buf = slice.into_inner();
+        match res {
+            Ok(0) => return Err(short(at, len - begin)),
+            Ok(n) => at += n as u64,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(buf)
+}
+
+/// `buf` filled to `len` bytes with `pread`s from `at`, on this thread.
+fn read_inline(file: &File, mut buf: Vec<u8>, at: u64, len: usize) -> io::Result<Vec<u8>> {
+    let begin = buf.len();
+    buf.resize(len, 0);
+    file.read_exact_at(&mut buf[begin..], at)
+        .map_err(|e| match e.kind() {
+            io::ErrorKind::UnexpectedEof => short(at, len - begin),
+            _ => e,
+        })?;
+    Ok(buf)
+}
+
+fn short(at: u64, missing: usize) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        format!("the file ends before {at}, {missing} bytes short"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn file_of(content: &[u8], name: &str) -> (std::path::PathBuf, File) {
+        let path =
+            std::env::temp_dir().join(format!("edgeslice-disk-{name}-{}", std::process::id()));
+        let mut out = File::create(&path).unwrap();
+        out.write_all(content).unwrap();
+        // Written back, so that dropping it from the page cache drops it.
+        out.sync_all().unwrap();
+        let file = File::open(&path).unwrap();
+        (path, file)
+    }
+
+    fn drop_cache(file: &File) {
+        // SAFETY: advice on an open descriptor.
+        unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+    }
+
+    /// Every way reads the same bytes, whether the page cache has them or
+    /// not, and a range past the file's end is an error, not short bytes.
+    #[test]
+    fn every_way_reads_the_bytes_and_a_short_file_is_an_error() {
+        let content: Vec<u8> = (0..600_000u32).map(|i| (i % 251) as u8).collect();
+        let (path, file) = file_of(&content, "ways");
+        let ranges = [
+            (0u64, 10u64),
+            (4095, 2),
+            (5000, 300_000),
+            (599_999, 1),
+            (7, 0),
+        ];
+        let check = |mut rt_read: Box<dyn FnMut(u64, u64) -> io::Result<Bytes> + '_>| {
+            for (offset, len) in ranges {
+                drop_cache(&file);
+                let got = rt_read(offset, len).unwrap();
+                assert_eq!(&got[..], &content[offset as usize..(offset + len) as usize]);
+            }
+            let err = rt_read(590_000, 20_000).unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof, "{err}");
+        };
+        let mut uring = monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
+            .build()
+            .unwrap();
+        set_way(DiskWay::Uring);
+        check(Box::new(|o, l| uring.block_on(read(&file, o, l))));
+        let mut legacy = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+            .attach_thread_pool(Box::new(monoio::blocking::DefaultThreadPool::new(2)))
+            .build()
+            .unwrap();
+        set_way(DiskWay::Pool);
+        check(Box::new(|o, l| legacy.block_on(read(&file, o, l))));
+        set_way(DiskWay::Inline);
+        check(Box::new(|o, l| legacy.block_on(read(&file, o, l))));
+        let _ = std::fs::remove_file(&path);
+    }
+
+    #[test]
+    fn residency_follows_the_page_cache() {
+        let content = vec![7u8; 256 * 1024];
+        let (path, file) = file_of(&content, "resident");
+        let mut all = vec![0u8; content.len()];
+        file.read_exact_at(&mut all, 0).unwrap();
+        if resident(&file, 0, content.len() as u64).is_none() {
+            eprintln!("cachestat(2) is not available here: nothing to check");
+            return;
+        }
+        assert_eq!(resident(&file, 100, 5000), Some(true));
+        drop_cache(&file);
+        assert_eq!(resident(&file, 100, 5000), Some(false));
+        assert_eq!(resident(&file, 0, 0), Some(true));
+        let _ = std::fs::remove_file(&path);
+    }
+}

