@@ -173,18 +173,46 @@ fn page_size() -> u64 {
 }
 
 /// `len` bytes of `file` from `offset`, in memory: what the page cache has
-/// at once, the rest read where the worker does not wait for it.
+/// at once, the rest read where the worker does not wait for it. The
+/// memory is one of this thread's reusable buffers ([`Buffer`]): it goes
+/// back to the thread that drops the bytes.
 pub async fn read(file: &File, offset: u64, len: u64) -> io::Result<Bytes> {
-    let len = usize::try_from(len).map_err(io::Error::other)?;
-    let mut buf = Vec::with_capacity(len);
-    let got = read_resident(file, &mut buf, offset, len)?;
+    let (res, buf) = read_into(file, offset, len, Buffer::take(len)).await;
+    res?;
+    Ok(Bytes::from_owner(buf))
+}
+
+/// Fill `buf` (taken from [`Buffer::take`]) with `len` bytes of `file` from
+/// `offset`, as [`read`] does; the buffer comes back whatever happened.
+pub async fn read_into(
+    file: &File,
+    offset: u64,
+    len: u64,
+    mut buf: Buffer,
+) -> (io::Result<()>, Buffer) {
+    let Ok(len) = usize::try_from(len) else {
+        return (Err(io::Error::other("a read longer than memory")), buf);
+    };
+    let mut bytes = std::mem::take(&mut buf.0);
+    bytes.clear();
+    bytes.reserve(len);
+    let res = fill(file, &mut bytes, offset, len).await;
+    buf.0 = bytes;
+    (res, buf)
+}
+
+/// `bytes` (empty, at least `len` of capacity) filled with `len` bytes of
+/// `file` from `offset`: the resident ones at once, the rest off the loop.
+async fn fill(file: &File, bytes: &mut Vec<u8>, offset: u64, len: usize) -> io::Result<()> {
+    let got = read_resident(file, bytes, offset, len)?;
     if got == len {
-        return Ok(Bytes::from(buf));
+        return Ok(());
     }
     let at = offset + got as u64;
     metrics::with(|m| m.disk_reads.inc());
     let _reading = Reading::start(file, at, (len - got) as u64);
-    let buf = match way() {
+    let buf = std::mem::take(bytes);
+    *bytes = match way() {
         DiskWay::Uring => read_uring(file, buf, at, len).await?,
         DiskWay::Pool => {
             let file = file.try_clone()?;
@@ -195,7 +223,65 @@ pub async fn read(file: &File, offset: u64, len: u64) -> io::Result<Bytes> {
         }
         DiskWay::Inline => read_inline(file, buf, at, len)?,
     };
-    Ok(Bytes::from(buf))
+    Ok(())
+}
+
+/// Memory for bytes read from disk, kept for the next read when dropped:
+/// a fresh megabyte from the allocator costs a `mmap`, a page fault and a
+/// zeroed page per 4 KiB, and a TLB shootdown when it goes, far more than
+/// the read itself.
+pub struct Buffer(Vec<u8>);
+
+/// Buffers kept per thread, and the largest kept.
+const KEPT_BUFFERS: usize = 16;
+const KEPT_BUFFER_BYTES: usize = 1024 * 1024;
+
+thread_local! {
+    static BUFFERS: std::cell::RefCell<Vec<Vec<u8>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+impl Buffer {
+    /// A buffer for `len` bytes: one this thread kept, or a new one.
+    pub fn take(len: u64) -> Buffer {
+        let kept = if len as usize <= KEPT_BUFFER_BYTES {
+            BUFFERS.with(|b| b.borrow_mut().pop())
+        } else {
+            None
+        };
+        Buffer(kept.unwrap_or_default())
+    }
+
+    /// The bytes read into it.
+    pub fn as_slice(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl AsRef<[u8]> for Buffer {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl Drop for Buffer {
+    fn drop(&mut self) {
+        let mut bytes = std::mem::take(&mut self.0);
+        if bytes.capacity() == 0 || bytes.capacity() > KEPT_BUFFER_BYTES {
+            return;
+        }
+        bytes.clear();
+        // Only a buffer that can hold any read kept is worth keeping.
+        if bytes.capacity() < KEPT_BUFFER_BYTES {
+            bytes.reserve_exact(KEPT_BUFFER_BYTES);
+        }
+        // A thread being torn down keeps nothing.
+        let _ = BUFFERS.try_with(|b| {
+            let mut b = b.borrow_mut();
+            if b.len() < KEPT_BUFFERS {
+                b.push(bytes);
+            }
+        });
+    }
 }
 
 /// Into `buf` (empty, at least `len` of capacity), what the page cache

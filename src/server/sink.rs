@@ -20,7 +20,7 @@ use monoio_http::h1::codec::decoder::RequestHeadDecoder;
 use crate::disk;
 use crate::error::{Error, Result};
 use crate::http::h1::{self, BodyDecoder, BodyFraming, LimitedHead};
-use crate::http::sink::{part_fault, part_range, BodyLength, BodySource, FilePart, ResponseSink};
+use crate::http::sink::{part_fault, BodyLength, BodySource, FilePart, ResponseSink};
 
 use crate::server::stream::{ClientReadHalf, ClientWriteHalf};
 
@@ -84,31 +84,54 @@ impl<'a> H1Client<'a> {
 impl H1Client<'_> {
     /// A cached part to the client. Plain HTTP/1.1: what the page cache
     /// holds goes by `sendfile`, from the page cache to the socket, never
-    /// through this process; a part not all there is read off the event loop
-    /// first ([`crate::disk::read`]: io_uring, or the legacy driver's disk
-    /// threads), so the worker never waits for the disk, and written from
-    /// memory. Over TLS the bytes must be encrypted here: they are always
-    /// copied into memory that way.
+    /// through this process. A part not all there is read in first, off the
+    /// event loop ([`crate::disk::read_into`]: io_uring, or the legacy
+    /// driver's disk threads), into a buffer the worker reuses, so the
+    /// worker never waits for the disk; then, its pages in the page cache
+    /// now, it too goes by `sendfile`, or from the buffer if they were
+    /// dropped meanwhile. Over TLS the bytes must be encrypted here: they
+    /// are always read into memory that way.
     async fn sendfile(&mut self, part: impl FilePart) -> Result<()> {
+        let plain = self.plain().is_some();
+        if plain && disk::sendable(part.file(), part.offset(), part.len()) {
+            return self.send_resident(&part, part.offset(), part.len()).await;
+        }
+        let mut done = 0;
+        while done < part.len() {
+            let len = (part.len() - done).min(READ_AT_ONCE);
+            let at = part.offset() + done;
+            let buffer = disk::Buffer::take(len);
+            let (read, buffer) = disk::read_into(part.file(), at, len, buffer).await;
+            read.map_err(|e| part_fault(&part, &e))?;
+            if plain && disk::sendable(part.file(), at, len) {
+                drop(buffer);
+                self.send_resident(&part, at, len).await?;
+            } else {
+                self.write(Bytes::from_owner(buffer)).await?;
+            }
+            done += len;
+        }
+        Ok(())
+    }
+
+    /// The plain socket of this connection, `None` over TLS.
+    fn plain(&self) -> Option<&monoio::net::TcpStream> {
         // SAFETY: the connection's write half is only used through this
         // sink, on this thread, and no other borrow of it is alive.
-        let plain = (unsafe { &*self.writer.0.get() }).plain().is_some();
-        let resident = plain && disk::sendable(part.file(), part.offset(), part.len());
-        if !resident {
-            let mut done = 0;
-            while done < part.len() {
-                let len = (part.len() - done).min(READ_AT_ONCE);
-                let bytes = part_range(&part, done, len).await?;
-                self.write(bytes).await?;
-                done += len;
-            }
-            return Ok(());
-        }
-        // SAFETY: as above.
-        let Some(stream) = (unsafe { &*self.writer.0.get() }).plain() else {
-            unreachable!("checked plain above");
+        (unsafe { &*self.writer.0.get() }).plain()
+    }
+
+    /// `len` bytes of `part`'s file from `offset`, all in the page cache,
+    /// by `sendfile`. The socket is non-blocking for the call (io_uring
+    /// leaves it blocking, and no other operation is in flight on it while
+    /// an answer is written): when its buffer is full, the worker waits for
+    /// it to drain, at most the send timeout.
+    async fn send_resident(&mut self, part: &impl FilePart, offset: u64, len: u64) -> Result<()> {
+        let send_timeout = self.send_timeout;
+        let Some(stream) = self.plain() else {
+            unreachable!("sendfile on a plain connection only");
         };
-        let (file, offset, len) = (part.file(), part.offset(), part.len());
+        let file = part.file();
         let socket = stream.as_raw_fd();
         let _nonblocking = NonBlocking::set(socket).map_err(Error::ClientIo)?;
         let mut at = offset as libc::off_t;
@@ -128,23 +151,21 @@ impl H1Client<'_> {
                         end - at as u64
                     ),
                 );
-                return Err(part_fault(&part, &e));
+                return Err(part_fault(part, &e));
             }
             let e = io::Error::last_os_error();
             match e.raw_os_error() {
                 Some(libc::EINTR) => {}
                 Some(libc::EAGAIN) => {
-                    match monoio::time::timeout(self.send_timeout, stream.writable(false)).await {
+                    match monoio::time::timeout(send_timeout, stream.writable(false)).await {
                         Ok(ready) => ready.map_err(Error::ClientIo)?,
                         Err(_) => {
-                            return Err(Error::ClientSendTimeout(
-                                self.send_timeout.as_millis() as u64
-                            ))
+                            return Err(Error::ClientSendTimeout(send_timeout.as_millis() as u64))
                         }
                     }
                 }
                 // The file's side failed, not the client's.
-                Some(libc::EIO) | Some(libc::EOVERFLOW) => return Err(part_fault(&part, &e)),
+                Some(libc::EIO) | Some(libc::EOVERFLOW) => return Err(part_fault(part, &e)),
                 _ => return Err(Error::ClientIo(e)),
             }
         }
