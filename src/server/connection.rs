@@ -91,7 +91,13 @@ async fn serve_accepted(
                 return h2::serve_h2(stream, peer, client, routes, state.clone()).await;
             }
             Preface::Closed => return,
-            Preface::Other => ClientStream::Plain(stream),
+            Preface::Other => {
+                // sendfile needs a non-blocking socket; io_uring accepts
+                // blocking ones. Set once here, not around every part:
+                // io_uring polls a socket that would block either way.
+                let _ = set_nonblocking(&stream);
+                ClientStream::Plain(stream)
+            }
         },
         Some(config) => {
             let handshake = TlsStream::accept(stream, config);
@@ -220,4 +226,22 @@ async fn refuse(
         .send_plain(err.status(), HeaderMap::new(), &format!("{err}\n"))
         .await;
     info!(status = err.status().as_u16(), error = %err, "bad request");
+}
+
+/// `O_NONBLOCK` on `stream`'s descriptor.
+fn set_nonblocking(stream: &TcpStream) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let fd = stream.as_raw_fd();
+    // SAFETY: fcntl on a descriptor `stream` owns.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if flags < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    if flags & libc::O_NONBLOCK == 0 {
+        // SAFETY: as above.
+        if unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
 }
