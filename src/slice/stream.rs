@@ -280,6 +280,13 @@ pub async fn send_slices(
         st.next_launch += 1;
     }
     loop {
+        // Slices go on arriving while a piece is sent: give back what was
+        // delivered and refill the window before each piece, not only once
+        // the order has run dry, or the origin idles while the client
+        // catches up.
+        let next = st.order.next_index();
+        st.held.retain(|(i, _)| *i >= next);
+        st.launch_within_window(done);
         if let Some(Piece::Bytes(bytes)) = st.order.peek() {
             let len = bytes.len() as u64;
             st.meanwhile(sink.admit(len), done).await?;
