@@ -353,8 +353,9 @@ fn requests_are_recorded_and_cleared() {
     assert_eq!((reqs[0].connection, reqs[1].connection), (1, 2));
     origin.clear();
     assert_eq!(origin.request_count(), 0);
-    // The last answer's thread may still be leaving its request count.
-    assert!(origin.peak_concurrency() <= 1);
+    // Both answers' threads may still be leaving their request counts (a
+    // loaded machine made that happen twice in 2026-12-06's runs).
+    assert!(origin.peak_concurrency() <= 2);
 }
 
 #[test]
