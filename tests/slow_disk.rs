@@ -172,15 +172,13 @@ fn a_slow_disk_read_does_not_delay_another_hit(driver: &str) {
         thread::spawn(move || (get(addr, &path, &[]).unwrap(), started.elapsed()))
     };
     thread::sleep(Duration::from_millis(300));
-    let mut worst = Duration::ZERO;
-    let mut hot_answers = 0;
+    let mut waits = Vec::new();
     while !reader.is_finished() && started.elapsed() < Duration::from_secs(20) {
         let asked = Instant::now();
         let r = get(addr, &hot_path, &[]).unwrap();
-        worst = worst.max(asked.elapsed());
+        waits.push(asked.elapsed());
         assert_eq!(r.status, 200);
         assert_eq!(r.body, object_bytes("hot", 0, 65535));
-        hot_answers += 1;
     }
     let (answer, took) = reader.join().unwrap();
     assert_eq!(answer.status, 200);
@@ -193,13 +191,22 @@ fn a_slow_disk_read_does_not_delay_another_hit(driver: &str) {
         took >= Duration::from_secs(2),
         "the big object took only {took:?}: the disk was not slow"
     );
+    waits.sort();
+    let hot_answers = waits.len();
     assert!(
-        hot_answers >= 5,
+        hot_answers >= 100,
         "only {hot_answers} hot answers while the big one was read"
     );
+    let worst = waits.last().copied().unwrap_or_default();
+    let p99 = waits[hot_answers * 99 / 100];
+    eprintln!(
+        "{driver}: {hot_answers} hot answers in {took:?}, p99 {p99:?}, the slowest {worst:?}"
+    );
+    // A worker that waits for the disk holds every hot hit behind a whole
+    // slice read (500 ms at this disk's rate): a few answers in all.
     assert!(
-        worst < Duration::from_millis(200),
-        "a hot hit waited {worst:?} while another connection's hit read the slow disk"
+        p99 < Duration::from_millis(100) && worst < Duration::from_secs(1),
+        "hot hits waited (p99 {p99:?}, slowest {worst:?}) while another connection's hit read the slow disk"
     );
     drop(node);
 }
