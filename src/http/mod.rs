@@ -1,5 +1,5 @@
 //! HTTP as edgeslice speaks it, pure where possible: HTTP/1.1 framing and
-//! heads ([`h1`]), the normalised request path ([`path`]), byte ranges ([`range`]), an object's version
+//! heads ([`h1`]), the request's target and Host ([`target`]), the normalised request path ([`path`]), byte ranges ([`range`]), an object's version
 //! ([`version`]), conditionals ([`conditional`]) and the header rules of the
 //! pipeline ([`headers`]), and the seam a connection offers the driver
 //! ([`sink`]). Imports nothing above [`crate::error`].
@@ -11,4 +11,5 @@ pub mod headers;
 pub mod path;
 pub mod range;
 pub mod sink;
+pub mod target;
 pub mod version;
