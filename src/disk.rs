@@ -16,9 +16,12 @@
 //!   meets it waits for the disk: so reads in flight are kept in a table,
 //!   and slot files are read without readahead (which would add such pages
 //!   beyond the range asked).
-//! - [`read`] copies a range into memory: first what is resident, in one
-//!   `preadv2(RWF_NOWAIT)`, then the rest by the way this thread was given
-//!   ([`DiskWay`]).
+//! - [`read`] brings a range into memory. A slice read from disk once is
+//!   read around the page cache (`O_DIRECT` through io_uring): filling the
+//!   page cache with bytes not asked again before it drops them costs more
+//!   CPU than sending them. A slice asked again soon is read through it
+//!   (`heat`): first what is resident, in one `preadv2(RWF_NOWAIT)`, then
+//!   the rest by the way this thread was given ([`DiskWay`]).
 //!
 //! Errors are `io::Error`s; a file shorter than the range asked is
 //! `UnexpectedEof`. The caller decides what a fault means for the slice.
@@ -195,18 +198,44 @@ pub async fn read_into(
     };
     let mut bytes = std::mem::take(&mut buf.0);
     bytes.clear();
-    bytes.reserve(len);
+    bytes.reserve(len + 2 * DIRECT_ALIGN);
+    buf.1 = 0;
     let res = fill(file, &mut bytes, offset, len).await;
     buf.0 = bytes;
-    (res, buf)
+    match res {
+        Ok(start) => {
+            buf.1 = start;
+            (Ok(()), buf)
+        }
+        Err(e) => (Err(e), buf),
+    }
 }
 
-/// `bytes` (empty, at least `len` of capacity) filled with `len` bytes of
-/// `file` from `offset`: the resident ones at once, the rest off the loop.
-async fn fill(file: &File, bytes: &mut Vec<u8>, offset: u64, len: usize) -> io::Result<()> {
+/// `bytes` (empty, at least `len` plus [`DIRECT_ALIGN`] twice of capacity)
+/// filled with `len` bytes of `file` from `offset`, the resident ones at
+/// once, the rest off the loop; the bytes start at the index returned.
+async fn fill(file: &File, bytes: &mut Vec<u8>, offset: u64, len: usize) -> io::Result<usize> {
+    let resident = resident(file, offset, len as u64);
+    if resident == Some(true) {
+        heat::resident_hit(file, offset);
+    } else if resident == Some(false)
+        && way() == DiskWay::Uring
+        && !heat::through_page_cache(file, offset)
+    {
+        metrics::with(|m| m.disk_reads.inc());
+        match read_direct(file, bytes, offset, len).await {
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                // The filesystem takes no O_DIRECT (or not at this
+                // alignment): this thread reads through the page cache.
+                NO_DIRECT.with(|n| n.set(true));
+                bytes.clear();
+            }
+            done => return done,
+        }
+    }
     let got = read_resident(file, bytes, offset, len)?;
     if got == len {
-        return Ok(());
+        return Ok(0);
     }
     let at = offset + got as u64;
     metrics::with(|m| m.disk_reads.inc());
@@ -223,14 +252,188 @@ async fn fill(file: &File, bytes: &mut Vec<u8>, offset: u64, len: usize) -> io::
         }
         DiskWay::Inline => read_inline(file, buf, at, len)?,
     };
-    Ok(())
+    Ok(0)
 }
+
+/// The alignment of an O_DIRECT read: its offset, length and memory.
+const DIRECT_ALIGN: usize = 4096;
+
+thread_local! {
+    /// Set once an O_DIRECT read was refused on this thread.
+    static NO_DIRECT: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Into `bytes` (empty), `len` bytes of `file` from `offset` read around
+/// the page cache (O_DIRECT, through io_uring): the disk's bytes land in
+/// this buffer and nowhere else, with no page cache pages to allocate,
+/// charge, list and drop for a read that would not be asked again before
+/// they were gone. The aligned range around the one asked is read; the
+/// bytes asked start at the index returned.
+async fn read_direct(
+    file: &File,
+    bytes: &mut Vec<u8>,
+    offset: u64,
+    len: usize,
+) -> io::Result<usize> {
+    use monoio::buf::IoBufMut;
+    use std::os::unix::fs::OpenOptionsExt;
+    if NO_DIRECT.with(|n| n.get()) {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    let align = DIRECT_ALIGN as u64;
+    let from = offset / align * align;
+    let to = (offset + len as u64).div_ceil(align) * align;
+    let want = (to - from) as usize;
+    bytes.clear();
+    if bytes.capacity() < want + DIRECT_ALIGN {
+        bytes.reserve(want + 2 * DIRECT_ALIGN);
+    }
+    let pad = bytes.as_ptr().align_offset(DIRECT_ALIGN);
+    // SAFETY: the padding is within the capacity (reserved above); it is
+    // never read as bytes of the file (they start after it).
+    unsafe { bytes.set_len(pad) };
+    // A descriptor of its own, opened anew from this one (so it can be
+    // nothing but this file), that the runtime closes after the read.
+    let direct = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(format!("/proc/self/fd/{}", file.as_raw_fd()))?;
+    let direct = monoio::fs::File::from_std(direct)?;
+    let mut buf = std::mem::take(bytes);
+    let mut at = from;
+    let mut res = Ok(());
+    while buf.len() < pad + want {
+        let begin = buf.len();
+        // SAFETY: `begin` is `buf`'s initialised length and `pad + want` is
+        // within its capacity.
+        let slice = unsafe { buf.slice_mut_unchecked(begin..pad + want) };
+        let (read, slice) = direct.read_at(slice, at).await;
+        buf = slice.into_inner();
+        match read {
+            Ok(0) => break,
+            Ok(n) => at += n as u64,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                res = Err(e);
+                break;
+            }
+        }
+    }
+    let start = pad + (offset - from) as usize;
+    let end = start + len;
+    if res.is_ok() && buf.len() < end {
+        res = Err(short(at, end - buf.len()));
+    }
+    buf.truncate(end.min(buf.len()));
+    *bytes = buf;
+    res.map(|()| start)
+}
+
+/// Which slices a read from disk brings into the page cache.
+///
+/// A slice read from disk once goes around it ([`read_direct`]): on a node
+/// whose cache is many times its memory, most hits that need the disk are
+/// of slices not asked again for a long time, and filling the page cache
+/// with them costs more CPU than sending them (allocating, charging and
+/// listing each page, then a second pass to send it) and pushes out what
+/// is asked again. A slice read from disk again within [`HOT_WINDOW`] is
+/// read through the page cache, and stays so as long as that pays: as long
+/// as, between two reads from disk, it was found in the page cache at least
+/// once. Each time it did not pay, that slice's window shrinks eightfold. The
+/// table is per thread (a worker's hits stay on it) and bounded.
+mod heat {
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+    use std::fs::File;
+    use std::os::fd::AsRawFd;
+    use std::time::{Duration, Instant};
+
+    /// A slice read from disk twice within this is worth the page cache.
+    pub(super) const HOT_WINDOW: Duration = Duration::from_secs(10);
+    /// Slices remembered per thread; past it the oldest are forgotten.
+    const REMEMBERED: usize = 1 << 16;
+    /// Slices are told apart by their descriptor and their megabyte.
+    const GRAIN: u32 = 20;
+
+    #[derive(Clone, Copy)]
+    struct Seen {
+        /// The last read from disk.
+        at: Instant,
+        /// `None`: that read went around the page cache; `Some(n)`: it
+        /// went through it, and the slice was found there `n` times since.
+        kept: Option<u32>,
+        /// How many times reading it through the page cache did not pay.
+        strikes: u8,
+    }
+
+    thread_local! {
+        static SEEN: RefCell<HashMap<(i32, u64), Seen>> = RefCell::new(HashMap::new());
+    }
+
+    fn key(file: &File, offset: u64) -> (i32, u64) {
+        (file.as_raw_fd(), offset >> GRAIN)
+    }
+
+    /// The slice at `offset` was found in the page cache.
+    pub(crate) fn resident_hit(file: &File, offset: u64) {
+        SEEN.with(|seen| {
+            if let Some(Seen { kept: Some(n), .. }) = seen.borrow_mut().get_mut(&key(file, offset))
+            {
+                *n = n.saturating_add(1);
+            }
+        });
+    }
+
+    /// Whether the read from disk of the slice at `offset`, about to be
+    /// made, goes through the page cache.
+    pub(crate) fn through_page_cache(file: &File, offset: u64) -> bool {
+        let now = Instant::now();
+        SEEN.with(|seen| {
+            let mut seen = seen.borrow_mut();
+            if seen.len() >= REMEMBERED {
+                seen.retain(|_, s| now.duration_since(s.at) < HOT_WINDOW);
+                if seen.len() >= REMEMBERED {
+                    seen.clear();
+                }
+            }
+            let (through, strikes) = match seen.get(&key(file, offset)) {
+                None => (false, 0),
+                Some(&Seen {
+                    kept: None,
+                    at,
+                    strikes,
+                }) => (
+                    now.duration_since(at) < HOT_WINDOW / (1 << (3 * strikes)),
+                    strikes,
+                ),
+                Some(&Seen {
+                    kept: Some(0),
+                    strikes,
+                    ..
+                }) => (false, (strikes + 1).min(4)),
+                Some(&Seen { strikes, .. }) => (true, strikes),
+            };
+            let kept = through.then_some(0);
+            seen.insert(
+                key(file, offset),
+                Seen {
+                    at: now,
+                    kept,
+                    strikes,
+                },
+            );
+            through
+        })
+    }
+}
+
+pub(crate) use heat::resident_hit;
 
 /// Memory for bytes read from disk, kept for the next read when dropped:
 /// a fresh megabyte from the allocator costs a `mmap`, a page fault and a
 /// zeroed page per 4 KiB, and a TLB shootdown when it goes, far more than
 /// the read itself.
-pub struct Buffer(Vec<u8>);
+pub struct Buffer(Vec<u8>, usize);
 
 /// Buffers kept per thread, and the largest kept.
 const KEPT_BUFFERS: usize = 16;
@@ -248,31 +451,31 @@ impl Buffer {
         } else {
             None
         };
-        Buffer(kept.unwrap_or_default())
+        Buffer(kept.unwrap_or_default(), 0)
     }
 
     /// The bytes read into it.
     pub fn as_slice(&self) -> &[u8] {
-        &self.0
+        &self.0[self.1..]
     }
 }
 
 impl AsRef<[u8]> for Buffer {
     fn as_ref(&self) -> &[u8] {
-        &self.0
+        &self.0[self.1..]
     }
 }
 
 impl Drop for Buffer {
     fn drop(&mut self) {
         let mut bytes = std::mem::take(&mut self.0);
-        if bytes.capacity() == 0 || bytes.capacity() > KEPT_BUFFER_BYTES {
+        if bytes.capacity() == 0 || bytes.capacity() > KEPT_BUFFER_BYTES + 3 * DIRECT_ALIGN {
             return;
         }
         bytes.clear();
         // Only a buffer that can hold any read kept is worth keeping.
-        if bytes.capacity() < KEPT_BUFFER_BYTES {
-            bytes.reserve_exact(KEPT_BUFFER_BYTES);
+        if bytes.capacity() < KEPT_BUFFER_BYTES + 3 * DIRECT_ALIGN {
+            bytes.reserve_exact(KEPT_BUFFER_BYTES + 3 * DIRECT_ALIGN);
         }
         // A thread being torn down keeps nothing.
         let _ = BUFFERS.try_with(|b| {
@@ -425,6 +628,58 @@ mod tests {
         check(Box::new(|o, l| legacy.block_on(read(&file, o, l))));
         set_way(DiskWay::Inline);
         check(Box::new(|o, l| legacy.block_on(read(&file, o, l))));
+        let _ = std::fs::remove_file(&path);
+    }
+
+    /// A slice read from disk once is read around the page cache; read
+    /// again soon, through it; and once the page cache did not keep it
+    /// until it was asked again, around it again.
+    #[test]
+    fn only_slices_asked_again_are_read_into_the_page_cache() {
+        let content: Vec<u8> = (0..3_000_000u32).map(|i| (i % 253) as u8).collect();
+        let (path, file) = file_of(&content, "heat");
+        if resident(&file, 0, 1).is_none() {
+            eprintln!("cachestat(2) is not available here: nothing to check");
+            return;
+        }
+        let mut uring = monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
+            .build()
+            .unwrap();
+        set_way(DiskWay::Uring);
+        let (offset, len) = (1_048_576 + 5000, 300_001);
+        let mut read_and_check = || {
+            let got = uring.block_on(read(&file, offset, len)).unwrap();
+            assert_eq!(&got[..], &content[offset as usize..(offset + len) as usize]);
+            resident(&file, offset, len).unwrap()
+        };
+        drop_cache(&file);
+        let first = read_and_check();
+        if NO_DIRECT.with(|n| n.get()) {
+            eprintln!(
+                "{} takes no O_DIRECT: nothing more to check",
+                path.display()
+            );
+            let _ = std::fs::remove_file(&path);
+            return;
+        }
+        assert!(!first, "a first read from disk filled the page cache");
+        assert!(read_and_check(), "a second read soon after did not fill it");
+        drop_cache(&file);
+        assert!(
+            !read_and_check(),
+            "read again though the page cache kept nothing"
+        );
+        drop_cache(&file);
+        // The window has shrunk for this slice, not for its neighbour.
+        let (other, other_len) = (2_097_152 + 17, 4096);
+        for expect in [false, true] {
+            let got = uring.block_on(read(&file, other, other_len)).unwrap();
+            assert_eq!(
+                &got[..],
+                &content[other as usize..(other + other_len) as usize]
+            );
+            assert_eq!(resident(&file, other, other_len), Some(expect));
+        }
         let _ = std::fs::remove_file(&path);
     }
 

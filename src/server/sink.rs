@@ -87,13 +87,15 @@ impl H1Client<'_> {
     /// through this process. A part not all there is read in first, off the
     /// event loop ([`crate::disk::read_into`]: io_uring, or the legacy
     /// driver's disk threads), into a buffer the worker reuses, so the
-    /// worker never waits for the disk; then, its pages in the page cache
-    /// now, it too goes by `sendfile`, or from the buffer if they were
-    /// dropped meanwhile. Over TLS the bytes must be encrypted here: they
-    /// are always read into memory that way.
+    /// worker never waits for the disk; then, if its pages are in the page
+    /// cache now, it too goes by `sendfile`, else from the buffer (a slice
+    /// read from disk for the first time is read around the page cache).
+    /// Over TLS the bytes must be encrypted here: they are always read into
+    /// memory that way.
     async fn sendfile(&mut self, part: impl FilePart) -> Result<()> {
         let plain = self.plain().is_some();
         if plain && disk::sendable(part.file(), part.offset(), part.len()) {
+            disk::resident_hit(part.file(), part.offset());
             return self.send_resident(&part, part.offset(), part.len()).await;
         }
         let mut done = 0;
