@@ -147,7 +147,7 @@ fn h2_asks_and_never_reads(addr: std::net::SocketAddr, paths: &[String]) -> TcpS
 
 const MIB: u64 = 1 << 20;
 
-/// The README's bound on what a node holds beyond its start, for this
+/// The bound of docs/cache.md ("Memory") on what a node holds beyond its start, for this
 /// test's configuration and load: workers x max_buffered_bytes (2 x 32
 /// MiB); 64 KiB per origin connection (at most max_buffered_bytes /
 /// slice_size reading per worker, 64, and 10 idle per worker, 20); 1 MiB
@@ -166,7 +166,7 @@ const T8_BOUND: u64 = 2 * 32 * MIB
 
 /// T8 (H5): 10 HTTP/2 connections x 100 streams, each asking a distinct
 /// cold 16 MiB object with the largest windows and never reading, keep the
-/// node's memory within the README's bound ([`T8_BOUND`]); other clients
+/// node's memory within that bound ([`T8_BOUND`]); other clients
 /// are served meanwhile, and the stalled streams are reset at
 /// client_send_timeout_ms. On f2b8ad1 every stream kept its first slice
 /// (1 MiB) whatever the budget, and h2 256 KiB more.

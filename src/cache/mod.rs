@@ -12,7 +12,7 @@
 //! passing: SO_REUSEPORT does not route by object, so per-core shards would
 //! need a hop through another core's event loop on every slice. A hit costs a
 //! manifest read per request (decoded once per worker, [`decoded`]) and one
-//! index lookup plus one CAS per slice; see the README's "What a hit costs".
+//! index lookup plus one CAS per slice; see "What a hit costs" in docs/cache.md.
 
 pub mod decoded;
 pub mod flight;

@@ -376,8 +376,8 @@ struct Metric(&'static str, &'static str, &'static str, Source);
 
 use Source::*;
 
-/// Every exported metric, in the order `/metrics` lists them (README's table
-/// documents them; tests/operations.rs reads them).
+/// Every exported metric, in the order `/metrics` lists them (docs/operations.md: the table
+/// documents them; tests/metrics.rs reads them).
 #[rustfmt::skip]
 const METRICS: &[Metric] = &[
     Metric("edgeslice_requests_total", "Client requests by outcome.",
