@@ -6,10 +6,11 @@
 //! request meets them; each imports only the layers below it:
 //!
 //! ```text
-//! server   pinned monoio workers, SO_REUSEPORT accept loops, HTTP/1.1 connections
-//!          and the response sink each lends a request, client limits, SIGHUP
-//!          reload, admin listener, access log; the configuration turned into
-//!          every layer's runtime settings (server::settings)
+//! server   pinned monoio workers, SO_REUSEPORT accept loops; HTTP/1.1 and
+//!          HTTP/2 connections (plain, or TLS by rustls) and the response sink
+//!          each lends a request; client limits, SIGHUP reload, DNS membership
+//!          of the POP, admin listener and dashboard, access log; the
+//!          configuration turned into every layer's settings (server::settings)
 //!   proxy  route by Host/path, then the driver: classify -> lookup -> probe ->
 //!          respond -> stream; pass-through, PURGE, revalidation, multipart
 //!     slice    plan the slices, choose each one's source, check an origin's

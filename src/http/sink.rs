@@ -4,8 +4,8 @@
 //! [`ResponseSink`] the connection lends it, and reads a request body through
 //! the same value as a [`BodySource`]. It never learns which protocol the
 //! client speaks: HTTP/1.1 (chunked framing, `Connection: close`, `100
-//! Continue`) is the sink's business (`crate::server::sink`); HTTP/2 will be
-//! another implementation of the same two traits.
+//! Continue`) is the business of `crate::server::sink`, HTTP/2's (a stream
+//! per request, flow control) that of `crate::server::h2_sink`.
 //!
 //! Errors: a client that is gone or too slow is an
 //! [`Error::ClientIo`] or

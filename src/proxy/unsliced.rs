@@ -2,8 +2,8 @@
 //! passed through to the origin with their bodies, GET/HEAD on paths a route
 //! does not slice, and `PURGE`.
 //!
-//! Both are phases of [`Proxy`] that [`Proxy::handle`] hands a request to
-//! before any cache lookup; each ends with the answer sent.
+//! All three are phases of [`Proxy`] that [`Proxy::handle`] hands a request
+//! to before any cache lookup; each ends with the answer sent.
 
 use http::{header, HeaderMap, HeaderValue, StatusCode};
 use monoio_http::common::request::RequestHead;

@@ -4,7 +4,7 @@
 //! [`serve_h2`] takes any monoio stream that speaks HTTP/2 (plain TCP whose
 //! first bytes were the connection preface, see [`sniff_preface`], or TLS
 //! after ALPN chose `h2`), hands it to the hyperium `h2` crate through
-//! `monoio-compat`, and drives the connection in this task: `h2` is
+//! [`crate::server::h2_io`], and drives the connection in this task: `h2` is
 //! poll-based and spawns nothing, so its I/O runs on the worker's loop.
 //! Each accepted stream gets a task of its own, which turns the request into
 //! a head ([`request_head`]), lends the driver an [`H2Client`] and races the

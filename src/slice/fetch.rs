@@ -3,9 +3,10 @@
 //! [`run_slice`] is spawned once per slice on the worker's runtime. It
 //! chooses the slice's [`Source`] ([`choose_source`]): the probe's answer
 //! already open, the cache, another request's fetch in flight (followed, not
-//! repeated), or the origin (leading a flight others may follow). That choice
-//! is the seam where a new source (a peer node) goes; nothing above this
-//! module knows which one served a slice. The bytes the client asked for go
+//! repeated), or the origin (leading a flight others may follow); a slice
+//! fetched, not cached, is opened by [`SliceJob::open`], at its home node
+//! when a `[cluster]` has one, else at the origin. Nothing above this module
+//! knows which one served a slice. The bytes the client asked for go
 //! to the request's stream as [`SliceEvent`]s; an origin slice is checked
 //! ([`check_slice_head`]) before a byte of it is passed on, written to its
 //! slot in the cache as it arrives (no copy to join it), and indexed once it
@@ -76,8 +77,8 @@ pub enum Source {
 }
 
 /// Choose the source of slice `index`: the probe's answer when it is this
-/// slice, else the cache, else a fetch in flight, else the origin. A peer
-/// node would be one more source, asked before the origin.
+/// slice, else the cache, else a fetch in flight, else a fetch of its own
+/// (at its home peer or the origin, [`SliceJob::open`]).
 pub async fn choose_source(job: &SliceJob, index: u64, opened: Option<OpenedSlice>) -> Source {
     if let Some(opened) = opened {
         return Source::Opened(opened);

@@ -4,7 +4,7 @@
 //! by the driver's "respond" phase) and the object's slice grid.
 //! Out: a [`SlicePlan`] naming the aligned slices [`crate::slice::fetch`] gets,
 //! one source per slice, and how much of each edge slice
-//! [`crate::slice::stream`] trims before the bytes reach the client.
+//! [`crate::slice::part`] trims before the bytes reach the client.
 //!
 //! Slice `k` covers bytes `[k*S, min((k+1)*S, len) - 1]`. Slices are
 //! aligned to the object, not to the client's range, so every client range
