@@ -15,19 +15,12 @@ use std::io;
 
 use bytes::{Bytes, BytesMut};
 use http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
-use monoio::io::{OwnedReadHalf, OwnedWriteHalf};
-use monoio::net::TcpStream;
 use monoio_codec::{Decoded, Decoder};
 use monoio_http::h1::codec::decoder::DecodeError;
 
 use crate::error::Error;
 pub use crate::http::body::{next_body_chunk, BodyDecoder, BodyFraming};
 pub use crate::http::target::{request_host, request_target_form, valid_host};
-
-/// Read half of a TCP connection.
-pub type ReadHalf = OwnedReadHalf<TcpStream>;
-/// Write half of a TCP connection.
-pub type WriteHalf = OwnedWriteHalf<TcpStream>;
 
 /// Capacity of a client connection's read buffer (request heads and bodies).
 pub const READ_BUFFER: usize = 64 * 1024;

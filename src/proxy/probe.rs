@@ -31,7 +31,7 @@ use crate::proxy::exchange::Exchange;
 use crate::proxy::fill::Filler;
 use crate::proxy::lookup::Cold;
 use crate::proxy::respond::{ProbeAnswer, StoredObject};
-use crate::slice::fetch::check_slice_head;
+use crate::slice::check::check_slice_head;
 use crate::slice::job::{CacheTarget, OpenedSlice};
 use crate::slice::plan::{self, slice_range_value};
 

@@ -18,7 +18,7 @@ use crate::cache::{Joined, ObjectKey, ObjectManifest, SliceCache};
 use crate::http::headers::slice_headers;
 use crate::ops::metrics::{self, RevalidationResult};
 use crate::origin::pool::OriginPool;
-use crate::slice::fetch::check_slice_head;
+use crate::slice::check::check_slice_head;
 use crate::slice::plan::slice_range_value;
 
 /// How a revalidation ended.

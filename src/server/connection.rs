@@ -35,7 +35,7 @@ use crate::server::{access, request};
 use rustls::ServerConfig;
 use std::sync::Arc;
 
-pub use crate::server::worker::WorkerState;
+use crate::server::worker::WorkerState;
 
 /// Accept connections until `stop` resolves; each is served on this thread,
 /// over TLS when `tls` is given.

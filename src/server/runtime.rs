@@ -33,11 +33,12 @@ use crate::disk::{self, DiskWay};
 use crate::ops::metrics::WorkerMetrics;
 use crate::proxy::route::RouteTable;
 use crate::server::admin::{Admin, AdminState};
-use crate::server::connection::{accept_loop, WorkerState};
+use crate::server::connection::accept_loop;
 use crate::server::limits::ClientLimits;
 use crate::server::membership::Membership;
 use crate::server::reload::{Reloadable, WorkerRoutes};
 use crate::server::tls::ClientTls;
+use crate::server::worker::WorkerState;
 use crate::slice::stream::SliceBudget;
 
 /// Threads per legacy-driver worker that read what the page cache does not

@@ -6,12 +6,13 @@
 //! repeated), or the origin (leading a flight others may follow); a slice
 //! fetched, not cached, is opened by [`SliceJob::open`], at its home node
 //! when a `[cluster]` has one, else at the origin. Nothing above this module
-//! knows which one served a slice. The bytes the client asked for go
-//! to the request's stream as [`SliceEvent`]s; an origin slice is checked
-//! ([`check_slice_head`]) before a byte of it is passed on, written to its
-//! slot in the cache as it arrives (no copy to join it), and indexed once it
-//! is whole. A cached slice is passed on as a pinned slot ([`crate::slice::part::Piece::Cached`]):
-//! its bytes reach the client from the page cache, never through this process.
+//! knows which one served a slice. The bytes the client asked for go to
+//! the request's stream as [`SliceEvent`]s; an origin slice is checked
+//! ([`crate::slice::check::check_slice_head`]) before a byte of it is
+//! passed on, written to its slot in the cache as it arrives (no copy to
+//! join it), and indexed once it is whole. A cached slice is passed on as a
+//! pinned slot ([`crate::slice::part::Piece::Cached`]): its bytes reach the
+//! client from the page cache, never through this process.
 //! What a task needs and how it asks a peer or the origin is
 //! [`crate::slice::job`]; cutting the client's part out of a slice's bytes is
 //! [`crate::slice::part`].
@@ -24,11 +25,9 @@ use tracing::debug;
 use crate::cache::flight::FlightLeader;
 use crate::cache::{slice_id, FlightEvent, Joined, SlicePin, SliceWriter};
 use crate::error::{Error, Result};
-pub use crate::http::version::ObjectVersion;
 use crate::ops::metrics;
 use crate::origin::pool::OriginResponse;
 use crate::origin::retry::Retry;
-pub use crate::slice::check::check_slice_head;
 use crate::slice::job::{CacheTarget, OpenedSlice, SliceJob};
 use crate::slice::part::{ClientPart, SliceEvent, SliceSource};
 
