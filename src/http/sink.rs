@@ -4,8 +4,8 @@
 //! [`ResponseSink`] the connection lends it, and reads a request body through
 //! the same value as a [`BodySource`]. It never learns which protocol the
 //! client speaks: HTTP/1.1 (chunked framing, `Connection: close`, `100
-//! Continue`) is the business of `crate::server::sink`, HTTP/2's (a stream
-//! per request, flow control) that of `crate::server::h2_sink`.
+//! Continue`) is the business of `crate::server::h1::sink`, HTTP/2's (a stream
+//! per request, flow control) that of `crate::server::h2::sink`.
 //!
 //! Errors: a client that is gone or too slow is an
 //! [`Error::ClientIo`] or

@@ -11,7 +11,7 @@ use monoio::io::{AsyncReadRent, AsyncWriteRent, OwnedReadHalf, OwnedWriteHalf, S
 use monoio::net::TcpStream;
 use monoio::BufResult;
 
-use crate::server::tls_stream::TlsStream;
+use crate::server::tls::stream::TlsStream;
 
 /// The read half of a client connection.
 pub type ClientReadHalf = OwnedReadHalf<ClientStream>;

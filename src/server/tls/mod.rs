@@ -13,6 +13,8 @@
 //! Errors: [`CertError`] names the key and the file: missing, unreadable, no
 //! certificate or key in it, or a key that is not the certificate's.
 
+pub mod stream;
+
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 

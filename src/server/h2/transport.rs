@@ -24,7 +24,7 @@ use rustls::ServerConnection;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::server::stream::ClientStream;
-use crate::server::tls_stream::SendNow;
+use crate::server::tls::stream::SendNow;
 
 /// A wait for the socket to be readable or writable.
 type Ready = Pin<Box<dyn Future<Output = io::Result<()>>>>;

@@ -4,7 +4,7 @@
 //! [`serve_h2`] takes any monoio stream that speaks HTTP/2 (plain TCP whose
 //! first bytes were the connection preface, see [`sniff_preface`], or TLS
 //! after ALPN chose `h2`), hands it to the hyperium `h2` crate through
-//! [`crate::server::h2_io`], and drives the connection in this task: `h2` is
+//! [`crate::server::h2::transport`], and drives the connection in this task: `h2` is
 //! poll-based and spawns nothing, so its I/O runs on the worker's loop.
 //! Each accepted stream gets a task of its own, which turns the request into
 //! a head ([`request_head`]), lends the driver an [`H2Client`] and races the
@@ -16,10 +16,15 @@
 //! Limits (`[server] h2_*`, [`H2Limits`]): concurrent streams (more are
 //! refused), header list size, receive windows, the `h2` crate's own
 //! rapid-reset and error-reset counters (GOAWAY past them), a control-frame
-//! budget ([`crate::server::h2_frames`]), the preface within
+//! budget ([`crate::server::h2::frames`]), the preface within
 //! `client_header_timeout_ms`, an idle connection (no stream open) closed
 //! after the same time, and a stream whose client grants no window for
 //! `client_send_timeout_ms` reset.
+
+pub mod frames;
+pub mod queue;
+pub mod sink;
+pub mod transport;
 
 use std::future::{poll_fn, Future};
 use std::io;
@@ -30,7 +35,7 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
-use crate::server::h2_io::H2Io;
+use crate::server::h2::transport::H2Io;
 use crate::server::stream::ClientStream;
 use bytes::Bytes;
 use h2::server::{Builder, SendResponse};
@@ -41,9 +46,9 @@ use tracing::debug;
 use crate::ops::metrics;
 use crate::proxy::Exchange;
 use crate::server::access::{self, Outcome};
-use crate::server::h2_frames::{FrameBudget, FrameWatch, PREFACE};
-use crate::server::h2_queue::SendQueue;
-use crate::server::h2_sink::{request_head, H2Client};
+use crate::server::h2::frames::{FrameBudget, FrameWatch, PREFACE};
+use crate::server::h2::queue::SendQueue;
+use crate::server::h2::sink::{request_head, H2Client};
 use crate::server::limits::H2Limits;
 use crate::server::reload::WorkerRoutes;
 use crate::server::request;

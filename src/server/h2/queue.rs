@@ -4,7 +4,7 @@
 //! written to the socket, up to 256 KiB a stream (`max_send_buffer_size`).
 //! A client that opens many streams with large windows and then does not
 //! read would make a connection hold that much for every stream. Every piece
-//! an [`H2Client`](crate::server::h2_sink::H2Client) hands h2 is therefore
+//! an [`H2Client`](crate::server::h2::sink::H2Client) hands h2 is therefore
 //! admitted on its connection's [`SendQueue`] before the stream takes it
 //! (the driver asks before it takes a piece out of its order, so a piece
 //! that must wait stays where the cache can swap it for its slot), and

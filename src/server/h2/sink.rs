@@ -31,7 +31,7 @@ use monoio_http::common::request::RequestHead;
 use crate::error::{Error, Result};
 use crate::http::h1;
 use crate::http::sink::{part_bytes, part_range, BodyLength, BodySource, FilePart, ResponseSink};
-use crate::server::h2_queue::{SendQueue, CONNECTION_QUEUE};
+use crate::server::h2::queue::{SendQueue, CONNECTION_QUEUE};
 use crate::server::limits::ClientLimits;
 
 /// The head the driver reads, from an HTTP/2 request: `:authority` becomes
