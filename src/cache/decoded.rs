@@ -18,7 +18,7 @@ use bytes::Bytes;
 use http::HeaderMap;
 
 use crate::cache::manifest::ObjectManifest;
-use crate::http::version::ObjectVersion;
+use crate::http::object_version::ObjectVersion;
 
 /// A manifest as a request uses it: decoded, with its version and the
 /// headers to replay already built. Shared, never copied, by the requests
@@ -77,7 +77,7 @@ pub fn manifest(key: String, bytes: Bytes) -> Option<Rc<Decoded>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::http::version::ObjectVersion;
+    use crate::http::object_version::ObjectVersion;
 
     #[test]
     fn a_changed_manifest_is_decoded_again() {

@@ -38,33 +38,27 @@ pub use manifest::ObjectManifest;
 pub use slab::{Locator, SlicePin, SliceWriter};
 pub use store::{slice_id, SliceStore, StoreSettings};
 
-/// Where a response's slices came from, as told in `X-Cache`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CacheStatus {
-    /// Every slice from the cache.
-    Hit,
-    /// Every slice from the origin.
-    Miss,
-    /// Some from each.
-    Partial,
-}
+/// Where a response's slices came from, as told in `X-Cache` and counted
+/// by the `result` label of `edgeslice_cache_requests_total`: one enum for
+/// both, declared with the metrics' labels.
+pub use crate::ops::metrics::CacheResult;
 
-impl CacheStatus {
+impl CacheResult {
     /// From counts of slices found in the cache and fetched.
-    pub fn from_counts(cached: u64, fetched: u64) -> CacheStatus {
+    pub fn from_counts(cached: u64, fetched: u64) -> CacheResult {
         match (cached, fetched) {
-            (_, 0) => CacheStatus::Hit,
-            (0, _) => CacheStatus::Miss,
-            _ => CacheStatus::Partial,
+            (_, 0) => CacheResult::Hit,
+            (0, _) => CacheResult::Miss,
+            _ => CacheResult::Partial,
         }
     }
 
     /// The `X-Cache` value.
     pub fn as_str(self) -> &'static str {
         match self {
-            CacheStatus::Hit => "HIT",
-            CacheStatus::Miss => "MISS",
-            CacheStatus::Partial => "PARTIAL",
+            CacheResult::Hit => "HIT",
+            CacheResult::Miss => "MISS",
+            CacheResult::Partial => "PARTIAL",
         }
     }
 }

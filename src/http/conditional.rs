@@ -10,7 +10,7 @@
 use http::{header, HeaderMap};
 use monoio_http::common::request::RequestHead;
 
-use crate::http::version::ObjectVersion;
+use crate::http::object_version::ObjectVersion;
 
 /// If-Range (RFC 9110 section 13.1.5): a strong ETag or the exact Last-Modified must match.
 pub(crate) fn if_range_allows(req: &RequestHead, version: &ObjectVersion) -> bool {

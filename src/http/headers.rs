@@ -7,8 +7,8 @@ use http::{header, HeaderMap, HeaderValue};
 use monoio_http::common::request::RequestHead;
 
 use crate::http::h1;
+use crate::http::object_version::ObjectVersion;
 use crate::http::range::{parse_content_range, ContentRange};
-use crate::http::version::ObjectVersion;
 
 /// A request the cache may answer: no credentials. Conditionals are
 /// answered from the stored object ([`preconditions`]).

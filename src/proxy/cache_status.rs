@@ -8,7 +8,7 @@ use std::fmt::Write;
 
 use http::HeaderValue;
 
-use crate::cache::CacheStatus;
+use crate::cache::CacheResult;
 
 use crate::http::headers::header_value;
 
@@ -38,11 +38,11 @@ pub(crate) enum Served {
 impl Served {
     /// What the access log and the metrics call an answer of this kind that
     /// needed no slice (a 304 or 412 from the stored version).
-    pub(crate) fn cache_result(self) -> Option<CacheStatus> {
+    pub(crate) fn cache_result(self) -> Option<CacheResult> {
         match self {
             Served::Bypass | Served::Method => None,
-            Served::Miss { .. } => Some(CacheStatus::Miss),
-            _ => Some(CacheStatus::Hit),
+            Served::Miss { .. } => Some(CacheResult::Miss),
+            _ => Some(CacheResult::Hit),
         }
     }
 }

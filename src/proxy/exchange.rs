@@ -13,7 +13,7 @@ use std::rc::Rc;
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, StatusCode};
 
-use crate::cache::CacheStatus;
+use crate::cache::CacheResult;
 use crate::error::Result;
 use crate::http::conditional::{not_modified_headers, Precondition};
 use crate::http::h1::{self, BodyFraming};
@@ -45,7 +45,7 @@ pub struct Exchange<'a, S> {
     /// Of those, slices fetched from a peer node of the cluster.
     pub slices_peer: u64,
     /// What `X-Cache` said, if anything.
-    pub cache: Option<CacheStatus>,
+    pub x_cache: Option<CacheResult>,
     /// When the response head went out.
     pub head_at: Option<std::time::Instant>,
     /// Requests this exchange sent to the origin (retries included).
@@ -72,7 +72,7 @@ impl<'a, S> Exchange<'a, S> {
             slices: 0,
             slices_cached: 0,
             slices_peer: 0,
-            cache: None,
+            x_cache: None,
             head_at: None,
             origin_attempts: Rc::default(),
             cache_status: None,

@@ -17,7 +17,7 @@ use http::HeaderMap;
 
 use crate::cache::manifest::{vary_names, StaleWindows};
 use crate::cache::{ObjectKey, ObjectManifest, SliceCache};
-use crate::http::version::ObjectVersion;
+use crate::http::object_version::ObjectVersion;
 
 /// Cuts a relayed body into slices and stores them.
 pub struct Filler {

@@ -140,7 +140,7 @@ impl Proxy {
             Respond::Send(answer) => self.stream(ask, object, answer, ex).await,
             Respond::Precondition(verdict) => {
                 let headers = self.settle_probe(ask, object, ex);
-                ex.cache = ask.served.cache_result();
+                ex.x_cache = ask.served.cache_result();
                 ex.cache_status = Some(self.cache_status_of(ask, 0));
                 ex.answer_precondition(verdict, &headers).await
             }

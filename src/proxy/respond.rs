@@ -14,13 +14,13 @@ use std::rc::Rc;
 use http::{header, HeaderMap, HeaderValue, StatusCode};
 use tracing::debug;
 
-use crate::cache::CacheStatus;
+use crate::cache::CacheResult;
 use crate::error::{Error, Result};
 use crate::http::conditional::{if_range_allows, preconditions, Precondition};
 use crate::http::headers::{header_value, slice_headers};
+use crate::http::object_version::ObjectVersion;
 use crate::http::range::{coalesce, ContentRange, RangeRequest, MAX_PARTS};
 use crate::http::sink::{BodyLength, ResponseSink};
-use crate::http::version::ObjectVersion;
 use crate::proxy::cache_status::cache_status;
 use crate::proxy::context::{Ask, Proxy};
 use crate::proxy::exchange::Exchange;
@@ -181,8 +181,8 @@ impl Proxy {
         let cached = counted.count();
         let fetched = plan.slice_count().min(COUNTED_SLICES as u64) - cached;
         let status_of_cache = match &job.cache {
-            Some(_) => CacheStatus::from_counts(cached, fetched),
-            None => CacheStatus::Miss,
+            Some(_) => CacheResult::from_counts(cached, fetched),
+            None => CacheResult::Miss,
         };
         if fetched > 0 && self.pool.settings().breaker.is_open() {
             // The origin is down: what the cache holds is served, what it
@@ -216,7 +216,7 @@ impl Proxy {
             "x-cache",
             HeaderValue::from_static(status_of_cache.as_str()),
         );
-        ex.cache = Some(status_of_cache);
+        ex.x_cache = Some(status_of_cache);
         ex.cache_status = Some(self.cache_status_of(ask, fetched));
         let how = stream::Sending {
             window: self.settings.window,

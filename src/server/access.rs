@@ -12,9 +12,8 @@ use http::header;
 use monoio_http::common::request::RequestHead;
 use tracing::info;
 
-use crate::cache::CacheStatus;
 use crate::config::LogFormat;
-use crate::ops::metrics::{self, CacheResult, RequestOutcome, SliceResult, StatusClass};
+use crate::ops::metrics::{self, RequestOutcome, SliceResult, StatusClass};
 use crate::proxy::exchange::Exchange;
 
 /// How a request ended.
@@ -62,7 +61,7 @@ pub fn finish<S>(
         m.requests.inc(match outcome {
             Outcome::Error(_) => RequestOutcome::Error,
             Outcome::ClientAbort(_) => RequestOutcome::ClientAbort,
-            Outcome::Ok if ex.slices > 0 || ex.cache.is_some() => RequestOutcome::Sliced,
+            Outcome::Ok if ex.slices > 0 || ex.x_cache.is_some() => RequestOutcome::Sliced,
             Outcome::Ok => RequestOutcome::PassThrough,
         });
         if ex.status != 0 {
@@ -76,11 +75,8 @@ pub fn finish<S>(
         m.sent_bytes.add(ex.body_bytes);
         m.slices.add(SliceResult::Hit, ex.slices_cached);
         m.slices.add(SliceResult::Miss, missed);
-        match ex.cache {
-            Some(CacheStatus::Hit) => m.cache_requests.inc(CacheResult::Hit),
-            Some(CacheStatus::Miss) => m.cache_requests.inc(CacheResult::Miss),
-            Some(CacheStatus::Partial) => m.cache_requests.inc(CacheResult::Partial),
-            _ => {}
+        if let Some(result) = ex.x_cache {
+            m.cache_requests.inc(result);
         }
     });
     let Some(format) = log else {
@@ -91,7 +87,7 @@ pub fn finish<S>(
         .get(header::RANGE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("-");
-    let cache = ex.cache.map_or("-", |c| c.as_str());
+    let cache = ex.x_cache.map_or("-", |c| c.as_str());
     let attempts = ex.origin_attempts.get();
     let ms = took.as_secs_f64() * 1e3;
     let proto = match head.version {

@@ -19,7 +19,7 @@ use crate::cache::{Locator, ObjectKey, SliceCache};
 use crate::cluster::ring::home_key;
 use crate::cluster::{ask_home, PeerId, Peers};
 use crate::error::{Error, Result};
-use crate::http::version::ObjectVersion;
+use crate::http::object_version::ObjectVersion;
 use crate::origin::pool::{OriginPool, OriginResponse};
 use crate::slice::check::check_slice_head;
 use crate::slice::plan::{self, SlicePlan};
