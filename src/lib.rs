@@ -19,6 +19,7 @@
 //!     cache    manifests and slices in foyer (memory + disk), single flight
 //!     origin   keep-alive pool, retry rules, circuit breaker
 //!       http   framing, heads, ranges, versions, conditionals: pure
+//!       net    a connection's byte stream, plain or TLS
 //!       disk   slot bytes read without a worker waiting for the disk
 //!       config the TOML file, validated
 //!       error  one error type, tagged with its source
@@ -42,6 +43,8 @@ pub mod cache;
 pub mod origin;
 
 pub mod http;
+
+pub mod net;
 
 pub mod disk;
 

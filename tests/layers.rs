@@ -1,6 +1,6 @@
 //! The shape of the crate: no import cycle between modules or between the
 //! layer folders, and no import against the layer order (server > proxy >
-//! slice > cluster > cache > origin > http > config > error; ops::metrics shared).
+//! slice > cluster > cache > origin > http > net > config > error; ops::metrics shared).
 //!
 //! Measured by `tools/modgraph` (Python 3, standard library only) from the
 //! source's own `use crate::...` paths, so a change that ties two layers in a
