@@ -16,8 +16,37 @@ pub enum ErrorSource {
     Client,
     /// The upstream origin: refused, broke, timed out, or answered wrongly.
     Origin,
+    /// A peer node of the cluster, asked for a slice before the origin.
+    Peer,
     /// edgeslice itself.
     Internal,
+}
+
+/// What edgeslice was waiting for when an origin (or a peer) ran out of time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Waiting {
+    /// The connection (`origin.connect_timeout_ms`).
+    Connect,
+    /// The answer's head (`origin.head_timeout_ms`).
+    ResponseHead,
+    /// Room to write the request body (`origin.read_timeout_ms`).
+    RequestBody,
+    /// The next body bytes (`origin.read_timeout_ms`).
+    BodyBytes,
+    /// The whole slice (`origin.slice_timeout_ms`).
+    WholeSlice,
+}
+
+impl std::fmt::Display for Waiting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Waiting::Connect => "connecting",
+            Waiting::ResponseHead => "waiting for the response head",
+            Waiting::RequestBody => "writing the request body",
+            Waiting::BodyBytes => "waiting for body bytes",
+            Waiting::WholeSlice => "for the whole slice",
+        })
+    }
 }
 
 /// A failure on the request path.
@@ -60,8 +89,16 @@ pub enum Error {
         limit: usize,
     },
     /// A cached slice could not be read from its slot file.
-    #[error("reading a cached slice: {0}")]
-    CacheRead(String),
+    #[error("reading {len} bytes at {offset} of a slot file: {source}")]
+    CacheRead {
+        /// Bytes asked.
+        len: u64,
+        /// Where in the slot file.
+        offset: u64,
+        /// What the read returned (`UnexpectedEof`: the file is shorter).
+        #[source]
+        source: io::Error,
+    },
     /// The request body is larger than the limit.
     #[error("request body larger than {limit} bytes")]
     BodyTooLarge {
@@ -91,7 +128,7 @@ pub enum Error {
     OriginIo(#[source] io::Error),
     /// The origin did not answer in time.
     #[error("origin timed out {0}")]
-    OriginTimeout(&'static str),
+    OriginTimeout(Waiting),
     /// The origin answered a slice with a server error.
     #[error("origin answered {status} for slice {index}")]
     OriginStatus {
@@ -151,9 +188,9 @@ impl Error {
             | Error::OriginStatus { .. }
             | Error::OriginUnavailable { .. }
             | Error::OriginProtocol(_)
-            | Error::PeerStatus { .. }
             | Error::SliceMismatch { .. } => ErrorSource::Origin,
-            Error::CacheRead(_) => ErrorSource::Internal,
+            Error::PeerStatus { .. } => ErrorSource::Peer,
+            Error::CacheRead { .. } => ErrorSource::Internal,
         }
     }
 
@@ -180,7 +217,7 @@ impl Error {
             | Error::OriginStatus { .. }
             | Error::PeerStatus { .. }
             | Error::SliceMismatch { .. } => StatusCode::BAD_GATEWAY,
-            Error::CacheRead(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Error::CacheRead { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -220,7 +257,7 @@ mod tests {
             (Error::BadRequest("x".into()), ErrorSource::Client, 400),
             (Error::HeadTooLarge { limit: 1 }, ErrorSource::Client, 431),
             (
-                Error::OriginTimeout("waiting for the head"),
+                Error::OriginTimeout(Waiting::ResponseHead),
                 ErrorSource::Origin,
                 504,
             ),
@@ -241,6 +278,23 @@ mod tests {
                 },
                 ErrorSource::Origin,
                 502,
+            ),
+            (
+                Error::PeerStatus {
+                    peer: "127.0.0.1:1".parse().unwrap(),
+                    status: 503,
+                },
+                ErrorSource::Peer,
+                502,
+            ),
+            (
+                Error::CacheRead {
+                    len: 1,
+                    offset: 0,
+                    source: io::ErrorKind::UnexpectedEof.into(),
+                },
+                ErrorSource::Internal,
+                500,
             ),
         ];
         for (err, source, status) in cases {

@@ -119,18 +119,18 @@ pub async fn part_range(part: &impl FilePart, skip: u64, len: u64) -> Result<Byt
     let at = part.offset() + skip;
     crate::disk::read(part.file(), at, len)
         .await
-        .map_err(|e| part_fault(part, &e))
+        .map_err(|e| part_fault(part, e))
 }
 
 /// A read of `part` failed with `e`: the part is faulted, and the error
 /// says what failed.
-pub fn part_fault(part: &impl FilePart, e: &std::io::Error) -> Error {
+pub fn part_fault(part: &impl FilePart, e: std::io::Error) -> Error {
     part.fault();
-    Error::CacheRead(format!(
-        "reading {} bytes at {} of a slot file: {e}",
-        part.len(),
-        part.offset()
-    ))
+    Error::CacheRead {
+        len: part.len(),
+        offset: part.offset(),
+        source: e,
+    }
 }
 
 #[cfg(test)]
@@ -233,7 +233,7 @@ mod tests {
         let err = rt
             .block_on(sink.send_file(part(299_000, 2000)))
             .unwrap_err();
-        assert!(matches!(err, Error::CacheRead(_)), "{err}");
+        assert!(matches!(err, Error::CacheRead { .. }), "{err}");
         assert!(faulted.load(std::sync::atomic::Ordering::SeqCst));
         let _ = std::fs::remove_file(&path);
     }

@@ -33,16 +33,13 @@ use monoio_http::common::response::ResponseHead;
 use monoio_http::h1::codec::decoder::{DecodeError, ResponseHeadDecoder};
 use tracing::warn;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Waiting};
 use crate::http::h1::{self, BodyDecoder, BodyFraming, HeadError, LimitedHead, ORIGIN_READ_BUFFER};
 use crate::http::sink::{BodyLength, BodySource};
 use crate::ops::metrics::{self, FailureReason};
 use crate::origin::breaker::{Breaker, Failure};
 use crate::origin::stream::{OriginReadHalf, OriginStream, OriginWriteHalf};
 use crate::origin::tls::{HandshakeError, OriginTls};
-
-/// What a connect timeout says it timed out doing.
-const CONNECTING: &str = "connecting";
 
 /// A target's hash, to tell one object's failures from the origin's.
 fn target_hash(target: &str) -> u64 {
@@ -139,7 +136,7 @@ impl OriginPool {
                         reason,
                     });
                 }
-                Err(_) => return Err(Error::OriginTimeout(CONNECTING)),
+                Err(_) => return Err(Error::OriginTimeout(Waiting::Connect)),
             }
         }
         Err(Error::OriginConnect {
@@ -236,7 +233,7 @@ impl OriginPool {
             Err(
                 Error::OriginConnect { .. }
                 | Error::OriginTls { .. }
-                | Error::OriginTimeout(CONNECTING),
+                | Error::OriginTimeout(Waiting::Connect),
             ) => breaker.failure(Failure::Connect),
             Err(Error::OriginIo(_) | Error::OriginTimeout(_)) => {
                 breaker.failure(Failure::Head(target_hash(target)))
@@ -381,7 +378,7 @@ const MAX_INTERIM: usize = 16;
 /// The next response head on `conn`, by `deadline`.
 async fn next_head(conn: &mut OriginConn, deadline: monoio::time::Instant) -> Result<ResponseHead> {
     match monoio::time::timeout_at(deadline, futures_next(&mut conn.reader)).await {
-        Err(_) => Err(Error::OriginTimeout("waiting for the response head")),
+        Err(_) => Err(Error::OriginTimeout(Waiting::ResponseHead)),
         Ok(None) => Err(Error::OriginIo(io::Error::new(
             io::ErrorKind::UnexpectedEof,
             "origin closed the connection before a response head",
@@ -410,7 +407,7 @@ async fn futures_next(
 async fn write_within(writer: &mut OriginWriteHalf, data: Bytes, gap: Duration) -> Result<()> {
     match monoio::time::timeout(gap, write(writer, data)).await {
         Ok(written) => written,
-        Err(_) => Err(Error::OriginTimeout("writing the request body")),
+        Err(_) => Err(Error::OriginTimeout(Waiting::RequestBody)),
     }
 }
 
@@ -450,7 +447,7 @@ impl OriginResponse {
         {
             Err(_) => {
                 self.conn = None;
-                return Err(Error::OriginTimeout("waiting for body bytes"));
+                return Err(Error::OriginTimeout(Waiting::BodyBytes));
             }
             Ok(Err(e)) => {
                 self.conn = None;

@@ -154,9 +154,12 @@ mod tests {
         for e in never {
             assert_eq!(Retry::new(3).after(&e), None, "{e}");
         }
-        assert_eq!(Retry::new(0).after(&Error::OriginTimeout("x")), None);
         assert_eq!(
-            ms(Retry::new(1).after(&Error::OriginTimeout("x"))),
+            Retry::new(0).after(&Error::OriginTimeout(crate::error::Waiting::ResponseHead)),
+            None
+        );
+        assert_eq!(
+            ms(Retry::new(1).after(&Error::OriginTimeout(crate::error::Waiting::ResponseHead))),
             Some(100)
         );
     }

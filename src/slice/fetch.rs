@@ -24,7 +24,7 @@ use tracing::debug;
 
 use crate::cache::flight::FlightLeader;
 use crate::cache::{slice_id, FlightEvent, Joined, SlicePin, SliceWriter};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Waiting};
 use crate::ops::metrics;
 use crate::origin::pool::OriginResponse;
 use crate::origin::retry::Retry;
@@ -294,7 +294,7 @@ async fn fetch_with_retries(
         };
         let result = match monoio::time::timeout(job.slice_timeout, attempt).await {
             Ok(result) => result,
-            Err(_) => Err(Error::OriginTimeout("for the whole slice")),
+            Err(_) => Err(Error::OriginTimeout(Waiting::WholeSlice)),
         };
         let peer_failed = result.as_ref().err().filter(|e| !e.is_client_gone());
         if let (Some(e), Some(peer), Some(peers)) = (peer_failed, from_peer, &job.peers) {

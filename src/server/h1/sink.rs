@@ -104,7 +104,7 @@ impl H1Client<'_> {
             let at = part.offset() + done;
             let buffer = disk::Buffer::take(len);
             let (read, buffer) = disk::read_into(part.file(), at, len, buffer).await;
-            read.map_err(|e| part_fault(&part, &e))?;
+            read.map_err(|e| part_fault(&part, e))?;
             if plain && disk::sendable(part.file(), at, len) {
                 drop(buffer);
                 self.send_resident(&part, at, len).await?;
@@ -153,7 +153,7 @@ impl H1Client<'_> {
                         end - at as u64
                     ),
                 );
-                return Err(part_fault(part, &e));
+                return Err(part_fault(part, e));
             }
             let e = io::Error::last_os_error();
             match e.raw_os_error() {
@@ -167,7 +167,7 @@ impl H1Client<'_> {
                     }
                 }
                 // The file's side failed, not the client's.
-                Some(libc::EIO) | Some(libc::EOVERFLOW) => return Err(part_fault(part, &e)),
+                Some(libc::EIO) | Some(libc::EOVERFLOW) => return Err(part_fault(part, e)),
                 _ => return Err(Error::ClientIo(e)),
             }
         }
