@@ -6,9 +6,7 @@
 //! went out: before it, a failure can still become a 4xx/5xx answer; after
 //! it, the connection must be aborted.
 
-use std::cell::Cell;
 use std::net::SocketAddr;
-use std::rc::Rc;
 
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -49,7 +47,7 @@ pub struct Exchange<'a, S> {
     /// When the response head went out.
     pub head_at: Option<std::time::Instant>,
     /// Requests this exchange sent to the origin (retries included).
-    pub origin_attempts: Rc<Cell<u64>>,
+    pub origin_attempts: crate::slice::job::OriginAttempts,
     /// This cache's `Cache-Status` member for the answer, once decided.
     pub cache_status: Option<HeaderValue>,
     /// `Age` of an answer served from the cache, in seconds.
@@ -74,7 +72,7 @@ impl<'a, S> Exchange<'a, S> {
             slices_peer: 0,
             x_cache: None,
             head_at: None,
-            origin_attempts: Rc::default(),
+            origin_attempts: Default::default(),
             cache_status: None,
             age: None,
             client: 0,

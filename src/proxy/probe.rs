@@ -226,7 +226,7 @@ impl Proxy {
             true => ask.forwarded.clone(),
             false => req_headers_unsliced(ask.req, &ask.forwarded),
         };
-        ex.origin_attempts.set(ex.origin_attempts.get() + 1);
+        ex.origin_attempts.count_one();
         let resp = self
             .pool
             .request(&ask.req.method, ask.target, &headers)
@@ -309,7 +309,7 @@ impl Proxy {
     ) -> Result<OriginResponse> {
         let mut retry = Retry::new(self.settings.max_retries);
         loop {
-            ex.origin_attempts.set(ex.origin_attempts.get() + 1);
+            ex.origin_attempts.count_one();
             let delay = match self.pool.request(&Method::GET, target, headers).await {
                 Ok(resp) if resp.head.status.is_server_error() => {
                     match retry.after_status(index, resp.head.status.as_u16()) {

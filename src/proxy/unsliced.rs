@@ -25,7 +25,7 @@ impl Proxy {
         ex: &mut Exchange<'_, S>,
     ) -> Result<()> {
         let mut headers = self.forwarded_headers(req);
-        ex.origin_attempts.set(ex.origin_attempts.get() + 1);
+        ex.origin_attempts.count_one();
         let resp = match ex.sink.body_length() {
             BodyLength::Empty => self.pool.request(&req.method, target, &headers).await?,
             length => {
@@ -59,7 +59,7 @@ impl Proxy {
         ex: &mut Exchange<'_, S>,
     ) -> Result<()> {
         let headers = req_headers_unsliced(req, &self.forwarded_headers(req));
-        ex.origin_attempts.set(ex.origin_attempts.get() + 1);
+        ex.origin_attempts.count_one();
         let resp = self.pool.request(&req.method, target, &headers).await?;
         ex.relay(resp).await
     }

@@ -67,9 +67,27 @@ pub struct SliceJob {
     /// Deadline of one attempt at a whole slice.
     pub slice_timeout: Duration,
     /// Requests the client's exchange sent to the origin, for its log line.
-    pub attempts: Rc<std::cell::Cell<u64>>,
+    pub attempts: OriginAttempts,
     /// Slices the answer's head counted as cached (`X-Cache`, `Cache-Status`).
     pub counted: Rc<CountedSlices>,
+}
+
+/// The requests one client's exchange sent to the origin (probe, slices,
+/// retries, pass-through), counted wherever they are sent, for its log
+/// line; clones count into the same total.
+#[derive(Debug, Clone, Default)]
+pub struct OriginAttempts(Rc<std::cell::Cell<u64>>);
+
+impl OriginAttempts {
+    /// One more request sent to the origin.
+    pub fn count_one(&self) {
+        self.0.set(self.0.get() + 1);
+    }
+
+    /// How many were sent.
+    pub fn get(&self) -> u64 {
+        self.0.get()
+    }
 }
 
 /// Which slices an answer's head counted as cached, by index, with where
@@ -111,10 +129,9 @@ impl SliceJob {
     /// origin. Says which peer answered, if one did.
     pub async fn open(&self, index: u64) -> Result<(OriginResponse, Option<PeerId>)> {
         let mut headers = (*self.headers).clone();
-        let range = plan::slice_range_header(index, self.plan.slice_size);
         headers.insert(
             header::RANGE,
-            HeaderValue::from_str(&range).expect("a range header is ASCII"),
+            plan::slice_range_value(index, self.plan.slice_size),
         );
         if let (Some(peers), Some(cache)) = (self.peers.as_deref(), &self.cache) {
             let key = home_key(cache.key.as_str(), index);
@@ -130,7 +147,7 @@ impl SliceJob {
                 }
             }
         }
-        self.attempts.set(self.attempts.get() + 1);
+        self.attempts.count_one();
         let resp = self
             .pool
             .request(&Method::GET, &self.target, &headers)
