@@ -12,9 +12,9 @@ use std::path::PathBuf;
 use super::origin::{load_ca_file, OriginAddress};
 use super::size::SliceSize;
 use super::{
-    available_cores, parse_net, Config, ConfigError, RouteConfig, MAX_CONCURRENT_SUBREQUESTS,
-    MAX_OBJECT_BYTES, MAX_PREFETCH_SLICES, MAX_RANGES_PER_ANSWER as MAX_PARTS, MAX_RETRIES,
-    MAX_SLICE_SIZE,
+    available_cores, cache::parse_net, Config, ConfigError, RouteConfig,
+    MAX_CONCURRENT_SUBREQUESTS, MAX_OBJECT_BYTES, MAX_PREFETCH_SLICES,
+    MAX_RANGES_PER_ANSWER as MAX_PARTS, MAX_RETRIES, MAX_SLICE_SIZE,
 };
 
 /// A bearer token a request presents (`key`): not empty, printable, with no
