@@ -5,8 +5,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use super::size::deserialize_size;
-use super::{GIB, MIB};
+use super::size::{deserialize_size, GIB, MIB};
 
 /// `[cache]`: where the slice cache lives, how big its tiers are, how long
 /// objects stay fresh, and who may PURGE.
@@ -44,7 +43,7 @@ pub struct CacheConfig {
 }
 
 impl CacheConfig {
-    /// `purge_allow` parsed (validated by [`Config::validate`]).
+    /// `purge_allow` parsed (validated by [`Config::validate`](super::Config::validate)).
     pub fn purge_networks(&self) -> Vec<ipnet::IpNet> {
         self.purge_allow
             .iter()

@@ -60,9 +60,7 @@ pub use origin::OriginAddress;
 pub use server::{DriverChoice, ServerConfig};
 pub use size::SliceSize;
 
-const KIB: u64 = 1024;
-const MIB: u64 = 1024 * KIB;
-const GIB: u64 = 1024 * MIB;
+use size::{GIB, MIB};
 
 /// Largest accepted `slice.slice_size`; each in-flight slice is buffered whole.
 pub const MAX_SLICE_SIZE: u64 = 64 * MIB;

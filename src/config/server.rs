@@ -6,8 +6,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::size::{deserialize_opt_size, deserialize_size};
-use super::MIB;
+use super::size::{deserialize_opt_size, deserialize_size, MIB};
 
 /// `[server]`: the client-facing listener and its workers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -15,7 +14,7 @@ use super::MIB;
 pub struct ServerConfig {
     /// Address every worker binds (with `SO_REUSEPORT`).
     pub listen: SocketAddr,
-    /// Worker threads; 0 means one per available core (see [`Config::worker_count`]).
+    /// Worker threads; 0 means one per available core (see [`Config::worker_count`](super::Config::worker_count)).
     pub workers: usize,
     /// Cores to pin workers to, round-robin; `None` means no pinning.
     #[serde(skip_serializing_if = "Option::is_none")]

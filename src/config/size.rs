@@ -7,6 +7,13 @@ use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+/// A kibibyte.
+pub(super) const KIB: u64 = 1024;
+/// A mebibyte.
+pub(super) const MIB: u64 = 1024 * KIB;
+/// A gibibyte.
+pub(super) const GIB: u64 = 1024 * MIB;
+
 /// Smallest slice `"auto"` chooses.
 pub const AUTO_MIN: u64 = 512 * 1024;
 /// Largest slice `"auto"` chooses.

@@ -10,7 +10,6 @@
 //! 5xx after retries) is relayed as the origin gave it.
 
 use http::{header, HeaderMap, Method, StatusCode};
-use tracing::debug;
 
 use crate::cache::manifest::{freshness, StaleWindows};
 use crate::cache::{Joined, ObjectManifest};
@@ -22,7 +21,6 @@ use crate::http::headers::{object_headers, req_headers_unsliced, slice_headers, 
 use crate::http::object_version::ObjectVersion;
 use crate::http::range::{parse_content_range, ByteRangeSpec, ContentRange, RangeRequest};
 use crate::http::sink::ResponseSink;
-use crate::ops::metrics;
 use crate::origin::pool::OriginResponse;
 use crate::origin::retry::Retry;
 use crate::proxy::cache_status::Served;
@@ -34,6 +32,7 @@ use crate::proxy::respond::{ProbeAnswer, StoredObject};
 use crate::slice::check::check_slice_head;
 use crate::slice::job::{CacheTarget, OpenedSlice};
 use crate::slice::plan::{self, slice_range_value};
+use crate::slice::source::{retry_step, Failed};
 
 /// What the probe found.
 // Built once per request and moved to the driver: a Box would only add an allocation.
@@ -310,28 +309,19 @@ impl Proxy {
         let mut retry = Retry::new(self.settings.max_retries);
         loop {
             ex.origin_attempts.count_one();
-            let delay = match self.pool.request(&Method::GET, target, headers).await {
+            match self.pool.request(&Method::GET, target, headers).await {
                 Ok(resp) if resp.head.status.is_server_error() => {
-                    match retry.after_status(index, resp.head.status.as_u16()) {
-                        Some(delay) => delay,
-                        None => return Ok(resp),
+                    let failed = Failed::Status(resp.head.status.as_u16());
+                    if !retry_step(&mut retry, index, failed, "probe").await {
+                        return Ok(resp);
                     }
                 }
                 Ok(resp) => return Ok(resp),
-                Err(e) => match retry.after(&e) {
-                    Some(delay) => delay,
-                    None => return Err(e),
-                },
-            };
-            metrics::with(|m| m.origin_retries.inc());
-            debug!(
-                index,
-                retry = retry.retries(),
-                delay_ms = delay.as_millis() as u64,
-                "retrying probe"
-            );
-            if !delay.is_zero() {
-                monoio::time::sleep(delay).await;
+                Err(e) => {
+                    if !retry_step(&mut retry, index, Failed::Error(&e), "probe").await {
+                        return Err(e);
+                    }
+                }
             }
         }
     }

@@ -1,7 +1,7 @@
-//! One slice of a response: where its bytes come from, and getting them.
+//! One slice of a response: getting its bytes from the source chosen for it.
 //!
 //! [`run_slice`] is spawned once per slice on the worker's runtime. It
-//! chooses the slice's [`Source`] ([`choose_source`]): the probe's answer
+//! takes the slice's [`Source`] ([`crate::slice::source`]): the probe's answer
 //! already open, the cache, another request's fetch in flight (followed, not
 //! repeated), or the origin (leading a flight others may follow); a slice
 //! fetched, not cached, is opened by [`SliceJob::open`], at its home node
@@ -14,7 +14,8 @@
 //! pinned slot ([`crate::slice::part::Piece::Cached`]): its bytes reach the
 //! client from the page cache, never through this process.
 //! What a task needs and how it asks a peer or the origin is
-//! [`crate::slice::job`]; cutting the client's part out of a slice's bytes is
+//! [`crate::slice::job`]; the step after a failed attempt is
+//! [`crate::slice::source::retry_step`]; cutting the client's part out of a slice's bytes is
 //! [`crate::slice::part`].
 
 use std::rc::Rc;
@@ -23,13 +24,14 @@ use local_sync::mpsc::unbounded::Tx;
 use tracing::debug;
 
 use crate::cache::flight::FlightLeader;
-use crate::cache::{slice_id, FlightEvent, Joined, SlicePin, SliceWriter};
+use crate::cache::{slice_id, FlightEvent, SliceWriter};
 use crate::error::{Error, Result, Waiting};
 use crate::ops::metrics;
 use crate::origin::pool::OriginResponse;
 use crate::origin::retry::Retry;
-use crate::slice::job::{CacheTarget, OpenedSlice, SliceJob};
-use crate::slice::part::{ClientPart, SliceEvent, SliceSource};
+use crate::slice::job::{OpenedSlice, SliceJob};
+use crate::slice::part::{ClientPart, SliceEvent};
+use crate::slice::source::{choose_source, retry_step, Failed, SliceSource, Source};
 
 /// Get slice `index` from the cache, from a fetch in flight, or from the
 /// origin (or stream the probe's answer), and send its client part to `tx`,
@@ -59,114 +61,6 @@ pub async fn run_slice(
             let _ = tx.send(SliceEvent::Failed(index, e));
         }
     }
-}
-
-/// Where one slice's bytes come from, chosen per slice by [`choose_source`].
-// Chosen once per slice and consumed at once: a Box would only add an allocation.
-#[allow(clippy::large_enum_variant)]
-pub enum Source {
-    /// The probe's answer for this slice, already open.
-    Opened(OpenedSlice),
-    /// The cache holds the whole slice: its slot, pinned.
-    Cached(SlicePin),
-    /// Another request is fetching it: follow its flight.
-    Following(flume::Receiver<FlightEvent>),
-    /// The origin, leading the slice's flight when it is cacheable.
-    Origin(Option<FlightLeader>),
-}
-
-/// Choose the source of slice `index`: the probe's answer when it is this
-/// slice, else the cache, else a fetch in flight, else a fetch of its own
-/// (at its home peer or the origin, [`SliceJob::open`]).
-pub async fn choose_source(job: &SliceJob, index: u64, opened: Option<OpenedSlice>) -> Source {
-    if let Some(opened) = opened {
-        return Source::Opened(opened);
-    }
-    let Some(target) = &job.cache else {
-        return Source::Origin(None);
-    };
-    let key = target.slice_key(index);
-    let id = slice_id(&key);
-    // The head's count found it already: pin that slot, no second lookup.
-    let found = match job.counted.locator(index) {
-        Some(loc) => {
-            let pin = target.cache.store.pin(&loc);
-            if pin.is_none() {
-                // Counted as cached when the head went out, evicted since:
-                // the right bytes come from the origin, and the count tells
-                // the operator the head said too much.
-                metrics::with(|m| m.slices_vanished.inc());
-                debug!(index, key, "slice counted as cached was gone when read");
-            }
-            pin
-        }
-        None => cached_slice(target, id),
-    };
-    let found = match found {
-        Some(pin) => checked(target, id, pin).await,
-        None => None,
-    };
-    if let Some(pin) = found {
-        if pin.len() == job.slice_len(index) {
-            target.cache.note_served(id);
-            return Source::Cached(pin);
-        }
-        // Never serve a slice whose size does not fit its manifest.
-        target.cache.store.remove_slice(id);
-    }
-    match target.cache.flights.join(&key) {
-        Joined::Leader(leader) => {
-            // A leader that finished between our lookup and our join indexed
-            // the slice before leaving the table: look once more.
-            if let Some(pin) = cached_slice(target, id).filter(|p| p.len() == job.slice_len(index))
-            {
-                let read = crate::disk::read(pin.file(), pin.offset(), pin.len()).await;
-                if read.is_err() {
-                    pin.fault();
-                }
-                if let Ok(bytes) = read {
-                    leader.publish(&bytes);
-                    leader.complete(Ok(()));
-                    leader.retire();
-                    return Source::Cached(pin);
-                }
-            }
-            Source::Origin(Some(leader))
-        }
-        Joined::Follower(rx) => Source::Following(rx),
-    }
-}
-
-/// `pin` if its bytes may be served: a slice recovered at start and not
-/// read since is read whole (off the event loop) and checked against the
-/// checksum stored with it first. Bytes that changed on disk, or cannot be
-/// read, drop the slice from the cache and make this read a miss.
-async fn checked(target: &CacheTarget, id: u128, pin: SlicePin) -> Option<SlicePin> {
-    let Some(sum) = pin.sum_to_check() else {
-        return Some(pin);
-    };
-    let read = crate::disk::read(pin.file(), pin.offset(), pin.len()).await;
-    match read {
-        Ok(bytes) if twox_hash::XxHash3_64::oneshot(&bytes) == sum => {
-            pin.checked();
-            metrics::with(|m| m.slices_checked.inc());
-            Some(pin)
-        }
-        Ok(_) | Err(_) => {
-            if let Err(e) = read {
-                debug!(error = %e, "reading a recovered slice to check it");
-            }
-            pin.fault();
-            target.cache.store.remove_slice(id);
-            None
-        }
-    }
-}
-
-/// Slice `id` from the cache, pinned: one index lookup and one CAS.
-fn cached_slice(target: &CacheTarget, id: u128) -> Option<SlicePin> {
-    let loc = target.cache.store.find_slice(id)?;
-    target.cache.store.pin(&loc)
 }
 
 /// A fetch this request led: the flight to retire and, when the slice is
@@ -319,13 +213,8 @@ async fn fetch_with_retries(
         if matches!(e, Error::SliceMismatch { .. }) {
             metrics::with(|m| m.origin_failures.inc(metrics::FailureReason::Mismatch));
         }
-        let Some(delay) = retry.after(&e) else {
+        if !retry_step(&mut retry, index, Failed::Error(&e), "slice").await {
             return Err(e);
-        };
-        metrics::with(|m| m.origin_retries.inc());
-        debug!(index, retry = retry.retries(), delay_ms = delay.as_millis() as u64, error = %e, "retrying slice");
-        if !delay.is_zero() {
-            monoio::time::sleep(delay).await;
         }
         out.restart();
     }

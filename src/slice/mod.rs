@@ -10,4 +10,5 @@ pub mod fetch;
 pub mod job;
 pub mod part;
 pub mod plan;
+pub mod source;
 pub mod stream;

@@ -10,18 +10,7 @@ use local_sync::mpsc::unbounded::Tx;
 use crate::cache::SlicePin;
 use crate::error::{Error, Result};
 use crate::slice::job::SliceJob;
-
-/// Where a slice's bytes came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SliceSource {
-    /// The cache.
-    Cache,
-    /// The origin, fetched by this request or by another one it joined.
-    Origin,
-    /// A peer node (the slice's home), by this request or one it joined;
-    /// not stored here, since the home holds it for the POP.
-    Peer,
-}
+use crate::slice::source::SliceSource;
 
 /// Body bytes for the client, in one of two forms.
 #[derive(Debug)]

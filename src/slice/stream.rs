@@ -25,7 +25,8 @@ pub use crate::slice::budget::SliceBudget;
 use crate::slice::budget::{Reserve, Reserved};
 use crate::slice::fetch::run_slice;
 use crate::slice::job::{OpenedSlice, SliceJob};
-use crate::slice::part::{Piece, SliceEvent, SliceSource};
+use crate::slice::part::{Piece, SliceEvent};
+use crate::slice::source::SliceSource;
 
 /// Something with a length in bytes: what the [`ReorderBuffer`] holds.
 pub trait Chunk {
@@ -186,7 +187,7 @@ fn take_cached(job: &SliceJob, index: u64, order: &mut ReorderBuffer<Piece>) -> 
     let Some(pin) = target.cache.store.pin(&loc) else {
         return false;
     };
-    // A slice to check first goes through a task (see fetch::choose_source).
+    // A slice to check first goes through a task (see source::choose_source).
     if pin.len() != job.slice_len(index) || pin.unchecked() {
         return false;
     }

@@ -11,14 +11,13 @@
 //! `kinds`: counters, histograms and labelled counters; `exposition`: the
 //! table of every exported name, help text and type, and its rendering.
 
-mod exposition;
+pub mod exposition;
 mod kinds;
 
 use std::cell::RefCell;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use exposition::render;
 pub use kinds::{Counter, Histogram, Label, Labelled, BUCKETS};
 
 /// Declares label enums: each variant, in export order, with its text.

@@ -273,7 +273,7 @@ fn answer(mut stream: TcpStream, state: &AdminState) -> io::Result<()> {
         ("GET", "/metrics") => (
             200,
             "text/plain; version=0.0.4",
-            metrics::render(&state.workers, &state.gauges()),
+            metrics::exposition::render(&state.workers, &state.gauges()),
         ),
         ("GET", "/health") => {
             let (status, text) = state.health();

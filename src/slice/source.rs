@@ -1,0 +1,185 @@
+//! Where a slice's bytes come from.
+//!
+//! [`choose_source`] picks, per slice, the source of its bytes ([`Source`]):
+//! the probe's answer already open, the cache (a pinned slot, checked
+//! against its checksum on its first read after a restart), another
+//! request's fetch in flight, or a fetch of its own, at the slice's home
+//! peer or the origin ([`crate::slice::job::SliceJob::open`]). Every fetch
+//! from a peer or the origin, the probe of a cold object's included, takes
+//! the same step after a failed attempt ([`retry_step`]). What the bytes
+//! came from in the end is a [`SliceSource`], which the request's metrics,
+//! log line and `Cache-Status` count.
+
+use std::time::Duration;
+
+use tracing::debug;
+
+use crate::cache::flight::FlightLeader;
+use crate::cache::{slice_id, FlightEvent, Joined, SlicePin};
+use crate::error::Error;
+use crate::ops::metrics;
+use crate::origin::retry::Retry;
+use crate::slice::job::{CacheTarget, OpenedSlice, SliceJob};
+
+/// Where a slice's bytes came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SliceSource {
+    /// The cache.
+    Cache,
+    /// The origin, fetched by this request or by another one it joined.
+    Origin,
+    /// A peer node (the slice's home), by this request or one it joined;
+    /// not stored here, since the home holds it for the POP.
+    Peer,
+}
+
+/// Where one slice's bytes come from, chosen per slice by [`choose_source`].
+// Chosen once per slice and consumed at once: a Box would only add an allocation.
+#[allow(clippy::large_enum_variant)]
+pub enum Source {
+    /// The probe's answer for this slice, already open.
+    Opened(OpenedSlice),
+    /// The cache holds the whole slice: its slot, pinned.
+    Cached(SlicePin),
+    /// Another request is fetching it: follow its flight.
+    Following(flume::Receiver<FlightEvent>),
+    /// The origin, leading the slice's flight when it is cacheable.
+    Origin(Option<FlightLeader>),
+}
+
+/// Choose the source of slice `index`: the probe's answer when it is this
+/// slice, else the cache, else a fetch in flight, else a fetch of its own
+/// (at its home peer or the origin, [`SliceJob::open`]).
+pub async fn choose_source(job: &SliceJob, index: u64, opened: Option<OpenedSlice>) -> Source {
+    if let Some(opened) = opened {
+        return Source::Opened(opened);
+    }
+    let Some(target) = &job.cache else {
+        return Source::Origin(None);
+    };
+    let key = target.slice_key(index);
+    let id = slice_id(&key);
+    // The head's count found it already: pin that slot, no second lookup.
+    let found = match job.counted.locator(index) {
+        Some(loc) => {
+            let pin = target.cache.store.pin(&loc);
+            if pin.is_none() {
+                // Counted as cached when the head went out, evicted since:
+                // the right bytes come from the origin, and the count tells
+                // the operator the head said too much.
+                metrics::with(|m| m.slices_vanished.inc());
+                debug!(index, key, "slice counted as cached was gone when read");
+            }
+            pin
+        }
+        None => cached_slice(target, id),
+    };
+    let found = match found {
+        Some(pin) => checked(target, id, pin).await,
+        None => None,
+    };
+    if let Some(pin) = found {
+        if pin.len() == job.slice_len(index) {
+            target.cache.note_served(id);
+            return Source::Cached(pin);
+        }
+        // Never serve a slice whose size does not fit its manifest.
+        target.cache.store.remove_slice(id);
+    }
+    match target.cache.flights.join(&key) {
+        Joined::Leader(leader) => {
+            // A leader that finished between our lookup and our join indexed
+            // the slice before leaving the table: look once more.
+            if let Some(pin) = cached_slice(target, id).filter(|p| p.len() == job.slice_len(index))
+            {
+                let read = crate::disk::read(pin.file(), pin.offset(), pin.len()).await;
+                if read.is_err() {
+                    pin.fault();
+                }
+                if let Ok(bytes) = read {
+                    leader.publish(&bytes);
+                    leader.complete(Ok(()));
+                    leader.retire();
+                    return Source::Cached(pin);
+                }
+            }
+            Source::Origin(Some(leader))
+        }
+        Joined::Follower(rx) => Source::Following(rx),
+    }
+}
+
+/// `pin` if its bytes may be served: a slice recovered at start and not
+/// read since is read whole (off the event loop) and checked against the
+/// checksum stored with it first. Bytes that changed on disk, or cannot be
+/// read, drop the slice from the cache and make this read a miss.
+async fn checked(target: &CacheTarget, id: u128, pin: SlicePin) -> Option<SlicePin> {
+    let Some(sum) = pin.sum_to_check() else {
+        return Some(pin);
+    };
+    let read = crate::disk::read(pin.file(), pin.offset(), pin.len()).await;
+    match read {
+        Ok(bytes) if twox_hash::XxHash3_64::oneshot(&bytes) == sum => {
+            pin.checked();
+            metrics::with(|m| m.slices_checked.inc());
+            Some(pin)
+        }
+        Ok(_) | Err(_) => {
+            if let Err(e) = read {
+                debug!(error = %e, "reading a recovered slice to check it");
+            }
+            pin.fault();
+            target.cache.store.remove_slice(id);
+            None
+        }
+    }
+}
+
+/// Slice `id` from the cache, pinned: one index lookup and one CAS.
+fn cached_slice(target: &CacheTarget, id: u128) -> Option<SlicePin> {
+    let loc = target.cache.store.find_slice(id)?;
+    target.cache.store.pin(&loc)
+}
+
+/// A failed attempt at a slice from a peer or the origin.
+#[derive(Debug, Clone, Copy)]
+pub enum Failed<'a> {
+    /// The attempt failed with this error.
+    Error(&'a Error),
+    /// The answer was this server error (5xx), kept to relay when the
+    /// retries run out.
+    Status(u16),
+}
+
+/// The step after a failed attempt at slice `index` (`what` names the
+/// fetch in the log: "slice", "probe"): when [`Retry`] allows another,
+/// counts the retry, logs it, waits its backoff and says `true`; `false`
+/// when the retries have run out (or the failure is never retried).
+pub async fn retry_step(retry: &mut Retry, index: u64, failed: Failed<'_>, what: &str) -> bool {
+    let delay: Option<Duration> = match failed {
+        Failed::Error(e) => retry.after(e),
+        Failed::Status(status) => retry.after_status(index, status),
+    };
+    let Some(delay) = delay else {
+        return false;
+    };
+    metrics::with(|m| m.origin_retries.inc());
+    match failed {
+        Failed::Error(e) => {
+            debug!(index, retry = retry.retries(), delay_ms = delay.as_millis() as u64, error = %e, "retrying {what}")
+        }
+        Failed::Status(status) => {
+            debug!(
+                index,
+                retry = retry.retries(),
+                delay_ms = delay.as_millis() as u64,
+                status,
+                "retrying {what}"
+            )
+        }
+    }
+    if !delay.is_zero() {
+        monoio::time::sleep(delay).await;
+    }
+    true
+}
