@@ -26,14 +26,24 @@ pub enum FlightEvent {
         via_peer: bool,
     },
     /// The leader failed; the follower should fetch on its own.
-    Failed(String),
+    Failed(LeaderFailed),
+}
+
+/// Why a flight ended without its value. A leader's own error goes up its
+/// own request; what its followers learn is that they must fetch alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum LeaderFailed {
+    /// The leading request ended (failed, or its client left) before the
+    /// value was whole.
+    #[error("the fetching request went away")]
+    Gone,
 }
 
 #[derive(Default)]
 struct FlightState {
     chunks: Vec<Bytes>,
     via_peer: bool,
-    outcome: Option<Result<(), String>>,
+    outcome: Option<Result<(), LeaderFailed>>,
     followers: Vec<flume::Sender<FlightEvent>>,
 }
 
@@ -86,7 +96,7 @@ impl Flights {
                     let _ = tx.send(FlightEvent::Done { via_peer });
                 }
                 Some(Err(e)) => {
-                    let _ = tx.send(FlightEvent::Failed(e.clone()));
+                    let _ = tx.send(FlightEvent::Failed(*e));
                 }
                 None => state.followers.push(tx),
             }
@@ -146,13 +156,13 @@ impl FlightLeader {
     /// Tell the followers how it ended. The flight stays joinable (late
     /// followers replay it) until [`FlightLeader::retire`], which the leader
     /// calls once the value is in the store.
-    pub fn complete(&self, outcome: Result<(), String>) {
+    pub fn complete(&self, outcome: Result<(), LeaderFailed>) {
         let mut state = lock(&self.flight);
         let event = match &outcome {
             Ok(()) => FlightEvent::Done {
                 via_peer: state.via_peer,
             },
-            Err(e) => FlightEvent::Failed(e.clone()),
+            Err(e) => FlightEvent::Failed(*e),
         };
         for f in state.followers.drain(..) {
             let _ = f.send(event.clone());
@@ -181,7 +191,7 @@ impl FlightLeader {
 impl Drop for FlightLeader {
     fn drop(&mut self) {
         if lock(&self.flight).outcome.is_none() {
-            self.complete(Err("the fetching request went away".into()));
+            self.complete(Err(LeaderFailed::Gone));
         }
         self.remove();
     }
