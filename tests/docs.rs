@@ -174,6 +174,20 @@ fn every_file_link_and_key_the_docs_name_exists() {
     );
 }
 
+/// The README's minimal configuration is one edgeslice accepts.
+#[test]
+fn the_readme_s_minimal_configuration_is_valid() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let block = readme
+        .split("```toml\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("the README shows a configuration in a toml block");
+    if let Err(e) = edgeslice::config::Config::from_toml(block) {
+        panic!("the README's configuration is refused: {e}\n{block}");
+    }
+}
+
 #[test]
 fn the_checks_catch_what_is_not_there() {
     let sections = conf_sections();
