@@ -47,7 +47,7 @@ pub struct Exchange<'a, S> {
     /// When the response head went out.
     pub head_at: Option<std::time::Instant>,
     /// Requests this exchange sent to the origin (retries included).
-    pub origin_attempts: crate::slice::job::OriginAttempts,
+    pub origin_attempts: crate::slice::attempt::OriginAttempts,
     /// This cache's `Cache-Status` member for the answer, once decided.
     pub cache_status: Option<HeaderValue>,
     /// `Age` of an answer served from the cache, in seconds.

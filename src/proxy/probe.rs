@@ -9,12 +9,10 @@
 //! total length is asked for the whole object. Anything else (304, 3xx, 4xx,
 //! 5xx after retries) is relayed as the origin gave it.
 
-use http::{header, HeaderMap, Method, StatusCode};
+use http::{header, HeaderMap, StatusCode};
 
 use crate::cache::manifest::{freshness, StaleWindows};
 use crate::cache::{Joined, ObjectManifest};
-use crate::cluster::ask_home;
-use crate::cluster::ring::home_key;
 use crate::error::{Error, Result};
 use crate::http::body::BodyFraming;
 use crate::http::headers::{object_headers, req_headers_unsliced, slice_headers, total_unknown};
@@ -29,10 +27,10 @@ use crate::proxy::exchange::Exchange;
 use crate::proxy::fill::Filler;
 use crate::proxy::lookup::Cold;
 use crate::proxy::respond::{ProbeAnswer, StoredObject};
+use crate::slice::attempt::{open, retry_step, Asking, Failed};
 use crate::slice::check::check_slice_head;
 use crate::slice::job::{CacheTarget, OpenedSlice};
 use crate::slice::plan::{self, slice_range_value};
-use crate::slice::source::{retry_step, Failed};
 
 /// What the probe found.
 // Built once per request and moved to the driver: a Box would only add an allocation.
@@ -81,18 +79,9 @@ impl Proxy {
         // The probe's slice is in memory once asked for: its share of the
         // worker's budget first (it becomes the answer's first slice's).
         let reserved = self.budget.reserve(size, ex.client, true).await;
-        let at_home = match &cold {
-            Some(cold) => self.probe_at_home(ask, cold, &probe_headers, index).await,
-            None => None,
-        };
-        let from_peer = at_home.is_some();
-        let resp = match at_home {
-            Some(resp) => resp,
-            None => {
-                self.probe_with_retries(ask.target, &probe_headers, index, ex)
-                    .await?
-            }
-        };
+        let (resp, from_peer) = self
+            .send_probe(ask, cold.as_ref(), &probe_headers, index, ex)
+            .await?;
         match resp.head.status {
             StatusCode::PARTIAL_CONTENT => {}
             StatusCode::RANGE_NOT_SATISFIABLE => {
@@ -279,44 +268,45 @@ impl Proxy {
         Ok(())
     }
 
-    /// Send the probe of a cold object to the home of its slice when that is
-    /// a peer (or its stand-in), so each object is probed once per POP;
-    /// `None` when this node is the one to ask the origin. The answer is checked like the origin's.
-    async fn probe_at_home(
+    /// Send the probe ([`crate::slice::attempt::open`], like any slice): of
+    /// a cold object, first to the home of its slice when that is a peer (or
+    /// its stand-in), so each object is probed once per POP; else to the
+    /// origin, retrying connection failures, timeouts and 5xx answers, the
+    /// last 5xx relayed when retries run out. Its answer is checked by the
+    /// caller, a peer's as an origin's. Says whether a peer answered.
+    async fn send_probe<S>(
         &self,
         ask: &Ask<'_>,
-        cold: &Cold,
-        headers: &HeaderMap,
-        index: u64,
-    ) -> Option<OriginResponse> {
-        let peers = self.peers_for(ask.req)?;
-        let key = home_key(cold.base.as_str(), index);
-        let host = ask.req.headers.get(header::HOST);
-        ask_home(&peers, &key, ask.target, headers, host)
-            .await
-            .map(|(resp, _)| resp)
-    }
-
-    /// Send the probe, retrying connection failures, timeouts and 5xx answers;
-    /// the last 5xx is relayed when retries run out.
-    async fn probe_with_retries<S>(
-        &self,
-        target: &str,
+        cold: Option<&Cold>,
         headers: &HeaderMap,
         index: u64,
         ex: &Exchange<'_, S>,
-    ) -> Result<OriginResponse> {
+    ) -> Result<(OriginResponse, bool)> {
+        let peers = cold.and_then(|_| self.peers_for(ask.req));
+        // The home is asked once, before the origin's first attempt.
+        let mut home = match (&peers, cold) {
+            (Some(peers), Some(cold)) => Some((&**peers, cold.base.as_str())),
+            _ => None,
+        };
         let mut retry = Retry::new(self.settings.max_retries);
         loop {
-            ex.origin_attempts.count_one();
-            match self.pool.request(&Method::GET, target, headers).await {
-                Ok(resp) if resp.head.status.is_server_error() => {
+            let asking = Asking {
+                pool: &self.pool,
+                home: home.take(),
+                host: ask.req.headers.get(header::HOST),
+                target: ask.target,
+                headers,
+                attempts: &ex.origin_attempts,
+            };
+            match open(&asking, index, Ok).await {
+                Ok((resp, Some(_))) => return Ok((resp, true)),
+                Ok((resp, None)) if resp.head.status.is_server_error() => {
                     let failed = Failed::Status(resp.head.status.as_u16());
                     if !retry_step(&mut retry, index, failed, "probe").await {
-                        return Ok(resp);
+                        return Ok((resp, false));
                     }
                 }
-                Ok(resp) => return Ok(resp),
+                Ok((resp, None)) => return Ok((resp, false)),
                 Err(e) => {
                     if !retry_step(&mut retry, index, Failed::Error(&e), "probe").await {
                         return Err(e);

@@ -13,10 +13,9 @@
 //! join it), and indexed once it is whole. A cached slice is passed on as a
 //! pinned slot ([`crate::slice::part::Piece::Cached`]): its bytes reach the
 //! client from the page cache, never through this process.
-//! What a task needs and how it asks a peer or the origin is
-//! [`crate::slice::job`]; the step after a failed attempt is
-//! [`crate::slice::source::retry_step`]; cutting the client's part out of a slice's bytes is
-//! [`crate::slice::part`].
+//! What a task needs is [`crate::slice::job`]; how it asks a peer or the
+//! origin, and the step after a failed attempt, [`crate::slice::attempt`];
+//! cutting the client's part out of a slice's bytes, [`crate::slice::part`].
 
 use std::rc::Rc;
 
@@ -29,9 +28,10 @@ use crate::error::{Error, Result, Waiting};
 use crate::ops::metrics;
 use crate::origin::pool::OriginResponse;
 use crate::origin::retry::Retry;
+use crate::slice::attempt::{retry_step, Failed};
 use crate::slice::job::{OpenedSlice, SliceJob};
 use crate::slice::part::{ClientPart, SliceEvent};
-use crate::slice::source::{choose_source, retry_step, Failed, SliceSource, Source};
+use crate::slice::source::{choose_source, SliceSource, Source};
 
 /// Get slice `index` from the cache, from a fetch in flight, or from the
 /// origin (or stream the probe's answer), and send its client part to `tx`,

@@ -11,16 +11,15 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::{header, HeaderMap, HeaderValue, Method};
-use tracing::debug;
+use http::{header, HeaderMap, HeaderValue};
 
 use crate::cache::flight::FlightLeader;
 use crate::cache::{Locator, ObjectKey, SliceCache};
-use crate::cluster::ring::home_key;
-use crate::cluster::{ask_home, PeerId, Peers};
+use crate::cluster::{PeerId, Peers};
 use crate::error::{Error, Result};
 use crate::http::object_version::ObjectVersion;
 use crate::origin::pool::{OriginPool, OriginResponse};
+use crate::slice::attempt::{open, Asking, OriginAttempts};
 use crate::slice::check::check_slice_head;
 use crate::slice::plan::{self, SlicePlan};
 
@@ -72,24 +71,6 @@ pub struct SliceJob {
     pub counted: Rc<CountedSlices>,
 }
 
-/// The requests one client's exchange sent to the origin (probe, slices,
-/// retries, pass-through), counted wherever they are sent, for its log
-/// line; clones count into the same total.
-#[derive(Debug, Clone, Default)]
-pub struct OriginAttempts(Rc<std::cell::Cell<u64>>);
-
-impl OriginAttempts {
-    /// One more request sent to the origin.
-    pub fn count_one(&self) {
-        self.0.set(self.0.get() + 1);
-    }
-
-    /// How many were sent.
-    pub fn get(&self) -> u64 {
-        self.0.get()
-    }
-}
-
 /// Which slices an answer's head counted as cached, by index, with where
 /// they were found: the slice task pins that slot without looking it up again.
 #[derive(Debug, Default)]
@@ -133,26 +114,19 @@ impl SliceJob {
             header::RANGE,
             plan::slice_range_value(index, self.plan.slice_size),
         );
-        if let (Some(peers), Some(cache)) = (self.peers.as_deref(), &self.cache) {
-            let key = home_key(cache.key.as_str(), index);
-            let host = self.client_host.as_ref();
-            if let Some((resp, peer)) = ask_home(peers, &key, &self.target, &headers, host).await {
-                match self.check(index, resp) {
-                    Ok(resp) => return Ok((resp, Some(peer))),
-                    // The peer holds another version (or answered oddly):
-                    // the origin settles it; the peer is not at fault.
-                    Err(e) => {
-                        debug!(index, peer = %peers.addr(peer), error = %e, "peer's slice refused: asking the origin")
-                    }
-                }
-            }
-        }
-        self.attempts.count_one();
-        let resp = self
-            .pool
-            .request(&Method::GET, &self.target, &headers)
-            .await?;
-        Ok((self.check(index, resp)?, None))
+        let home = match (self.peers.as_deref(), &self.cache) {
+            (Some(peers), Some(cache)) => Some((peers, cache.key.as_str())),
+            _ => None,
+        };
+        let asking = Asking {
+            pool: &self.pool,
+            home,
+            host: self.client_host.as_ref(),
+            target: &self.target,
+            headers: &headers,
+            attempts: &self.attempts,
+        };
+        open(&asking, index, |resp| self.check(index, resp)).await
     }
 
     /// The checks every answer for slice `index` passes, a peer's as an origin's.

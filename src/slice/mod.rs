@@ -4,6 +4,7 @@
 //! client's part of each ([`part`]), and streaming them to the client in order within
 //! a bounded window ([`stream`]) and the worker's [`budget`] of bytes in memory.
 
+pub mod attempt;
 pub mod budget;
 pub mod check;
 pub mod fetch;

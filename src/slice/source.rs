@@ -4,21 +4,16 @@
 //! the probe's answer already open, the cache (a pinned slot, checked
 //! against its checksum on its first read after a restart), another
 //! request's fetch in flight, or a fetch of its own, at the slice's home
-//! peer or the origin ([`crate::slice::job::SliceJob::open`]). Every fetch
-//! from a peer or the origin, the probe of a cold object's included, takes
-//! the same step after a failed attempt ([`retry_step`]). What the bytes
-//! came from in the end is a [`SliceSource`], which the request's metrics,
-//! log line and `Cache-Status` count.
-
-use std::time::Duration;
+//! peer or the origin ([`crate::slice::job::SliceJob::open`], which sends it
+//! as every request for a slice is sent, the probe's included:
+//! [`crate::slice::attempt::open`]). What the bytes came from in the end is
+//! a [`SliceSource`], which the request's metrics and log line count.
 
 use tracing::debug;
 
 use crate::cache::flight::FlightLeader;
 use crate::cache::{slice_id, FlightEvent, Joined, SlicePin};
-use crate::error::Error;
 use crate::ops::metrics;
-use crate::origin::retry::Retry;
 use crate::slice::job::{CacheTarget, OpenedSlice, SliceJob};
 
 /// Where a slice's bytes came from.
@@ -139,47 +134,4 @@ async fn checked(target: &CacheTarget, id: u128, pin: SlicePin) -> Option<SliceP
 fn cached_slice(target: &CacheTarget, id: u128) -> Option<SlicePin> {
     let loc = target.cache.store.find_slice(id)?;
     target.cache.store.pin(&loc)
-}
-
-/// A failed attempt at a slice from a peer or the origin.
-#[derive(Debug, Clone, Copy)]
-pub enum Failed<'a> {
-    /// The attempt failed with this error.
-    Error(&'a Error),
-    /// The answer was this server error (5xx), kept to relay when the
-    /// retries run out.
-    Status(u16),
-}
-
-/// The step after a failed attempt at slice `index` (`what` names the
-/// fetch in the log: "slice", "probe"): when [`Retry`] allows another,
-/// counts the retry, logs it, waits its backoff and says `true`; `false`
-/// when the retries have run out (or the failure is never retried).
-pub async fn retry_step(retry: &mut Retry, index: u64, failed: Failed<'_>, what: &str) -> bool {
-    let delay: Option<Duration> = match failed {
-        Failed::Error(e) => retry.after(e),
-        Failed::Status(status) => retry.after_status(index, status),
-    };
-    let Some(delay) = delay else {
-        return false;
-    };
-    metrics::with(|m| m.origin_retries.inc());
-    match failed {
-        Failed::Error(e) => {
-            debug!(index, retry = retry.retries(), delay_ms = delay.as_millis() as u64, error = %e, "retrying {what}")
-        }
-        Failed::Status(status) => {
-            debug!(
-                index,
-                retry = retry.retries(),
-                delay_ms = delay.as_millis() as u64,
-                status,
-                "retrying {what}"
-            )
-        }
-    }
-    if !delay.is_zero() {
-        monoio::time::sleep(delay).await;
-    }
-    true
 }

@@ -1,5 +1,5 @@
 //! The Prometheus text exposition of every metric: the table of names,
-//! help texts and types ([`METRICS`]), and [`render`], which sums the
+//! help texts and types (`METRICS`), and [`render`], which sums the
 //! workers' counters at scrape time.
 
 use std::fmt::Write;

@@ -1,0 +1,132 @@
+//! One attempt at a slice from a peer or the origin, and the step after a
+//! failed one.
+//!
+//! Every request for a slice, the probe of a cold object's included, is
+//! sent by [`open`]: to the slice's home peer when that is another node and
+//! up, else (or when the peer's answer does not pass) to the origin, each
+//! origin request counted in the exchange's [`OriginAttempts`]. Every
+//! failed attempt takes the same step ([`retry_step`]): counted, logged,
+//! backed off as [`Retry`] says, or given up.
+
+use std::rc::Rc;
+use std::time::Duration;
+
+use http::{HeaderMap, HeaderValue, Method};
+use tracing::debug;
+
+use crate::cluster::ring::home_key;
+use crate::cluster::{ask_home, PeerId, Peers};
+use crate::error::{Error, Result};
+use crate::ops::metrics;
+use crate::origin::pool::{OriginPool, OriginResponse};
+use crate::origin::retry::Retry;
+
+/// The requests one client's exchange sent to the origin (probe, slices,
+/// retries, pass-through), counted wherever they are sent, for its log
+/// line; clones count into the same total.
+#[derive(Debug, Clone, Default)]
+pub struct OriginAttempts(Rc<std::cell::Cell<u64>>);
+
+impl OriginAttempts {
+    /// One more request sent to the origin.
+    pub fn count_one(&self) {
+        self.0.set(self.0.get() + 1);
+    }
+
+    /// How many were sent.
+    pub fn get(&self) -> u64 {
+        self.0.get()
+    }
+}
+
+/// Where a request for slice `index` of an object goes, and with what.
+pub struct Asking<'a> {
+    /// The worker's origin pool.
+    pub pool: &'a Rc<OriginPool>,
+    /// The cluster's peers and the object's key on the ring (the cache key
+    /// its slices are stored under), when the slice's home peer is to be
+    /// asked first; `None` to ask the origin only.
+    pub home: Option<(&'a Peers, &'a str)>,
+    /// The client's Host, sent to the peer so it picks the same route.
+    pub host: Option<&'a HeaderValue>,
+    /// Request target (path and query) forwarded unchanged.
+    pub target: &'a str,
+    /// The request's headers, the slice's Range included.
+    pub headers: &'a HeaderMap,
+    /// The exchange's count of requests sent to the origin.
+    pub attempts: &'a OriginAttempts,
+}
+
+/// Send the request for slice `index`: to its home peer when `asking` names
+/// one that is another node and up, and its answer passes `check`; else
+/// (a peer's answer of another version, or one that fails its check, is
+/// settled by the origin, and the peer is not at fault) to the origin,
+/// whose answer goes through `check` too. Says which peer answered, if one
+/// did.
+pub async fn open(
+    asking: &Asking<'_>,
+    index: u64,
+    check: impl Fn(OriginResponse) -> Result<OriginResponse>,
+) -> Result<(OriginResponse, Option<PeerId>)> {
+    if let Some((peers, object)) = asking.home {
+        let key = home_key(object, index);
+        let asked = ask_home(peers, &key, asking.target, asking.headers, asking.host).await;
+        if let Some((resp, peer)) = asked {
+            match check(resp) {
+                Ok(resp) => return Ok((resp, Some(peer))),
+                Err(e) => {
+                    debug!(index, peer = %peers.addr(peer), error = %e, "peer's slice refused: asking the origin")
+                }
+            }
+        }
+    }
+    asking.attempts.count_one();
+    let resp = asking
+        .pool
+        .request(&Method::GET, asking.target, asking.headers)
+        .await?;
+    Ok((check(resp)?, None))
+}
+
+/// A failed attempt at a slice from a peer or the origin.
+#[derive(Debug, Clone, Copy)]
+pub enum Failed<'a> {
+    /// The attempt failed with this error.
+    Error(&'a Error),
+    /// The answer was this server error (5xx), kept to relay when the
+    /// retries run out.
+    Status(u16),
+}
+
+/// The step after a failed attempt at slice `index` (`what` names the
+/// fetch in the log: "slice", "probe"): when [`Retry`] allows another,
+/// counts the retry, logs it, waits its backoff and says `true`; `false`
+/// when the retries have run out (or the failure is never retried).
+pub async fn retry_step(retry: &mut Retry, index: u64, failed: Failed<'_>, what: &str) -> bool {
+    let delay: Option<Duration> = match failed {
+        Failed::Error(e) => retry.after(e),
+        Failed::Status(status) => retry.after_status(index, status),
+    };
+    let Some(delay) = delay else {
+        return false;
+    };
+    metrics::with(|m| m.origin_retries.inc());
+    match failed {
+        Failed::Error(e) => {
+            debug!(index, retry = retry.retries(), delay_ms = delay.as_millis() as u64, error = %e, "retrying {what}")
+        }
+        Failed::Status(status) => {
+            debug!(
+                index,
+                retry = retry.retries(),
+                delay_ms = delay.as_millis() as u64,
+                status,
+                "retrying {what}"
+            )
+        }
+    }
+    if !delay.is_zero() {
+        monoio::time::sleep(delay).await;
+    }
+    true
+}
