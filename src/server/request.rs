@@ -3,7 +3,7 @@
 //! (before the head) or an abort (after it).
 //!
 //! HTTP/1.1 connections (`connection`) and HTTP/2 streams (`h2`) both call
-//! [`answer`] with a head they have checked and the sink they lend the
+//! [`serve`] with a head they have checked and the sink they lend the
 //! request; what comes back says how the request ended, for the access log
 //! and for what the connection does next (close it, or reset the stream).
 
@@ -22,7 +22,7 @@ use crate::server::access::Outcome;
 /// before the response head is answered with its status, and the sink is told
 /// to close after it; an error after the head is left to the connection to
 /// abort (close, or reset the stream) and only reported.
-pub async fn answer<S: ResponseSink + BodySource>(
+pub async fn serve<S: ResponseSink + BodySource>(
     router: &Router,
     head: &RequestHead,
     ex: &mut Exchange<'_, S>,

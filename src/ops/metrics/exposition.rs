@@ -9,7 +9,7 @@ use super::kinds::{Counter, Family, Histogram, BUCKETS};
 use super::{NodeGauges, PeerGauge, WorkerMetrics};
 
 /// Where a metric's samples come from at scrape time.
-enum Source {
+enum Samples {
     /// A worker counter, summed over the workers.
     Sum(fn(&WorkerMetrics) -> &Counter),
     /// A worker counter per label value, summed over the workers.
@@ -27,9 +27,9 @@ enum Source {
 }
 
 /// One exported metric: its name, help text, Prometheus type and source.
-struct Metric(&'static str, &'static str, &'static str, Source);
+struct Metric(&'static str, &'static str, &'static str, Samples);
 
-use Source::*;
+use Samples::*;
 
 /// Every exported metric, in the order `/metrics` lists them (docs/operations.md: the table
 /// documents them; tests/metrics.rs reads them).

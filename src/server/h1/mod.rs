@@ -95,7 +95,7 @@ pub async fn serve_connection(
         }
         let head_only = head.method == http::Method::HEAD;
         let mut ex = Exchange::new(&mut client, peer, head_only).from_connection(client_id);
-        let outcome = request::answer(&router, &head, &mut ex, framing.map(|_| ())).await;
+        let outcome = request::serve(&router, &head, &mut ex, framing.map(|_| ())).await;
         access::finish(&head, &ex, started, &outcome, limits.access_log);
         if outcome != access::Outcome::Ok {
             return;

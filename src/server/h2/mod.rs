@@ -283,7 +283,7 @@ async fn serve_stream(
     let watch = sink.watch();
     let mut ex = Exchange::new(&mut sink, peer, head_only).from_connection(client);
     let outcome = monoio::select! {
-        outcome = request::answer(&router, &head, &mut ex, checked) => outcome,
+        outcome = request::serve(&router, &head, &mut ex, checked) => outcome,
         reason = watch.reset() => {
             metrics::with(|m| m.h2_client_resets.inc());
             Outcome::ClientAbort(format!("stream reset by the client: {reason}"))
