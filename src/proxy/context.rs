@@ -1,5 +1,5 @@
 //! What every phase of the driver shares: the worker's [`Proxy`] (settings,
-//! origin pool, cache) and one request's context, [`Ask`].
+//! origin pool, cache) and one request's context, [`ObjectRequest`].
 
 use std::rc::Rc;
 use std::sync::Arc;
@@ -81,7 +81,7 @@ pub struct Proxy {
 
 /// The request context every phase reads: what the client asked of one
 /// object, and how the object's stored state was had.
-pub(crate) struct Ask<'a> {
+pub(crate) struct ObjectRequest<'a> {
     pub(crate) req: &'a RequestHead,
     /// Path and query, forwarded unchanged.
     pub(crate) target: &'a str,

@@ -13,7 +13,7 @@ use crate::cache::flight::FlightLeader;
 use crate::cache::manifest::unix_now;
 use crate::cache::{FlightEvent, Joined, ObjectKey, ObjectManifest, SliceCache};
 use crate::proxy::cache_status::Served;
-use crate::proxy::context::{Ask, Proxy};
+use crate::proxy::context::{ObjectRequest, Proxy};
 use crate::proxy::respond::StoredObject;
 use crate::proxy::revalidate::{revalidate, Revalidation};
 use crate::slice::job::CacheTarget;
@@ -22,7 +22,7 @@ use crate::slice::job::CacheTarget;
 // Built once per request and moved to the driver: a Box would only add an allocation.
 #[allow(clippy::large_enum_variant)]
 pub(crate) enum Lookup {
-    /// A manifest to answer from (`Ask::served` says how it was had).
+    /// A manifest to answer from (`ObjectRequest::served` says how it was had).
     Stored(StoredObject),
     /// Nothing stored: this request leads the object's probe.
     Cold(Cold),
@@ -40,7 +40,7 @@ pub(crate) struct Cold {
 impl Proxy {
     /// Phase "lookup" (see the module doc); records in `ask` how the
     /// manifest was had, its age and its freshness left.
-    pub(crate) async fn lookup(&self, ask: &mut Ask<'_>) -> Lookup {
+    pub(crate) async fn lookup(&self, ask: &mut ObjectRequest<'_>) -> Lookup {
         let Some(cache) = self.cache_for(ask).cloned() else {
             return Lookup::Uncached;
         };
@@ -127,7 +127,7 @@ impl Proxy {
     /// Revalidate a stale manifest, once per object (see [`revalidate`]).
     fn revalidate(
         &self,
-        ask: &Ask<'_>,
+        ask: &ObjectRequest<'_>,
         cache: &Arc<SliceCache>,
         key: &ObjectKey,
         m: ObjectManifest,

@@ -51,7 +51,7 @@ use crate::http::headers::cacheable_request;
 use crate::http::range::{parse_range, RangeRequest};
 use crate::http::sink::{BodyLength, BodySource, ResponseSink};
 use crate::proxy::cache_status::{cache_status, Served};
-use crate::proxy::context::Ask;
+use crate::proxy::context::ObjectRequest;
 pub use crate::proxy::context::{Proxy, ProxySettings};
 pub use crate::proxy::exchange::Exchange;
 use crate::proxy::lookup::Lookup;
@@ -68,7 +68,7 @@ enum Class<'a> {
     /// A GET/HEAD this route does not slice: the client's request as it is.
     Unsliced,
     /// A GET/HEAD to slice.
-    Sliced(Ask<'a>),
+    Sliced(ObjectRequest<'a>),
 }
 
 impl Proxy {
@@ -129,7 +129,7 @@ impl Proxy {
     /// Phases "respond" and "stream" for an object whose version is known.
     async fn answer<S: ResponseSink>(
         &self,
-        ask: &Ask<'_>,
+        ask: &ObjectRequest<'_>,
         object: StoredObject,
         ex: &mut Exchange<'_, S>,
     ) -> Result<()> {
@@ -181,7 +181,7 @@ impl Proxy {
             Some(v) => parse_range(v.as_bytes()),
             None => RangeRequest::Full,
         };
-        Class::Sliced(Ask {
+        Class::Sliced(ObjectRequest {
             req,
             target,
             forwarded: self.forwarded_headers(req),
@@ -206,7 +206,7 @@ impl Proxy {
     }
 
     /// The node's cache, when this request may use it.
-    fn cache_for(&self, ask: &Ask<'_>) -> Option<&Arc<SliceCache>> {
+    fn cache_for(&self, ask: &ObjectRequest<'_>) -> Option<&Arc<SliceCache>> {
         self.cache.as_ref().filter(|_| cacheable_request(ask.req))
     }
 

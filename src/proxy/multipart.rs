@@ -17,7 +17,7 @@ use crate::http::sink::{BodyLength, ResponseSink};
 use crate::proxy::exchange::Exchange;
 use crate::slice::job::SliceJob;
 use crate::slice::plan::SlicePlan;
-use crate::slice::stream::{self, Delivery, Sending};
+use crate::slice::stream::{self, Delivery, Pacing};
 
 /// The framing of one multipart answer.
 pub struct Multipart {
@@ -71,7 +71,7 @@ pub async fn send<S: ResponseSink>(
     job: &SliceJob,
     parts: &[(u64, u64)],
     mut headers: HeaderMap,
-    how: Sending<'_>,
+    how: Pacing<'_>,
     ex: &mut Exchange<'_, S>,
 ) -> Result<()> {
     let multipart = Multipart::new(

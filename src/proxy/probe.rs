@@ -22,7 +22,7 @@ use crate::http::sink::ResponseSink;
 use crate::origin::pool::OriginResponse;
 use crate::origin::retry::Retry;
 use crate::proxy::cache_status::Served;
-use crate::proxy::context::{Ask, Proxy};
+use crate::proxy::context::{ObjectRequest, Proxy};
 use crate::proxy::exchange::Exchange;
 use crate::proxy::fill::Filler;
 use crate::proxy::lookup::Cold;
@@ -50,7 +50,7 @@ impl Proxy {
     /// on the flight look again as soon as it ends.
     pub(crate) async fn probe<S: ResponseSink>(
         &self,
-        ask: &mut Ask<'_>,
+        ask: &mut ObjectRequest<'_>,
         cold: Option<Cold>,
         ex: &mut Exchange<'_, S>,
     ) -> Result<Probe> {
@@ -205,7 +205,7 @@ impl Proxy {
     /// is passed through.
     async fn unsliced<S: ResponseSink>(
         &self,
-        ask: &Ask<'_>,
+        ask: &ObjectRequest<'_>,
         cold: Option<Cold>,
         ex: &mut Exchange<'_, S>,
     ) -> Result<Probe> {
@@ -276,7 +276,7 @@ impl Proxy {
     /// caller, a peer's as an origin's. Says whether a peer answered.
     async fn send_probe<S>(
         &self,
-        ask: &Ask<'_>,
+        ask: &ObjectRequest<'_>,
         cold: Option<&Cold>,
         headers: &HeaderMap,
         index: u64,
@@ -321,7 +321,11 @@ impl Proxy {
 /// the end. The length and validators still describe the object; phase
 /// "respond" decides between 416, an empty 200, and (an If-Range that did not
 /// match) the whole object.
-fn unsatisfiable(ask: &Ask<'_>, resp: OriginResponse, grid: impl Fn(u64) -> u64) -> Result<Probe> {
+fn unsatisfiable(
+    ask: &ObjectRequest<'_>,
+    resp: OriginResponse,
+    grid: impl Fn(u64) -> u64,
+) -> Result<Probe> {
     let total = match resp
         .head
         .headers

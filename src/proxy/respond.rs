@@ -22,7 +22,7 @@ use crate::http::object_version::ObjectVersion;
 use crate::http::range::{coalesce, ContentRange, RangeRequest, MAX_PARTS};
 use crate::http::sink::{BodyLength, ResponseSink};
 use crate::proxy::cache_status::cache_status;
-use crate::proxy::context::{Ask, Proxy};
+use crate::proxy::context::{ObjectRequest, Proxy};
 use crate::proxy::exchange::Exchange;
 use crate::slice::fetch::run_slice;
 use crate::slice::job::{CacheTarget, CountedSlices, OpenedSlice, SliceJob};
@@ -75,7 +75,7 @@ pub(crate) struct Answer {
 
 impl Proxy {
     /// Phase "respond" (see the module doc).
-    pub(crate) fn respond(&self, ask: &Ask<'_>, object: &StoredObject) -> Respond {
+    pub(crate) fn respond(&self, ask: &ObjectRequest<'_>, object: &StoredObject) -> Respond {
         let version = &object.version;
         let verdict = preconditions(ask.req, version);
         if verdict != Precondition::Proceed {
@@ -123,7 +123,7 @@ impl Proxy {
     /// Phase "stream" (see the module doc).
     pub(crate) async fn stream<S: ResponseSink>(
         &self,
-        ask: &Ask<'_>,
+        ask: &ObjectRequest<'_>,
         object: StoredObject,
         answer: Answer,
         ex: &mut Exchange<'_, S>,
@@ -218,7 +218,7 @@ impl Proxy {
         );
         ex.x_cache = Some(status_of_cache);
         ex.cache_status = Some(self.cache_status_of(ask, fetched));
-        let how = stream::Sending {
+        let how = stream::Pacing {
             window: self.settings.window,
             budget: &self.budget,
             client: ex.client,
@@ -247,7 +247,7 @@ impl Proxy {
     /// Returns the object's headers.
     pub(crate) fn settle_probe<S>(
         &self,
-        ask: &Ask<'_>,
+        ask: &ObjectRequest<'_>,
         object: StoredObject,
         ex: &Exchange<'_, S>,
     ) -> HeaderMap {
@@ -270,7 +270,7 @@ impl Proxy {
     /// The slice job of one answer: what every slice task of it needs.
     fn slice_job<S>(
         &self,
-        ask: &Ask<'_>,
+        ask: &ObjectRequest<'_>,
         version: ObjectVersion,
         plan: SlicePlan,
         cache: Option<CacheTarget>,
@@ -298,7 +298,7 @@ impl Proxy {
 
     /// This cache's `Cache-Status` member for an answer to `ask` whose slices
     /// came `fetched` from the origin.
-    pub(crate) fn cache_status_of(&self, ask: &Ask<'_>, fetched: u64) -> HeaderValue {
+    pub(crate) fn cache_status_of(&self, ask: &ObjectRequest<'_>, fetched: u64) -> HeaderValue {
         cache_status(&self.settings.node_name, ask.served, fetched, ask.ttl, None)
     }
 }

@@ -35,7 +35,7 @@ use crate::slice::source::{choose_source, SliceSource, Source};
 
 /// Get slice `index` from the cache, from a fetch in flight, or from the
 /// origin (or stream the probe's answer), and send its client part to `tx`,
-/// ending with Done or Failed. Fetched slices are stored once whole and checked.
+/// ending with Done or Failed. Slices fetched are stored once whole and checked.
 pub async fn run_slice(
     job: Rc<SliceJob>,
     index: u64,
@@ -71,14 +71,14 @@ struct Stored {
 }
 
 /// A slice source, and the flight whose whole, checked slice is still to be indexed.
-type Got = (SliceSource, Option<Stored>);
+type Fetched = (SliceSource, Option<Stored>);
 
 async fn slice_from_anywhere(
     job: &SliceJob,
     index: u64,
     opened: Option<OpenedSlice>,
     tx: &Tx<SliceEvent>,
-) -> Result<Got> {
+) -> Result<Fetched> {
     let mut out = ClientPart::new(job, index);
     match choose_source(job, index, opened).await {
         Source::Opened(o) => {
@@ -102,7 +102,7 @@ async fn follow(
     rx: flume::Receiver<FlightEvent>,
     out: &mut ClientPart,
     tx: &Tx<SliceEvent>,
-) -> Result<Got> {
+) -> Result<Fetched> {
     metrics::with(|m| m.coalesced_waits.inc());
     while let Ok(event) = rx.recv_async().await {
         match event {
@@ -144,7 +144,7 @@ async fn fetch_with_retries(
     leader: Option<FlightLeader>,
     out: &mut ClientPart,
     tx: &Tx<SliceEvent>,
-) -> Result<Got> {
+) -> Result<Fetched> {
     let mut retry = Retry::new(job.max_retries);
     let mut published = 0u64;
     // A leader writes a slice from the origin into its slot as it arrives;

@@ -224,9 +224,10 @@ pub struct Delivery {
     pub cache_in_memory: bool,
 }
 
-/// How a response body is sent.
+/// How a response body is paced: the window of slices in flight and the
+/// worker budget whose turns it takes.
 #[derive(Clone, Copy)]
-pub struct Sending<'a> {
+pub struct Pacing<'a> {
     /// Slices of one request in flight at most.
     pub window: usize,
     /// The worker's budget of slice bytes in memory.
@@ -249,7 +250,7 @@ pub struct Sending<'a> {
 /// slowly holds no budget for slices already stored.
 pub async fn send_slices(
     job: Rc<SliceJob>,
-    how: Sending<'_>,
+    how: Pacing<'_>,
     probe: Option<OpenedSlice>,
     sink: &mut impl ResponseSink,
     done: &mut Delivery,
@@ -314,7 +315,7 @@ pub async fn send_slices(
 /// budget they hold, and the tasks fetching them.
 struct Streaming<'a> {
     job: Rc<SliceJob>,
-    how: Sending<'a>,
+    how: Pacing<'a>,
     tx: local_sync::mpsc::unbounded::Tx<SliceEvent>,
     rx: local_sync::mpsc::unbounded::Rx<SliceEvent>,
     order: ReorderBuffer<Piece>,
