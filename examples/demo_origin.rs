@@ -11,7 +11,11 @@
 
 use std::io::{Read, Write};
 
-use edgeslice::demo::origin::DemoOrigin;
+#[path = "../src/demo/mod.rs"]
+#[allow(dead_code, unused_imports)]
+mod demo;
+
+use demo::origin::DemoOrigin;
 
 fn main() -> std::io::Result<()> {
     let origin = DemoOrigin::start()?;

@@ -27,8 +27,9 @@
 //!          systemd notifications (ready, reloading, stopping)
 //! ```
 //!
-//! `demo` holds a built-in origin and a small client, used by `edgeslice demo`
-//! and the tests.
+//! The built-in origin and client of `edgeslice demo` and the tests are not
+//! part of the library: `src/demo/` is mounted by the binary and by
+//! `tests/common`.
 
 pub mod server;
 
@@ -53,9 +54,6 @@ pub mod config;
 pub mod error;
 
 pub mod ops;
-
-// The built-in origin and client of the demo and the tests.
-pub mod demo;
 
 // What a user of the crate starts with: a configuration, a running server,
 // and the error every request-path failure is.

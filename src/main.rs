@@ -1,5 +1,20 @@
 //! The edgeslice command: run the proxy, check a configuration, or run the demo.
 
+// The built-in origin and client (test support, shared with the tests,
+// which use parts of it the demo does not), and the demo's runs.
+#[allow(dead_code, unused_imports)]
+mod demo;
+#[cfg(test)]
+#[path = "demo/client_tests.rs"]
+mod demo_client_tests;
+#[cfg(test)]
+#[path = "demo/origin_tests.rs"]
+mod demo_origin_tests;
+#[path = "demo/pop.rs"]
+mod demo_pop;
+#[path = "demo/run.rs"]
+mod demo_run;
+
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -117,9 +132,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }) = cli.command
     {
         if nodes > 1 {
-            return edgeslice::demo::run_pop(nodes, size_mib, origin_delay_ms);
+            return demo_pop::run(nodes, size_mib, origin_delay_ms);
         }
-        return edgeslice::demo::run(size_mib, origin_delay_ms);
+        return demo_run::run(size_mib, origin_delay_ms);
     }
     let Some(path) = cli.config else {
         anyhow::bail!("no configuration given: use --config PATH (or `edgeslice demo`)");

@@ -6,8 +6,8 @@
 mod common;
 
 use common::cache::*;
+use common::demo::origin::versioned_name;
 use common::*;
-use edgeslice::demo::origin::versioned_name;
 
 fn unix_seconds() -> f64 {
     std::time::SystemTime::now()

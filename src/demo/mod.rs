@@ -1,12 +1,9 @@
-//! A built-in origin and a small blocking client, used by `edgeslice demo` and
-//! the tests, and the demo itself: the proxy's main job with nothing to set up
-//! (`run`), and several nodes as one POP (`run_pop`, `demo --nodes N`).
+//! A built-in origin and a small blocking client: test support, not part of
+//! the library. The `edgeslice` binary mounts this module for `edgeslice
+//! demo` (whose runs, `demo/run.rs` and `demo/pop.rs`, it mounts itself),
+//! and the tests mount it in `tests/common`; paths inside stay relative, so
+//! it compiles wherever it is mounted.
 
 pub mod client;
 pub mod content;
 pub mod origin;
-mod pop;
-mod run;
-
-pub use pop::run as run_pop;
-pub use run::run;

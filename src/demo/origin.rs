@@ -29,9 +29,9 @@
 //! Threads: one accept thread plus one blocking thread per connection.
 //! Bodies are generated and written in 64 KiB pieces, never whole.
 //!
-//! ```
-//! use edgeslice::demo::{client, origin::{object_bytes, DemoOrigin}};
+//! For example (the test `a_range_is_answered_and_recorded`):
 //!
+//! ```text
 //! let origin = DemoOrigin::start().unwrap();
 //! let resp = client::get(origin.addr(), "/obj/1000/a.bin", &[("Range", "bytes=10-19")]).unwrap();
 //! assert_eq!(resp.status, 206);
@@ -253,10 +253,6 @@ fn serve_connection(stream: TcpStream, id: u64, shared: &Shared) {
     }
 }
 #[path = "origin_answer.rs"]
-mod answer;
+pub(crate) mod answer;
 #[path = "origin_wire.rs"]
 mod wire;
-
-#[cfg(test)]
-#[path = "origin_tests.rs"]
-mod tests;

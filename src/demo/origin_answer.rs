@@ -6,14 +6,14 @@
 use std::thread;
 use std::time::Duration;
 
+use super::super::content::{fnv1a, imf_fixdate, RangeSpec};
 use super::wire::{Body, Reply};
 use super::{lock, versioned_name, OriginRequest, Shared};
-use crate::demo::content::{fnv1a, imf_fixdate, RangeSpec};
 
 /// Longest `delay_ms` honoured, so a typo cannot hang a test for hours.
 const MAX_DELAY_MS: u64 = 60_000;
 /// `Tue, 15 Nov 1994 08:12:31 GMT` as Unix seconds.
-pub(super) const BASE_LAST_MODIFIED: u64 = 784_887_151;
+pub(crate) const BASE_LAST_MODIFIED: u64 = 784_887_151;
 
 /// The object-serving modes, named as in the URL.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]

@@ -1,9 +1,10 @@
 //! Tests of the built-in origin, through its own client.
-use super::answer::BASE_LAST_MODIFIED;
-use super::*;
 use crate::demo::client::{get, HttpConnection};
 use crate::demo::content::{fnv1a, imf_fixdate, RangeSpec};
-use std::time::Instant;
+use crate::demo::origin::answer::BASE_LAST_MODIFIED;
+use crate::demo::origin::*;
+use std::thread;
+use std::time::{Duration, Instant};
 
 #[test]
 fn object_bytes_agree_with_object_byte() {
@@ -417,4 +418,19 @@ fn drop_stops_accepting() {
     let addr = origin.addr();
     drop(origin);
     assert!(get(addr, "/obj/1/x", &[]).is_err());
+}
+
+#[test]
+fn a_range_is_answered_and_recorded() {
+    let origin = DemoOrigin::start().unwrap();
+    let resp = crate::demo::client::get(
+        origin.addr(),
+        "/obj/1000/a.bin",
+        &[("Range", "bytes=10-19")],
+    )
+    .unwrap();
+    assert_eq!(resp.status, 206);
+    assert_eq!(resp.header("content-range"), Some("bytes 10-19/1000"));
+    assert_eq!(resp.body, object_bytes("a.bin", 10, 19));
+    assert_eq!(origin.requests()[0].range.as_deref(), Some("bytes=10-19"));
 }

@@ -8,10 +8,10 @@ use std::net::{Shutdown, TcpStream};
 use std::thread;
 use std::time::Duration;
 
+use super::super::client::MAX_HEADERS;
+use super::super::client::{find_header, is_chunked, owned_headers, read_chunked, read_sized};
+use super::super::content::{fill_object, reason};
 use super::{OriginRequest, PIECE};
-use crate::demo::client::MAX_HEADERS;
-use crate::demo::client::{find_header, is_chunked, owned_headers, read_chunked, read_sized};
-use crate::demo::content::{fill_object, reason};
 
 /// Chunk size in the `chunked` mode.
 const CHUNK: usize = 16 * 1024;

@@ -9,10 +9,10 @@ use std::time::Instant;
 
 use anyhow::{ensure, Context};
 
-use crate::config::Config;
 use crate::demo::client::get;
 use crate::demo::origin::{object_bytes, DemoOrigin};
-use crate::server::runtime::Server;
+use edgeslice::config::Config;
+use edgeslice::server::runtime::Server;
 
 const MIB: u64 = 1024 * 1024;
 

@@ -5,10 +5,10 @@ use std::time::Instant;
 
 use anyhow::{ensure, Context};
 
-use crate::config::Config;
 use crate::demo::client::{get, HttpResponse};
 use crate::demo::origin::{object_bytes, DemoOrigin};
-use crate::server::runtime::Server;
+use edgeslice::config::Config;
+use edgeslice::server::runtime::Server;
 
 /// Run the demo: fetch a `size_mib` MiB object through edgeslice from a
 /// built-in origin that waits `delay_ms` before each answer.

@@ -33,7 +33,7 @@ pub async fn accept_loop(
     let mut stop = std::pin::pin!(stop);
     loop {
         monoio::select! {
-            _ = &mut stop => return,
+            _ = &mut stop => return stop_listening(&listener),
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     let (_, limits) = routes.current();
@@ -107,6 +107,20 @@ async fn serve_accepted(
         }
     };
     serve_connection(stream, peer, client, routes, state.clone()).await
+}
+
+/// Take `listener` out of its `SO_REUSEPORT` group at once. Closing it is
+/// not enough: the accept abandoned in the ring still holds the socket
+/// until the ring has run its cancellation, which a ring whose task work
+/// waits for the worker's next wait for events (`DEFER_TASKRUN`) does
+/// after the worker is gone; meanwhile the kernel still hands it new
+/// connections, which are reset when it finally closes (a restarted node's
+/// first clients, in `tests/cluster_ops.rs`).
+fn stop_listening(listener: &TcpListener) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: shutdown(2) on a descriptor `listener` owns; a listening
+    // socket stops listening, its queued connections are reset.
+    unsafe { libc::shutdown(listener.as_raw_fd(), libc::SHUT_RDWR) };
 }
 
 /// `O_NONBLOCK` on `stream`'s descriptor.

@@ -8,8 +8,13 @@
 //! fuzz files) and `tls` (certificates made in the test, TLS clients).
 #![allow(dead_code, unused_imports)]
 
-pub use edgeslice::demo::client::{get, HttpConnection, HttpResponse};
-pub use edgeslice::demo::origin::{object_bytes, DemoOrigin, OriginRequest};
+// The built-in origin and client: test support the binary shares, not
+// part of the library.
+#[path = "../../src/demo/mod.rs"]
+pub mod demo;
+
+pub use demo::client::{get, HttpConnection, HttpResponse};
+pub use demo::origin::{object_bytes, DemoOrigin, OriginRequest};
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
