@@ -1,5 +1,5 @@
 //! The docs name only what exists: every repository path written in
-//! backticks (`src/disk.rs`, `tests/slow_disk.rs:40`), every relative link,
+//! backticks (`src/lib.rs`, `tests/slow_disk.rs:40`), every relative link,
 //! and every configuration key (`cache.dir`) in the README and under
 //! `docs/` must be a file, a folder or a key of `conf/edgeslice.toml` (which
 //! lists every key, and which `tests/conf_files.rs` parses with unknown
