@@ -29,14 +29,22 @@
 use std::cell::Cell;
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Mutex;
 
 use bytes::Bytes;
 
 use crate::ops::metrics;
+
+mod buffer;
+mod heat;
+mod residency;
+
+pub use buffer::Buffer;
+use buffer::DIRECT_ALIGN;
+pub(crate) use heat::resident_hit;
+use residency::Reading;
+pub use residency::{resident, sendable};
 
 /// How a thread reads what is not in the page cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,117 +72,6 @@ pub fn way() -> DiskWay {
     WAY.with(|w| w.get())
 }
 
-/// `cachestat(2)`'s number: one for every architecture (the table shared
-/// since Linux 5.1); libc does not name it for x86_64 yet.
-const SYS_CACHESTAT: libc::c_long = 451;
-
-/// Set once `cachestat(2)` answered ENOSYS (a kernel before 6.5, or a
-/// seccomp filter): residency is unknown from then on.
-static NO_CACHESTAT: AtomicBool = AtomicBool::new(false);
-
-/// Reads in flight off the event loop, all workers': the file (its
-/// descriptor, open while a reader holds its slot) and the pages read.
-static READING: Mutex<Vec<(RawFd, u64, u64)>> = Mutex::new(Vec::new());
-/// How many entries `READING` has: the table is only locked when it has any.
-static READS: AtomicUsize = AtomicUsize::new(0);
-
-/// A read in flight, in `READING` while this lives.
-struct Reading((RawFd, u64, u64));
-
-impl Reading {
-    fn start(file: &File, offset: u64, len: u64) -> Reading {
-        let entry = (file.as_raw_fd(), offset, offset + len);
-        lock_reading().push(entry);
-        READS.fetch_add(1, Ordering::AcqRel);
-        Reading(entry)
-    }
-}
-
-impl Drop for Reading {
-    fn drop(&mut self) {
-        let mut reading = lock_reading();
-        if let Some(i) = reading.iter().position(|e| *e == self.0) {
-            reading.swap_remove(i);
-            READS.fetch_sub(1, Ordering::AcqRel);
-        }
-    }
-}
-
-fn lock_reading() -> std::sync::MutexGuard<'static, Vec<(RawFd, u64, u64)>> {
-    READING.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// Whether `sendfile` can send `len` bytes of `file` from `offset` without
-/// waiting for the disk: all in the page cache, none being read in.
-pub fn sendable(file: &File, offset: u64, len: u64) -> bool {
-    if resident(file, offset, len) != Some(true) {
-        return false;
-    }
-    if READS.load(Ordering::Acquire) == 0 {
-        return true;
-    }
-    let (fd, end) = (file.as_raw_fd(), offset + len);
-    !lock_reading()
-        .iter()
-        .any(|&(f, from, to)| f == fd && from < end && offset < to)
-}
-
-/// Whether all of `len` bytes of `file` from `offset` are in the page cache
-/// (filled, or being filled); `None` when the kernel cannot tell.
-pub fn resident(file: &File, offset: u64, len: u64) -> Option<bool> {
-    if len == 0 {
-        return Some(true);
-    }
-    if NO_CACHESTAT.load(Ordering::Relaxed) {
-        return None;
-    }
-    #[repr(C)]
-    struct Range {
-        off: u64,
-        len: u64,
-    }
-    #[repr(C)]
-    #[derive(Default)]
-    struct Stat {
-        nr_cache: u64,
-        nr_dirty: u64,
-        nr_writeback: u64,
-        nr_evicted: u64,
-        nr_recently_evicted: u64,
-    }
-    let page = page_size();
-    let first = offset / page;
-    let pages = (offset + len).div_ceil(page) - first;
-    let range = Range {
-        off: first * page,
-        len: pages * page,
-    };
-    let mut stat = Stat::default();
-    // SAFETY: cachestat(2) reads `range` and writes `stat`, both live and
-    // laid out as the kernel's structs.
-    let r = unsafe {
-        libc::syscall(
-            SYS_CACHESTAT,
-            file.as_raw_fd(),
-            &range as *const Range,
-            &mut stat as *mut Stat,
-            0u32,
-        )
-    };
-    if r != 0 {
-        if io::Error::last_os_error().raw_os_error() == Some(libc::ENOSYS) {
-            NO_CACHESTAT.store(true, Ordering::Relaxed);
-        }
-        return None;
-    }
-    Some(stat.nr_cache >= pages)
-}
-
-fn page_size() -> u64 {
-    // SAFETY: sysconf has no preconditions.
-    (unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).max(4096) as u64
-}
-
 /// `len` bytes of `file` from `offset`, in memory: what the page cache has
 /// at once, the rest read where the worker does not wait for it. The
 /// memory is one of this thread's reusable buffers ([`Buffer`]): it goes
@@ -198,7 +95,7 @@ pub async fn read_into(
     };
     let mut bytes = std::mem::take(&mut buf.0);
     bytes.clear();
-    bytes.reserve(len + 2 * DIRECT_ALIGN);
+    bytes.reserve(len);
     buf.1 = 0;
     let res = fill(file, &mut bytes, offset, len).await;
     buf.0 = bytes;
@@ -211,7 +108,7 @@ pub async fn read_into(
     }
 }
 
-/// `bytes` (empty, at least `len` plus [`DIRECT_ALIGN`] twice of capacity)
+/// `bytes` (empty, at least `len` of capacity)
 /// filled with `len` bytes of `file` from `offset`, the resident ones at
 /// once, the rest off the loop; the bytes start at the index returned.
 async fn fill(file: &File, bytes: &mut Vec<u8>, offset: u64, len: usize) -> io::Result<usize> {
@@ -255,9 +152,6 @@ async fn fill(file: &File, bytes: &mut Vec<u8>, offset: u64, len: usize) -> io::
     Ok(0)
 }
 
-/// The alignment of an O_DIRECT read: its offset, length and memory.
-const DIRECT_ALIGN: usize = 4096;
-
 thread_local! {
     /// Set once an O_DIRECT read was refused on this thread.
     static NO_DIRECT: Cell<bool> = const { Cell::new(false) };
@@ -285,8 +179,10 @@ async fn read_direct(
     let to = (offset + len as u64).div_ceil(align) * align;
     let want = (to - from) as usize;
     bytes.clear();
+    // Room for the aligned range and the padding that aligns its start: a
+    // kept buffer has it for any read it serves (`buffer::KEPT_CAPACITY`).
     if bytes.capacity() < want + DIRECT_ALIGN {
-        bytes.reserve(want + 2 * DIRECT_ALIGN);
+        bytes.reserve_exact(want + DIRECT_ALIGN);
     }
     let pad = bytes.as_ptr().align_offset(DIRECT_ALIGN);
     // SAFETY: the padding is within the capacity (reserved above); it is
@@ -327,68 +223,6 @@ async fn read_direct(
     buf.truncate(end.min(buf.len()));
     *bytes = buf;
     res.map(|()| start)
-}
-
-mod heat;
-
-pub(crate) use heat::resident_hit;
-
-/// Memory for bytes read from disk, kept for the next read when dropped:
-/// a fresh megabyte from the allocator costs a `mmap`, a page fault and a
-/// zeroed page per 4 KiB, and a TLB shootdown when it goes, far more than
-/// the read itself.
-pub struct Buffer(Vec<u8>, usize);
-
-/// Buffers kept per thread, and the largest kept.
-const KEPT_BUFFERS: usize = 16;
-const KEPT_BUFFER_BYTES: usize = 1024 * 1024;
-
-thread_local! {
-    static BUFFERS: std::cell::RefCell<Vec<Vec<u8>>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
-impl Buffer {
-    /// A buffer for `len` bytes: one this thread kept, or a new one.
-    pub fn take(len: u64) -> Buffer {
-        let kept = if len as usize <= KEPT_BUFFER_BYTES {
-            BUFFERS.with(|b| b.borrow_mut().pop())
-        } else {
-            None
-        };
-        Buffer(kept.unwrap_or_default(), 0)
-    }
-
-    /// The bytes read into it.
-    pub fn as_slice(&self) -> &[u8] {
-        &self.0[self.1..]
-    }
-}
-
-impl AsRef<[u8]> for Buffer {
-    fn as_ref(&self) -> &[u8] {
-        &self.0[self.1..]
-    }
-}
-
-impl Drop for Buffer {
-    fn drop(&mut self) {
-        let mut bytes = std::mem::take(&mut self.0);
-        if bytes.capacity() == 0 || bytes.capacity() > KEPT_BUFFER_BYTES + 3 * DIRECT_ALIGN {
-            return;
-        }
-        bytes.clear();
-        // Only a buffer that can hold any read kept is worth keeping.
-        if bytes.capacity() < KEPT_BUFFER_BYTES + 3 * DIRECT_ALIGN {
-            bytes.reserve_exact(KEPT_BUFFER_BYTES + 3 * DIRECT_ALIGN);
-        }
-        // A thread being torn down keeps nothing.
-        let _ = BUFFERS.try_with(|b| {
-            let mut b = b.borrow_mut();
-            if b.len() < KEPT_BUFFERS {
-                b.push(bytes);
-            }
-        });
-    }
 }
 
 /// Into `buf` (empty, at least `len` of capacity), what the page cache
