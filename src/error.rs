@@ -157,6 +157,17 @@ pub enum Error {
         /// Its status.
         status: u16,
     },
+    /// Asking a peer node for a slice failed (its connection, its answer's
+    /// head or body, its time): the slice goes to the origin instead, and
+    /// the peer is marked down.
+    #[error("peer {peer}: {source}")]
+    Peer {
+        /// The peer as configured in `cluster.peers`.
+        peer: std::net::SocketAddr,
+        /// What failed, as it would have for an origin.
+        #[source]
+        source: Box<Error>,
+    },
     /// A slice answer failed a check: the object changed or the origin is broken.
     #[error("slice {index}: {detail}")]
     SliceMismatch {
@@ -189,7 +200,7 @@ impl Error {
             | Error::OriginUnavailable { .. }
             | Error::OriginProtocol(_)
             | Error::SliceMismatch { .. } => ErrorSource::Origin,
-            Error::PeerStatus { .. } => ErrorSource::Peer,
+            Error::PeerStatus { .. } | Error::Peer { .. } => ErrorSource::Peer,
             Error::CacheRead { .. } => ErrorSource::Internal,
         }
     }
@@ -209,6 +220,7 @@ impl Error {
             Error::UriTooLong { .. } => StatusCode::URI_TOO_LONG,
             Error::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Error::OriginUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Peer { source, .. } => source.status(),
             Error::OriginTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             Error::OriginConnect { .. }
             | Error::OriginTls { .. }
@@ -232,6 +244,17 @@ impl Error {
                 BrokenPipe | ConnectionReset | ConnectionAborted | UnexpectedEof | NotConnected
             ),
             _ => false,
+        }
+    }
+
+    /// This failure, met while asking the peer at `peer`: a peer's failure.
+    pub fn of_peer(self, peer: std::net::SocketAddr) -> Error {
+        match self {
+            e @ (Error::Peer { .. } | Error::PeerStatus { .. }) => e,
+            e => Error::Peer {
+                peer,
+                source: Box::new(e),
+            },
         }
     }
 
@@ -288,6 +311,11 @@ mod tests {
                 502,
             ),
             (
+                Error::OriginTimeout(Waiting::BodyBytes).of_peer("127.0.0.1:1".parse().unwrap()),
+                ErrorSource::Peer,
+                504,
+            ),
+            (
                 Error::CacheRead {
                     len: 1,
                     offset: 0,
@@ -301,6 +329,18 @@ mod tests {
             assert_eq!(err.source_kind(), source, "{err}");
             assert_eq!(err.status().as_u16(), status, "{err}");
         }
+        let refused = Error::OriginConnect {
+            addr: "127.0.0.1:1".into(),
+            source: io::ErrorKind::ConnectionRefused.into(),
+        };
+        let of_peer = refused.of_peer("127.0.0.1:1".parse().unwrap());
+        assert!(
+            of_peer
+                .to_string()
+                .starts_with("peer 127.0.0.1:1: connect to"),
+            "{of_peer}"
+        );
+        assert!(std::error::Error::source(&of_peer).is_some());
         assert_eq!(
             Error::mismatch(3, "got 4-5, expected 2-3").to_string(),
             "slice 3: got 4-5, expected 2-3"

@@ -302,7 +302,7 @@ pub async fn ask_peer(
         .request(&Method::GET, target, &headers)
         .await;
     metrics::with(|m| m.peer_duration.observe(started.elapsed()));
-    let mut resp = resp?;
+    let mut resp = resp.map_err(|e| e.of_peer(peers.addr(peer)))?;
     // What the peer's cache says of its answer is not the object's: it
     // would be stored with the manifest here and repeated on every hit.
     resp.head.headers.remove("cache-status");

@@ -35,6 +35,7 @@ enum Kind {
 
 fn kind(e: &Error) -> Kind {
     match e {
+        Error::Peer { source, .. } => kind(source),
         Error::OriginStatus { .. } | Error::OriginTimeout(_) => Kind::Backoff,
         Error::OriginConnect { .. } => Kind::Connection,
         Error::OriginIo(io) => match io.kind() {

@@ -17,6 +17,7 @@ use crate::http::conditional::{not_modified_headers, Precondition};
 use crate::http::h1::{self, BodyFraming};
 use crate::http::sink::{BodyLength, ResponseSink};
 use crate::origin::pool::OriginResponse;
+use crate::slice::source::SliceCounts;
 
 /// The `Cache-Status` header (RFC 9211).
 pub const CACHE_STATUS: header::HeaderName = header::HeaderName::from_static("cache-status");
@@ -36,12 +37,8 @@ pub struct Exchange<'a, S> {
     pub status: u16,
     /// Body bytes sent to the client.
     pub body_bytes: u64,
-    /// Slices the response was assembled from.
-    pub slices: u64,
-    /// Of those, slices served from the cache.
-    pub slices_cached: u64,
-    /// Of those, slices fetched from a peer node of the cluster.
-    pub slices_peer: u64,
+    /// Slices the response was assembled from, by where their bytes came from.
+    pub slices: SliceCounts,
     /// What `X-Cache` said, if anything.
     pub x_cache: Option<CacheResult>,
     /// When the response head went out.
@@ -67,9 +64,7 @@ impl<'a, S> Exchange<'a, S> {
             head_sent: false,
             status: 0,
             body_bytes: 0,
-            slices: 0,
-            slices_cached: 0,
-            slices_peer: 0,
+            slices: SliceCounts::default(),
             x_cache: None,
             head_at: None,
             origin_attempts: Default::default(),
@@ -191,20 +186,12 @@ impl<S: ResponseSink> Exchange<'_, S> {
     /// Count what a slice stream delivered (also when it failed part-way),
     /// here and in `edgeslice_slices_total` by source.
     pub fn record(&mut self, delivered: &crate::slice::stream::Delivery) {
-        use crate::ops::metrics::{self, SliceFrom};
         self.body_bytes += delivered.bytes;
-        self.slices_cached = delivered.from_cache;
-        self.slices_peer = delivered.from_peer;
-        self.slices = delivered.from_cache + delivered.from_origin + delivered.from_peer;
-        let store = match delivered.cache_in_memory {
-            true => SliceFrom::Memory,
-            false => SliceFrom::Disk,
-        };
-        metrics::with(|m| {
-            m.slice_sources.add(store, delivered.from_cache);
-            m.slice_sources.add(SliceFrom::Peer, delivered.from_peer);
-            m.slice_sources
-                .add(SliceFrom::Origin, delivered.from_origin);
+        self.slices = delivered.slices;
+        crate::ops::metrics::with(|m| {
+            for (source, n) in delivered.slices.each() {
+                m.slice_sources.add(source, n);
+            }
         });
     }
 

@@ -13,6 +13,7 @@ use http::{header, HeaderMap, StatusCode};
 
 use crate::cache::manifest::{freshness, StaleWindows};
 use crate::cache::{Joined, ObjectManifest};
+use crate::cluster::PeerId;
 use crate::error::{Error, Result};
 use crate::http::body::BodyFraming;
 use crate::http::headers::{object_headers, req_headers_unsliced, slice_headers, total_unknown};
@@ -20,14 +21,13 @@ use crate::http::object_version::ObjectVersion;
 use crate::http::range::{parse_content_range, ByteRangeSpec, ContentRange, RangeRequest};
 use crate::http::sink::ResponseSink;
 use crate::origin::pool::OriginResponse;
-use crate::origin::retry::Retry;
 use crate::proxy::cache_status::Served;
 use crate::proxy::context::{ObjectRequest, Proxy};
 use crate::proxy::exchange::Exchange;
 use crate::proxy::fill::Filler;
 use crate::proxy::lookup::Cold;
 use crate::proxy::respond::{ProbeAnswer, StoredObject};
-use crate::slice::attempt::{open, retry_step, Asking, Failed};
+use crate::slice::attempt::{open, retrying, Asking, Attempt};
 use crate::slice::check::check_slice_head;
 use crate::slice::job::{CacheTarget, OpenedSlice};
 use crate::slice::plan::{self, slice_range_value};
@@ -273,7 +273,7 @@ impl Proxy {
     /// its stand-in), so each object is probed once per POP; else to the
     /// origin, retrying connection failures, timeouts and 5xx answers, the
     /// last 5xx relayed when retries run out. Its answer is checked by the
-    /// caller, a peer's as an origin's. Says whether a peer answered.
+    /// caller, a peer's as an origin's. Says which peer answered, if one did.
     async fn send_probe<S>(
         &self,
         ask: &ObjectRequest<'_>,
@@ -281,39 +281,33 @@ impl Proxy {
         headers: &HeaderMap,
         index: u64,
         ex: &Exchange<'_, S>,
-    ) -> Result<(OriginResponse, bool)> {
+    ) -> Result<(OriginResponse, Option<PeerId>)> {
         let peers = cold.and_then(|_| self.peers_for(ask.req));
         // The home is asked once, before the origin's first attempt.
         let mut home = match (&peers, cold) {
             (Some(peers), Some(cold)) => Some((&**peers, cold.base.as_str())),
             _ => None,
         };
-        let mut retry = Retry::new(self.settings.max_retries);
-        loop {
+        let host = ask.req.headers.get(header::HOST);
+        let max_retries = self.settings.max_retries;
+        retrying(max_retries, index, "probe", async |_| {
             let asking = Asking {
                 pool: &self.pool,
                 home: home.take(),
-                host: ask.req.headers.get(header::HOST),
+                host,
                 target: ask.target,
                 headers,
                 attempts: &ex.origin_attempts,
             };
             match open(&asking, index, Ok).await {
-                Ok((resp, Some(_))) => return Ok((resp, true)),
                 Ok((resp, None)) if resp.head.status.is_server_error() => {
-                    let failed = Failed::Status(resp.head.status.as_u16());
-                    if !retry_step(&mut retry, index, failed, "probe").await {
-                        return Ok((resp, false));
-                    }
+                    Attempt::ServerError(resp.head.status.as_u16(), (resp, None))
                 }
-                Ok((resp, None)) => return Ok((resp, false)),
-                Err(e) => {
-                    if !retry_step(&mut retry, index, Failed::Error(&e), "probe").await {
-                        return Err(e);
-                    }
-                }
+                Ok(answer) => Attempt::Done(answer),
+                Err(e) => Attempt::Failed(e),
             }
-        }
+        })
+        .await
     }
 }
 

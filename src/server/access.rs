@@ -13,7 +13,7 @@ use monoio_http::common::request::RequestHead;
 use tracing::info;
 
 use crate::config::LogFormat;
-use crate::ops::metrics::{self, RequestOutcome, SliceResult, StatusClass};
+use crate::ops::metrics::{self, RequestOutcome, SliceResult, SliceSource, StatusClass};
 use crate::proxy::exchange::Exchange;
 
 /// How a request ended.
@@ -54,14 +54,15 @@ pub fn finish<S>(
     log: Option<LogFormat>,
 ) {
     let took = started.elapsed();
-    let missed = ex.slices.saturating_sub(ex.slices_cached);
-    let from_origin = missed.saturating_sub(ex.slices_peer);
+    let cached = ex.slices.cached();
+    let from_peer = ex.slices.get(SliceSource::Peer);
+    let from_origin = ex.slices.get(SliceSource::Origin);
     let failure = outcome.detail();
     metrics::with(|m| {
         m.requests.inc(match outcome {
             Outcome::Error(_) => RequestOutcome::Error,
             Outcome::ClientAbort(_) => RequestOutcome::ClientAbort,
-            Outcome::Ok if ex.slices > 0 || ex.x_cache.is_some() => RequestOutcome::Sliced,
+            Outcome::Ok if ex.slices.total() > 0 || ex.x_cache.is_some() => RequestOutcome::Sliced,
             Outcome::Ok => RequestOutcome::PassThrough,
         });
         if ex.status != 0 {
@@ -73,8 +74,8 @@ pub fn finish<S>(
             m.first_byte.observe(at.duration_since(started));
         }
         m.sent_bytes.add(ex.body_bytes);
-        m.slices.add(SliceResult::Hit, ex.slices_cached);
-        m.slices.add(SliceResult::Miss, missed);
+        m.slices.add(SliceResult::Hit, cached);
+        m.slices.add(SliceResult::Miss, from_peer + from_origin);
         if let Some(result) = ex.x_cache {
             m.cache_requests.inc(result);
         }
@@ -105,8 +106,8 @@ pub fn finish<S>(
             status = ex.status,
             bytes = ex.body_bytes,
             cache,
-            slices_cached = ex.slices_cached,
-            slices_peer = ex.slices_peer,
+            slices_cached = cached,
+            slices_peer = from_peer,
             slices_origin = from_origin,
             origin_attempts = attempts,
             ms = format!("{ms:.1}"),
@@ -123,8 +124,8 @@ pub fn finish<S>(
                 "status": ex.status,
                 "bytes": ex.body_bytes,
                 "cache": cache,
-                "slices_cached": ex.slices_cached,
-                "slices_peer": ex.slices_peer,
+                "slices_cached": cached,
+                "slices_peer": from_peer,
                 "slices_origin": from_origin,
                 "origin_attempts": attempts,
                 "ms": (ms * 10.0).round() / 10.0,

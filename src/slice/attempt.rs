@@ -1,12 +1,12 @@
-//! One attempt at a slice from a peer or the origin, and the step after a
-//! failed one.
+//! One attempt at a slice from a peer or the origin, and the one loop that
+//! retries failed ones.
 //!
 //! Every request for a slice, the probe of a cold object's included, is
 //! sent by [`open`]: to the slice's home peer when that is another node and
 //! up, else (or when the peer's answer does not pass) to the origin, each
 //! origin request counted in the exchange's [`OriginAttempts`]. Every
-//! failed attempt takes the same step ([`retry_step`]): counted, logged,
-//! backed off as [`Retry`] says, or given up.
+//! failed attempt takes the same step in the one retry loop
+//! ([`retrying`]): counted, logged, backed off as [`Retry`] says, or given up.
 
 use std::rc::Rc;
 use std::time::Duration;
@@ -88,45 +88,59 @@ pub async fn open(
     Ok((check(resp)?, None))
 }
 
-/// A failed attempt at a slice from a peer or the origin.
-#[derive(Debug, Clone, Copy)]
-pub enum Failed<'a> {
-    /// The attempt failed with this error.
-    Error(&'a Error),
-    /// The answer was this server error (5xx), kept to relay when the
-    /// retries run out.
-    Status(u16),
+/// How one attempt at a slice (or the probe) ended, for [`retrying`].
+pub enum Attempt<T> {
+    /// It succeeded: the result.
+    Done(T),
+    /// The origin answered this server error (5xx): retried while [`Retry`]
+    /// allows, else this answer is the result (the probe relays it).
+    ServerError(u16, T),
+    /// It failed: retried while [`Retry`] allows, else this is the error.
+    Failed(Error),
 }
 
-/// The step after a failed attempt at slice `index` (`what` names the
-/// fetch in the log: "slice", "probe"): when [`Retry`] allows another,
-/// counts the retry, logs it, waits its backoff and says `true`; `false`
-/// when the retries have run out (or the failure is never retried).
-pub async fn retry_step(retry: &mut Retry, index: u64, failed: Failed<'_>, what: &str) -> bool {
-    let delay: Option<Duration> = match failed {
-        Failed::Error(e) => retry.after(e),
-        Failed::Status(status) => retry.after_status(index, status),
-    };
-    let Some(delay) = delay else {
-        return false;
-    };
-    metrics::with(|m| m.origin_retries.inc());
-    match failed {
-        Failed::Error(e) => {
-            debug!(index, retry = retry.retries(), delay_ms = delay.as_millis() as u64, error = %e, "retrying {what}")
-        }
-        Failed::Status(status) => {
-            debug!(
-                index,
-                retry = retry.retries(),
-                delay_ms = delay.as_millis() as u64,
-                status,
-                "retrying {what}"
-            )
+/// The one retry loop of a slice's fetch, the probe's included: run
+/// `attempt` (given how many retries came before it) until it is done or
+/// [`Retry`] (`max_retries`, the backoff by kind of failure) allows no
+/// other. Each retry is counted (`edgeslice_origin_retries_total`), logged
+/// with `what` ("slice", "probe") and the failure, and waits its backoff.
+pub async fn retrying<T>(
+    max_retries: u32,
+    index: u64,
+    what: &str,
+    mut attempt: impl AsyncFnMut(u32) -> Attempt<T>,
+) -> Result<T> {
+    let mut retry = Retry::new(max_retries);
+    loop {
+        let delay: Duration = match attempt(retry.retries()).await {
+            Attempt::Done(done) => return Ok(done),
+            Attempt::ServerError(status, answer) => {
+                let Some(delay) = retry.after_status(index, status) else {
+                    return Ok(answer);
+                };
+                debug!(
+                    index,
+                    retry = retry.retries(),
+                    delay_ms = delay.as_millis() as u64,
+                    status,
+                    "retrying {what}"
+                );
+                delay
+            }
+            Attempt::Failed(e) => {
+                if matches!(e, Error::SliceMismatch { .. }) {
+                    metrics::with(|m| m.origin_failures.inc(metrics::FailureReason::Mismatch));
+                }
+                let Some(delay) = retry.after(&e) else {
+                    return Err(e);
+                };
+                debug!(index, retry = retry.retries(), delay_ms = delay.as_millis() as u64, error = %e, "retrying {what}");
+                delay
+            }
+        };
+        metrics::with(|m| m.origin_retries.inc());
+        if !delay.is_zero() {
+            monoio::time::sleep(delay).await;
         }
     }
-    if !delay.is_zero() {
-        monoio::time::sleep(delay).await;
-    }
-    true
 }

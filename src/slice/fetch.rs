@@ -1,7 +1,7 @@
 //! One slice of a response: getting its bytes from the source chosen for it.
 //!
 //! [`run_slice`] is spawned once per slice on the worker's runtime. It
-//! takes the slice's [`Source`] ([`crate::slice::source`]): the probe's answer
+//! takes the slice's [`Choice`] ([`crate::slice::source`]): the probe's answer
 //! already open, the cache, another request's fetch in flight (followed, not
 //! repeated), or the origin (leading a flight others may follow); a slice
 //! fetched, not cached, is opened by [`SliceJob::open`], at its home node
@@ -24,14 +24,14 @@ use tracing::debug;
 
 use crate::cache::flight::FlightLeader;
 use crate::cache::{slice_id, FlightEvent, SliceWriter};
+use crate::cluster::PeerId;
 use crate::error::{Error, Result, Waiting};
 use crate::ops::metrics;
 use crate::origin::pool::OriginResponse;
-use crate::origin::retry::Retry;
-use crate::slice::attempt::{retry_step, Failed};
+use crate::slice::attempt::{retrying, Attempt};
 use crate::slice::job::{OpenedSlice, SliceJob};
 use crate::slice::part::{ClientPart, SliceEvent};
-use crate::slice::source::{choose_source, SliceSource, Source};
+use crate::slice::source::{choose_source, Choice, SliceSource};
 
 /// Get slice `index` from the cache, from a fetch in flight, or from the
 /// origin (or stream the probe's answer), and send its client part to `tx`,
@@ -81,16 +81,16 @@ async fn slice_from_anywhere(
 ) -> Result<Fetched> {
     let mut out = ClientPart::new(job, index);
     match choose_source(job, index, opened).await {
-        Source::Opened(o) => {
+        Choice::Opened(o) => {
             let first = Some((o.response, o.from_peer));
             fetch_with_retries(job, index, first, o.leader, &mut out, tx).await
         }
-        Source::Cached(pin) => {
+        Choice::Cached(pin) => {
             out.emit_cached(tx, pin);
-            Ok((SliceSource::Cache, None))
+            Ok((job.cached_source(), None))
         }
-        Source::Following(rx) => follow(job, index, rx, &mut out, tx).await,
-        Source::Origin(leader) => fetch_with_retries(job, index, None, leader, &mut out, tx).await,
+        Choice::Following(rx) => follow(job, index, rx, &mut out, tx).await,
+        Choice::Origin(leader) => fetch_with_retries(job, index, None, leader, &mut out, tx).await,
     }
 }
 
@@ -132,91 +132,133 @@ async fn follow(
 }
 
 /// Fetch slice `index` from its home peer or the origin (starting with the
-/// already opened `first` answer, if any, and whether a peer gave it),
-/// retrying failed attempts as [`Retry`] allows. A retry asks for the whole
+/// already opened `first` answer, if any, and the peer that gave it),
+/// retrying failed attempts ([`retrying`]). A retry asks for the whole
 /// slice again and resumes after the bytes already handed to the client and
 /// to the flight's followers, so a slice that breaks mid-body still yields a
 /// complete, correct response.
 async fn fetch_with_retries(
     job: &SliceJob,
     index: u64,
-    mut first: Option<(OriginResponse, bool)>,
+    first: Option<(OriginResponse, Option<PeerId>)>,
     leader: Option<FlightLeader>,
     out: &mut ClientPart,
     tx: &Tx<SliceEvent>,
 ) -> Result<Fetched> {
-    let mut retry = Retry::new(job.max_retries);
-    let mut published = 0u64;
-    // A leader writes a slice from the origin into its slot as it arrives;
-    // one from a peer is not stored here (its home holds it for the POP).
-    let mut writer = None;
-    let mut may_store = leader.is_some() && job.cache.is_some();
-    // A peer that fails mid-slice is marked down and the slice asked of the
-    // origin once without spending a retry: the origin did nothing wrong.
-    let mut peer_fallback_left = true;
-    loop {
-        let mut from_peer = None;
-        let mut via_peer = false;
-        let attempt = async {
-            let resp = match first.take() {
-                Some((resp, peer)) => {
-                    via_peer = peer;
-                    resp
-                }
-                None => {
-                    let (resp, peer) = job.open(index).await?;
-                    from_peer = peer;
-                    via_peer = peer.is_some();
-                    resp
-                }
+    let mut fetching = Fetching {
+        first,
+        published: 0,
+        writer: None,
+        may_store: leader.is_some() && job.cache.is_some(),
+        peer_fallback_left: true,
+    };
+    let lead = leader.as_ref();
+    let source = retrying(job.max_retries, index, "slice", async |retries| {
+        if retries > 0 {
+            out.restart();
+        }
+        match fetching.attempt(job, index, lead, out, tx).await {
+            Ok(source) => Attempt::Done(source),
+            Err(e) => Attempt::Failed(e),
+        }
+    })
+    .await?;
+    let stored = leader.map(|leader| {
+        leader.complete(Ok(()));
+        Stored {
+            leader,
+            writer: fetching.writer,
+        }
+    });
+    Ok((source, stored))
+}
+
+/// What the attempts at one slice share.
+struct Fetching {
+    /// An answer already opened (by the probe), and the peer that gave it.
+    first: Option<(OriginResponse, Option<PeerId>)>,
+    /// Bytes handed to the flight's followers (and written to the slot).
+    published: u64,
+    /// The slot the slice is written to as it arrives, when it is stored.
+    writer: Option<SliceWriter>,
+    /// A leader writes a slice from the origin into its slot as it arrives;
+    /// one from a peer is not stored here (its home holds it for the POP).
+    may_store: bool,
+    /// A peer that fails mid-slice is marked down and the slice asked of
+    /// the origin once without spending a retry: the origin did nothing wrong.
+    peer_fallback_left: bool,
+}
+
+impl Fetching {
+    /// One attempt at slice `index` within `slice_timeout`, the fall back
+    /// to the origin from a peer that failed included. Says where the
+    /// bytes came from.
+    async fn attempt(
+        &mut self,
+        job: &SliceJob,
+        index: u64,
+        leader: Option<&FlightLeader>,
+        out: &mut ClientPart,
+        tx: &Tx<SliceEvent>,
+    ) -> Result<SliceSource> {
+        loop {
+            let mut from_peer = None;
+            let attempt = self.once(job, index, leader, &mut from_peer, out, tx);
+            let result = match monoio::time::timeout(job.slice_timeout, attempt).await {
+                Ok(result) => result,
+                Err(_) => Err(Error::OriginTimeout(Waiting::WholeSlice)),
             };
-            if let Some(l) = &leader {
-                l.set_via_peer(via_peer);
+            let (Err(e), Some(peer), Some(peers)) = (&result, from_peer, &job.peers) else {
+                return result;
+            };
+            if e.is_client_gone() {
+                return result;
             }
-            // Only a slice written whole from its first byte is stored.
-            if may_store && !via_peer && published == 0 {
-                may_store = false;
-                if let Some(target) = &job.cache {
-                    writer = target.cache.store.begin_slice(job.slice_len(index));
-                }
-            }
-            if via_peer {
-                writer = None;
-            }
-            let lead = leader.as_ref().map(|l| (l, &mut writer));
-            stream_attempt(job, index, resp, lead, &mut published, out, tx).await
-        };
-        let result = match monoio::time::timeout(job.slice_timeout, attempt).await {
-            Ok(result) => result,
-            Err(_) => Err(Error::OriginTimeout(Waiting::WholeSlice)),
-        };
-        let peer_failed = result.as_ref().err().filter(|e| !e.is_client_gone());
-        if let (Some(e), Some(peer), Some(peers)) = (peer_failed, from_peer, &job.peers) {
             debug!(index, peer = %peers.addr(peer), error = %e, "peer failed mid-slice: asking the origin");
             peers.mark_down(peer);
-            if std::mem::take(&mut peer_fallback_left) {
-                out.restart();
-                continue;
+            if !std::mem::take(&mut self.peer_fallback_left) {
+                return result.map_err(|e| e.of_peer(peers.addr(peer)));
+            }
+            out.restart();
+        }
+    }
+
+    /// Open slice `index` (or take the answer already open) and stream it;
+    /// `from_peer` says which peer gave it, if one did.
+    async fn once(
+        &mut self,
+        job: &SliceJob,
+        index: u64,
+        leader: Option<&FlightLeader>,
+        from_peer: &mut Option<PeerId>,
+        out: &mut ClientPart,
+        tx: &Tx<SliceEvent>,
+    ) -> Result<SliceSource> {
+        let (resp, peer) = match self.first.take() {
+            Some(first) => first,
+            None => job.open(index).await?,
+        };
+        *from_peer = peer;
+        let via_peer = peer.is_some();
+        if let Some(l) = leader {
+            l.set_via_peer(via_peer);
+        }
+        // Only a slice written whole from its first byte is stored.
+        if self.may_store && !via_peer && self.published == 0 {
+            self.may_store = false;
+            if let Some(target) = &job.cache {
+                self.writer = target.cache.store.begin_slice(job.slice_len(index));
             }
         }
-        let Err(e) = result else {
-            let stored = leader.map(|leader| {
-                leader.complete(Ok(()));
-                Stored { leader, writer }
-            });
-            let source = match via_peer {
-                true => SliceSource::Peer,
-                false => SliceSource::Origin,
-            };
-            return Ok((source, stored));
-        };
-        if matches!(e, Error::SliceMismatch { .. }) {
-            metrics::with(|m| m.origin_failures.inc(metrics::FailureReason::Mismatch));
+        if via_peer {
+            self.writer = None;
         }
-        if !retry_step(&mut retry, index, Failed::Error(&e), "slice").await {
-            return Err(e);
-        }
-        out.restart();
+        let lead = leader.map(|l| (l, &mut self.writer));
+        stream_attempt(job, index, resp, lead, &mut self.published, out, tx).await?;
+        Ok(match via_peer {
+            true => SliceSource::Peer,
+            false => SliceSource::Origin,
+        })
     }
 }
 

@@ -18,6 +18,7 @@ use crate::cache::{Locator, ObjectKey, SliceCache};
 use crate::cluster::{PeerId, Peers};
 use crate::error::{Error, Result};
 use crate::http::object_version::ObjectVersion;
+use crate::ops::metrics::SliceSource;
 use crate::origin::pool::{OriginPool, OriginResponse};
 use crate::slice::attempt::{open, Asking, OriginAttempts};
 use crate::slice::check::check_slice_head;
@@ -166,6 +167,15 @@ impl SliceJob {
         }
     }
 
+    /// Where a slice of this job found in the cache comes from: memory
+    /// files (a cache without a disk tier) or slot files on disk.
+    pub fn cached_source(&self) -> SliceSource {
+        match &self.cache {
+            Some(target) if !target.cache.store.slices_in_memory() => SliceSource::Disk,
+            _ => SliceSource::Memory,
+        }
+    }
+
     /// Length of slice `index` of the object.
     pub fn slice_len(&self, index: u64) -> u64 {
         let (first, last) = self.plan.slice_bounds(index);
@@ -177,8 +187,9 @@ impl SliceJob {
 pub struct OpenedSlice {
     /// The origin's answer, head checked.
     pub response: OriginResponse,
-    /// The answer came from a peer node (the slice's home), not the origin.
-    pub from_peer: bool,
+    /// The peer node (the slice's home) that gave the answer; `None` when
+    /// the origin did.
+    pub from_peer: Option<PeerId>,
     /// The flight other requests follow, when the slice is cacheable.
     pub leader: Option<FlightLeader>,
     /// Its share of the worker's budget, taken before it was asked for.

@@ -1,13 +1,15 @@
 //! Where a slice's bytes come from.
 //!
-//! [`choose_source`] picks, per slice, the source of its bytes ([`Source`]):
+//! [`choose_source`] picks, per slice, how its bytes are got ([`Choice`]):
 //! the probe's answer already open, the cache (a pinned slot, checked
 //! against its checksum on its first read after a restart), another
 //! request's fetch in flight, or a fetch of its own, at the slice's home
 //! peer or the origin ([`crate::slice::job::SliceJob::open`], which sends it
 //! as every request for a slice is sent, the probe's included:
-//! [`crate::slice::attempt::open`]). What the bytes came from in the end is
-//! a [`SliceSource`], which the request's metrics and log line count.
+//! [`crate::slice::attempt::open`]). Where the bytes came from in the end
+//! is a [`SliceSource`] (memory, disk, peer, origin: the one enum for it),
+//! which the answer's [`SliceCounts`], its `Cache-Status`, its log line and
+//! `edgeslice_slices_total{source}` count.
 
 use tracing::debug;
 
@@ -16,22 +18,46 @@ use crate::cache::{slice_id, FlightEvent, Joined, SlicePin};
 use crate::ops::metrics;
 use crate::slice::job::{CacheTarget, OpenedSlice, SliceJob};
 
-/// Where a slice's bytes came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SliceSource {
-    /// The cache.
-    Cache,
-    /// The origin, fetched by this request or by another one it joined.
-    Origin,
-    /// A peer node (the slice's home), by this request or one it joined;
-    /// not stored here, since the home holds it for the POP.
-    Peer,
+pub use crate::ops::metrics::SliceSource;
+
+/// How many slices of an answer came from each [`SliceSource`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SliceCounts([u64; 4]);
+
+impl SliceCounts {
+    /// One more slice from `source`.
+    pub fn add(&mut self, source: SliceSource) {
+        self.0[source as usize] += 1;
+    }
+
+    /// Slices from `source`.
+    pub fn get(&self, source: SliceSource) -> u64 {
+        self.0[source as usize]
+    }
+
+    /// Slices from this node's cache, in memory or on disk.
+    pub fn cached(&self) -> u64 {
+        self.get(SliceSource::Memory) + self.get(SliceSource::Disk)
+    }
+
+    /// All slices counted.
+    pub fn total(&self) -> u64 {
+        self.0.iter().sum()
+    }
+
+    /// Each source with its count, in the metric's label order.
+    pub fn each(&self) -> impl Iterator<Item = (SliceSource, u64)> + '_ {
+        use SliceSource::*;
+        [Memory, Disk, Peer, Origin]
+            .into_iter()
+            .map(|s| (s, self.get(s)))
+    }
 }
 
-/// Where one slice's bytes come from, chosen per slice by [`choose_source`].
+/// How one slice's bytes are got, chosen per slice by [`choose_source`].
 // Chosen once per slice and consumed at once: a Box would only add an allocation.
 #[allow(clippy::large_enum_variant)]
-pub enum Source {
+pub enum Choice {
     /// The probe's answer for this slice, already open.
     Opened(OpenedSlice),
     /// The cache holds the whole slice: its slot, pinned.
@@ -45,12 +71,12 @@ pub enum Source {
 /// Choose the source of slice `index`: the probe's answer when it is this
 /// slice, else the cache, else a fetch in flight, else a fetch of its own
 /// (at its home peer or the origin, [`SliceJob::open`]).
-pub async fn choose_source(job: &SliceJob, index: u64, opened: Option<OpenedSlice>) -> Source {
+pub async fn choose_source(job: &SliceJob, index: u64, opened: Option<OpenedSlice>) -> Choice {
     if let Some(opened) = opened {
-        return Source::Opened(opened);
+        return Choice::Opened(opened);
     }
     let Some(target) = &job.cache else {
-        return Source::Origin(None);
+        return Choice::Origin(None);
     };
     let key = target.slice_key(index);
     let id = slice_id(&key);
@@ -76,7 +102,7 @@ pub async fn choose_source(job: &SliceJob, index: u64, opened: Option<OpenedSlic
     if let Some(pin) = found {
         if pin.len() == job.slice_len(index) {
             target.cache.note_served(id);
-            return Source::Cached(pin);
+            return Choice::Cached(pin);
         }
         // Never serve a slice whose size does not fit its manifest.
         target.cache.store.remove_slice(id);
@@ -95,12 +121,12 @@ pub async fn choose_source(job: &SliceJob, index: u64, opened: Option<OpenedSlic
                     leader.publish(&bytes);
                     leader.complete(Ok(()));
                     leader.retire();
-                    return Source::Cached(pin);
+                    return Choice::Cached(pin);
                 }
             }
-            Source::Origin(Some(leader))
+            Choice::Origin(Some(leader))
         }
-        Joined::Follower(rx) => Source::Following(rx),
+        Joined::Follower(rx) => Choice::Following(rx),
     }
 }
 

@@ -26,7 +26,7 @@ use crate::slice::budget::{Reserve, Reserved};
 use crate::slice::fetch::run_slice;
 use crate::slice::job::{OpenedSlice, SliceJob};
 use crate::slice::part::{Piece, SliceEvent};
-use crate::slice::source::SliceSource;
+use crate::slice::source::SliceCounts;
 
 /// Something with a length in bytes: what the [`ReorderBuffer`] holds.
 pub trait Chunk {
@@ -214,14 +214,8 @@ fn take_cached(job: &SliceJob, index: u64, order: &mut ReorderBuffer<Piece>) -> 
 pub struct Delivery {
     /// Body bytes written.
     pub bytes: u64,
-    /// Slices served from the cache.
-    pub from_cache: u64,
-    /// Slices fetched from the origin (by this request or one it joined).
-    pub from_origin: u64,
-    /// Slices fetched from a peer node (by this request or one it joined).
-    pub from_peer: u64,
-    /// The cache keeps slices in memory files (no disk tier), not on disk.
-    pub cache_in_memory: bool,
+    /// Slices delivered, by where their bytes came from.
+    pub slices: SliceCounts,
 }
 
 /// How a response body is paced: the window of slices in flight and the
@@ -256,9 +250,6 @@ pub async fn send_slices(
     done: &mut Delivery,
 ) -> Result<()> {
     let plan = job.plan;
-    if let Some(target) = &job.cache {
-        done.cache_in_memory = target.cache.store.slices_in_memory();
-    }
     let (tx, rx) = local_sync::mpsc::unbounded::channel();
     let mut st = Streaming {
         order: ReorderBuffer::new(plan.first_slice),
@@ -351,7 +342,7 @@ impl Streaming<'_> {
             && self.next_launch - self.order.next_index() < window
         {
             if take_cached(&self.job, self.next_launch, &mut self.order) {
-                done.from_cache += 1;
+                done.slices.add(self.job.cached_source());
                 self.next_launch += 1;
                 continue;
             }
@@ -450,11 +441,7 @@ fn on_event(
     match event {
         Some(SliceEvent::Data(i, data)) => order.push(i, data),
         Some(SliceEvent::Done(i, source, stored)) => {
-            match source {
-                SliceSource::Cache => done.from_cache += 1,
-                SliceSource::Origin => done.from_origin += 1,
-                SliceSource::Peer => done.from_peer += 1,
-            }
+            done.slices.add(source);
             if let Some(pin) = stored {
                 let (skip, take) = job.plan.client_part(i);
                 order.replace_queued(i, |queued| {

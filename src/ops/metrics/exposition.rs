@@ -45,7 +45,7 @@ const METRICS: &[Metric] = &[
         "counter", Sum(|w| &w.sent_bytes)),
     Metric("edgeslice_cache_requests_total", "Cacheable requests by cache result.",
         "counter", Labels(|w| &w.cache_requests)),
-    Metric("edgeslice_cache_slices_total", "Slices served, by where they came from.",
+    Metric("edgeslice_cache_slices_total", "Slices served, by whether this node's cache held them (hit) or not (miss).",
         "counter", Labels(|w| &w.slices)),
     Metric("edgeslice_cache_inserts_total", "Slices and manifests stored.",
         "counter", Sum(|w| &w.cache_inserts)),

@@ -58,16 +58,18 @@ labels! {
         Hit => "hit", Miss => "miss", Partial => "partial",
     }
 
-    /// Where a slice came from, the `result` label.
+    /// Whether a slice was found in this node's cache, the `result` label.
     SliceResult = "result" {
         Hit => "hit", Miss => "miss",
     }
 
-    /// Where a slice sent to a client came from, the `source` label: this
-    /// node's store (its slices are in memory files when `disk_bytes` is 0,
-    /// else in slot files on disk, sent from the page cache), a peer node,
-    /// or the origin.
-    SliceFrom = "source" {
+    /// Where the bytes of a slice sent to a client came from, the `source`
+    /// label, and the one answer to that question on the request path
+    /// (re-exported as `slice::source::SliceSource`): this node's store
+    /// (its slices are in memory files when `disk_bytes` is 0, else in slot
+    /// files on disk), a peer node (the slice's home), or the origin (by
+    /// this request or by another one it followed).
+    SliceSource = "source" {
         Memory => "memory", Disk => "disk", Peer => "peer", Origin => "origin",
     }
 
@@ -176,7 +178,7 @@ pub struct WorkerMetrics {
     /// HTTP/2 connections closed with GOAWAY `ENHANCE_YOUR_CALM` (floods, rapid reset).
     pub h2_calm_closes: Counter,
     /// Slices sent to clients, by where they came from.
-    pub slice_sources: Labelled<SliceFrom, 4>,
+    pub slice_sources: Labelled<SliceSource, 4>,
     /// Time from a request to a peer to its answer's head.
     pub peer_duration: Histogram,
     /// Body bytes received from peers.
