@@ -156,6 +156,33 @@ fn three_nodes_asking_at_once_cost_one_origin_request_per_slice() {
     assert_once_per_slice(&pop.origin_counts("once.bin"), len);
 }
 
+/// Issue 23: with 2 workers per node and 2 clients per node asking one cold
+/// object at once, a slice was now and then fetched twice by its home (once
+/// for its own client, once for a peer's request). Repeated until it would
+/// have shown, a fresh object each round.
+#[test]
+fn two_clients_per_node_at_once_cost_one_origin_request_per_slice_every_round() {
+    let pop = Pop::start("race");
+    let len = 12 * SLICE;
+    for round in 0..50 {
+        let name = format!("race-{round}.bin");
+        std::thread::scope(|s| {
+            for node in [0, 1, 2, 0, 1, 2] {
+                let (pop, name) = (&pop, &name);
+                s.spawn(move || pop.get_whole(node, name, len));
+            }
+        });
+        let counts = pop.origin_counts(&name);
+        let slices = len.div_ceil(SLICE);
+        let extra: Vec<_> = counts.iter().filter(|(_, n)| **n != 1).collect();
+        assert!(
+            extra.is_empty() && counts.len() as u64 == slices,
+            "round {round}: origin requests by range other than one per slice: {extra:?} ({} ranges for {slices} slices)",
+            counts.len()
+        );
+    }
+}
+
 #[test]
 fn purge_on_one_node_reaches_every_peer() {
     let pop = Pop::start("purge");
