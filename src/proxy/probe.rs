@@ -297,9 +297,10 @@ impl Proxy {
                 host,
                 target: ask.target,
                 headers,
+                peer_range: None,
                 attempts: &ex.origin_attempts,
             };
-            match open(&asking, index, Ok).await {
+            match open(&asking, index, |resp, _| Ok(resp)).await {
                 Ok((resp, None)) if resp.head.status.is_server_error() => {
                     Attempt::ServerError(resp.head.status.as_u16(), (resp, None))
                 }

@@ -53,6 +53,10 @@ pub struct Asking<'a> {
     pub target: &'a str,
     /// The request's headers, the slice's Range included.
     pub headers: &'a HeaderMap,
+    /// The Range the home peer is asked for instead of the one in
+    /// `headers`: only the bytes the client needs of a slice this node
+    /// will not store (the origin is always asked for the whole slice).
+    pub peer_range: Option<HeaderValue>,
     /// The exchange's count of requests sent to the origin.
     pub attempts: &'a OriginAttempts,
 }
@@ -61,18 +65,24 @@ pub struct Asking<'a> {
 /// one that is another node and up, and its answer passes `check`; else
 /// (a peer's answer of another version, or one that fails its check, is
 /// settled by the origin, and the peer is not at fault) to the origin,
-/// whose answer goes through `check` too. Says which peer answered, if one
-/// did.
+/// whose answer goes through `check` too (told whether a peer gave it).
+/// Says which peer answered, if one did.
 pub async fn open(
     asking: &Asking<'_>,
     index: u64,
-    check: impl Fn(OriginResponse) -> Result<OriginResponse>,
+    check: impl Fn(OriginResponse, bool) -> Result<OriginResponse>,
 ) -> Result<(OriginResponse, Option<PeerId>)> {
     if let Some((peers, object)) = asking.home {
         let key = home_key(object, index);
-        let asked = ask_home(peers, &key, asking.target, asking.headers, asking.host).await;
+        let part_headers = asking.peer_range.as_ref().map(|range| {
+            let mut headers = asking.headers.clone();
+            headers.insert(http::header::RANGE, range.clone());
+            headers
+        });
+        let headers = part_headers.as_ref().unwrap_or(asking.headers);
+        let asked = ask_home(peers, &key, asking.target, headers, asking.host).await;
         if let Some((resp, peer)) = asked {
-            match check(resp) {
+            match check(resp, true) {
                 Ok(resp) => return Ok((resp, Some(peer))),
                 Err(e) => {
                     debug!(index, peer = %peers.addr(peer), error = %e, "peer's slice refused: asking the origin")
@@ -85,7 +95,7 @@ pub async fn open(
         .pool
         .request(&Method::GET, asking.target, asking.headers)
         .await?;
-    Ok((check(resp)?, None))
+    Ok((check(resp, false)?, None))
 }
 
 /// How one attempt at a slice (or the probe) ended, for [`retrying`].

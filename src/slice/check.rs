@@ -25,6 +25,31 @@ pub fn check_slice_head(
     head: &ResponseHead,
     version: Option<&ObjectVersion>,
 ) -> Result<ObjectVersion> {
+    check_head(index, head, version, |total| {
+        plan::slice_bounds(index, slice_size, total)
+    })
+}
+
+/// Check the head of the answer to bytes `first..=last` of slice `index`
+/// (a part of it, asked of the slice's home peer): the same checks as
+/// [`check_slice_head`], the range being that part.
+pub fn check_part_head(
+    index: u64,
+    (first, last): (u64, u64),
+    head: &ResponseHead,
+    version: &ObjectVersion,
+) -> Result<()> {
+    check_head(index, head, Some(version), |_| Some((first, last))).map(|_| ())
+}
+
+/// The checks of an answer's head; `bounds` says, from the total length,
+/// which range it must carry.
+fn check_head(
+    index: u64,
+    head: &ResponseHead,
+    version: Option<&ObjectVersion>,
+    bounds: impl FnOnce(u64) -> Option<(u64, u64)>,
+) -> Result<ObjectVersion> {
     if head.status != StatusCode::PARTIAL_CONTENT {
         return Err(Error::mismatch(
             index,
@@ -57,7 +82,7 @@ pub fn check_slice_head(
             ));
         }
     }
-    let expected = plan::slice_bounds(index, slice_size, total);
+    let expected = bounds(total);
     if expected != Some((first, last)) {
         let want = match expected {
             Some((a, b)) => format!("{a}-{b}/{total}"),
@@ -138,6 +163,26 @@ mod tests {
             ],
         );
         assert_eq!(check_slice_head(1, 2, &h, None).unwrap(), v1());
+    }
+
+    #[test]
+    fn a_part_of_a_slice_is_checked_against_the_part() {
+        let part = |range: &str| {
+            head(
+                206,
+                &[
+                    ("content-range", range),
+                    ("etag", "\"a\""),
+                    ("last-modified", LM),
+                ],
+            )
+        };
+        // Bytes 9-10 of slice 2 (8-11) of 16, in slices of 4.
+        assert!(check_part_head(2, (9, 10), &part("bytes 9-10/16"), &v1()).is_ok());
+        let whole = check_part_head(2, (9, 10), &part("bytes 8-11/16"), &v1()).unwrap_err();
+        assert!(whole.to_string().contains("expected: 9-10/16"), "{whole}");
+        let other = check_part_head(2, (9, 10), &part("bytes 9-10/17"), &v1()).unwrap_err();
+        assert!(other.to_string().contains("total length 17"), "{other}");
     }
 
     #[test]

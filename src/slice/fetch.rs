@@ -91,6 +91,7 @@ async fn slice_from_anywhere(
         }
         Choice::Following(rx) => follow(job, index, rx, &mut out, tx).await,
         Choice::Origin(leader) => fetch_with_retries(job, index, None, leader, &mut out, tx).await,
+        Choice::HomePart => fetch_with_retries(job, index, None, None, &mut out, tx).await,
     }
 }
 
@@ -236,7 +237,16 @@ impl Fetching {
     ) -> Result<SliceSource> {
         let (resp, peer) = match self.first.take() {
             Some(first) => first,
-            None => job.open(index).await?,
+            None => {
+                // A slice nobody here leads or stores: its home is asked for
+                // the client's part only.
+                let part = leader.is_none().then(|| job.peer_part(index)).flatten();
+                let (resp, peer) = job.open(index, part).await?;
+                if part.is_some() && peer.is_some() {
+                    out.part_only();
+                }
+                (resp, peer)
+            }
         };
         *from_peer = peer;
         let via_peer = peer.is_some();
@@ -254,7 +264,7 @@ impl Fetching {
             self.writer = None;
         }
         let lead = leader.map(|l| (l, &mut self.writer));
-        stream_attempt(job, index, resp, lead, &mut self.published, out, tx).await?;
+        stream_attempt(index, resp, lead, &mut self.published, out, tx).await?;
         Ok(match via_peer {
             true => SliceSource::Peer,
             false => SliceSource::Origin,
@@ -262,11 +272,11 @@ impl Fetching {
     }
 }
 
-/// One attempt: stream an origin answer for slice `index` to the client and,
+/// One attempt: stream an answer for slice `index` (or for the client's part
+/// of it, from its home peer) to the client and,
 /// when leading a flight, to its followers and into the slice's slot (bytes
 /// they already have skipped).
 async fn stream_attempt(
-    job: &SliceJob,
     index: u64,
     mut resp: OriginResponse,
     mut leader: Option<(&FlightLeader, &mut Option<SliceWriter>)>,
@@ -275,7 +285,7 @@ async fn stream_attempt(
     tx: &Tx<SliceEvent>,
 ) -> Result<()> {
     let leading = leader.is_some();
-    let expected = job.slice_len(index);
+    let expected = out.end();
     while let Some(data) = resp.chunk().await? {
         let offset = out.received;
         let end = offset + data.len() as u64;

@@ -15,13 +15,14 @@ use http::{header, HeaderMap, HeaderValue};
 
 use crate::cache::flight::FlightLeader;
 use crate::cache::{Locator, ObjectKey, SliceCache};
+use crate::cluster::ring::home_key;
 use crate::cluster::{PeerId, Peers};
 use crate::error::{Error, Result};
 use crate::http::object_version::ObjectVersion;
 use crate::ops::metrics::SliceSource;
 use crate::origin::pool::{OriginPool, OriginResponse};
 use crate::slice::attempt::{open, Asking, OriginAttempts};
-use crate::slice::check::check_slice_head;
+use crate::slice::check::{check_part_head, check_slice_head};
 use crate::slice::plan::{self, SlicePlan};
 
 /// Where the slices of a job are cached.
@@ -108,13 +109,21 @@ impl CountedSlices {
 impl SliceJob {
     /// Request slice `index` and check its head: from its home peer when
     /// that is another node and up, else (or when the peer fails) from the
-    /// origin. Says which peer answered, if one did.
-    pub async fn open(&self, index: u64) -> Result<(OriginResponse, Option<PeerId>)> {
+    /// origin. With `part` (`(skip, take)` within the slice), the peer is
+    /// asked only for those bytes, the origin still for the whole slice.
+    /// Says which peer answered, if one did.
+    pub async fn open(
+        &self,
+        index: u64,
+        part: Option<(u64, u64)>,
+    ) -> Result<(OriginResponse, Option<PeerId>)> {
         let mut headers = (*self.headers).clone();
         headers.insert(
             header::RANGE,
             plan::slice_range_value(index, self.plan.slice_size),
         );
+        let (start, _) = self.plan.slice_bounds(index);
+        let part = part.map(|(skip, take)| (start + skip, start + skip + take - 1));
         let home = match (self.peers.as_deref(), &self.cache) {
             (Some(peers), Some(cache)) => Some((peers, cache.key.as_str())),
             _ => None,
@@ -125,13 +134,25 @@ impl SliceJob {
             host: self.client_host.as_ref(),
             target: &self.target,
             headers: &headers,
+            peer_range: part
+                .and_then(|(a, b)| HeaderValue::try_from(format!("bytes={a}-{b}")).ok()),
             attempts: &self.attempts,
         };
-        open(&asking, index, |resp| self.check(index, resp)).await
+        open(&asking, index, |resp, from_peer| {
+            let part = part.filter(|_| from_peer);
+            self.check(index, resp, part)
+        })
+        .await
     }
 
-    /// The checks every answer for slice `index` passes, a peer's as an origin's.
-    fn check(&self, index: u64, resp: OriginResponse) -> Result<OriginResponse> {
+    /// The checks every answer for slice `index` (or for bytes `part` of
+    /// it) passes, a peer's as an origin's.
+    fn check(
+        &self,
+        index: u64,
+        resp: OriginResponse,
+        part: Option<(u64, u64)>,
+    ) -> Result<OriginResponse> {
         if resp.head.status == http::StatusCode::PRECONDITION_FAILED {
             return Err(Error::mismatch(
                 index,
@@ -144,7 +165,12 @@ impl SliceJob {
                 status: resp.head.status.as_u16(),
             });
         }
-        check_slice_head(index, self.plan.slice_size, &resp.head, Some(&self.version))?;
+        match part {
+            Some(part) => check_part_head(index, part, &resp.head, &self.version)?,
+            None => {
+                check_slice_head(index, self.plan.slice_size, &resp.head, Some(&self.version))?;
+            }
+        }
         Ok(resp)
     }
 
@@ -165,6 +191,25 @@ impl SliceJob {
             attempts: self.attempts.clone(),
             counted,
         }
+    }
+
+    /// The client's part of slice `index` (`(skip, take)` within it) when
+    /// only that part is to be asked of the slice's home peer: the slice is
+    /// homed at another node that is up (this node will not store it), and
+    /// the client needs less than the whole of it. `None`: ask for the
+    /// whole slice (and lead its flight), as for any other.
+    pub fn peer_part(&self, index: u64) -> Option<(u64, u64)> {
+        let plan = &self.plan;
+        if !(plan.first_slice..=plan.last_slice).contains(&index) {
+            return None;
+        }
+        let (skip, take) = plan.client_part(index);
+        if take == 0 || take == self.slice_len(index) {
+            return None;
+        }
+        let (peers, target) = (self.peers.as_ref()?, self.cache.as_ref()?);
+        peers.home_peer(&home_key(target.key.as_str(), index))?;
+        Some((skip, take))
     }
 
     /// Where a slice of this job found in the cache comes from: memory

@@ -62,8 +62,12 @@ pub(crate) struct ClientPart {
     skip: u64,
     take: u64,
     expected: u64,
-    /// Bytes of the slice received from the current source.
+    /// Where in the slice the current source's next byte belongs: bytes
+    /// received so far, plus where it started (a part of the slice).
     pub(crate) received: u64,
+    /// Where in the slice the current source's bytes start and end.
+    start: u64,
+    end: u64,
     /// Bytes of the slice already handed on from an earlier source.
     handed_on: u64,
     gone: bool,
@@ -83,6 +87,8 @@ impl ClientPart {
             skip,
             take,
             expected: job.slice_len(index),
+            start: 0,
+            end: job.slice_len(index),
             received: 0,
             handed_on: 0,
             gone: false,
@@ -128,15 +134,31 @@ impl ClientPart {
     /// Start the slice again from another source: bytes already handed on are skipped.
     pub(crate) fn restart(&mut self) {
         self.received = 0;
+        self.start = 0;
+        self.end = self.expected;
+    }
+
+    /// The current source gives only the client's part of the slice
+    /// (asked of its home peer): its bytes start at the part's first byte.
+    pub(crate) fn part_only(&mut self) {
+        self.received = self.skip;
+        self.start = self.skip;
+        self.end = self.skip + self.take;
+    }
+
+    /// Where in the slice the current source's bytes end.
+    pub(crate) fn end(&self) -> u64 {
+        self.end
     }
 
     pub(crate) fn finish(&self, index: u64) -> Result<()> {
-        if self.received != self.expected {
+        if self.received != self.end {
             return Err(Error::mismatch(
                 index,
                 format!(
                     "got {} body bytes, expected {}",
-                    self.received, self.expected
+                    self.received - self.start,
+                    self.end - self.start
                 ),
             ));
         }

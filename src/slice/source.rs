@@ -4,7 +4,8 @@
 //! the probe's answer already open, the cache (a pinned slot, checked
 //! against its checksum on its first read after a restart), another
 //! request's fetch in flight, or a fetch of its own, at the slice's home
-//! peer or the origin ([`crate::slice::job::SliceJob::open`], which sends it
+//! peer (only the client's part, when that is less than the slice: this
+//! node does not store a slice homed elsewhere) or the origin ([`crate::slice::job::SliceJob::open`], which sends it
 //! as every request for a slice is sent, the probe's included:
 //! [`crate::slice::attempt::open`]). Where the bytes came from in the end
 //! is a [`SliceSource`] (memory, disk, peer, origin: the one enum for it),
@@ -64,8 +65,13 @@ pub enum Choice {
     Cached(SlicePin),
     /// Another request is fetching it: follow its flight.
     Following(flume::Receiver<FlightEvent>),
-    /// The origin, leading the slice's flight when it is cacheable.
+    /// The origin (or the slice's home peer), leading the slice's flight
+    /// when it is cacheable.
     Origin(Option<FlightLeader>),
+    /// Only the client's part of a slice homed at another node, asked of
+    /// that home alone (no flight here: the home fetches the slice once
+    /// for the POP, and this node does not store it).
+    HomePart,
 }
 
 /// Choose the source of slice `index`: the probe's answer when it is this
@@ -106,6 +112,9 @@ pub async fn choose_source(job: &SliceJob, index: u64, opened: Option<OpenedSlic
         }
         // Never serve a slice whose size does not fit its manifest.
         target.cache.store.remove_slice(id);
+    }
+    if job.peer_part(index).is_some() {
+        return Choice::HomePart;
     }
     match target.cache.flights.join(&key) {
         Joined::Leader(leader) => {
