@@ -97,6 +97,43 @@ fn a_range_asks_the_home_only_for_the_bytes_it_needs() {
     assert_once_per_slice(&pop.origin_counts(name), len);
 }
 
+/// Issue 23: `Cache-Status` said `stored` of slices this node relayed from
+/// their home and did not store. Now it says `stored` only of what this
+/// node stores, and `peer=N` of slices asked of another node, which the
+/// node's own count of slices by source bears out.
+#[test]
+fn cache_status_says_stored_only_of_what_this_node_stores() {
+    let pop = Pop::start("stored");
+    let peer_slices = || pop.metric(0, "edgeslice_slices_total{source=\"peer\"}");
+    let (mut stored, mut relayed) = (0, 0);
+    for i in 0..12 {
+        // One slice each: homed at node 0 or at another node.
+        let target = format!("/obj/{SLICE}/st-{i}.bin");
+        let before = peer_slices();
+        let resp = get(pop.addr(0), &target, &[]).unwrap();
+        assert_eq!(resp.status, 200, "{target}");
+        let status = resp.header("cache-status").unwrap_or_default().to_string();
+        let from_peer = peer_slices() - before;
+        if from_peer > 0.0 {
+            relayed += 1;
+            assert!(
+                status.contains("peer=1") && !status.contains("stored"),
+                "{target}: its slice came from a peer, Cache-Status {status}"
+            );
+        } else {
+            stored += 1;
+            assert!(
+                status.contains("stored") && !status.contains("peer="),
+                "{target}: its slice was fetched and stored here, Cache-Status {status}"
+            );
+        }
+    }
+    assert!(
+        stored > 0 && relayed > 0,
+        "stored {stored}, relayed {relayed}: the ring put every object on one side"
+    );
+}
+
 #[test]
 fn a_wrong_token_gets_403_before_any_origin_work() {
     let pop = Pop::start("token");

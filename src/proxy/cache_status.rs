@@ -47,14 +47,27 @@ impl Served {
     }
 }
 
+/// The slices of an answer that were not in this node's cache when its
+/// head went out.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Fetch {
+    /// Slices fetched (from the origin or another node).
+    pub(crate) fetched: u64,
+    /// Of those, slices asked of another node of the cluster (their home):
+    /// relayed, not stored here.
+    pub(crate) relayed: u64,
+}
+
 /// The `Cache-Status` member of this cache (RFC 9211) for an answer of
-/// `served` whose slices came `fetched` from the origin; `ttl` is the stored
+/// `served` with `fetch`'s slices not in the cache; `ttl` is the stored
 /// object's freshness left (negative when stale), `fwd_status` the origin's
-/// status when an origin answer is relayed.
+/// status when an origin answer is relayed. `stored` is said only when a
+/// slice of the answer is stored on this node; slices relayed from another
+/// node are counted in the extension parameter `peer=N`.
 pub(crate) fn cache_status(
     node: &str,
     served: Served,
-    fetched: u64,
+    Fetch { fetched, relayed }: Fetch,
     ttl: i64,
     fwd_status: Option<u16>,
 ) -> HeaderValue {
@@ -73,13 +86,17 @@ pub(crate) fn cache_status(
     if let Some(status) = fwd_status {
         let _ = write!(v, "; fwd-status={status}");
     }
+    let stored_here = fetched > relayed;
     let stored = match served {
-        Served::Miss { stored } => stored,
-        Served::Fresh | Served::StaleWhileRevalidate => fetched > 0,
+        Served::Miss { stored } => stored && (stored_here || fetched == 0),
+        Served::Fresh | Served::StaleWhileRevalidate => stored_here,
         _ => false,
     };
     if stored {
         v.push_str("; stored");
+    }
+    if relayed > 0 {
+        let _ = write!(v, "; peer={relayed}");
     }
     if !matches!(
         served,
@@ -102,51 +119,84 @@ mod tests {
     #[test]
     fn cache_status_values() {
         use Served::*;
-        let cases: &[(Served, u64, i64, Option<u16>, &str)] = &[
-            (Fresh, 0, 60, None, "n; hit; ttl=60"),
-            (Fresh, 2, 60, None, "n; fwd=partial; stored; ttl=60"),
-            (Miss { stored: true }, 4, 0, None, "n; fwd=miss; stored"),
+        // (served, (slices fetched, of those relayed from a peer), ttl, fwd-status, header)
+        type Case<'a> = (Served, (u64, u64), i64, Option<u16>, &'a str);
+        let cases: &[Case] = &[
+            (Fresh, (0, 0), 60, None, "n; hit; ttl=60"),
+            (Fresh, (2, 0), 60, None, "n; fwd=partial; stored; ttl=60"),
+            (Fresh, (1, 1), 60, None, "n; fwd=partial; peer=1; ttl=60"),
+            (
+                Miss { stored: true },
+                (4, 0),
+                0,
+                None,
+                "n; fwd=miss; stored",
+            ),
+            (
+                Miss { stored: true },
+                (4, 2),
+                0,
+                None,
+                "n; fwd=miss; stored; peer=2",
+            ),
+            (
+                Miss { stored: true },
+                (2, 2),
+                0,
+                None,
+                "n; fwd=miss; peer=2",
+            ),
             (
                 Miss { stored: false },
-                0,
+                (0, 0),
                 0,
                 Some(503),
                 "n; fwd=miss; fwd-status=503",
             ),
             (
                 Revalidated,
-                0,
+                (0, 0),
                 60,
                 None,
                 "n; fwd=stale; fwd-status=304; ttl=60",
             ),
             (
                 StaleWhileRevalidate,
-                0,
+                (0, 0),
                 -5,
                 None,
                 "n; hit; ttl=-5; detail=stale-while-revalidate",
             ),
             (
                 StaleIfError,
-                0,
+                (0, 0),
                 -5,
                 None,
                 "n; fwd=stale; ttl=-5; detail=stale-if-error",
             ),
-            (Bypass, 0, 0, None, "n; fwd=bypass"),
-            (Bypass, 0, 0, Some(404), "n; fwd=bypass; fwd-status=404"),
-            (Method, 0, 0, None, "n; fwd=method"),
+            (Bypass, (0, 0), 0, None, "n; fwd=bypass"),
+            (
+                Bypass,
+                (0, 0),
+                0,
+                Some(404),
+                "n; fwd=bypass; fwd-status=404",
+            ),
+            (Method, (0, 0), 0, None, "n; fwd=method"),
             (
                 Miss { stored: true },
-                0,
+                (0, 0),
                 0,
                 Some(200),
                 "n; fwd=miss; fwd-status=200; stored",
             ),
         ];
-        for (served, fetched, ttl, status, want) in cases {
-            let got = cache_status("n", *served, *fetched, *ttl, *status);
+        for (served, (fetched, relayed), ttl, status, want) in cases {
+            let fetch = Fetch {
+                fetched: *fetched,
+                relayed: *relayed,
+            };
+            let got = cache_status("n", *served, fetch, *ttl, *status);
             assert_eq!(got.to_str().unwrap(), *want, "{served:?}");
         }
     }

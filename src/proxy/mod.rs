@@ -50,7 +50,7 @@ use crate::http::h1;
 use crate::http::headers::cacheable_request;
 use crate::http::range::{parse_range, RangeRequest};
 use crate::http::sink::{BodyLength, BodySource, ResponseSink};
-use crate::proxy::cache_status::{cache_status, Served};
+use crate::proxy::cache_status::{cache_status, Fetch, Served};
 use crate::proxy::context::ObjectRequest;
 pub use crate::proxy::context::{Proxy, ProxySettings};
 pub use crate::proxy::exchange::Exchange;
@@ -141,7 +141,7 @@ impl Proxy {
             Respond::Precondition(verdict) => {
                 let headers = self.settle_probe(ask, object, ex);
                 ex.x_cache = ask.served.cache_result();
-                ex.cache_status = Some(self.cache_status_of(ask, 0));
+                ex.cache_status = Some(self.cache_status_of(ask, (0, 0)));
                 ex.answer_precondition(verdict, &headers).await
             }
             Respond::Unsatisfiable => {
@@ -213,7 +213,8 @@ impl Proxy {
     /// This cache's `Cache-Status` member for an origin answer relayed as it
     /// is (`fwd_status`: its status, once known).
     fn relay_status(&self, served: Served, fwd_status: Option<u16>) -> HeaderValue {
-        cache_status(&self.settings.node_name, served, 0, 0, fwd_status)
+        let fetch = Fetch::default();
+        cache_status(&self.settings.node_name, served, fetch, 0, fwd_status)
     }
 
     /// The cluster's peers, when this request may ask them: not when it

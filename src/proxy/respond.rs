@@ -21,7 +21,7 @@ use crate::http::headers::{header_value, slice_headers};
 use crate::http::object_version::ObjectVersion;
 use crate::http::range::{coalesce, ContentRange, RangeRequest, MAX_PARTS};
 use crate::http::sink::{BodyLength, ResponseSink};
-use crate::proxy::cache_status::cache_status;
+use crate::proxy::cache_status::{cache_status, Fetch};
 use crate::proxy::context::{ObjectRequest, Proxy};
 use crate::proxy::exchange::Exchange;
 use crate::slice::fetch::run_slice;
@@ -180,6 +180,12 @@ impl Proxy {
         };
         let cached = counted.count();
         let fetched = plan.slice_count().min(COUNTED_SLICES as u64) - cached;
+        // Of those, the slices another node is asked for: not stored here.
+        let relayed = plan
+            .slices()
+            .take(COUNTED_SLICES)
+            .filter(|&k| !counted.contains(k) && job.homed_elsewhere(k))
+            .count() as u64;
         let status_of_cache = match &job.cache {
             Some(_) => CacheResult::from_counts(cached, fetched),
             None => CacheResult::Miss,
@@ -217,7 +223,7 @@ impl Proxy {
             HeaderValue::from_static(status_of_cache.as_str()),
         );
         ex.x_cache = Some(status_of_cache);
-        ex.cache_status = Some(self.cache_status_of(ask, fetched));
+        ex.cache_status = Some(self.cache_status_of(ask, (fetched, relayed)));
         let how = stream::Pacing {
             window: self.settings.window,
             budget: &self.budget,
@@ -296,10 +302,16 @@ impl Proxy {
         })
     }
 
-    /// This cache's `Cache-Status` member for an answer to `ask` whose slices
-    /// came `fetched` from the origin.
-    pub(crate) fn cache_status_of(&self, ask: &ObjectRequest<'_>, fetched: u64) -> HeaderValue {
-        cache_status(&self.settings.node_name, ask.served, fetched, ask.ttl, None)
+    /// This cache's `Cache-Status` member for an answer to `ask` of which
+    /// `fetched` slices were not in the cache, `relayed` of those asked of
+    /// another node of the cluster (and not stored here).
+    pub(crate) fn cache_status_of(
+        &self,
+        ask: &ObjectRequest<'_>,
+        (fetched, relayed): (u64, u64),
+    ) -> HeaderValue {
+        let fetch = Fetch { fetched, relayed };
+        cache_status(&self.settings.node_name, ask.served, fetch, ask.ttl, None)
     }
 }
 

@@ -204,12 +204,22 @@ impl SliceJob {
             return None;
         }
         let (skip, take) = plan.client_part(index);
-        if take == 0 || take == self.slice_len(index) {
+        if take == 0 || take == self.slice_len(index) || !self.homed_elsewhere(index) {
             return None;
         }
-        let (peers, target) = (self.peers.as_ref()?, self.cache.as_ref()?);
-        peers.home_peer(&home_key(target.key.as_str(), index))?;
         Some((skip, take))
+    }
+
+    /// Whether slice `index` is asked of another node (its home, or the
+    /// home's stand-in while it is down) rather than fetched and stored
+    /// here: with a `[cluster]`, a cache, and a request not from a peer.
+    pub fn homed_elsewhere(&self, index: u64) -> bool {
+        match (&self.peers, &self.cache) {
+            (Some(peers), Some(target)) => peers
+                .home_peer(&home_key(target.key.as_str(), index))
+                .is_some(),
+            _ => false,
+        }
     }
 
     /// Where a slice of this job found in the cache comes from: memory
