@@ -311,5 +311,13 @@ fn purge_on_one_node_reaches_every_peer() {
     for (range, n) in &counts {
         assert!(*n >= 2, "{range} not fetched again: {counts:?}");
     }
+    // Issue 23: and once for the POP, not once per node: slice 0 (the
+    // probe, or a revalidation of the purged manifest) reached the origin
+    // from every node.
     pop.get_whole(0, "p.bin", len);
+    pop.get_whole(1, "p.bin", len);
+    let counts = pop.origin_counts("p.bin");
+    for (range, n) in &counts {
+        assert_eq!(*n, 2, "{range}: once before the PURGE, once after: {counts:?}");
+    }
 }

@@ -195,17 +195,20 @@ impl SliceCache {
         self.store.remove(&key.manifest_key());
     }
 
-    /// Drop every slice of the object (and of all its variants) by drawing a
-    /// new generation for its manifest; false when nothing was cached.
+    /// Drop the object (and all its variants): its manifest goes, so its
+    /// slices, keyed by that manifest's generation, are found no more (the
+    /// next manifest draws another), and neither are its variants (theirs
+    /// name the old one as parent). False when nothing was cached.
+    ///
+    /// The next request is a cold miss, probed like any other: in a
+    /// `[cluster]` at the first slice's home, so the object is learnt again
+    /// from the origin once for the POP. (A manifest kept, expired, made
+    /// every node revalidate it with the origin on its own.)
     pub async fn purge(&self, base: &ObjectKey) -> bool {
-        let Some(mut m) = self.manifest_at(base).await else {
+        if self.manifest_at(base).await.is_none() {
             return false;
-        };
-        m.generation = fastrand::u64(..);
-        // Expired too: the next request revalidates before serving, in case
-        // the origin changed the object without changing its validators.
-        m.expires_at = 0;
-        self.put(base, &m).await;
+        }
+        self.forget(base);
         true
     }
 
