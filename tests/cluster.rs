@@ -62,15 +62,22 @@ fn a_range_asks_the_home_only_for_the_bytes_it_needs() {
     let pop = Pop::start("peerbytes");
     let len = 16 * SLICE;
     let name = "pb.bin";
-    // Warm: each slice is at its home.
-    for node in 0..3 {
+    // Warm: each slice is at its home (through nodes 1 and 2: node 0's own
+    // whole GET would be a slice's worth of asks, and the ranges below would
+    // be kept here as hot copies, as they should).
+    for node in [1, 2] {
         pop.get_whole(node, name, len);
     }
-    let peer_bytes = || pop.metric(0, "edgeslice_peer_received_bytes_total");
-    let peer_slices = || pop.metric(0, "edgeslice_slices_total{source=\"peer\"}");
+    // Node 0 learns the object (its probe asks slice 0 whole).
+    let head = common::HttpConnection::connect(pop.addr(0))
+        .and_then(|mut c| c.request("HEAD", &format!("/obj/{len}/{name}"), &[], None))
+        .expect("HEAD through node 0");
+    assert_eq!(head.status, 200);
+    let peer_bytes = || pop.settled_metric(0, "edgeslice_peer_received_bytes_total");
+    let peer_slices = || pop.settled_metric(0, "edgeslice_slices_total{source=\"peer\"}");
     let (before, slices_before) = (peer_bytes(), peer_slices());
     let mut client = 0;
-    for k in 0..len / SLICE {
+    for k in 1..len / SLICE {
         // 4 bytes in the middle of slice k, through node 0.
         let (a, b) = (k * SLICE + 5, k * SLICE + 8);
         let range = format!("bytes={a}-{b}");
@@ -104,7 +111,7 @@ fn a_range_asks_the_home_only_for_the_bytes_it_needs() {
 #[test]
 fn cache_status_says_stored_only_of_what_this_node_stores() {
     let pop = Pop::start("stored");
-    let peer_slices = || pop.metric(0, "edgeslice_slices_total{source=\"peer\"}");
+    let peer_slices = || pop.settled_metric(0, "edgeslice_slices_total{source=\"peer\"}");
     let (mut stored, mut relayed) = (0, 0);
     for i in 0..12 {
         // One slice each: homed at node 0 or at another node.
@@ -132,6 +139,65 @@ fn cache_status_says_stored_only_of_what_this_node_stores() {
         stored > 0 && relayed > 0,
         "stored {stored}, relayed {relayed}: the ring put every object on one side"
     );
+}
+
+/// Issue 23: a slice homed on another node that this node's clients ask for
+/// again is kept here too: from then on it is a hit on this node, and its
+/// home is not asked. A PURGE reaches the copy as it reaches the home.
+#[test]
+fn a_hot_slice_homed_elsewhere_is_kept_where_it_is_asked() {
+    let pop = Pop::start("hot");
+    let peer_slices = || pop.settled_metric(0, "edgeslice_slices_total{source=\"peer\"}");
+    // A one-slice object whose home is not node 0: its first GET there is
+    // relayed from that home.
+    let target = (0..20)
+        .map(|i| format!("/obj/{SLICE}/hot-{i}.bin"))
+        .find(|target| {
+            let resp = get(pop.addr(0), target, &[]).unwrap();
+            resp.header("cache-status")
+                .is_some_and(|s| s.contains("peer=1"))
+        })
+        .expect("one of 20 objects is homed on another node");
+    let name = target.rsplit('/').next().unwrap().to_string();
+    let body = object_bytes(&name, 0, SLICE - 1);
+
+    // Asked again: fetched from its home once more, and kept.
+    let before = peer_slices();
+    let again = get(pop.addr(0), &target, &[]).unwrap();
+    assert!(again.body == body);
+    assert_eq!(
+        peer_slices() - before,
+        1.0,
+        "the second ask comes from the home"
+    );
+    let status = again.header("cache-status").unwrap_or_default().to_string();
+    assert!(
+        status.contains("stored") && !status.contains("peer="),
+        "{status}"
+    );
+
+    // From then on: a hit here, nothing asked of the home.
+    let before = peer_slices();
+    for _ in 0..3 {
+        let hit = get(pop.addr(0), &target, &[]).unwrap();
+        assert_eq!(hit.header("x-cache"), Some("HIT"), "{target}");
+        assert!(hit.body == body);
+    }
+    assert_eq!(peer_slices(), before, "a kept copy asked its home");
+    assert_once_per_slice(&pop.origin_counts(&name), SLICE);
+
+    // A PURGE through another node reaches the copy.
+    let purged = common::HttpConnection::connect(pop.addr(1))
+        .and_then(|mut c| c.request("PURGE", &target, &[], None))
+        .expect("PURGE through a node");
+    assert_eq!(purged.status, 200);
+    let after = get(pop.addr(0), &target, &[]).unwrap();
+    assert_eq!(
+        after.header("x-cache"),
+        Some("MISS"),
+        "the copy survived the PURGE"
+    );
+    assert!(after.body == body);
 }
 
 #[test]
@@ -318,6 +384,9 @@ fn purge_on_one_node_reaches_every_peer() {
     pop.get_whole(1, "p.bin", len);
     let counts = pop.origin_counts("p.bin");
     for (range, n) in &counts {
-        assert_eq!(*n, 2, "{range}: once before the PURGE, once after: {counts:?}");
+        assert_eq!(
+            *n, 2,
+            "{range}: once before the PURGE, once after: {counts:?}"
+        );
     }
 }

@@ -14,6 +14,7 @@
 //! manifest read per request (decoded once per worker, [`decoded`]) and one
 //! index lookup plus one CAS per slice; see "What a hit costs" in docs/cache.md.
 
+pub mod asked;
 pub mod decoded;
 pub mod flight;
 pub mod key;
@@ -82,6 +83,8 @@ pub struct SliceCache {
     pub store: SliceStore,
     /// Fetches in flight.
     pub flights: Arc<Flights>,
+    /// Slices homed on another node asked for again: copied here (`[cluster]`).
+    pub asked: asked::AskedAgain,
     /// Freshness when the origin says nothing.
     pub default_ttl: Duration,
     /// Slices fetched ahead and not yet read, to count prefetch waste.
@@ -97,6 +100,7 @@ impl SliceCache {
         Ok(Arc::new(SliceCache {
             store,
             flights: Arc::new(Flights::default()),
+            asked: asked::AskedAgain::default(),
             default_ttl,
             prefetched: (0..PREFETCH_SHARDS).map(|_| Mutex::default()).collect(),
             prefetched_count: AtomicUsize::new(0),

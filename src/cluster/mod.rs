@@ -64,6 +64,9 @@ pub struct ClusterSettings {
     /// TLS to each peer (by position in the ring's peers), when `[cluster]
     /// tls` asks for it.
     pub tls: Vec<Option<crate::origin::tls::OriginTls>>,
+    /// Keep a copy of a slice homed elsewhere once it is asked again
+    /// (`cluster.keep_hot_copies`).
+    pub keep_hot_copies: bool,
     /// What every worker knows of each peer, by position in the ring's peers.
     states: Vec<PeerState>,
     /// Where the markdown clocks start.
@@ -102,6 +105,7 @@ impl ClusterSettings {
             peer_timeout,
             markdown,
             idle_timeout,
+            keep_hot_copies: false,
             states,
             epoch: Instant::now(),
         }
@@ -167,6 +171,11 @@ impl Peers {
             .map(|(i, addr)| OriginPool::new(peer_origin(&settings, i, *addr)))
             .collect();
         Rc::new(Peers { settings, pools })
+    }
+
+    /// Whether a slice homed elsewhere is copied here once it is hot.
+    pub fn keep_hot_copies(&self) -> bool {
+        self.settings.keep_hot_copies
     }
 
     /// The node to ask for `key` (see [`ring::home_key`]): its home or, while

@@ -67,6 +67,15 @@ pub struct ClusterConfig {
     /// absent: each peer's IP address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_name: Option<String>,
+    /// Keep a copy of a slice homed on another node once this node's
+    /// clients ask for it again within 60 s (a hot slice), instead of
+    /// asking its home every time.
+    #[serde(default = "default_keep_hot_copies")]
+    pub keep_hot_copies: bool,
+}
+
+fn default_keep_hot_copies() -> bool {
+    true
 }
 
 /// The shortest `cluster.token`.

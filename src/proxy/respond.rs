@@ -180,11 +180,12 @@ impl Proxy {
         };
         let cached = counted.count();
         let fetched = plan.slice_count().min(COUNTED_SLICES as u64) - cached;
-        // Of those, the slices another node is asked for: not stored here.
+        // Of those, the slices another node is asked for and that are not
+        // hot enough to be copied here: relayed, not stored.
         let relayed = plan
             .slices()
             .take(COUNTED_SLICES)
-            .filter(|&k| !counted.contains(k) && job.homed_elsewhere(k))
+            .filter(|&k| !counted.contains(k) && job.homed_elsewhere(k) && !job.would_copy(k))
             .count() as u64;
         let status_of_cache = match &job.cache {
             Some(_) => CacheResult::from_counts(cached, fetched),

@@ -399,6 +399,7 @@ fn cluster_settings(
         config.markdown(),
         Duration::from_millis(origin.pool_idle_timeout_ms),
     );
+    settings.keep_hot_copies = config.keep_hot_copies;
     if config.tls {
         let trust = || match &config.ca_file {
             None => Ok(Trust::System),

@@ -31,7 +31,7 @@ use crate::origin::pool::OriginResponse;
 use crate::slice::attempt::{retrying, Attempt};
 use crate::slice::job::{OpenedSlice, SliceJob};
 use crate::slice::part::{ClientPart, SliceEvent};
-use crate::slice::source::{choose_source, Choice, SliceSource};
+use crate::slice::source::{choose_source, Choice, KeepCopy, SliceSource};
 
 /// Get slice `index` from the cache, from a fetch in flight, or from the
 /// origin (or stream the probe's answer), and send its client part to `tx`,
@@ -83,15 +83,20 @@ async fn slice_from_anywhere(
     match choose_source(job, index, opened).await {
         Choice::Opened(o) => {
             let first = Some((o.response, o.from_peer));
-            fetch_with_retries(job, index, first, o.leader, &mut out, tx).await
+            let opened = (first, o.leader, KeepCopy(false));
+            fetch_with_retries(job, index, opened, &mut out, tx).await
         }
         Choice::Cached(pin) => {
             out.emit_cached(tx, pin);
             Ok((job.cached_source(), None))
         }
         Choice::Following(rx) => follow(job, index, rx, &mut out, tx).await,
-        Choice::Origin(leader) => fetch_with_retries(job, index, None, leader, &mut out, tx).await,
-        Choice::HomePart => fetch_with_retries(job, index, None, None, &mut out, tx).await,
+        Choice::Origin(leader, copy) => {
+            fetch_with_retries(job, index, (None, leader, copy), &mut out, tx).await
+        }
+        Choice::HomePart => {
+            fetch_with_retries(job, index, (None, None, KeepCopy(false)), &mut out, tx).await
+        }
     }
 }
 
@@ -129,25 +134,34 @@ async fn follow(
     // its fetch failed): fetch alone, resuming after the bytes the client
     // already has.
     out.restart();
-    fetch_with_retries(job, index, None, None, out, tx).await
+    fetch_with_retries(job, index, (None, None, KeepCopy(false)), out, tx).await
 }
+
+/// How a fetch starts: an answer already open and the peer that gave it
+/// (the probe's), the flight it leads, whether a peer's bytes are kept.
+type Start = (
+    Option<(OriginResponse, Option<PeerId>)>,
+    Option<FlightLeader>,
+    KeepCopy,
+);
 
 /// Fetch slice `index` from its home peer or the origin (starting with the
 /// already opened `first` answer, if any, and the peer that gave it),
-/// retrying failed attempts ([`retrying`]). A retry asks for the whole
+/// leading the slice's flight with `leader`, storing what a peer gives when
+/// `copy` says so, retrying failed attempts ([`retrying`]). A retry asks for the whole
 /// slice again and resumes after the bytes already handed to the client and
 /// to the flight's followers, so a slice that breaks mid-body still yields a
 /// complete, correct response.
 async fn fetch_with_retries(
     job: &SliceJob,
     index: u64,
-    first: Option<(OriginResponse, Option<PeerId>)>,
-    leader: Option<FlightLeader>,
+    (first, leader, copy): Start,
     out: &mut ClientPart,
     tx: &Tx<SliceEvent>,
 ) -> Result<Fetched> {
     let mut fetching = Fetching {
         first,
+        copy: copy.0,
         published: 0,
         writer: None,
         may_store: leader.is_some() && job.cache.is_some(),
@@ -178,6 +192,8 @@ async fn fetch_with_retries(
 struct Fetching {
     /// An answer already opened (by the probe), and the peer that gave it.
     first: Option<(OriginResponse, Option<PeerId>)>,
+    /// What a peer gives is stored here too: a hot slice homed elsewhere.
+    copy: bool,
     /// Bytes handed to the flight's followers (and written to the slot).
     published: u64,
     /// The slot the slice is written to as it arrives, when it is stored.
@@ -253,14 +269,15 @@ impl Fetching {
         if let Some(l) = leader {
             l.set_via_peer(via_peer);
         }
-        // Only a slice written whole from its first byte is stored.
-        if self.may_store && !via_peer && self.published == 0 {
+        // Only a slice written whole from its first byte is stored; one
+        // from its home only when it is a hot copy.
+        if self.may_store && (!via_peer || self.copy) && self.published == 0 {
             self.may_store = false;
             if let Some(target) = &job.cache {
                 self.writer = target.cache.store.begin_slice(job.slice_len(index));
             }
         }
-        if via_peer {
+        if via_peer && !self.copy {
             self.writer = None;
         }
         let lead = leader.map(|l| (l, &mut self.writer));

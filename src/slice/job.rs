@@ -210,6 +210,34 @@ impl SliceJob {
         Some((skip, take))
     }
 
+    /// Whether slice `index`, homed elsewhere, is hot enough to be copied
+    /// here when it is fetched now ([`crate::cache::asked`]), without
+    /// counting an ask.
+    pub fn would_copy(&self, index: u64) -> bool {
+        match &self.cache {
+            Some(target) if self.keeps_hot_copies() => {
+                let id = crate::cache::slice_id(&target.slice_key(index));
+                target.cache.asked.is_hot(id, self.slice_len(index))
+            }
+            _ => false,
+        }
+    }
+
+    /// The bytes of slice `index` this job's client asks for.
+    pub fn asked_of(&self, index: u64) -> u64 {
+        let plan = &self.plan;
+        match (plan.first_slice..=plan.last_slice).contains(&index) {
+            true => plan.client_part(index).1,
+            false => 0,
+        }
+    }
+
+    /// Whether slices homed elsewhere are copied here once hot
+    /// (`cluster.keep_hot_copies`, and a request not from a peer).
+    pub fn keeps_hot_copies(&self) -> bool {
+        self.peers.as_ref().is_some_and(|p| p.keep_hot_copies())
+    }
+
     /// Whether slice `index` is asked of another node (its home, or the
     /// home's stand-in while it is down) rather than fetched and stored
     /// here: with a `[cluster]`, a cache, and a request not from a peer.

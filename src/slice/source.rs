@@ -55,6 +55,11 @@ impl SliceCounts {
     }
 }
 
+/// Whether a slice homed on another node is copied into this node's cache
+/// as it comes from its home ([`crate::cache::asked`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeepCopy(pub bool);
+
 /// How one slice's bytes are got, chosen per slice by [`choose_source`].
 // Chosen once per slice and consumed at once: a Box would only add an allocation.
 #[allow(clippy::large_enum_variant)]
@@ -66,8 +71,9 @@ pub enum Choice {
     /// Another request is fetching it: follow its flight.
     Following(flume::Receiver<FlightEvent>),
     /// The origin (or the slice's home peer), leading the slice's flight
-    /// when it is cacheable.
-    Origin(Option<FlightLeader>),
+    /// when it is cacheable; `copy`: a slice homed elsewhere, hot, whose
+    /// bytes from its home are stored here too.
+    Origin(Option<FlightLeader>, KeepCopy),
     /// Only the client's part of a slice homed at another node, asked of
     /// that home alone (no flight here: the home fetches the slice once
     /// for the POP, and this node does not store it).
@@ -78,14 +84,22 @@ pub enum Choice {
 /// slice, else the cache, else a fetch in flight, else a fetch of its own
 /// (at its home peer or the origin, [`SliceJob::open`]).
 pub async fn choose_source(job: &SliceJob, index: u64, opened: Option<OpenedSlice>) -> Choice {
-    if let Some(opened) = opened {
-        return Choice::Opened(opened);
-    }
     let Some(target) = &job.cache else {
-        return Choice::Origin(None);
+        return match opened {
+            Some(opened) => Choice::Opened(opened),
+            None => Choice::Origin(None, KeepCopy(false)),
+        };
     };
     let key = target.slice_key(index);
     let id = slice_id(&key);
+    if let Some(opened) = opened {
+        // The probe's answer from the slice's home: its first ask here.
+        if opened.from_peer.is_some() && job.keeps_hot_copies() {
+            let len = job.slice_len(index);
+            target.cache.asked.note(id, job.asked_of(index), len);
+        }
+        return Choice::Opened(opened);
+    }
     // The head's count found it already: pin that slot, no second lookup.
     let found = match job.counted.locator(index) {
         Some(loc) => {
@@ -113,7 +127,16 @@ pub async fn choose_source(job: &SliceJob, index: u64, opened: Option<OpenedSlic
         // Never serve a slice whose size does not fit its manifest.
         target.cache.store.remove_slice(id);
     }
-    if job.peer_part(index).is_some() {
+    // A slice homed elsewhere: relayed (its client part only) until a
+    // slice's worth of it was asked, then copied.
+    let copy = match job.homed_elsewhere(index) && job.keeps_hot_copies() {
+        true => {
+            let len = job.slice_len(index);
+            KeepCopy(target.cache.asked.note(id, job.asked_of(index), len))
+        }
+        false => KeepCopy(false),
+    };
+    if !copy.0 && job.peer_part(index).is_some() {
         return Choice::HomePart;
     }
     match target.cache.flights.join(&key) {
@@ -133,7 +156,7 @@ pub async fn choose_source(job: &SliceJob, index: u64, opened: Option<OpenedSlic
                     return Choice::Cached(pin);
                 }
             }
-            Choice::Origin(Some(leader))
+            Choice::Origin(Some(leader), copy)
         }
         Joined::Follower(rx) => Choice::Following(rx),
     }

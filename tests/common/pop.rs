@@ -141,6 +141,23 @@ impl Pop {
             .unwrap_or(0.0)
     }
 
+    /// [`Pop::metric`] once the requests just answered are counted: a
+    /// request's metrics are recorded just after its last body byte is
+    /// sent, so a client can read its answer a moment before. Read until
+    /// three reads 10 ms apart agree (at most 2 s).
+    pub fn settled_metric(&self, node: usize, name: &str) -> f64 {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        let mut last = self.metric(node, name);
+        let mut same = 0;
+        while same < 2 && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            let now = self.metric(node, name);
+            same = if now == last { same + 1 } else { 0 };
+            last = now;
+        }
+        last
+    }
+
     /// `/status` of `node`, parsed.
     pub fn status(&self, node: usize) -> serde_json::Value {
         let admin = self.server(node).admin_addr().expect("admin listener");
