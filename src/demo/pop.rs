@@ -48,6 +48,8 @@ pub fn run(nodes: usize, size_mib: u64, delay_ms: u64) -> anyhow::Result<()> {
     origin.clear();
     let mut pop = Nodes::start(&origin, nodes, true, &base.join("pop"))?;
     let name = "demo/pop.bin";
+    let client_bytes = (len * nodes as u64) as f64;
+    let peer_bytes = pop.peer_bytes();
     let took = pop.fetch_everywhere(name, len, delay_ms)?;
     let cold = origin.request_count();
     println!("\n{nodes} nodes as one POP ([cluster], each slice has one home node):");
@@ -56,13 +58,26 @@ pub fn run(nodes: usize, size_mib: u64, delay_ms: u64) -> anyhow::Result<()> {
         cold as f64 / slices as f64,
         took.as_secs_f64() * 1e3
     );
+    println!(
+        "  peer bytes per client byte: {:.2} (each node asks the other nodes' share of their homes)",
+        (pop.peer_bytes() - peer_bytes) / client_bytes
+    );
     pop.report_stores();
 
     origin.clear();
+    let peer_bytes = pop.peer_bytes();
     pop.fetch_everywhere(name, len, delay_ms)?;
     println!(
-        "  again through every node: {} origin requests",
-        origin.request_count()
+        "  again through every node: {} origin requests; peer bytes per client byte {:.2} (asked a second time, the slices are hot: each node keeps a copy)",
+        origin.request_count(),
+        (pop.peer_bytes() - peer_bytes) / client_bytes
+    );
+    pop.report_stores();
+    let peer_bytes = pop.peer_bytes();
+    pop.fetch_everywhere(name, len, delay_ms)?;
+    println!(
+        "  a third time: peer bytes per client byte {:.2} (every node serves the copies it kept)",
+        (pop.peer_bytes() - peer_bytes) / client_bytes
     );
 
     // One node lost: only its share is fetched again, by its stand-in.
@@ -72,7 +87,7 @@ pub fn run(nodes: usize, size_mib: u64, delay_ms: u64) -> anyhow::Result<()> {
     origin.clear();
     pop.fetch_everywhere(name, len, delay_ms)?;
     println!(
-        "  node {} stopped: through the other {}, {} origin requests (it held {share} slices); no client error",
+        "  node {} stopped: through the other {}, {} origin requests (it held {share} slices; the others kept copies of the slices they asked twice); no client error",
         lost + 1,
         nodes - 1,
         origin.request_count()
@@ -157,6 +172,24 @@ impl Nodes {
         Ok(started.elapsed())
     }
 
+    /// Body bytes all nodes received from their peers so far
+    /// (`edgeslice_peer_received_bytes_total`, read from each admin
+    /// listener once the requests just answered are counted).
+    fn peer_bytes(&self) -> f64 {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let name = "edgeslice_peer_received_bytes_total ";
+        self.servers
+            .iter()
+            .filter_map(|s| s.admin_addr())
+            .filter_map(|admin| get(admin, "/metrics", &[]).ok())
+            .filter_map(|resp| {
+                let text = String::from_utf8(resp.body).ok()?;
+                text.lines()
+                    .find_map(|l| l.strip_prefix(name)?.trim().parse::<f64>().ok())
+            })
+            .sum()
+    }
+
     /// Slices of 1 MiB `node` holds in its store.
     fn stored_slices(&self, node: usize) -> u64 {
         let bytes = self.servers[node]
@@ -202,6 +235,7 @@ fn node_config(
         "[server]\nlisten = \"{me}\"\nworkers = 1\n\
          [origin]\naddress = \"{}\"\n\
          [slice]\nslice_size = \"1MiB\"\nmax_concurrent_subrequests = 4\n\
+         [admin]\nlisten = \"127.0.0.1:0\"\n\
          [cache]\ndir = {dir:?}\nmemory_bytes = \"64MiB\"\ndisk_bytes = \"512MiB\"\n{cluster}",
         origin.addr()
     ))?)
