@@ -122,3 +122,48 @@ fn sigkill_then_restart_serves_exact_bytes() {
     // And once more, when the big object is surely cached.
     check_exact(third.addr, &all);
 }
+
+/// Issue 23: a node killed with SIGKILL lost the manifests of its last
+/// moments (their slices, on disk, were then unreachable). What was stored
+/// a little more than the slot files' flush interval (1 s) before the kill
+/// is served after the restart with no origin request.
+#[test]
+fn a_sigkill_keeps_what_was_stored_before_it() {
+    let setup = Setup {
+        workers: 2,
+        ..cached("sigkill-kept", 64 << 10)
+    };
+    let _dir = dir_guard(&setup);
+    let origin = DemoOrigin::start().expect("origin starts");
+    let dir = setup.cache.as_ref().unwrap().dir.clone();
+    std::fs::create_dir_all(&dir).expect("cache dir");
+    let config = dir.join("edgeslice-test.toml");
+    std::fs::write(&config, config_text(origin.addr(), &setup)).expect("config written");
+    let objects: Vec<(String, String, u64)> = (0..6)
+        .map(|i| {
+            let len = 1000 + 70_000 * i;
+            (format!("/obj/{len}/kept{i}"), format!("kept{i}"), len)
+        })
+        .collect();
+
+    let first = Edgeslice::start(&config);
+    for (target, _, _) in &objects {
+        let resp = get(first.addr, target, &[]).expect("GET");
+        assert_eq!(resp.header("x-cache"), Some("MISS"), "{target}");
+    }
+    // Slices are made durable and indexed every second (slab FLUSH_EVERY).
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    first.kill();
+    origin.clear();
+    let second = Edgeslice::start(&config);
+    for (target, name, len) in &objects {
+        let resp = get(second.addr, target, &[]).expect("GET");
+        assert!(resp.body == object_bytes(name, 0, len - 1), "{target}");
+        assert_eq!(
+            resp.header("x-cache"),
+            Some("HIT"),
+            "{target} stored 2.5 s before the SIGKILL was lost"
+        );
+    }
+    assert_eq!(origin.request_count(), 0, "{:?}", origin.requests());
+}
