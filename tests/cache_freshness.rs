@@ -191,3 +191,81 @@ fn stale_while_revalidate_serves_at_once_and_refreshes_in_the_background() {
     assert_eq!(requests.len(), 1, "{requests:?}");
     assert!(requests[0].header("if-none-match").is_some());
 }
+
+/// GET `target` twice through `h`: whether the second answer came from the
+/// cache, both bodies checked against `name`'s 32 bytes.
+fn second_is_hit(h: &Harness, target: &str, name: &str) -> bool {
+    let first = h.get(target, &[]);
+    assert_eq!(first.status, 200, "{target}");
+    assert_eq!(first.body, object_bytes(name, 0, 31), "{target}");
+    let before = h.origin.request_count();
+    let again = h.get(target, &[]);
+    assert_eq!(again.body, object_bytes(name, 0, 31), "{target}");
+    let hit = again.header("x-cache") == Some("HIT");
+    assert_eq!(
+        hit,
+        h.origin.request_count() == before,
+        "{target}: X-Cache against the origin's count"
+    );
+    hit
+}
+
+/// RFC 9111 4.2.1 and 1.2.2: a `max-age` that is not delta-seconds
+/// (negative, in single quotes) is invalid, and the answer is stale: it is
+/// not served from the cache (it was, for `cache_ttl`). (A double-quoted
+/// value, which is accepted, cannot be written in a request target: the
+/// unit test `freshness_follows_rfc_9111_section_4_2` has it.)
+#[test]
+fn an_invalid_max_age_makes_the_answer_stale() {
+    let setup = cached("maxage-invalid", 4);
+    let _dir = dir_guard(&setup);
+    let h = Harness::start(setup);
+    assert!(!second_is_hit(&h, "/obj/32/neg?cc=max-age=-3600", "neg"));
+    assert!(!second_is_hit(&h, "/obj/32/sq?cc=max-age='3600'", "sq"));
+    assert!(second_is_hit(&h, "/obj/32/ok?cc=max-age=3600", "ok"));
+}
+
+/// RFC 9111 5.1: of an `Age` line holding a list, the first value counts
+/// (`7200, 0` is older than `max-age=3600`; `0, 7200` is fresh).
+#[test]
+fn the_first_value_of_age_counts() {
+    let setup = cached("age-first", 4);
+    let _dir = dir_guard(&setup);
+    let h = Harness::start(setup);
+    assert!(!second_is_hit(&h, "/obj/32/old?age=7200,0", "old"));
+    assert!(second_is_hit(&h, "/obj/32/young?age=0,7200", "young"));
+}
+
+/// RFC 9111 4.2.1 and 4.2.3: the lifetime `Expires` gives is counted from
+/// `Date`, not from now, and the current age is the larger of `Age` and
+/// how long ago `Date` was.
+#[test]
+fn expires_counts_from_date_and_age_is_spent() {
+    let setup = cached("expires-date", 4);
+    let _dir = dir_guard(&setup);
+    let h = Harness::start(setup);
+    // Expires 300 s from now, but before Date (400 s from now): stale.
+    assert!(!second_is_hit(
+        &h,
+        "/obj/32/e1?cc=none&date=400&expires=300",
+        "e1"
+    ));
+    // 20 s of lifetime (Date 10 s ago, Expires in 10 s), Age 25: stale.
+    assert!(!second_is_hit(
+        &h,
+        "/obj/32/e2?cc=none&date=-10&expires=10&age=25",
+        "e2"
+    ));
+    // A fast Date: 10 s of lifetime, Age 15: stale.
+    assert!(!second_is_hit(
+        &h,
+        "/obj/32/e3?cc=none&date=10&expires=20&age=15",
+        "e3"
+    ));
+    // Date now, Expires in a minute: fresh.
+    assert!(second_is_hit(
+        &h,
+        "/obj/32/e4?cc=none&date=0&expires=60",
+        "e4"
+    ));
+}

@@ -258,30 +258,56 @@ pub fn vary_names(headers: &HeaderMap) -> Vec<String> {
 }
 
 /// How long an answer may be served from the cache; `None` when it must not
-/// be stored, or when its `Age` (from a cache before this one: a peer node,
-/// an upstream CDN) has used its whole lifetime (RFC 9111 section 4.2).
+/// be stored, or when it is already stale (RFC 9111 section 4.2): its
+/// freshness lifetime (`s-maxage`, `max-age`, else `Expires` minus `Date`,
+/// else `default_ttl`) less its current age (the larger of its `Age`, from
+/// a cache before this one, and how long ago its `Date` was).
 pub fn freshness(headers: &HeaderMap, default_ttl: Duration) -> Option<Duration> {
-    let age = headers
-        .get(header::AGE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map_or(Duration::ZERO, Duration::from_secs);
-    match lifetime(headers, default_ttl)? {
-        Lifetime::Until(left) => Some(left),
-        Lifetime::For(lifetime) => lifetime.checked_sub(age).filter(|left| !left.is_zero()),
+    let now = SystemTime::now();
+    let date = http_date(headers, header::DATE);
+    let lifetime = lifetime(headers, date, now, default_ttl)?;
+    let apparent_age = date
+        .and_then(|d| now.duration_since(d).ok())
+        .unwrap_or_default();
+    let age = age_value(headers).unwrap_or_default();
+    lifetime
+        .checked_sub(age.max(apparent_age))
+        .filter(|left| !left.is_zero())
+}
+
+/// The `Age` an answer carries (RFC 9111 5.1): the first value of its
+/// first line (`Age: 7200, 0` is 7200); a number too large for 64 bits is
+/// the largest; anything else is no `Age`.
+fn age_value(headers: &HeaderMap) -> Option<Duration> {
+    let first = headers
+        .get(header::AGE)?
+        .to_str()
+        .ok()?
+        .split(',')
+        .next()?
+        .trim();
+    if first.is_empty() || !first.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
     }
+    Some(Duration::from_secs(
+        first.parse::<u64>().unwrap_or(u64::MAX),
+    ))
 }
 
-/// How long an answer stays fresh, as its headers say.
-enum Lifetime {
-    /// This long from when it was made (`max-age`, the default TTL): its
-    /// `Age` is already spent.
-    For(Duration),
-    /// This long from now (`Expires`, a date).
-    Until(Duration),
+/// A date header's value, when it is one (RFC 9110 5.6.7).
+fn http_date(headers: &HeaderMap, name: header::HeaderName) -> Option<SystemTime> {
+    let v = headers.get(name)?.to_str().ok()?;
+    httpdate::parse_http_date(v).ok()
 }
 
-fn lifetime(headers: &HeaderMap, default_ttl: Duration) -> Option<Lifetime> {
+/// How long an answer is fresh for from when it was made (RFC 9111 4.2.1);
+/// `None` when it must not be stored or is stale from the start.
+fn lifetime(
+    headers: &HeaderMap,
+    date: Option<SystemTime>,
+    now: SystemTime,
+    default_ttl: Duration,
+) -> Option<Duration> {
     let directives: Vec<String> = headers
         .get_all(header::CACHE_CONTROL)
         .iter()
@@ -300,33 +326,33 @@ fn lifetime(headers: &HeaderMap, default_ttl: Duration) -> Option<Lifetime> {
     if vary_names(headers).iter().any(|n| n == "*") {
         return None;
     }
+    // The first of a directive's values (RFC 9111 4.2.1): delta-seconds, or
+    // the same in double quotes; anything else (negative, single-quoted, a
+    // word) is invalid, and an answer whose lifetime is invalid is stale.
     let seconds = |name: &str| {
         directives.iter().find_map(|d| {
-            d.strip_prefix(name)?
-                .strip_prefix('=')?
-                .trim_matches('"')
-                .parse::<u64>()
-                .ok()
+            let value = d.strip_prefix(name)?.strip_prefix('=')?;
+            let value = value
+                .strip_prefix('"')
+                .and_then(|v| v.strip_suffix('"'))
+                .unwrap_or(value);
+            let valid = !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit());
+            Some(valid.then(|| value.parse::<u64>().unwrap_or(u64::MAX)))
         })
     };
     if let Some(s) = seconds("s-maxage").or_else(|| seconds("max-age")) {
-        return (s > 0).then(|| Lifetime::For(Duration::from_secs(s)));
+        return s.filter(|&s| s > 0).map(Duration::from_secs);
     }
     if let Some(expires) = headers.get(header::EXPIRES) {
         let at = expires
             .to_str()
             .ok()
             .and_then(|v| httpdate::parse_http_date(v).ok());
-        let now = SystemTime::now();
-        return match at {
-            Some(at) if at > now => {
-                Some(Lifetime::Until(at.duration_since(now).unwrap_or_default()))
-            }
-            // An invalid or past Expires means already stale (RFC 9111 section 5.3).
-            _ => None,
-        };
+        // Expires minus Date, or minus now without a Date; an invalid or
+        // earlier Expires means already stale (RFC 9111 section 5.3).
+        return at.and_then(|at| at.duration_since(date.unwrap_or(now)).ok());
     }
-    Some(Lifetime::For(default_ttl))
+    Some(default_ttl)
 }
 
 #[cfg(test)]
@@ -418,6 +444,61 @@ mod tests {
         }
         let got = freshness(&headers(&[("expires", &future)]), ttl).unwrap();
         assert!((590..=600).contains(&got.as_secs()), "{got:?}");
+    }
+
+    /// RFC 9111 4.2: lifetime from `max-age` (invalid values make the
+    /// answer stale) or `Expires` minus `Date`; current age the larger of
+    /// `Age` (its first value) and how long ago `Date` was.
+    #[test]
+    fn freshness_follows_rfc_9111_section_4_2() {
+        let ttl = Duration::from_secs(3600);
+        let at = |offset: i64| {
+            let now = SystemTime::now();
+            let t = match offset >= 0 {
+                true => now + Duration::from_secs(offset as u64),
+                false => now - Duration::from_secs((-offset) as u64),
+            };
+            httpdate::fmt_http_date(t)
+        };
+        let secs = |pairs: &[(&str, &str)]| freshness(&headers(pairs), ttl).map(|d| d.as_secs());
+        // Invalid max-age: stale, not the default.
+        assert_eq!(secs(&[("cache-control", "max-age=-3600")]), None);
+        assert_eq!(secs(&[("cache-control", "max-age='3600'")]), None);
+        assert_eq!(secs(&[("cache-control", "max-age=\"3600\"")]), Some(3600));
+        assert_eq!(
+            secs(&[("cache-control", "max-age=99999999999999999999")]),
+            Some(u64::MAX)
+        );
+        // Age: its first value.
+        assert_eq!(
+            secs(&[("cache-control", "max-age=3600"), ("age", "7200, 0")]),
+            None
+        );
+        assert_eq!(
+            secs(&[("cache-control", "max-age=3600"), ("age", "0, 7200")]),
+            Some(3600)
+        );
+        // Expires minus Date, not minus now.
+        let (d400, e300) = (at(400), at(300));
+        assert_eq!(secs(&[("expires", &e300), ("date", &d400)]), None);
+        let (d_10, e10) = (at(-10), at(10));
+        assert_eq!(
+            secs(&[("date", &d_10), ("expires", &e10), ("age", "25")]),
+            None
+        );
+        let (d10, e20) = (at(10), at(20));
+        assert_eq!(
+            secs(&[("date", &d10), ("expires", &e20), ("age", "15")]),
+            None
+        );
+        // A Date an hour ago is an hour of age.
+        let d_3600 = at(-3600);
+        assert_eq!(
+            secs(&[("cache-control", "max-age=3600"), ("date", &d_3600)]),
+            None
+        );
+        let got = secs(&[("cache-control", "max-age=7200"), ("date", &d_3600)]).unwrap();
+        assert!((3590..=3600).contains(&got), "{got}");
     }
 
     #[test]

@@ -265,6 +265,19 @@ fn object_reply(
     if cache_control != "none" {
         headers.push(("Cache-Control", cache_control.to_string()));
     }
+    // Dates relative to now, in seconds (may be negative), and a raw Age.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    for (key, name) in [("date", "Date"), ("expires", "Expires")] {
+        if let Some(offset) = query_param(&request.target, key).and_then(|v| v.parse::<i64>().ok())
+        {
+            headers.push((name, imf_fixdate(now.saturating_add(offset).max(0) as u64)));
+        }
+    }
+    if let Some(age) = query_param(&request.target, "age") {
+        headers.push(("Age", age.to_string()));
+    }
     if let Some(vary) = query_param(&request.target, "vary") {
         headers.push(("Vary", vary.to_string()));
     }
