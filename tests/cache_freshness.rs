@@ -269,3 +269,35 @@ fn expires_counts_from_date_and_age_is_spent() {
         "e4"
     ));
 }
+
+/// RFC 9111 4.4: a non-error answer to an unsafe method (POST, PUT,
+/// DELETE, and methods the cache does not know) invalidates the stored
+/// answer for its target; an error answer does not.
+#[test]
+fn an_unsafe_method_invalidates_what_is_stored_for_its_target() {
+    let setup = cached("invalidate", 4);
+    let _dir = dir_guard(&setup);
+    let h = Harness::start(setup);
+    let send = |method: &str, target: &str| {
+        HttpConnection::connect(h.server.local_addr())
+            .and_then(|mut c| c.request(method, target, &[], Some(b"x")))
+            .expect("request through edgeslice")
+    };
+    for method in ["POST", "PUT", "DELETE", "M-SEARCH"] {
+        let target = format!("/obj/32/inv-{method}?unsafe=ok");
+        let name = format!("inv-{method}");
+        assert!(second_is_hit(&h, &target, &name), "{method}: cached first");
+        assert_eq!(send(method, &target).status, 200, "{method}");
+        let after = h.get(&target, &[]);
+        assert_eq!(
+            after.header("x-cache"),
+            Some("MISS"),
+            "{method} did not invalidate"
+        );
+        assert_eq!(after.body, object_bytes(&name, 0, 31));
+    }
+    // The origin refuses (405): nothing is invalidated.
+    assert!(second_is_hit(&h, "/obj/32/kept", "kept"));
+    assert_eq!(send("POST", "/obj/32/kept").status, 405);
+    assert_eq!(h.get("/obj/32/kept", &[]).header("x-cache"), Some("HIT"));
+}

@@ -48,7 +48,24 @@ impl Proxy {
                     .await?
             }
         };
+        self.invalidate_after(req, target, resp.head.status);
         ex.relay(resp).await
+    }
+
+    /// RFC 9111 4.4: a non-error answer (2xx, 3xx) to an unsafe method (any
+    /// but GET, HEAD, OPTIONS and TRACE, unknown ones included) invalidates
+    /// what this node stored for the target URI: its manifest goes, so the
+    /// next GET asks the origin again. Other nodes of a `[cluster]` are not
+    /// told (their copies live out their freshness; a PURGE reaches them).
+    fn invalidate_after(&self, req: &RequestHead, target: &str, status: http::StatusCode) {
+        use http::Method;
+        let safe = [Method::GET, Method::HEAD, Method::OPTIONS, Method::TRACE];
+        if safe.contains(&req.method) || !(status.is_success() || status.is_redirection()) {
+            return;
+        }
+        if let Some(cache) = &self.cache {
+            cache.forget(&self.object_key(req, target));
+        }
     }
 
     /// A GET/HEAD this route does not slice: the client's request as it is.
@@ -64,8 +81,8 @@ impl Proxy {
         ex.relay(resp).await
     }
 
-    /// `PURGE /path`: drop every slice of the object by giving its manifest a
-    /// new generation (persisted, so it holds across restarts).
+    /// `PURGE /path`: drop every slice of the object by removing its
+    /// manifest (persisted, so it holds across restarts).
     pub(crate) async fn purge<S: ResponseSink>(
         &self,
         req: &RequestHead,
