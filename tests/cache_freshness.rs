@@ -301,3 +301,20 @@ fn an_unsafe_method_invalidates_what_is_stored_for_its_target() {
     assert_eq!(send("POST", "/obj/32/kept").status, 405);
     assert_eq!(h.get("/obj/32/kept", &[]).header("x-cache"), Some("HIT"));
 }
+
+/// RFC 9213: `CDN-Cache-Control`, when the origin sends it, decides for
+/// this cache instead of `Cache-Control`.
+#[test]
+fn cdn_cache_control_decides_over_cache_control() {
+    let setup = cached("cdn-cc", 4);
+    let _dir = dir_guard(&setup);
+    let h = Harness::start(setup);
+    assert!(!second_is_hit(&h, "/obj/32/c0?cdn=max-age=0", "c0"));
+    assert!(!second_is_hit(&h, "/obj/32/c1?cdn=no-store", "c1"));
+    assert!(!second_is_hit(&h, "/obj/32/c2?cdn=private", "c2"));
+    assert!(second_is_hit(
+        &h,
+        "/obj/32/c3?cdn=max-age=3600&cc=no-store",
+        "c3"
+    ));
+}

@@ -300,6 +300,9 @@ fn http_date(headers: &HeaderMap, name: header::HeaderName) -> Option<SystemTime
     httpdate::parse_http_date(v).ok()
 }
 
+/// The targeted cache-control field of CDNs (RFC 9213).
+const CDN_CACHE_CONTROL: &str = "cdn-cache-control";
+
 /// How long an answer is fresh for from when it was made (RFC 9111 4.2.1);
 /// `None` when it must not be stored or is stale from the start.
 fn lifetime(
@@ -308,8 +311,19 @@ fn lifetime(
     now: SystemTime,
     default_ttl: Duration,
 ) -> Option<Duration> {
+    // RFC 9213: a CDN (a cache like this one) that finds `CDN-Cache-Control`
+    // follows it and ignores `Cache-Control`.
+    let cdn = headers
+        .get_all(CDN_CACHE_CONTROL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| !v.trim().is_empty());
+    let field = match cdn {
+        true => CDN_CACHE_CONTROL,
+        false => header::CACHE_CONTROL.as_str(),
+    };
     let directives: Vec<String> = headers
-        .get_all(header::CACHE_CONTROL)
+        .get_all(field)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
@@ -491,6 +505,14 @@ mod tests {
             secs(&[("date", &d10), ("expires", &e20), ("age", "15")]),
             None
         );
+        // RFC 9213: CDN-Cache-Control, when present, instead of Cache-Control.
+        let cdn = |cdn: &str, cc: &str| secs(&[("cdn-cache-control", cdn), ("cache-control", cc)]);
+        assert_eq!(cdn("max-age=0", "max-age=3600"), None);
+        assert_eq!(cdn("max-age=1", "max-age=3600"), Some(1));
+        assert_eq!(cdn("private", "max-age=3600"), None);
+        assert_eq!(cdn("no-cache", "max-age=3600"), None);
+        assert_eq!(cdn("no-store", "max-age=3600"), None);
+        assert_eq!(cdn("max-age=3600", "no-store"), Some(3600));
         // A Date an hour ago is an hour of age.
         let d_3600 = at(-3600);
         assert_eq!(

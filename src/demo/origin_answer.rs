@@ -281,6 +281,9 @@ fn object_reply(
     if let Some(age) = query_param(&request.target, "age") {
         headers.push(("Age", age.to_string()));
     }
+    if let Some(cdn) = query_param(&request.target, "cdn") {
+        headers.push(("CDN-Cache-Control", cdn.to_string()));
+    }
     if let Some(vary) = query_param(&request.target, "vary") {
         headers.push(("Vary", vary.to_string()));
     }
