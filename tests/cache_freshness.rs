@@ -302,8 +302,9 @@ fn an_unsafe_method_invalidates_what_is_stored_for_its_target() {
     assert_eq!(h.get("/obj/32/kept", &[]).header("x-cache"), Some("HIT"));
 }
 
-/// RFC 9213: `CDN-Cache-Control`, when the origin sends it, decides for
-/// this cache instead of `Cache-Control`.
+/// RFC 9213: `CDN-Cache-Control`, when the origin sends a valid one (a
+/// Structured Field Dictionary, RFC 9651), decides for this cache instead
+/// of `Cache-Control`.
 #[test]
 fn cdn_cache_control_decides_over_cache_control() {
     let setup = cached("cdn-cc", 4);
@@ -316,5 +317,16 @@ fn cdn_cache_control_decides_over_cache_control() {
         &h,
         "/obj/32/c3?cdn=max-age=3600&cc=no-store",
         "c3"
+    ));
+    // Not a valid Structured Field Dictionary: ignored, Cache-Control decides.
+    assert!(!second_is_hit(
+        &h,
+        "/obj/32/c4?cdn=max-age=3600,!!!&cc=no-store",
+        "c4"
+    ));
+    assert!(second_is_hit(
+        &h,
+        "/obj/32/c5?cdn=max-age=0,!!!&cc=max-age=60",
+        "c5"
     ));
 }

@@ -303,6 +303,40 @@ fn http_date(headers: &HeaderMap, name: header::HeaderName) -> Option<SystemTime
 /// The targeted cache-control field of CDNs (RFC 9213).
 const CDN_CACHE_CONTROL: &str = "cdn-cache-control";
 
+/// The directives of `CDN-Cache-Control` (RFC 9213), as `name` or
+/// `name=value`; `None` when there is none, or when it is not a valid
+/// Structured Field Dictionary (RFC 9651) whose `max-age` and `s-maxage`
+/// are integers: then `Cache-Control` decides, as if it were absent.
+fn cdn_directives(headers: &HeaderMap) -> Option<Vec<String>> {
+    let lines: Vec<&str> = headers
+        .get_all(CDN_CACHE_CONTROL)
+        .iter()
+        .map(|v| v.to_str())
+        .collect::<Result<_, _>>()
+        .ok()?;
+    let joined = lines.join(", ");
+    if joined.trim().is_empty() {
+        return None;
+    }
+    let dict: sfv::Dictionary = sfv::Parser::new(joined.as_str()).parse().ok()?;
+    let mut out = Vec::with_capacity(dict.len());
+    for (key, entry) in &dict {
+        let sfv::ListEntry::Item(item) = entry else {
+            return None;
+        };
+        let name = key.as_str();
+        match name {
+            "max-age" | "s-maxage" => {
+                let n: i64 = item.bare_item.as_integer()?.into();
+                out.push(format!("{name}={n}"));
+            }
+            _ if item.bare_item.as_boolean() == Some(true) => out.push(name.to_string()),
+            _ => out.push(format!("{name}=")),
+        }
+    }
+    Some(out)
+}
+
 /// How long an answer is fresh for from when it was made (RFC 9111 4.2.1);
 /// `None` when it must not be stored or is stale from the start.
 fn lifetime(
@@ -311,24 +345,17 @@ fn lifetime(
     now: SystemTime,
     default_ttl: Duration,
 ) -> Option<Duration> {
-    // RFC 9213: a CDN (a cache like this one) that finds `CDN-Cache-Control`
-    // follows it and ignores `Cache-Control`.
-    let cdn = headers
-        .get_all(CDN_CACHE_CONTROL)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .any(|v| !v.trim().is_empty());
-    let field = match cdn {
-        true => CDN_CACHE_CONTROL,
-        false => header::CACHE_CONTROL.as_str(),
-    };
-    let directives: Vec<String> = headers
-        .get_all(field)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|d| d.trim().to_ascii_lowercase())
-        .collect();
+    // RFC 9213: a CDN (a cache like this one) that finds a valid
+    // `CDN-Cache-Control` follows it and ignores `Cache-Control`.
+    let directives: Vec<String> = cdn_directives(headers).unwrap_or_else(|| {
+        headers
+            .get_all(header::CACHE_CONTROL)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(|d| d.trim().to_ascii_lowercase())
+            .collect()
+    });
     let has = |name: &str| {
         directives
             .iter()
@@ -513,6 +540,10 @@ mod tests {
         assert_eq!(cdn("no-cache", "max-age=3600"), None);
         assert_eq!(cdn("no-store", "max-age=3600"), None);
         assert_eq!(cdn("max-age=3600", "no-store"), Some(3600));
+        // Not a valid dictionary, or max-age not an integer: Cache-Control decides.
+        assert_eq!(cdn("max-age=10000, &&&&&", "no-store"), None);
+        assert_eq!(cdn("max-age=\"10000\"", "no-store"), None);
+        assert_eq!(cdn("max-age=\"10000\"", "max-age=60"), Some(60));
         // A Date an hour ago is an hour of age.
         let d_3600 = at(-3600);
         assert_eq!(
