@@ -330,3 +330,29 @@ fn cdn_cache_control_decides_over_cache_control() {
         "c5"
     ));
 }
+
+/// RFC 9111 4.2.3 and 5.1, RFC 9110 6.6.1: an answer served from the cache
+/// carries the age it had when it came (its Age) plus the time it was kept,
+/// and the Date it was made with.
+#[test]
+fn a_hit_keeps_the_age_it_came_with_and_its_date() {
+    let setup = cached("age-date", 4);
+    let _dir = dir_guard(&setup);
+    let h = Harness::start(setup);
+    let first = h.get("/obj/32/aged?age=30&date=-5", &[]);
+    assert_eq!(first.header("x-cache"), Some("MISS"));
+    let date = first.header("date").expect("a Date").to_string();
+    let hit = h.get("/obj/32/aged?age=30&date=-5", &[]);
+    assert_eq!(hit.header("x-cache"), Some("HIT"));
+    let age: u64 = hit
+        .header("age")
+        .expect("an Age")
+        .parse()
+        .expect("Age is a number");
+    assert!(age >= 30, "Age {age}: the 30 s it came with were lost");
+    assert_eq!(
+        hit.header("date"),
+        Some(date.as_str()),
+        "the stored answer's Date"
+    );
+}

@@ -155,7 +155,10 @@ impl ObjectManifest {
             generation: fastrand::u64(..),
             parent: 0,
             expires_at: unix_now() + ttl.as_secs(),
-            validated_at: unix_now(),
+            // The answer was already this old when it came (its Age, or
+            // how long ago its Date was): the Age this cache sends goes on
+            // from there (RFC 9111 4.2.3).
+            validated_at: unix_now().saturating_sub(current_age(headers).as_secs()),
             vary: vary_names(headers),
             headers: headers
                 .iter()
@@ -226,13 +229,11 @@ impl ObjectManifest {
     }
 }
 
-/// Headers not replayed from a manifest: framing is ours, Date is per answer.
-const SKIPPED: [header::HeaderName; 4] = [
-    header::CONTENT_LENGTH,
-    header::CONTENT_RANGE,
-    header::DATE,
-    header::AGE,
-];
+/// Headers not replayed from a manifest: framing is ours, Age is per
+/// answer. The origin's Date is replayed (RFC 9110 6.6.1: a stored
+/// answer keeps the Date it was made with).
+const SKIPPED: [header::HeaderName; 3] =
+    [header::CONTENT_LENGTH, header::CONTENT_RANGE, header::AGE];
 
 /// Seconds since the Unix epoch.
 pub fn unix_now() -> u64 {
@@ -266,13 +267,18 @@ pub fn freshness(headers: &HeaderMap, default_ttl: Duration) -> Option<Duration>
     let now = SystemTime::now();
     let date = http_date(headers, header::DATE);
     let lifetime = lifetime(headers, date, now, default_ttl)?;
-    let apparent_age = date
-        .and_then(|d| now.duration_since(d).ok())
-        .unwrap_or_default();
-    let age = age_value(headers).unwrap_or_default();
     lifetime
-        .checked_sub(age.max(apparent_age))
+        .checked_sub(current_age(headers))
         .filter(|left| !left.is_zero())
+}
+
+/// How old an answer is as it arrives (RFC 9111 4.2.3): the larger of its
+/// `Age` and how long ago its `Date` was.
+pub fn current_age(headers: &HeaderMap) -> Duration {
+    let apparent_age = http_date(headers, header::DATE)
+        .and_then(|d| SystemTime::now().duration_since(d).ok())
+        .unwrap_or_default();
+    age_value(headers).unwrap_or_default().max(apparent_age)
 }
 
 /// The `Age` an answer carries (RFC 9111 5.1): the first value of its
