@@ -356,3 +356,32 @@ fn a_hit_keeps_the_age_it_came_with_and_its_date() {
         "the stored answer's Date"
     );
 }
+
+/// RFC 9111 4.3.4: the headers of a 304 that revalidates a stored answer
+/// update it; the answer served then, and later hits, carry the new ones.
+#[test]
+fn a_304_updates_the_stored_headers() {
+    let setup = cached("update304", 4);
+    let _dir = dir_guard(&setup);
+    let h = Harness::start(setup);
+    let target = "/obj/32/upd?cc=max-age=1&numbered=1";
+    let first = h.get(target, &[]);
+    let fetched_by = unix_seconds();
+    assert_eq!(first.header("x-origin-request"), Some("1"));
+    sleep_until_stale(fetched_by, 1);
+    // The revalidation is the path's next request (after the probe and 7 slices).
+    let next = (h.origin.request_count() + 1).to_string();
+    let revalidated = h.get(target, &[]);
+    assert_eq!(revalidated.body, object_bytes("upd", 0, 31));
+    assert_eq!(
+        revalidated.header("x-origin-request"),
+        Some(next.as_str()),
+        "the 304's header replaces the stored one"
+    );
+    let hit = h.get(target, &[]);
+    assert_eq!(
+        hit.header("x-origin-request"),
+        Some(next.as_str()),
+        "and it is stored"
+    );
+}

@@ -199,6 +199,39 @@ impl ObjectManifest {
         map
     }
 
+    /// The stored headers updated with those of a 304 that revalidated
+    /// this version (RFC 9111 4.3.4): each field the 304 sends replaces the
+    /// stored one, but its framing (`Content-Length`, `Content-Range`) and
+    /// its validators, which name the same version. A 304 without a `Date`
+    /// takes the stored one away (it would age the answer wrongly).
+    pub fn update_headers(&mut self, not_modified: &HeaderMap) -> HeaderMap {
+        let mut merged = self.header_map();
+        let kept = [
+            header::CONTENT_LENGTH,
+            header::CONTENT_RANGE,
+            header::ETAG,
+            header::LAST_MODIFIED,
+        ];
+        for name in not_modified.keys() {
+            if kept.contains(name) {
+                continue;
+            }
+            merged.remove(name);
+            for v in not_modified.get_all(name) {
+                merged.append(name.clone(), v.clone());
+            }
+        }
+        if !not_modified.contains_key(header::DATE) {
+            merged.remove(header::DATE);
+        }
+        self.headers = merged
+            .iter()
+            .filter(|(name, _)| !SKIPPED.contains(name))
+            .map(|(n, v)| (n.as_str().to_string(), Raw(v.as_bytes().to_vec())))
+            .collect();
+        merged
+    }
+
     /// Seconds since the origin last vouched for this version (RFC 9111
     /// `Age`); 0 for a manifest stored before that time was kept.
     pub fn age(&self) -> u64 {

@@ -87,7 +87,12 @@ fn conditional_reply(request: &OriginRequest, headers: &[(&'static str, String)]
     }
     let kept = headers
         .iter()
-        .filter(|(n, _)| matches!(*n, "ETag" | "Last-Modified" | "Cache-Control"))
+        .filter(|(n, _)| {
+            matches!(
+                *n,
+                "ETag" | "Last-Modified" | "Cache-Control" | "X-Origin-Request"
+            )
+        })
         .cloned()
         .collect();
     Some(Reply {
@@ -280,6 +285,9 @@ fn object_reply(
     }
     if let Some(age) = query_param(&request.target, "age") {
         headers.push(("Age", age.to_string()));
+    }
+    if query_param(&request.target, "numbered") == Some("1") {
+        headers.push(("X-Origin-Request", number.to_string()));
     }
     if let Some(cdn) = query_param(&request.target, "cdn") {
         headers.push(("CDN-Cache-Control", cdn.to_string()));

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use http::{header, HeaderMap, Method, StatusCode};
 use tracing::debug;
 
-use crate::cache::manifest::{freshness, unix_now, StaleWindows};
+use crate::cache::manifest::{current_age, freshness, unix_now, StaleWindows};
 use crate::cache::{Joined, ObjectKey, ObjectManifest, SliceCache};
 use crate::http::headers::slice_headers;
 use crate::ops::metrics::{self, RevalidationResult};
@@ -69,18 +69,16 @@ pub(crate) async fn revalidate(
     };
     let outcome = match pool.request(&Method::GET, &target, &headers).await {
         Ok(resp) if resp.head.status == StatusCode::NOT_MODIFIED => {
-            // The 304's own freshness headers win over the stored ones.
-            let mut merged = m.header_map();
-            for name in [header::CACHE_CONTROL, header::EXPIRES] {
-                if let Some(v) = resp.head.headers.get(&name) {
-                    merged.insert(name, v.clone());
-                }
-            }
+            // The 304's headers update the stored ones (RFC 9111 4.3.4),
+            // its freshness and Date included.
+            let mut not_modified = resp.head.headers.clone();
+            crate::http::h1::strip_hop_by_hop(&mut not_modified);
+            let merged = m.update_headers(&not_modified);
             // The route's windows, as when the object was stored.
             m.stale = StaleWindows::from_headers(&merged, &stale_defaults);
             freshness(&merged, cache.default_ttl).map_or(Revalidation::Changed, |ttl| {
                 m.expires_at = unix_now() + ttl.as_secs();
-                m.validated_at = unix_now();
+                m.validated_at = unix_now().saturating_sub(current_age(&merged).as_secs());
                 Revalidation::Fresh
             })
         }
