@@ -300,3 +300,26 @@ fn repeated_cuts_back_off_and_no_retries_abort() {
     assert_eq!(rig.asked("bytes=0-65535"), 1, "no retries allowed");
     rig.assert_still_serving("cut without retries");
 }
+
+/// RFC 9111 4.2.1: a 5xx the origin gives explicit freshness is its
+/// answer, relayed at once, not retried; a bare 503 still is.
+#[test]
+fn a_server_error_with_explicit_freshness_is_relayed_not_retried() {
+    let rig = Rig::start(Knobs::retries(2));
+    let resp = rig.get("/status/503/fresh?cc=max-age=60", &[]);
+    assert_eq!(resp.status, 503);
+    assert_eq!(
+        rig.ranges().len(),
+        1,
+        "the origin asked once: {:?}",
+        rig.ranges()
+    );
+    let bare = rig.get("/status/503/bare", &[]);
+    assert_eq!(bare.status, 503);
+    assert_eq!(
+        rig.ranges().len(),
+        1 + 3,
+        "1 + 2 retries: {:?}",
+        rig.ranges()
+    );
+}

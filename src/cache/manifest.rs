@@ -305,6 +305,25 @@ pub fn freshness(headers: &HeaderMap, default_ttl: Duration) -> Option<Duration>
         .filter(|left| !left.is_zero())
 }
 
+/// Whether an answer says how long it is fresh (RFC 9111 4.2.1): a
+/// `max-age` or `s-maxage` (in `CDN-Cache-Control` or `Cache-Control`) or an
+/// `Expires`. An origin that gives a server error explicit freshness means
+/// it as its answer, to be relayed (and stored), not retried.
+pub fn explicit_freshness(headers: &HeaderMap) -> bool {
+    let directive = |field: &str| {
+        headers
+            .get_all(field)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(|d| d.trim().to_ascii_lowercase())
+            .any(|d| d.starts_with("max-age=") || d.starts_with("s-maxage="))
+    };
+    directive(CDN_CACHE_CONTROL)
+        || directive(header::CACHE_CONTROL.as_str())
+        || headers.contains_key(header::EXPIRES)
+}
+
 /// How old an answer is as it arrives (RFC 9111 4.2.3): the larger of its
 /// `Age` and how long ago its `Date` was.
 pub fn current_age(headers: &HeaderMap) -> Duration {

@@ -139,7 +139,13 @@ pub(super) fn answer(shared: &Shared, request: &OriginRequest) -> Reply {
     );
     match (mode, len, name) {
         ("echo", _, _) => echo_reply(request),
-        ("status", Some(code), _) => status_reply(code),
+        ("status", Some(code), _) => {
+            let mut reply = status_reply(code);
+            if let Some(cc) = query_param(&request.target, "cc") {
+                reply.headers.push(("Cache-Control", cc.to_string()));
+            }
+            reply
+        }
         (mode, Some(len), Some(name)) => match (Mode::parse(mode), len.parse::<u64>()) {
             (Some(mode), Ok(len)) => {
                 if let Some(failure) = injected_failure(&request.target, number) {

@@ -11,7 +11,7 @@
 
 use http::{header, HeaderMap, StatusCode};
 
-use crate::cache::manifest::{freshness, StaleWindows};
+use crate::cache::manifest::{explicit_freshness, freshness, StaleWindows};
 use crate::cache::{Joined, ObjectManifest};
 use crate::cluster::PeerId;
 use crate::error::{Error, Result};
@@ -301,7 +301,12 @@ impl Proxy {
                 attempts: &ex.origin_attempts,
             };
             match open(&asking, index, |resp, _| Ok(resp)).await {
-                Ok((resp, None)) if resp.head.status.is_server_error() => {
+                // A 5xx the origin gave explicit freshness is its answer:
+                // relayed, not retried (RFC 9111 4.2.1; a bare 503 is).
+                Ok((resp, None))
+                    if resp.head.status.is_server_error()
+                        && !explicit_freshness(&resp.head.headers) =>
+                {
                     Attempt::ServerError(resp.head.status.as_u16(), (resp, None))
                 }
                 Ok(answer) => Attempt::Done(answer),
