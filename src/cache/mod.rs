@@ -17,6 +17,7 @@
 pub mod asked;
 pub mod decoded;
 pub mod flight;
+pub mod freshness;
 pub mod key;
 pub mod manifest;
 pub mod slab;

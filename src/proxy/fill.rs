@@ -15,7 +15,8 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use http::HeaderMap;
 
-use crate::cache::manifest::{vary_names, StaleWindows};
+use crate::cache::freshness::vary_names;
+use crate::cache::manifest::StaleWindows;
 use crate::cache::{ObjectKey, ObjectManifest, SliceCache};
 use crate::http::object_version::ObjectVersion;
 

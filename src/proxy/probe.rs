@@ -11,7 +11,8 @@
 
 use http::{header, HeaderMap, StatusCode};
 
-use crate::cache::manifest::{explicit_freshness, freshness, StaleWindows};
+use crate::cache::freshness::{explicit_freshness, freshness};
+use crate::cache::manifest::StaleWindows;
 use crate::cache::{Joined, ObjectManifest};
 use crate::cluster::PeerId;
 use crate::error::{Error, Result};

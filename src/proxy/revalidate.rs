@@ -13,7 +13,8 @@ use std::sync::Arc;
 use http::{header, HeaderMap, Method, StatusCode};
 use tracing::debug;
 
-use crate::cache::manifest::{current_age, freshness, unix_now, StaleWindows};
+use crate::cache::freshness::{current_age, freshness};
+use crate::cache::manifest::{unix_now, StaleWindows};
 use crate::cache::{Joined, ObjectKey, ObjectManifest, SliceCache};
 use crate::http::headers::slice_headers;
 use crate::ops::metrics::{self, RevalidationResult};

@@ -1,0 +1,317 @@
+//! What an answer's headers say about caching it (RFC 9111, RFC 9213):
+//! whether it may be stored and for how long ([`freshness`]), how old it
+//! already is ([`current_age`]), whether the origin gave it a lifetime of
+//! its own ([`explicit_freshness`]), and what it varies on
+//! ([`vary_names`]). Freshness: `CDN-Cache-Control` when valid, else
+//! `Cache-Control`; `s-maxage`, then `max-age`, then `Expires` minus
+//! `Date`, else the configured default TTL; `no-store`, `private` and
+//! `no-cache` make an answer not storable here. Pure functions of the
+//! headers and the clock, tested here; the manifest ([`super::manifest`])
+//! keeps what they decide.
+
+use std::time::{Duration, SystemTime};
+
+use http::{header, HeaderMap};
+
+/// Lower-case header names listed in Vary; `["*"]` for `Vary: *`.
+pub fn vary_names(headers: &HeaderMap) -> Vec<String> {
+    let mut names: Vec<String> = headers
+        .get_all(header::VARY)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|n| n.trim().to_ascii_lowercase())
+        .filter(|n| !n.is_empty())
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// How long an answer may be served from the cache; `None` when it must not
+/// be stored, or when it is already stale (RFC 9111 section 4.2): its
+/// freshness lifetime (`s-maxage`, `max-age`, else `Expires` minus `Date`,
+/// else `default_ttl`) less its current age (the larger of its `Age`, from
+/// a cache before this one, and how long ago its `Date` was).
+pub fn freshness(headers: &HeaderMap, default_ttl: Duration) -> Option<Duration> {
+    let now = SystemTime::now();
+    let date = http_date(headers, header::DATE);
+    let lifetime = lifetime(headers, date, now, default_ttl)?;
+    lifetime
+        .checked_sub(current_age(headers))
+        .filter(|left| !left.is_zero())
+}
+
+/// Whether an answer says how long it is fresh (RFC 9111 4.2.1): a
+/// `max-age` or `s-maxage` (in `CDN-Cache-Control` or `Cache-Control`) or an
+/// `Expires`. An origin that gives a server error explicit freshness means
+/// it as its answer, to be relayed (and stored), not retried.
+pub fn explicit_freshness(headers: &HeaderMap) -> bool {
+    let directive = |field: &str| {
+        headers
+            .get_all(field)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(|d| d.trim().to_ascii_lowercase())
+            .any(|d| d.starts_with("max-age=") || d.starts_with("s-maxage="))
+    };
+    directive(CDN_CACHE_CONTROL)
+        || directive(header::CACHE_CONTROL.as_str())
+        || headers.contains_key(header::EXPIRES)
+}
+
+/// How old an answer is as it arrives (RFC 9111 4.2.3): the larger of its
+/// `Age` and how long ago its `Date` was.
+pub fn current_age(headers: &HeaderMap) -> Duration {
+    let apparent_age = http_date(headers, header::DATE)
+        .and_then(|d| SystemTime::now().duration_since(d).ok())
+        .unwrap_or_default();
+    age_value(headers).unwrap_or_default().max(apparent_age)
+}
+
+/// The `Age` an answer carries (RFC 9111 5.1): the first value of its
+/// first line (`Age: 7200, 0` is 7200); a number too large for 64 bits is
+/// the largest; anything else is no `Age`.
+fn age_value(headers: &HeaderMap) -> Option<Duration> {
+    let first = headers
+        .get(header::AGE)?
+        .to_str()
+        .ok()?
+        .split(',')
+        .next()?
+        .trim();
+    if first.is_empty() || !first.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(Duration::from_secs(
+        first.parse::<u64>().unwrap_or(u64::MAX),
+    ))
+}
+
+/// A date header's value, when it is one (RFC 9110 5.6.7).
+fn http_date(headers: &HeaderMap, name: header::HeaderName) -> Option<SystemTime> {
+    let v = headers.get(name)?.to_str().ok()?;
+    httpdate::parse_http_date(v).ok()
+}
+
+/// The targeted cache-control field of CDNs (RFC 9213).
+const CDN_CACHE_CONTROL: &str = "cdn-cache-control";
+
+/// The directives of `CDN-Cache-Control` (RFC 9213), as `name` or
+/// `name=value`; `None` when there is none, or when it is not a valid
+/// Structured Field Dictionary (RFC 9651) whose `max-age` and `s-maxage`
+/// are integers: then `Cache-Control` decides, as if it were absent.
+fn cdn_directives(headers: &HeaderMap) -> Option<Vec<String>> {
+    let lines: Vec<&str> = headers
+        .get_all(CDN_CACHE_CONTROL)
+        .iter()
+        .map(|v| v.to_str())
+        .collect::<Result<_, _>>()
+        .ok()?;
+    let joined = lines.join(", ");
+    if joined.trim().is_empty() {
+        return None;
+    }
+    let dict: sfv::Dictionary = sfv::Parser::new(joined.as_str()).parse().ok()?;
+    let mut out = Vec::with_capacity(dict.len());
+    for (key, entry) in &dict {
+        let sfv::ListEntry::Item(item) = entry else {
+            return None;
+        };
+        let name = key.as_str();
+        match name {
+            "max-age" | "s-maxage" => {
+                let n: i64 = item.bare_item.as_integer()?.into();
+                out.push(format!("{name}={n}"));
+            }
+            _ if item.bare_item.as_boolean() == Some(true) => out.push(name.to_string()),
+            _ => out.push(format!("{name}=")),
+        }
+    }
+    Some(out)
+}
+
+/// How long an answer is fresh for from when it was made (RFC 9111 4.2.1);
+/// `None` when it must not be stored or is stale from the start.
+fn lifetime(
+    headers: &HeaderMap,
+    date: Option<SystemTime>,
+    now: SystemTime,
+    default_ttl: Duration,
+) -> Option<Duration> {
+    // RFC 9213: a CDN (a cache like this one) that finds a valid
+    // `CDN-Cache-Control` follows it and ignores `Cache-Control`.
+    let directives: Vec<String> = cdn_directives(headers).unwrap_or_else(|| {
+        headers
+            .get_all(header::CACHE_CONTROL)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(|d| d.trim().to_ascii_lowercase())
+            .collect()
+    });
+    let has = |name: &str| {
+        directives
+            .iter()
+            .any(|d| d == name || d.starts_with(&format!("{name}=")))
+    };
+    if has("no-store") || has("private") || has("no-cache") {
+        return None;
+    }
+    if vary_names(headers).iter().any(|n| n == "*") {
+        return None;
+    }
+    // The first of a directive's values (RFC 9111 4.2.1): delta-seconds, or
+    // the same in double quotes; anything else (negative, single-quoted, a
+    // word) is invalid, and an answer whose lifetime is invalid is stale.
+    let seconds = |name: &str| {
+        directives.iter().find_map(|d| {
+            let value = d.strip_prefix(name)?.strip_prefix('=')?;
+            let value = value
+                .strip_prefix('"')
+                .and_then(|v| v.strip_suffix('"'))
+                .unwrap_or(value);
+            let valid = !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit());
+            Some(valid.then(|| value.parse::<u64>().unwrap_or(u64::MAX)))
+        })
+    };
+    if let Some(s) = seconds("s-maxage").or_else(|| seconds("max-age")) {
+        return s.filter(|&s| s > 0).map(Duration::from_secs);
+    }
+    if let Some(expires) = headers.get(header::EXPIRES) {
+        let at = expires
+            .to_str()
+            .ok()
+            .and_then(|v| httpdate::parse_http_date(v).ok());
+        // Expires minus Date, or minus now without a Date; an invalid or
+        // earlier Expires means already stale (RFC 9111 section 5.3).
+        return at.and_then(|at| at.duration_since(date.unwrap_or(now)).ok());
+    }
+    Some(default_ttl)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (k, v) in pairs {
+            map.append(
+                header::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        map
+    }
+
+    #[test]
+    fn freshness_table() {
+        let ttl = Duration::from_secs(3600);
+        let future = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(600));
+        type Case<'a> = (Vec<(&'a str, &'a str)>, Option<u64>);
+        let cases: Vec<Case> = vec![
+            (vec![], Some(3600)),
+            (vec![("cache-control", "max-age=60")], Some(60)),
+            (
+                vec![("cache-control", "public, max-age=60, s-maxage=10")],
+                Some(10),
+            ),
+            (vec![("cache-control", "max-age=\"30\"")], Some(30)),
+            (vec![("cache-control", "max-age=0")], None),
+            (vec![("cache-control", "no-store")], None),
+            (vec![("cache-control", "private, max-age=60")], None),
+            (vec![("cache-control", "no-cache")], None),
+            (vec![("expires", "Thu, 01 Jan 1970 00:00:00 GMT")], None),
+            (vec![("expires", "garbage")], None),
+            (vec![("vary", "*")], None),
+            (
+                vec![("cache-control", "max-age=60"), ("expires", "garbage")],
+                Some(60),
+            ),
+            // Age, from a cache before this one, is spent of the lifetime.
+            (
+                vec![("cache-control", "max-age=60"), ("age", "45")],
+                Some(15),
+            ),
+            (vec![("cache-control", "max-age=60"), ("age", "60")], None),
+            (vec![("age", "600")], Some(3000)),
+            (vec![("age", "garbage")], Some(3600)),
+        ];
+        for (pairs, want) in cases {
+            let got = freshness(&headers(&pairs), ttl).map(|d| d.as_secs());
+            assert_eq!(got, want, "{pairs:?}");
+        }
+        let got = freshness(&headers(&[("expires", &future)]), ttl).unwrap();
+        assert!((590..=600).contains(&got.as_secs()), "{got:?}");
+    }
+
+    /// RFC 9111 4.2: lifetime from `max-age` (invalid values make the
+    /// answer stale) or `Expires` minus `Date`; current age the larger of
+    /// `Age` (its first value) and how long ago `Date` was.
+    #[test]
+    fn freshness_follows_rfc_9111_section_4_2() {
+        let ttl = Duration::from_secs(3600);
+        let at = |offset: i64| {
+            let now = SystemTime::now();
+            let t = match offset >= 0 {
+                true => now + Duration::from_secs(offset as u64),
+                false => now - Duration::from_secs((-offset) as u64),
+            };
+            httpdate::fmt_http_date(t)
+        };
+        let secs = |pairs: &[(&str, &str)]| freshness(&headers(pairs), ttl).map(|d| d.as_secs());
+        // Invalid max-age: stale, not the default.
+        assert_eq!(secs(&[("cache-control", "max-age=-3600")]), None);
+        assert_eq!(secs(&[("cache-control", "max-age='3600'")]), None);
+        assert_eq!(secs(&[("cache-control", "max-age=\"3600\"")]), Some(3600));
+        assert_eq!(
+            secs(&[("cache-control", "max-age=99999999999999999999")]),
+            Some(u64::MAX)
+        );
+        // Age: its first value.
+        assert_eq!(
+            secs(&[("cache-control", "max-age=3600"), ("age", "7200, 0")]),
+            None
+        );
+        assert_eq!(
+            secs(&[("cache-control", "max-age=3600"), ("age", "0, 7200")]),
+            Some(3600)
+        );
+        // Expires minus Date, not minus now.
+        let (d400, e300) = (at(400), at(300));
+        assert_eq!(secs(&[("expires", &e300), ("date", &d400)]), None);
+        let (d_10, e10) = (at(-10), at(10));
+        assert_eq!(
+            secs(&[("date", &d_10), ("expires", &e10), ("age", "25")]),
+            None
+        );
+        let (d10, e20) = (at(10), at(20));
+        assert_eq!(
+            secs(&[("date", &d10), ("expires", &e20), ("age", "15")]),
+            None
+        );
+        // RFC 9213: CDN-Cache-Control, when present, instead of Cache-Control.
+        let cdn = |cdn: &str, cc: &str| secs(&[("cdn-cache-control", cdn), ("cache-control", cc)]);
+        assert_eq!(cdn("max-age=0", "max-age=3600"), None);
+        assert_eq!(cdn("max-age=1", "max-age=3600"), Some(1));
+        assert_eq!(cdn("private", "max-age=3600"), None);
+        assert_eq!(cdn("no-cache", "max-age=3600"), None);
+        assert_eq!(cdn("no-store", "max-age=3600"), None);
+        assert_eq!(cdn("max-age=3600", "no-store"), Some(3600));
+        // Not a valid dictionary, or max-age not an integer: Cache-Control decides.
+        assert_eq!(cdn("max-age=10000, &&&&&", "no-store"), None);
+        assert_eq!(cdn("max-age=\"10000\"", "no-store"), None);
+        assert_eq!(cdn("max-age=\"10000\"", "max-age=60"), Some(60));
+        // A Date an hour ago is an hour of age.
+        let d_3600 = at(-3600);
+        assert_eq!(
+            secs(&[("cache-control", "max-age=3600"), ("date", &d_3600)]),
+            None
+        );
+        let got = secs(&[("cache-control", "max-age=7200"), ("date", &d_3600)]).unwrap();
+        assert!((3590..=3600).contains(&got), "{got}");
+    }
+}
