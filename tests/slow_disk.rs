@@ -126,6 +126,36 @@ fn slow_disk(dir: &Path) -> Option<SlowDisk> {
     }
 }
 
+/// The demo origin and one edgeslice worker with 1 MiB slices, its cache on
+/// `disk`, its reads throttled, `extra` added to its config (keys not set
+/// here); the cache directory.
+fn start_throttled(
+    dir: &Path,
+    disk: &SlowDisk,
+    extra: &str,
+) -> (common::DemoOrigin, Edgeslice, PathBuf) {
+    let origin = common::DemoOrigin::start().unwrap();
+    let cache = disk.mount.join("cache");
+    let conf = dir.join("edgeslice.toml");
+    let base: toml::Table = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\nworkers = 1\n\
+         [origin]\naddress = \"{}\"\n[slice]\nslice_size = \"1MiB\"\n\
+         [cache]\ndir = {cache:?}\nmemory_bytes = \"16MiB\"\ndisk_bytes = \"64MiB\"\n",
+        origin.addr()
+    )
+    .parse()
+    .unwrap();
+    let mut config = base;
+    for (section, keys) in extra.parse::<toml::Table>().unwrap() {
+        let into = config[&section].as_table_mut().unwrap();
+        into.extend(keys.as_table().unwrap().clone());
+    }
+    std::fs::write(&conf, config.to_string()).unwrap();
+    let node = Edgeslice::start(&conf);
+    disk.throttle(node.pid());
+    (origin, node, cache)
+}
+
 /// One worker; a big object read from the slow disk by one client while
 /// another asks a small hot one again and again: the small one's answers
 /// come while the big one's bytes are read. On 1fec599 the worker waited in
@@ -137,21 +167,8 @@ fn a_slow_disk_read_does_not_delay_another_hit(driver: &str) {
     let Some(disk) = slow_disk(&dir.0) else {
         return;
     };
-    let origin = common::DemoOrigin::start().unwrap();
-    let cache = disk.mount.join("cache");
-    let conf = dir.0.join("edgeslice.toml");
-    std::fs::write(
-        &conf,
-        format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\nworkers = 1\ndriver = \"{driver}\"\n\
-             [origin]\naddress = \"{}\"\n[slice]\nslice_size = \"1MiB\"\n\
-             [cache]\ndir = {cache:?}\nmemory_bytes = \"16MiB\"\ndisk_bytes = \"64MiB\"\n",
-            origin.addr()
-        ),
-    )
-    .unwrap();
-    let node = Edgeslice::start(&conf);
-    disk.throttle(node.pid());
+    let (_origin, node, cache) =
+        start_throttled(&dir.0, &disk, &format!("[server]\ndriver = \"{driver}\"\n"));
     let addr = node.addr;
     let big = 6 * MIB;
     let (big_path, hot_path) = (format!("/obj/{big}/big"), "/obj/65536/hot".to_string());
@@ -219,4 +236,64 @@ fn a_slow_disk_read_does_not_delay_another_hit_io_uring() {
 #[test]
 fn a_slow_disk_read_does_not_delay_another_hit_legacy() {
     a_slow_disk_read_does_not_delay_another_hit("legacy");
+}
+
+/// One worker whose reads from disk are bounded to one at a time
+/// (`cache.disk_reads_per_worker = 1`); six clients ask six cold objects at
+/// once while a hot part that needs the disk is asked: it waits behind at
+/// most one slice's read, not behind all six. The disk serves its queue in
+/// order; before the bound (7686c4b), the six 1 MiB reads were all queued
+/// (3 s at this disk's rate) and the hot part came after them.
+#[test]
+fn a_hot_read_waits_behind_at_most_the_bound_of_cold_reads() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let dir = TempDir::new("slow-disk-bound");
+    let Some(disk) = slow_disk(&dir.0) else {
+        return;
+    };
+    let (_origin, node, cache) =
+        start_throttled(&dir.0, &disk, "[cache]\ndisk_reads_per_worker = 1\n");
+    let addr = node.addr;
+    let cold: Vec<String> = (0..6).map(|i| format!("/obj/{MIB}/cold{i}")).collect();
+    let hot = "/obj/65536/hot".to_string();
+    for path in cold.iter().chain([&hot]) {
+        assert_eq!(get(addr, path, &[]).unwrap().status, 200, "{path}");
+    }
+    thread::sleep(Duration::from_millis(1500));
+    disk.forget(&cache);
+    // Read from disk once: the next read of it, soon, is a hot one.
+    let warm = get(addr, &hot, &[]).unwrap();
+    assert_eq!(warm.header("x-cache"), Some("HIT"), "{:?}", warm.headers);
+    let started = Instant::now();
+    let readers: Vec<_> = cold
+        .iter()
+        .map(|path| {
+            let path = path.clone();
+            thread::spawn(move || (get(addr, &path, &[]).unwrap(), started.elapsed()))
+        })
+        .collect();
+    thread::sleep(Duration::from_millis(200));
+    let asked = Instant::now();
+    let r = get(addr, &hot, &[]).unwrap();
+    let hot_took = asked.elapsed();
+    assert_eq!(r.body, object_bytes("hot", 0, 65535));
+    let mut slowest = Duration::ZERO;
+    for (reader, path) in readers.into_iter().zip(&cold) {
+        let (answer, took) = reader.join().unwrap();
+        let name = path.rsplit('/').next().unwrap();
+        assert!(answer.body == object_bytes(name, 0, MIB - 1), "{path}");
+        slowest = slowest.max(took);
+    }
+    eprintln!("the hot part took {hot_took:?}; the six cold ones {slowest:?}");
+    // The disk was slow: six slices took about 3 s.
+    assert!(
+        slowest >= Duration::from_secs(2),
+        "the cold objects took only {slowest:?}: the disk was not slow"
+    );
+    // At most one 1 MiB read (0.5 s) ahead of it, not five or six.
+    assert!(
+        hot_took < Duration::from_millis(1200),
+        "the hot part waited {hot_took:?} behind the cold reads"
+    );
+    drop(node);
 }

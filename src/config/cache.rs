@@ -40,6 +40,9 @@ pub struct CacheConfig {
     pub store_set_cookie: bool,
     /// Query parameters left out of the cache key (`"*"`: the whole query).
     pub key_drop_query: Vec<String>,
+    /// Reads of slices from disk (not the page cache) a worker has in
+    /// flight at once; more wait their turn.
+    pub disk_reads_per_worker: u32,
 }
 
 impl CacheConfig {
@@ -75,6 +78,7 @@ impl Default for CacheConfig {
             purge_token: None,
             store_set_cookie: false,
             key_drop_query: Vec::new(),
+            disk_reads_per_worker: 2,
         }
     }
 }

@@ -359,6 +359,19 @@ fn route_values_in_range_are_kept() {
 }
 
 #[test]
+fn disk_reads_per_worker_bounds() {
+    for bad in ["0", "1025"] {
+        let err = parse_err(&format!("{ORIGIN}[cache]\ndisk_reads_per_worker = {bad}"));
+        assert_eq!(
+            err,
+            format!("invalid cache.disk_reads_per_worker = {bad}: must be 1 to 1024")
+        );
+    }
+    let config = Config::from_toml(ORIGIN).unwrap();
+    assert_eq!(config.cache.disk_reads_per_worker, 2);
+}
+
+#[test]
 fn global_prefetch_and_slice_size_bounds() {
     let err = parse_err(&format!("{ORIGIN}[slice]\nprefetch_slices = 65"));
     assert_eq!(

@@ -44,6 +44,8 @@ fn bearer_token(key: &'static str, token: Option<&str>) -> Result<(), ConfigErro
 
 /// The smallest disk tier: its manifests' share is four 4 MiB blocks.
 const MIN_DISK_BYTES: u64 = 32 << 20;
+/// The most reads from disk a worker may have in flight (`cache.disk_reads_per_worker`).
+const MAX_DISK_READS_PER_WORKER: u32 = 1024;
 
 /// A refused value as written in TOML, and why; the caller names the key.
 struct Refused {
@@ -461,6 +463,14 @@ impl Config {
     fn validate_cache(&self) -> Result<(), ConfigError> {
         positive("cache.memory_bytes", self.cache.memory_bytes)?;
         positive("cache.cache_ttl", self.cache.cache_ttl)?;
+        let reads = self.cache.disk_reads_per_worker;
+        if !(1..=MAX_DISK_READS_PER_WORKER).contains(&reads) {
+            return Err(invalid(
+                "cache.disk_reads_per_worker",
+                reads.to_string(),
+                format!("must be 1 to {MAX_DISK_READS_PER_WORKER}"),
+            ));
+        }
         let disk = self.cache.disk_bytes;
         if disk != 0 && disk < MIN_DISK_BYTES {
             // The manifests' disk tier (half of a small one) must hold

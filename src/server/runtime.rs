@@ -81,6 +81,8 @@ struct WorkerPlan {
     driver: Driver,
     shutdown_timeout: std::time::Duration,
     max_buffered_bytes: u64,
+    /// `cache.disk_reads_per_worker`.
+    disk_reads: u32,
     tls: Option<Arc<rustls::ServerConfig>>,
 }
 
@@ -122,6 +124,7 @@ impl Server {
             driver,
             shutdown_timeout: config.server.shutdown_timeout(),
             max_buffered_bytes: config.server.max_buffered_bytes,
+            disk_reads: config.cache.disk_reads_per_worker,
             tls: tls.as_ref().map(ClientTls::server_config),
         };
         let cache = if config.cache.enabled {
@@ -446,6 +449,7 @@ fn run_worker(
         }
     }
     let driver = plan.driver;
+    disk::bound_cold_reads(plan.disk_reads);
     let serve = |started| worker(id, core, listener, plan, cache.clone(), stop, started);
     let result = match driver {
         Driver::IoUring => uring_runtime().map(|mut rt| {

@@ -150,6 +150,9 @@ pub struct WorkerMetrics {
     /// Cached parts not in the page cache, read through io_uring (or the
     /// legacy driver's disk threads) while the worker served others.
     pub disk_reads: Counter,
+    /// Reads around the page cache that waited for one of the worker's
+    /// turns (`cache.disk_reads_per_worker`).
+    pub disk_read_waits: Counter,
     /// Cached slices that could not be read as stored, dropped from the cache.
     pub slot_faults: Counter,
     /// Slices recovered at start whose bytes matched their checksum on
