@@ -166,6 +166,38 @@ fn whole_answers_are_cut_into_slices_for_later_requests() {
     }
 }
 
+/// A whole answer that names `Vary` (an origin that ignores Range) is stored
+/// as the variant the request chose (RFC 9111 4.1), as a sliced one is: the
+/// next request with the same value is a hit, another value a miss of its
+/// own; the values are one list however they are written (`a, b`, `a,b`).
+/// Before 7686c4b+1 such answers were only relayed, never stored.
+#[test]
+fn whole_answers_that_vary_are_stored_per_variant() {
+    let setup = cached("whole-vary", 4096);
+    let _dir = dir_guard(&setup);
+    let h = Harness::start(setup);
+    let target = "/norange/10000/wv?vary=X-Variant";
+    let get = |variant: &str| h.get(target, &[("X-Variant", variant)]);
+    for (variant, expected) in [
+        ("blue", "MISS"),
+        ("red, green", "MISS"),
+        ("blue", "HIT"),
+        ("red,green", "HIT"),
+        ("red,\tgreen ", "HIT"),
+        ("green, red", "MISS"),
+    ] {
+        let resp = get(variant);
+        assert_eq!(resp.status, 200, "{variant}");
+        // A whole answer relayed says no X-Cache; a hit says HIT.
+        let hit = resp.header("x-cache") == Some("HIT");
+        assert_eq!(hit, expected == "HIT", "{variant}: {:?}", resp.headers);
+        assert_eq!(resp.body, object_bytes("wv", 0, 9999), "{variant}");
+    }
+    h.origin.clear();
+    assert_eq!(get("blue").header("x-cache"), Some("HIT"));
+    assert_eq!(h.origin.request_count(), 0);
+}
+
 /// `cut_whole_answers = false`: a whole answer is relayed only, not cached.
 #[test]
 fn whole_answers_are_only_relayed_when_cutting_is_off() {

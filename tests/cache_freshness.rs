@@ -385,3 +385,53 @@ fn a_304_updates_the_stored_headers() {
         "and it is stored"
     );
 }
+
+/// A final status other than 200 that the origin gives freshness is stored
+/// whole and answered as it was (RFC 9111 3; 4.2.2 for a status cacheable
+/// by default with only a Last-Modified: a tenth of its age), whatever the
+/// later request's Range; one without freshness is not stored, nor is a
+/// heuristic applied to a status not cacheable by default. Before
+/// 7686c4b+2 only 200 and 206 answers were stored.
+#[test]
+fn other_statuses_with_freshness_are_stored_whole() {
+    let setup = cached("status", 4);
+    let _dir = dir_guard(&setup);
+    let h = Harness::start(setup);
+    // (target, stored, status, body)
+    let cases: [(&str, bool, u16, &[u8]); 8] = [
+        ("/status/404/a?cc=max-age=60", true, 404, b"status 404\n"),
+        ("/status/301/b?cc=max-age=60", true, 301, b"status 301\n"),
+        ("/status/500/c?cc=max-age=60", true, 500, b"status 500\n"),
+        ("/status/204/d?cc=max-age=60", true, 204, b""),
+        // Heuristic: Last-Modified 1000 s ago, fresh for 100 s.
+        ("/status/410/e?lm=-1000", true, 410, b"status 410\n"),
+        ("/status/404/f", false, 404, b"status 404\n"),
+        ("/status/403/g?lm=-1000", false, 403, b"status 403\n"),
+        (
+            "/status/404/h?cc=max-age=60,no-store",
+            false,
+            404,
+            b"status 404\n",
+        ),
+    ];
+    for (target, stored, status, body) in cases {
+        let sep = if target.contains('?') { '&' } else { '?' };
+        let target = &format!("{target}{sep}numbered=1");
+        let first = h.get(target, &[]);
+        assert_eq!(first.status, status, "{target}");
+        assert_eq!(first.body, body, "{target}");
+        let again = h.get(target, &[("Range", "bytes=0-3")]);
+        assert_eq!(again.status, status, "{target}: answered as stored, whole");
+        assert_eq!(again.body, body, "{target}");
+        let expected = if stored { "1" } else { "2" };
+        assert_eq!(
+            again.header("x-origin-request"),
+            Some(expected),
+            "{target}: {}",
+            if stored { "a hit" } else { "not stored" }
+        );
+        if status == 204 {
+            assert_eq!(again.header("content-length"), None, "{target}");
+        }
+    }
+}

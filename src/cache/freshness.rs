@@ -42,6 +42,33 @@ pub fn freshness(headers: &HeaderMap, default_ttl: Duration) -> Option<Duration>
         .filter(|left| !left.is_zero())
 }
 
+/// How long an answer of `status` may be stored (see [`freshness`]). A
+/// 200 is an object: without freshness of its own it gets `default_ttl`.
+/// Another final status is stored when the origin gives it explicit
+/// freshness (RFC 9111 3: any status the cache understands), or, for a
+/// status cacheable by default (RFC 9110 15.1: 203, 204, 300, 301, 308,
+/// 404, 405, 410, 414, 501), with a heuristic lifetime: a tenth of the time
+/// since its `Last-Modified` (RFC 9111 4.2.2), at most `default_ttl`. A
+/// 206 is a slice (stored by its own path), a 304 or 1xx never.
+pub fn freshness_of(
+    status: http::StatusCode,
+    headers: &HeaderMap,
+    default_ttl: Duration,
+) -> Option<Duration> {
+    match status.as_u16() {
+        200 => freshness(headers, default_ttl),
+        100..=199 | 206 | 304 => None,
+        _ if explicit_freshness(headers) => freshness(headers, default_ttl),
+        203 | 204 | 300 | 301 | 308 | 404 | 405 | 410 | 414 | 501 => {
+            let modified = http_date(headers, header::LAST_MODIFIED)?;
+            let date = http_date(headers, header::DATE).unwrap_or_else(SystemTime::now);
+            let heuristic = date.duration_since(modified).ok()? / 10;
+            freshness(headers, heuristic.min(default_ttl))
+        }
+        _ => None,
+    }
+}
+
 /// Whether an answer says how long it is fresh (RFC 9111 4.2.1): a
 /// `max-age` or `s-maxage` (in `CDN-Cache-Control` or `Cache-Control`) or an
 /// `Expires`. An origin that gives a server error explicit freshness means

@@ -63,9 +63,11 @@ impl ObjectKey {
     }
 
     /// The variant of this object selected by `vary` names in `headers`.
-    /// Each value is kept as it is when it is UTF-8, else as `\u{1}` and its
-    /// bytes in hex: a header value never holds `\u{1}`, so two different
-    /// values never make one key.
+    /// A field's lines are taken as one list (RFC 9111 4.1: lines combined,
+    /// the whitespace around commas left out, so `a, b` and `a,b` and the
+    /// lines `a` and `b` choose one variant); a value that is not UTF-8 is
+    /// kept as `\u{1}` and its bytes in hex: a header value never holds
+    /// `\u{1}`, so two different values never make one key.
     pub fn variant(&self, vary: &[String], headers: &HeaderMap) -> ObjectKey {
         use std::fmt::Write;
         let mut key = self.0.clone();
@@ -75,7 +77,14 @@ impl ObjectKey {
             key.push('=');
             for value in headers.get_all(name.as_str()) {
                 match std::str::from_utf8(value.as_bytes()) {
-                    Ok(text) => key.push_str(text),
+                    Ok(text) => {
+                        let mut elements = text.split(',').map(|e| e.trim_matches([' ', '\t']));
+                        key.push_str(elements.next().unwrap_or_default());
+                        for element in elements {
+                            key.push(',');
+                            key.push_str(element);
+                        }
+                    }
                     Err(_) => {
                         key.push('\u{1}');
                         for b in value.as_bytes() {
@@ -150,6 +159,18 @@ mod tests {
         assert_ne!(raw(b"\xff"), raw(b"\xfe"));
         assert_ne!(raw(b"\xff"), raw("\u{fffd}".as_bytes()));
         assert_eq!(raw(b"red"), kr, "UTF-8 values keep their keys");
+        // One list however it is written (RFC 9111 4.1).
+        let lines = |values: &[&str]| {
+            let mut h = HeaderMap::new();
+            for v in values {
+                h.append("x-variant", http::HeaderValue::from_str(v).unwrap());
+            }
+            base.variant(&vary, &h)
+        };
+        assert_eq!(lines(&["a, b"]), lines(&["a,b"]));
+        assert_eq!(lines(&["a,\tb "]), lines(&["a", "b"]));
+        assert_ne!(lines(&["a,b"]), lines(&["ab"]));
+        assert_ne!(lines(&["a b"]), lines(&["ab"]));
 
         assert_ne!(a.slice_key(1, 0), a.slice_key(2, 0));
         assert_ne!(a.slice_key(1, 0), a.slice_key(1, 1));

@@ -53,6 +53,15 @@ pub struct ObjectManifest {
     /// revalidated): the `Age` of an answer from the cache counts from here.
     #[serde(default)]
     pub validated_at: u64,
+    /// The answer's status: 200 for an object; another one (203, 204, 3xx,
+    /// 404, 410, a 5xx, ...) stored whole as the origin gave it, with its
+    /// body, and answered as it is, whatever the request's Range.
+    #[serde(default = "object_status")]
+    pub status: u16,
+}
+
+fn object_status() -> u16 {
+    200
 }
 
 /// A header value as stored: a JSON string when it is UTF-8 (nearly always:
@@ -168,6 +177,7 @@ impl ObjectManifest {
                 .collect(),
             stale: StaleWindows::default(),
             whole_only: false,
+            status: 200,
         }
     }
 

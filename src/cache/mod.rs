@@ -161,15 +161,7 @@ impl SliceCache {
         mut m: ObjectManifest,
     ) -> (ObjectKey, ObjectManifest) {
         let existing = self.manifest_at(base).await;
-        let mut vary = existing
-            .as_ref()
-            .map(|e| e.vary.clone())
-            .unwrap_or_default();
-        for name in &m.vary {
-            if !vary.contains(name) {
-                vary.push(name.clone());
-            }
-        }
+        let vary = vary_union(existing.as_ref(), &m.vary);
         if vary.is_empty() {
             return (base.clone(), m);
         }
@@ -186,6 +178,25 @@ impl SliceCache {
         m.generation = fastrand::u64(..);
         let variant = base.variant(&m.vary, request_headers);
         (variant, m)
+    }
+
+    /// The key an answer that names `vary` in its `Vary` will be stored
+    /// under for `request_headers`, as [`SliceCache::place_manifest`] will
+    /// place it (unless another answer grows the object's list meanwhile);
+    /// nothing is written. For a whole answer, whose slices are stored as it
+    /// comes, before its manifest can be.
+    pub async fn variant_key(
+        &self,
+        base: &ObjectKey,
+        request_headers: &HeaderMap,
+        vary: &[String],
+    ) -> ObjectKey {
+        let existing = self.manifest_at(base).await;
+        let vary = vary_union(existing.as_ref(), vary);
+        match vary.is_empty() {
+            true => base.clone(),
+            false => base.variant(&vary, request_headers),
+        }
     }
 
     /// Store `m` under `key` as it is (a refreshed expiry after a 304).
@@ -254,4 +265,16 @@ impl SliceCache {
         self.store
             .find_slice(slice_id(&key.slice_key(generation, index)))
     }
+}
+
+/// The headers an object's variants are keyed by: those the stored base
+/// manifest names, then those of a new answer it does not.
+fn vary_union(existing: Option<&ObjectManifest>, vary: &[String]) -> Vec<String> {
+    let mut union = existing.map(|e| e.vary.clone()).unwrap_or_default();
+    for name in vary {
+        if !union.contains(name) {
+            union.push(name.clone());
+        }
+    }
+    union
 }

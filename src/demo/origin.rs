@@ -16,8 +16,9 @@
 //! `/echo/..`. The query `cc=VALUE` replaces `Cache-Control: max-age=3600`
 //! (`cc=none` drops it); `vary=NAME` adds `Vary: NAME`; `date=N` and
 //! `expires=N` add `Date` and `Expires` N seconds from now (N may be
-//! negative), `age=VALUE` an `Age` of that value, `cdn=VALUE` a
-//! `CDN-Cache-Control` of that value (`cc` also on `/status/..`),
+//! negative), `lm=N` a `Last-Modified`, `age=VALUE` an `Age` of that value,
+//! `cdn=VALUE` a `CDN-Cache-Control` of that value (`cc`, `date`,
+//! `expires`, `lm` and `numbered` also on `/status/..`),
 //! `numbered=1` an `X-Origin-Request`
 //! with the path's request number (also on a 304); `unsafe=ok` answers
 //! methods other than GET and HEAD with 200 (else 405). Faults on demand:

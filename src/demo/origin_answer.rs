@@ -145,6 +145,12 @@ pub(super) fn answer(shared: &Shared, request: &OriginRequest) -> Reply {
                 reply.headers.push(("Cache-Control", cc.to_string()));
             }
             reply
+                .headers
+                .extend(relative_dates(&request.target, &DATES));
+            if query_param(&request.target, "numbered") == Some("1") {
+                reply.headers.push(("X-Origin-Request", number.to_string()));
+            }
+            reply
         }
         (mode, Some(len), Some(name)) => match (Mode::parse(mode), len.parse::<u64>()) {
             (Some(mode), Ok(len)) => {
@@ -208,6 +214,29 @@ fn echo_reply(request: &OriginRequest) -> Reply {
         body: Body::Bytes(request.body.clone()),
         close: false,
     }
+}
+
+/// The query's relative dates: `date=N`, `expires=N`, `lm=N`.
+const DATES: [(&str, &str); 3] = [
+    ("date", "Date"),
+    ("expires", "Expires"),
+    ("lm", "Last-Modified"),
+];
+
+/// Of `Date`, `Expires` and `Last-Modified` (`LM`: not on objects, which
+/// have their own), those the query asks for with `date=N`, `expires=N`,
+/// `lm=N`: N seconds from now (may be negative).
+fn relative_dates(target: &str, fields: &[(&str, &'static str)]) -> Vec<(&'static str, String)> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    fields
+        .iter()
+        .filter_map(|&(key, name)| {
+            let offset = query_param(target, key)?.parse::<i64>().ok()?;
+            Some((name, imf_fixdate(now.saturating_add(offset).max(0) as u64)))
+        })
+        .collect()
 }
 
 fn status_reply(code: &str) -> Reply {
@@ -280,15 +309,7 @@ fn object_reply(
         headers.push(("Cache-Control", cache_control.to_string()));
     }
     // Dates relative to now, in seconds (may be negative), and a raw Age.
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
-    for (key, name) in [("date", "Date"), ("expires", "Expires")] {
-        if let Some(offset) = query_param(&request.target, key).and_then(|v| v.parse::<i64>().ok())
-        {
-            headers.push((name, imf_fixdate(now.saturating_add(offset).max(0) as u64)));
-        }
-    }
+    headers.extend(relative_dates(&request.target, &DATES[..2]));
     if let Some(age) = query_param(&request.target, "age") {
         headers.push(("Age", age.to_string()));
     }

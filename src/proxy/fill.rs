@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use http::HeaderMap;
+use http::{HeaderMap, StatusCode};
 
 use crate::cache::freshness::vary_names;
 use crate::cache::manifest::StaleWindows;
@@ -24,6 +24,9 @@ use crate::http::object_version::ObjectVersion;
 pub struct Filler {
     cache: Arc<SliceCache>,
     key: ObjectKey,
+    /// For an answer that varies: the object's base key and the request
+    /// headers that chose the variant `key` is.
+    variant_of: Option<(ObjectKey, HeaderMap)>,
     generation: u64,
     slice_size: u64,
     /// Past this many bytes the answer is only relayed (see [`Filler::new`]).
@@ -34,27 +37,35 @@ pub struct Filler {
 }
 
 impl Filler {
-    /// A filler for the object `key`, cut in slices of `slice_size`, when
-    /// the answer (`headers`) may be cached; `None` for answers that vary
-    /// (their variants' keys are only known once a manifest exists). An
+    /// A filler for the object `base`, cut in slices of `slice_size`, when
+    /// the answer (`headers`) may be cached. An answer that varies is stored
+    /// as the variant `request_headers` choose (the key known before its
+    /// first slice is stored, from the object's stored list of headers). An
     /// answer longer than `limit` (announced, or as it comes: an endless
     /// one) stops being stored there and leaves no manifest, so one answer
     /// cannot flush the cache.
-    pub fn new(
+    pub async fn new(
         cache: Arc<SliceCache>,
-        key: ObjectKey,
+        base: ObjectKey,
+        request_headers: &HeaderMap,
         (slice_size, limit): (u64, u64),
         headers: &HeaderMap,
     ) -> Option<Filler> {
-        if !vary_names(headers).is_empty() {
-            return None;
-        }
         if matches!(crate::http::h1::content_length(headers), Ok(Some(n)) if n > limit) {
             return None;
         }
+        let vary = vary_names(headers);
+        let (key, variant_of) = match vary.is_empty() {
+            true => (base, None),
+            false => {
+                let key = cache.variant_key(&base, request_headers, &vary).await;
+                (key, Some((base, request_headers.clone())))
+            }
+        };
         Some(Filler {
             cache,
             key,
+            variant_of,
             generation: fastrand::u64(..),
             slice_size,
             limit,
@@ -85,8 +96,16 @@ impl Filler {
     }
 
     /// The body ended whole: store the last slice and the manifest.
-    pub async fn finish(mut self, headers: &HeaderMap, ttl: Duration, stale: &StaleWindows) {
-        if self.total == 0 || self.total > self.limit {
+    pub async fn finish(
+        mut self,
+        status: StatusCode,
+        headers: &HeaderMap,
+        ttl: Duration,
+        stale: &StaleWindows,
+    ) {
+        // An empty 200 is not stored as an object; an empty 204 or 301 is
+        // the answer itself.
+        if (self.total == 0 && status == StatusCode::OK) || self.total > self.limit {
             return;
         }
         if !self.pending.is_empty() {
@@ -98,7 +117,18 @@ impl Filler {
         let mut m = ObjectManifest::new(&version, self.slice_size, headers, ttl);
         m.generation = self.generation;
         m.whole_only = true;
+        m.status = status.as_u16();
         m.stale = StaleWindows::from_headers(headers, stale);
+        if let Some((base, request_headers)) = &self.variant_of {
+            let (key, placed) = self.cache.place_manifest(base, request_headers, m).await;
+            if key != self.key {
+                // Another answer named more headers meanwhile: this variant's
+                // slices are under a key no lookup leads to any more.
+                return;
+            }
+            m = placed;
+            m.generation = self.generation;
+        }
         self.cache.put(&self.key, &m).await;
     }
 }

@@ -94,6 +94,7 @@ impl Proxy {
                     version: decoded.version.clone(),
                     headers: decoded.headers.clone(),
                     slice_size: m.slice_size,
+                    status: http::StatusCode::from_u16(m.status).unwrap_or(http::StatusCode::OK),
                     cache: Some(target),
                     probe: None,
                 });

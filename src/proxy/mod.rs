@@ -122,7 +122,7 @@ impl Proxy {
         match self.probe(&mut ask, cold, ex).await? {
             Probe::Sliced(object) => self.answer(&ask, object, ex).await,
             Probe::Relay(resp) => ex.relay(resp).await,
-            Probe::Fill(resp, cold) => self.relay_and_fill(resp, cold, ex).await,
+            Probe::Fill(resp, cold) => self.relay_and_fill(&ask.forwarded, resp, cold, ex).await,
         }
     }
 
@@ -151,8 +151,12 @@ impl Proxy {
             }
             Respond::Empty => {
                 let mut headers = object.headers;
+                let status = object.status;
+                // A 204 has no Content-Length (RFC 9110 8.6).
+                if status == http::StatusCode::NO_CONTENT {
+                    return ex.send_head(status, headers, BodyLength::Empty).await;
+                }
                 headers.insert(header::CONTENT_LENGTH, HeaderValue::from(0u64));
-                let status = http::StatusCode::OK;
                 ex.send_head(status, headers, BodyLength::Known(0)).await
             }
         }

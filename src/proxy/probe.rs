@@ -11,7 +11,7 @@
 
 use http::{header, HeaderMap, StatusCode};
 
-use crate::cache::freshness::{explicit_freshness, freshness};
+use crate::cache::freshness::{explicit_freshness, freshness_of};
 use crate::cache::manifest::StaleWindows;
 use crate::cache::{Joined, ObjectManifest};
 use crate::cluster::PeerId;
@@ -94,6 +94,17 @@ impl Proxy {
             }
             // Range ignored: relayed whole, and cut into slices for the cache.
             StatusCode::OK if !ex.head_only => return Ok(Probe::Fill(resp, cold)),
+            // Another final status with freshness the cache may use
+            // (a 404 that says max-age=60): relayed, and stored whole.
+            status
+                if !ex.head_only
+                    && cold.as_ref().is_some_and(|c| {
+                        let ttl = c.cache.default_ttl;
+                        self.storable_for(status, &resp.head.headers, ttl).is_some()
+                    }) =>
+            {
+                return Ok(Probe::Fill(resp, cold));
+            }
             // 304, 3xx, 4xx, 5xx: as the origin gave it.
             status => {
                 ex.cache_status = Some(self.relay_status(ask.served, Some(status.as_u16())));
@@ -130,7 +141,9 @@ impl Proxy {
             flight,
         }) = cold
         {
-            if let Some(ttl) = self.storable_for(&resp.head.headers, cache.default_ttl) {
+            if let Some(ttl) =
+                self.storable_for(StatusCode::OK, &resp.head.headers, cache.default_ttl)
+            {
                 let mut m = ObjectManifest::new(&version, object_size, &headers, ttl);
                 m.stale =
                     StaleWindows::from_headers(&resp.head.headers, &self.settings.stale_defaults);
@@ -168,6 +181,7 @@ impl Proxy {
             version,
             headers,
             slice_size: object_size,
+            status: StatusCode::OK,
             cache: target,
             probe,
         }))
@@ -190,13 +204,14 @@ impl Proxy {
     /// stored cookie goes to every client).
     fn storable_for(
         &self,
+        status: StatusCode,
         headers: &HeaderMap,
         default_ttl: std::time::Duration,
     ) -> Option<std::time::Duration> {
         if !self.settings.store_set_cookie && headers.contains_key(header::SET_COOKIE) {
             return None;
         }
-        freshness(headers, default_ttl)
+        freshness_of(status, headers, default_ttl)
     }
 
     /// An object that cannot be cut by range (no total length, or no
@@ -237,6 +252,7 @@ impl Proxy {
     /// as it is and, when it may be cached, store it cut into slices.
     pub(crate) async fn relay_and_fill<S: ResponseSink>(
         &self,
+        request_headers: &HeaderMap,
         resp: OriginResponse,
         cold: Option<Cold>,
         ex: &mut Exchange<'_, S>,
@@ -249,22 +265,28 @@ impl Proxy {
         };
         let mut headers = resp.head.headers.clone();
         object_headers(&mut headers);
-        let ttl = self.storable_for(&resp.head.headers, cold.cache.default_ttl);
+        let status = resp.head.status;
+        let ttl = self.storable_for(status, &resp.head.headers, cold.cache.default_ttl);
         let size = self.settings.slice_size.probe_grid();
         let limit = self.settings.fill_limit;
-        let filler =
-            ttl.and_then(|_| Filler::new(cold.cache.clone(), cold.base, (size, limit), &headers));
+        let filler = match ttl {
+            Some(_) => {
+                let (cache, base) = (cold.cache.clone(), cold.base);
+                Filler::new(cache, base, request_headers, (size, limit), &headers).await
+            }
+            None => None,
+        };
         let (Some(mut filler), Some(ttl)) = (filler, ttl) else {
             return ex.relay(resp).await;
         };
         let stored = Served::Miss { stored: true };
-        ex.cache_status = Some(self.relay_status(stored, Some(200)));
+        ex.cache_status = Some(self.relay_status(stored, Some(status.as_u16())));
         // Requests waiting on this probe's flight look again when it ends
         // (`cold.flight` is dropped last), after the manifest is stored.
         ex.relay_observed(resp, &mut |chunk| filler.observe(chunk))
             .await?;
         filler
-            .finish(&headers, ttl, &self.settings.stale_defaults)
+            .finish(status, &headers, ttl, &self.settings.stale_defaults)
             .await;
         Ok(())
     }
@@ -354,6 +376,7 @@ fn unsatisfiable(
         version,
         headers,
         slice_size: grid(total),
+        status: StatusCode::OK,
         cache: None,
         probe: None,
     }))

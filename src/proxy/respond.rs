@@ -40,6 +40,8 @@ pub(crate) struct StoredObject {
     pub(crate) headers: HeaderMap,
     /// The slice grid the object is stored with.
     pub(crate) slice_size: u64,
+    /// 200 for an object; another status stored whole, answered as it is.
+    pub(crate) status: StatusCode,
     /// Where its slices are cached; `None` when not cacheable.
     pub(crate) cache: Option<CacheTarget>,
     /// The probe's answer, still to be read, when it is one of the slices.
@@ -77,9 +79,25 @@ impl Proxy {
     /// Phase "respond" (see the module doc).
     pub(crate) fn respond(&self, ask: &ObjectRequest<'_>, object: &StoredObject) -> Respond {
         let version = &object.version;
-        let verdict = preconditions(ask.req, version);
+        // Preconditions are of a 2xx answer (RFC 9110 13.2.1).
+        let verdict = match object.status.is_success() {
+            true => preconditions(ask.req, version),
+            false => Precondition::Proceed,
+        };
         if verdict != Precondition::Proceed {
             return Respond::Precondition(verdict);
+        }
+        if object.status != StatusCode::OK {
+            // Stored as the origin gave it: whole, whatever the Range.
+            return match version.len {
+                0 => Respond::Empty,
+                len => Respond::Send(Answer {
+                    status: object.status,
+                    first: 0,
+                    last: len - 1,
+                    parts: None,
+                }),
+            };
         }
         let ranged = if_range_allows(ask.req, version);
         if version.len == 0 {
@@ -140,6 +158,7 @@ impl Proxy {
             slice_size,
             cache,
             probe,
+            ..
         } = object;
         // A cached object keeps the slice grid it was stored with.
         let plan = SlicePlan::new(first, last, version.len, slice_size);
@@ -206,7 +225,9 @@ impl Proxy {
             cache = status_of_cache.as_str(),
             "slice plan"
         );
-        headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+        if matches!(status, StatusCode::OK | StatusCode::PARTIAL_CONTENT) {
+            headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+        }
         headers.insert(
             header::CONTENT_LENGTH,
             HeaderValue::from(plan.content_length()),
@@ -264,6 +285,7 @@ impl Proxy {
             slice_size,
             cache,
             probe,
+            ..
         } = object;
         if let Some(probe) = probe.filter(|p| p.opened.leader.is_some()) {
             let len = version.len;
