@@ -159,6 +159,66 @@ fn cdn_directives(headers: &HeaderMap) -> Option<Vec<String>> {
     Some(out)
 }
 
+/// The caching directives an answer carries, lower-case, as `name` or
+/// `name=value`: RFC 9213's `CDN-Cache-Control` when it is valid (a CDN, a
+/// cache like this one, follows it and ignores `Cache-Control`), else
+/// `Cache-Control`.
+fn directives(headers: &HeaderMap) -> Vec<String> {
+    cdn_directives(headers).unwrap_or_else(|| {
+        headers
+            .get_all(header::CACHE_CONTROL)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(|d| d.trim().to_ascii_lowercase())
+            .collect()
+    })
+}
+
+/// Whether `directives` hold `name`, bare or with a value.
+fn has(directives: &[String], name: &str) -> bool {
+    directives.iter().any(|d| {
+        d.strip_prefix(name)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('='))
+    })
+}
+
+/// Whether a shared cache may store an answer at all (RFC 9111 3): not
+/// `no-store`, not `private`, not `Vary: *`. It may still be stale from the
+/// start (`no-cache`, `max-age=0`, an `Expires` past).
+fn storable(headers: &HeaderMap) -> bool {
+    let directives = directives(headers);
+    !has(&directives, "no-store")
+        && !has(&directives, "private")
+        && !vary_names(headers).iter().any(|n| n == "*")
+}
+
+/// Whether an answer with no freshness left is still worth storing, to be
+/// validated before each use (RFC 9111 4.3): it may be stored and it has a
+/// validator (`ETag` or `Last-Modified`) a conditional request can send.
+/// `no-cache` and `max-age=0` answers are such: the next request asks
+/// the origin whether they changed, and a 304 serves them.
+pub fn revalidatable(headers: &HeaderMap) -> bool {
+    storable(headers)
+        && (headers.contains_key(header::ETAG) || headers.contains_key(header::LAST_MODIFIED))
+}
+
+/// Whether an answer forbids serving it stale (RFC 9111 4.2.4): `no-cache`,
+/// `must-revalidate`, and for a shared cache `proxy-revalidate` and
+/// `s-maxage` (5.2.2.10). Then no stale window applies, not even the
+/// configured defaults.
+pub fn forbids_stale(headers: &HeaderMap) -> bool {
+    let directives = directives(headers);
+    [
+        "no-cache",
+        "must-revalidate",
+        "proxy-revalidate",
+        "s-maxage",
+    ]
+    .iter()
+    .any(|name| has(&directives, name))
+}
+
 /// How long an answer is fresh for from when it was made (RFC 9111 4.2.1);
 /// `None` when it must not be stored or is stale from the start.
 fn lifetime(
@@ -167,26 +227,8 @@ fn lifetime(
     now: SystemTime,
     default_ttl: Duration,
 ) -> Option<Duration> {
-    // RFC 9213: a CDN (a cache like this one) that finds a valid
-    // `CDN-Cache-Control` follows it and ignores `Cache-Control`.
-    let directives: Vec<String> = cdn_directives(headers).unwrap_or_else(|| {
-        headers
-            .get_all(header::CACHE_CONTROL)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .map(|d| d.trim().to_ascii_lowercase())
-            .collect()
-    });
-    let has = |name: &str| {
-        directives
-            .iter()
-            .any(|d| d == name || d.starts_with(&format!("{name}=")))
-    };
-    if has("no-store") || has("private") || has("no-cache") {
-        return None;
-    }
-    if vary_names(headers).iter().any(|n| n == "*") {
+    let directives = directives(headers);
+    if !storable(headers) || has(&directives, "no-cache") {
         return None;
     }
     // The first of a directive's values (RFC 9111 4.2.1): delta-seconds, or

@@ -16,7 +16,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use http::{header, HeaderMap, HeaderValue};
 use serde::{Deserialize, Serialize};
 
-use crate::cache::freshness::{current_age, vary_names};
+use crate::cache::freshness::{current_age, forbids_stale, vary_names};
 use crate::http::object_version::ObjectVersion;
 
 /// One version of one object, as stored in the cache.
@@ -123,8 +123,12 @@ pub struct StaleWindows {
 
 impl StaleWindows {
     /// The windows `Cache-Control` gives (`stale-while-revalidate=N`,
-    /// `stale-if-error=N`), else `defaults`.
+    /// `stale-if-error=N`), else `defaults`; none for an answer that forbids
+    /// being served stale (`no-cache`, `must-revalidate`, `s-maxage`...).
     pub fn from_headers(headers: &HeaderMap, defaults: &StaleWindows) -> StaleWindows {
+        if forbids_stale(headers) {
+            return StaleWindows::default();
+        }
         let directive = |name: &str| {
             headers
                 .get_all(header::CACHE_CONTROL)
@@ -290,6 +294,34 @@ pub fn unix_now() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// RFC 9111 4.2.4: an answer that forbids being served stale gets no
+    /// stale window, not even the configured defaults (before, a route's
+    /// `stale_if_error` served `must-revalidate` answers stale).
+    #[test]
+    fn answers_that_forbid_stale_get_no_window() {
+        let defaults = StaleWindows {
+            while_revalidate: 60,
+            if_error: 60,
+        };
+        let windows = |cc: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::CACHE_CONTROL, cc.parse().unwrap());
+            StaleWindows::from_headers(&h, &defaults)
+        };
+        assert_eq!(windows("max-age=1"), defaults);
+        let explicit = windows("max-age=1, stale-if-error=5");
+        assert_eq!((explicit.if_error, explicit.while_revalidate), (5, 60));
+        for cc in [
+            "max-age=1, must-revalidate",
+            "max-age=1, proxy-revalidate",
+            "s-maxage=1",
+            "no-cache",
+            "max-age=1, stale-if-error=5, must-revalidate",
+        ] {
+            assert_eq!(windows(cc), StaleWindows::default(), "{cc}");
+        }
+    }
 
     /// L6: header values are stored as strings, one byte a byte (a 64 KiB
     /// head made a manifest of about 250 KiB of number arrays before);

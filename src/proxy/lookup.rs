@@ -15,7 +15,7 @@ use crate::cache::{FlightEvent, Joined, ObjectKey, ObjectManifest, SliceCache};
 use crate::proxy::cache_status::Served;
 use crate::proxy::context::{ObjectRequest, Proxy};
 use crate::proxy::respond::StoredObject;
-use crate::proxy::revalidate::{revalidate, Revalidation};
+use crate::proxy::revalidate::{revalidate, ChangedAnswer, Revalidation};
 use crate::slice::job::CacheTarget;
 
 /// What the lookup found.
@@ -35,6 +35,10 @@ pub(crate) struct Cold {
     pub(crate) cache: Arc<SliceCache>,
     pub(crate) base: ObjectKey,
     pub(crate) flight: FlightLeader,
+    /// What this request's revalidation got instead of a 304: the probe's
+    /// answer, when it asks for the same slice, so the origin is not asked
+    /// twice for one request.
+    pub(crate) changed: Option<ChangedAnswer>,
 }
 
 impl Proxy {
@@ -46,6 +50,7 @@ impl Proxy {
         };
         let base = self.object_key(ask.req, ask.target);
         let mut revalidated = false;
+        let mut changed = None;
         // A few rounds: after waiting on another request's probe or
         // revalidation, the manifest it stored is looked up again.
         for _ in 0..3 {
@@ -57,17 +62,23 @@ impl Proxy {
                     continue;
                 }
                 let now = unix_now();
-                ask.served = if m.is_fresh() {
+                // Validated by this request's own revalidation, it is
+                // served even with no freshness left (RFC 9111 4.3.3).
+                ask.served = if m.is_fresh() || revalidated {
                     match revalidated {
                         true => Served::Revalidated,
                         false => Served::Fresh,
                     }
                 } else if now < m.expires_at.saturating_add(m.stale.while_revalidate) {
                     // stale-while-revalidate: serve now, revalidate in the background.
-                    monoio::spawn(self.revalidate(ask, &cache, &key, m.clone()));
+                    let revalidation = self.revalidate(ask, &cache, &key, m.clone());
+                    monoio::spawn(async move { revalidation.await.0 });
                     Served::StaleWhileRevalidate
                 } else {
-                    match self.revalidate(ask, &cache, &key, m.clone()).await {
+                    let (outcome, answer) = self.revalidate(ask, &cache, &key, m.clone()).await;
+                    // Another version came whole: it is the probe's answer.
+                    changed = answer;
+                    match outcome {
                         // stale-if-error: the origin is failing, the object is not too old.
                         Revalidation::Failed
                             if now < m.expires_at.saturating_add(m.stale.if_error) =>
@@ -111,6 +122,7 @@ impl Proxy {
                         cache,
                         base,
                         flight,
+                        changed,
                     });
                 }
                 Joined::Follower(rx) => {
@@ -132,7 +144,7 @@ impl Proxy {
         cache: &Arc<SliceCache>,
         key: &ObjectKey,
         m: ObjectManifest,
-    ) -> impl std::future::Future<Output = Revalidation> + 'static {
+    ) -> impl std::future::Future<Output = (Revalidation, Option<ChangedAnswer>)> + 'static {
         revalidate(
             self.pool.clone(),
             cache.clone(),

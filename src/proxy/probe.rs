@@ -9,9 +9,11 @@
 //! total length is asked for the whole object. Anything else (304, 3xx, 4xx,
 //! 5xx after retries) is relayed as the origin gave it.
 
+use std::time::Duration;
+
 use http::{header, HeaderMap, StatusCode};
 
-use crate::cache::freshness::{explicit_freshness, freshness_of};
+use crate::cache::freshness::{explicit_freshness, freshness_of, revalidatable};
 use crate::cache::manifest::StaleWindows;
 use crate::cache::{Joined, ObjectManifest};
 use crate::cluster::PeerId;
@@ -80,9 +82,19 @@ impl Proxy {
         // The probe's slice is in memory once asked for: its share of the
         // worker's budget first (it becomes the answer's first slice's).
         let reserved = self.budget.reserve(size, ex.client, true).await;
-        let (resp, from_peer) = self
-            .send_probe(ask, cold.as_ref(), &probe_headers, index, ex)
-            .await?;
+        let mut cold = cold;
+        let changed = cold.as_mut().and_then(|c| c.changed.take());
+        let (resp, from_peer) = match changed.filter(|c| index == 0 && c.slice_size == size) {
+            // The revalidation's answer asked for this very slice.
+            Some(changed) => {
+                ex.origin_attempts.count_one();
+                (changed.resp, None)
+            }
+            None => {
+                self.send_probe(ask, cold.as_ref(), &probe_headers, index, ex)
+                    .await?
+            }
+        };
         match resp.head.status {
             StatusCode::PARTIAL_CONTENT => {}
             StatusCode::RANGE_NOT_SATISFIABLE => {
@@ -139,6 +151,7 @@ impl Proxy {
             cache,
             base,
             flight,
+            ..
         }) = cold
         {
             if let Some(ttl) =
@@ -211,7 +224,12 @@ impl Proxy {
         if !self.settings.store_set_cookie && headers.contains_key(header::SET_COOKIE) {
             return None;
         }
-        freshness_of(status, headers, default_ttl)
+        // An object with no freshness left but a validator is stored stale:
+        // the next request revalidates it (RFC 9111 4.3), a 304 serves it.
+        freshness_of(status, headers, default_ttl).or_else(|| {
+            (status == StatusCode::OK && revalidatable(headers))
+                .then_some(std::time::Duration::ZERO)
+        })
     }
 
     /// An object that cannot be cut by range (no total length, or no
@@ -324,11 +342,11 @@ impl Proxy {
                 attempts: &ex.origin_attempts,
             };
             match open(&asking, index, |resp, _| Ok(resp)).await {
-                // A 5xx the origin gave explicit freshness is its answer:
-                // relayed, not retried (RFC 9111 4.2.1; a bare 503 is).
+                // A 5xx the origin gave a lifetime is its answer: relayed
+                // (and stored while fresh), not retried. A bare 503 is.
                 Ok((resp, None))
                     if resp.head.status.is_server_error()
-                        && !explicit_freshness(&resp.head.headers) =>
+                        && !meant(resp.head.status, &resp.head.headers) =>
                 {
                     Attempt::ServerError(resp.head.status.as_u16(), (resp, None))
                 }
@@ -380,4 +398,12 @@ fn unsatisfiable(
         cache: None,
         probe: None,
     }))
+}
+
+/// Whether a server error is the origin's deliberate answer rather than a
+/// passing failure: it gave it explicit freshness (RFC 9111 4.2.1; even an
+/// expired one: it says how long the error stands), or it is cacheable by
+/// default and has a heuristic lifetime (a 501 with a Last-Modified, 4.2.2).
+fn meant(status: StatusCode, headers: &HeaderMap) -> bool {
+    explicit_freshness(headers) || freshness_of(status, headers, Duration::MAX).is_some()
 }

@@ -13,12 +13,12 @@ use std::sync::Arc;
 use http::{header, HeaderMap, Method, StatusCode};
 use tracing::debug;
 
-use crate::cache::freshness::{current_age, freshness};
+use crate::cache::freshness::{current_age, freshness, revalidatable};
 use crate::cache::manifest::{unix_now, StaleWindows};
 use crate::cache::{Joined, ObjectKey, ObjectManifest, SliceCache};
 use crate::http::headers::slice_headers;
 use crate::ops::metrics::{self, RevalidationResult};
-use crate::origin::pool::OriginPool;
+use crate::origin::pool::{OriginPool, OriginResponse};
 use crate::slice::check::check_slice_head;
 use crate::slice::plan::slice_range_value;
 
@@ -35,6 +35,15 @@ pub(crate) enum Revalidation {
     Waited,
 }
 
+/// The origin's answer to a revalidation that found another version (or
+/// none: a 404): a whole answer for slice 0 on the `slice_size` grid,
+/// which the request that asked can use as its probe's answer rather than
+/// asking again.
+pub(crate) struct ChangedAnswer {
+    pub(crate) resp: OriginResponse,
+    pub(crate) slice_size: u64,
+}
+
 /// Revalidate the stale manifest `m` of `key` with one conditional request,
 /// once per object: a 304 refreshes every slice at once; another version
 /// forgets it; a failing origin leaves it stale (for stale-if-error).
@@ -48,13 +57,13 @@ pub(crate) async fn revalidate(
     key: ObjectKey,
     mut m: ObjectManifest,
     stale_defaults: StaleWindows,
-) -> Revalidation {
+) -> (Revalidation, Option<ChangedAnswer>) {
     let flight_key = format!("r|{:016x}|{}", m.generation, key.as_str());
     let flight = match cache.flights.join(&flight_key) {
         Joined::Leader(flight) => flight,
         Joined::Follower(rx) => {
             while rx.recv_async().await.is_ok() {}
-            return Revalidation::Waited;
+            return (Revalidation::Waited, None);
         }
     };
     let mut headers = slice_headers(forwarded, None);
@@ -65,9 +74,10 @@ pub(crate) async fn revalidate(
         (None, Some(lm)) => headers.insert(header::IF_MODIFIED_SINCE, lm.clone()),
         (None, None) => {
             cache.forget(&key);
-            return Revalidation::Changed;
+            return (Revalidation::Changed, None);
         }
     };
+    let mut changed = None;
     let outcome = match pool.request(&Method::GET, &target, &headers).await {
         Ok(resp) if resp.head.status == StatusCode::NOT_MODIFIED => {
             // The 304's headers update the stored ones (RFC 9111 4.3.4),
@@ -77,11 +87,14 @@ pub(crate) async fn revalidate(
             let merged = m.update_headers(&not_modified);
             // The route's windows, as when the object was stored.
             m.stale = StaleWindows::from_headers(&merged, &stale_defaults);
-            freshness(&merged, cache.default_ttl).map_or(Revalidation::Changed, |ttl| {
-                m.expires_at = unix_now() + ttl.as_secs();
-                m.validated_at = unix_now().saturating_sub(current_age(&merged).as_secs());
-                Revalidation::Fresh
-            })
+            match validated_for(&merged, cache.default_ttl) {
+                Some(ttl) => {
+                    m.expires_at = unix_now() + ttl.as_secs();
+                    m.validated_at = unix_now().saturating_sub(current_age(&merged).as_secs());
+                    Revalidation::Fresh
+                }
+                None => Revalidation::Changed,
+            }
         }
         Ok(resp) if resp.head.status.is_server_error() => Revalidation::Failed,
         // A refusal other than "gone" (400, 401, 403, 413, 429, 431...) is
@@ -100,15 +113,27 @@ pub(crate) async fn revalidate(
         }
         Ok(resp) => match check_slice_head(0, m.slice_size, &resp.head, Some(&version)) {
             // An origin that ignores conditionals but still has the same version.
-            Ok(_) => freshness(&resp.head.headers, cache.default_ttl).map_or(
-                Revalidation::Changed,
-                |ttl| {
+            Ok(_) => match validated_for(&resp.head.headers, cache.default_ttl) {
+                Some(ttl) => {
                     m.expires_at = unix_now() + ttl.as_secs();
                     m.validated_at = unix_now();
                     Revalidation::Fresh
-                },
-            ),
-            Err(_) => Revalidation::Changed,
+                }
+                None => {
+                    changed = Some(ChangedAnswer {
+                        resp,
+                        slice_size: m.slice_size,
+                    });
+                    Revalidation::Changed
+                }
+            },
+            Err(_) => {
+                changed = Some(ChangedAnswer {
+                    resp,
+                    slice_size: m.slice_size,
+                });
+                Revalidation::Changed
+            }
         },
         Err(e) => {
             debug!(error = %e, "revalidation failed");
@@ -128,5 +153,18 @@ pub(crate) async fn revalidate(
     }
     flight.complete(Ok(()));
     flight.retire();
-    outcome
+    (outcome, changed)
+}
+
+/// How long an object the origin has just vouched for stays fresh: its
+/// freshness, or none (zero) when it has none left but may be kept to be
+/// validated again (`no-cache`, `max-age=0`, an `Expires` past): the request
+/// that validated it is served from it (RFC 9111 4.3.3), the next one asks
+/// again. `None` when it may no longer be stored.
+fn validated_for(
+    headers: &HeaderMap,
+    default_ttl: std::time::Duration,
+) -> Option<std::time::Duration> {
+    freshness(headers, default_ttl)
+        .or_else(|| revalidatable(headers).then_some(std::time::Duration::ZERO))
 }
