@@ -198,6 +198,32 @@ fn whole_answers_that_vary_are_stored_per_variant() {
     assert_eq!(h.origin.request_count(), 0);
 }
 
+/// A whole answer is stored with the header fields it came with (RFC 9111
+/// 3.1), a `Content-Range` on a 200 included: the hit carries it as the
+/// miss did. A Range asked of the stored object gets a 206 with its own
+/// Content-Range. Before 7686c4b+4 the hit lost it (kept out of every
+/// manifest as framing).
+#[test]
+fn a_whole_answer_keeps_its_content_range() {
+    let setup = cached("whole-cr", 4096);
+    let _dir = dir_guard(&setup);
+    let h = Harness::start(setup);
+    let target = "/norange/100/cr?cr=ananananan";
+    let first = h.get(target, &[]);
+    assert_eq!(first.header("content-range"), Some("ananananan"));
+    h.origin.clear();
+    let again = h.get(target, &[]);
+    assert_eq!(again.status, 200);
+    assert_eq!(again.header("x-cache"), Some("HIT"));
+    assert_eq!(again.header("content-range"), Some("ananananan"));
+    assert_eq!(again.body, object_bytes("cr", 0, 99));
+    let part = h.get(target, &[("Range", "bytes=10-19")]);
+    assert_eq!(part.status, 206);
+    assert_eq!(part.header("content-range"), Some("bytes 10-19/100"));
+    assert_eq!(part.body, object_bytes("cr", 10, 19));
+    assert_eq!(h.origin.request_count(), 0);
+}
+
 /// `cut_whole_answers = false`: a whole answer is relayed only, not cached.
 #[test]
 fn whole_answers_are_only_relayed_when_cutting_is_off() {

@@ -319,6 +319,9 @@ fn object_reply(
     if let Some(cdn) = query_param(&request.target, "cdn") {
         headers.push(("CDN-Cache-Control", cdn.to_string()));
     }
+    if let Some(range) = query_param(&request.target, "cr").filter(|_| mode == Mode::NoRange) {
+        headers.push(("Content-Range", range.to_string()));
+    }
     if let Some(vary) = query_param(&request.target, "vary") {
         headers.push(("Vary", vary.to_string()));
     }

@@ -16,7 +16,7 @@ use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, StatusCode};
 
 use crate::cache::freshness::vary_names;
-use crate::cache::manifest::StaleWindows;
+use crate::cache::manifest::{Raw, StaleWindows};
 use crate::cache::{ObjectKey, ObjectManifest, SliceCache};
 use crate::http::object_version::ObjectVersion;
 
@@ -118,6 +118,12 @@ impl Filler {
         m.generation = self.generation;
         m.whole_only = true;
         m.status = status.as_u16();
+        // Kept out of a sliced object's manifest (it is the slice's), a whole
+        // answer's own Content-Range is one of its header fields.
+        if let Some(range) = headers.get(http::header::CONTENT_RANGE) {
+            m.headers
+                .push(("content-range".into(), Raw(range.as_bytes().to_vec())));
+        }
         m.stale = StaleWindows::from_headers(headers, stale);
         if let Some((base, request_headers)) = &self.variant_of {
             let (key, placed) = self.cache.place_manifest(base, request_headers, m).await;

@@ -281,9 +281,21 @@ impl Proxy {
         let Some(cold) = cold.filter(|_| self.settings.cut_whole_answers && whole_known) else {
             return ex.relay(resp).await;
         };
+        let status = resp.head.status;
         let mut headers = resp.head.headers.clone();
         object_headers(&mut headers);
-        let status = resp.head.status;
+        // A whole answer is stored with the header fields it came with
+        // (RFC 9111 3.1), a Content-Range on a 200 included; a status other
+        // than 200 is not made to offer ranges.
+        if let Some(range) = resp.head.headers.get(header::CONTENT_RANGE) {
+            headers.insert(header::CONTENT_RANGE, range.clone());
+        }
+        if status != StatusCode::OK {
+            headers.remove(header::ACCEPT_RANGES);
+            if let Some(offered) = resp.head.headers.get(header::ACCEPT_RANGES) {
+                headers.insert(header::ACCEPT_RANGES, offered.clone());
+            }
+        }
         let ttl = self.storable_for(status, &resp.head.headers, cold.cache.default_ttl);
         let size = self.settings.slice_size.probe_grid();
         let limit = self.settings.fill_limit;

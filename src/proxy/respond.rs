@@ -232,7 +232,9 @@ impl Proxy {
             header::CONTENT_LENGTH,
             HeaderValue::from(plan.content_length()),
         );
-        if status == StatusCode::PARTIAL_CONTENT {
+        if parts.is_some() {
+            headers.remove(header::CONTENT_RANGE);
+        } else if status == StatusCode::PARTIAL_CONTENT {
             let cr = ContentRange::Bytes {
                 first,
                 last,
