@@ -210,6 +210,39 @@ fn stale_if_error_serves_the_cached_object_while_the_origin_is_down() {
     server.shutdown();
 }
 
+/// An object with no validator (no ETag, no Last-Modified) is revalidated
+/// with a plain request: a changed object costs that one request (its
+/// answer is the new version's), and with the origin down it is served
+/// stale within stale-if-error (RFC 5861) like any other. Before 7686c4b+5
+/// it was forgotten before asking, so stale-if-error could not apply.
+#[test]
+fn an_object_without_validators_is_revalidated_plainly() {
+    let setup = cached("no-validators", 64);
+    let _dir = dir_guard(&setup);
+    let h = Harness::start(setup);
+    let changing = "/mut/16/nvm?cc=max-age=1&validators=none";
+    let down = "/obj/16/nvd?cc=max-age=1,stale-if-error=600&validators=none";
+    let fetched_by = unix_seconds();
+    let first = h.get(changing, &[]);
+    assert!(first.header("etag").is_none() && first.header("last-modified").is_none());
+    assert_eq!(first.body, object_bytes(&versioned_name("nvm", 0), 0, 15));
+    assert_eq!(h.get(down, &[]).header("x-cache"), Some("MISS"));
+    h.origin.set_version("nvm", 1);
+    sleep_until_stale(fetched_by, 1);
+    h.origin.clear();
+    let changed = h.get(changing, &[]);
+    assert_eq!(changed.body, object_bytes(&versioned_name("nvm", 1), 0, 15));
+    let requests = h.origin.requests();
+    assert_eq!(requests.len(), 1, "{:?}", h.origin_ranges());
+    assert!(requests[0].header("if-none-match").is_none());
+    let Harness { origin, server } = h;
+    drop(origin);
+    let stale = get(server.local_addr(), down, &[]).expect("an answer");
+    assert_eq!(stale.status, 200);
+    assert_eq!(stale.body, object_bytes("nvd", 0, 15));
+    server.shutdown();
+}
+
 /// stale-while-revalidate (RFC 5861): past its expiry the object is served at
 /// once, and one conditional request refreshes it in the background.
 #[test]

@@ -17,7 +17,8 @@
 //! (`cc=none` drops it); `vary=NAME` adds `Vary: NAME`; `date=N` and
 //! `expires=N` add `Date` and `Expires` N seconds from now (N may be
 //! negative), `lm=N` a `Last-Modified`, `age=VALUE` an `Age` of that value,
-//! `cr=VALUE` a `Content-Range` on `norange`'s 200,
+//! `cr=VALUE` a `Content-Range` on `norange`'s 200, `validators=none`
+//! leaves out an object's ETag and Last-Modified,
 //! `cdn=VALUE` a `CDN-Cache-Control` of that value (`cc`, `date`,
 //! `expires`, `lm` and `numbered` also on `/status/..`),
 //! `numbered=1` an `X-Origin-Request`

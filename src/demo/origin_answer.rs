@@ -325,6 +325,9 @@ fn object_reply(
     if let Some(vary) = query_param(&request.target, "vary") {
         headers.push(("Vary", vary.to_string()));
     }
+    if query_param(&request.target, "validators") == Some("none") {
+        headers.retain(|(name, _)| *name != "ETag" && *name != "Last-Modified");
+    }
     if let Some(not_modified) = conditional_reply(request, &headers) {
         return not_modified;
     }

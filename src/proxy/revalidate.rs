@@ -1,10 +1,14 @@
-//! Revalidation of a stale object: one conditional request per object.
+//! Revalidation of a stale object: one request per object, conditional
+//! when the object has a validator.
 //!
 //! A 304 (or the same version again) refreshes every slice at once; another
-//! version, a 404 or a 410 forgets the manifest; a failing origin (down,
-//! 5xx, timeout) or a refusal of the request (another 4xx: often about the
-//! client's own headers) leaves it stale, for stale-if-error and the next
-//! client. Concurrent requests for the same stale object wait for the one
+//! version, a 404 or a 410 forgets the manifest, and that answer goes to the
+//! request's probe (the origin is not asked twice for one request); a
+//! failing origin (down, 5xx, timeout) or a refusal of the request (another
+//! 4xx: often about the client's own headers) leaves it stale, for
+//! stale-if-error and the next client. An object with no validator is asked
+//! plainly: any answer replaces it, a failing origin leaves it stale as
+//! well. Concurrent requests for the same stale object wait for the one
 //! revalidation in flight.
 
 use std::rc::Rc;
@@ -69,17 +73,18 @@ pub(crate) async fn revalidate(
     let mut headers = slice_headers(forwarded, None);
     headers.insert(header::RANGE, slice_range_value(0, m.slice_size));
     let version = m.version();
-    match (&version.etag, &version.last_modified) {
-        (Some(etag), _) => headers.insert(header::IF_NONE_MATCH, etag.clone()),
-        (None, Some(lm)) => headers.insert(header::IF_MODIFIED_SINCE, lm.clone()),
-        (None, None) => {
-            cache.forget(&key);
-            return (Revalidation::Changed, None);
-        }
-    };
+    // Without a validator the request is plain: its answer, whatever it
+    // is, replaces the object (nothing can prove it the same version), but a
+    // failing origin still leaves it for stale-if-error.
+    if let Some(etag) = &version.etag {
+        headers.insert(header::IF_NONE_MATCH, etag.clone());
+    } else if let Some(lm) = &version.last_modified {
+        headers.insert(header::IF_MODIFIED_SINCE, lm.clone());
+    }
+    let can_match = version.etag.is_some() || version.last_modified.is_some();
     let mut changed = None;
     let outcome = match pool.request(&Method::GET, &target, &headers).await {
-        Ok(resp) if resp.head.status == StatusCode::NOT_MODIFIED => {
+        Ok(resp) if resp.head.status == StatusCode::NOT_MODIFIED && can_match => {
             // The 304's headers update the stored ones (RFC 9111 4.3.4),
             // its freshness and Date included.
             let mut not_modified = resp.head.headers.clone();
@@ -110,6 +115,15 @@ pub(crate) async fn revalidate(
                 "revalidation refused: the object stays"
             );
             Revalidation::Failed
+        }
+        // A 304 to a request with no condition: the origin is confused.
+        Ok(resp) if resp.head.status == StatusCode::NOT_MODIFIED => Revalidation::Changed,
+        Ok(resp) if !can_match => {
+            changed = Some(ChangedAnswer {
+                resp,
+                slice_size: m.slice_size,
+            });
+            Revalidation::Changed
         }
         Ok(resp) => match check_slice_head(0, m.slice_size, &resp.head, Some(&version)) {
             // An origin that ignores conditionals but still has the same version.
