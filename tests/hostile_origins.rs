@@ -117,6 +117,57 @@ fn interim_answers_are_skipped_legacy() {
     interim_answers_are_skipped(DriverChoice::Legacy, "t4-legacy");
 }
 
+/// Everything one request on a fresh connection gets back, as text.
+fn raw_exchange(edge: &Edge, request: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(edge.addr()).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut out = Vec::new();
+    let _ = stream.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// RFC 9110 15.2: a proxy passes on the 1xx answers it did not ask for
+/// (the 103 and its Link before the final head), never to an HTTP/1.0
+/// client, and a cache does not store them: the hit has none (RFC 9111 3).
+/// Before 7686c4b+6 every 1xx was dropped.
+#[test]
+fn interim_answers_are_passed_on_not_stored() {
+    let setup = one_worker("t4-pass", DriverChoice::Auto);
+    let _dir = dir_guard(&setup);
+    let edge = Edge::start(interim_origin(), &setup);
+    let ask = |version: &str| {
+        format!("GET /obj/1000/hints-p HTTP/{version}\r\nHost: x\r\nConnection: close\r\n\r\n")
+    };
+    let first = raw_exchange(&edge, &ask("1.1"));
+    let (interim, rest) = first.split_once("\r\n\r\n").unwrap();
+    assert!(
+        interim.starts_with("HTTP/1.1 103 Early Hints\r\n"),
+        "{first}"
+    );
+    assert!(
+        interim
+            .to_ascii_lowercase()
+            .contains("link: </s.css>; rel=preload"),
+        "{first}"
+    );
+    assert!(rest.starts_with("HTTP/1.1 200 OK\r\n"), "{first}");
+    let hit = raw_exchange(&edge, &ask("1.1"));
+    assert!(
+        hit.starts_with("HTTP/1.1 200 OK\r\n"),
+        "the hit has no 103: {hit}"
+    );
+    assert!(hit.to_ascii_lowercase().contains("x-cache: hit"), "{hit}");
+    let old = raw_exchange(&edge, &ask("1.0").replace("hints-p", "hints-q"));
+    assert!(
+        old.starts_with("HTTP/1.1 200 OK\r\n"),
+        "no 1xx to HTTP/1.0: {old}"
+    );
+}
+
 /// An origin that sends endless 1xx or a 101 nobody asked for gets a 502,
 /// and its connection is never reused for another request.
 #[test]

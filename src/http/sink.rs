@@ -74,6 +74,13 @@ pub trait ResponseSink {
     /// Tell a client that sent `Expect: 100-continue` to send its body.
     async fn send_continue(&mut self) -> Result<()>;
 
+    /// Pass on an interim (1xx) answer before the final head, where the
+    /// client's protocol can carry one (not to an HTTP/1.0 client).
+    async fn send_interim(&mut self, status: StatusCode, headers: HeaderMap) -> Result<()> {
+        let _ = (status, headers);
+        Ok(())
+    }
+
     /// The connection will not carry another request after this one.
     fn close_after(&mut self);
 }

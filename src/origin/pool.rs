@@ -342,21 +342,27 @@ impl OriginPool {
         method: &Method,
     ) -> Result<OriginResponse> {
         let deadline = monoio::time::Instant::now() + self.settings.head_timeout;
-        let mut interim = 0;
+        let mut count = 0;
+        let mut interim = Vec::new();
         let head = loop {
             let head = next_head(&mut conn, deadline).await?;
             if !head.status.is_informational() {
                 break head;
             }
-            // 1xx (103 Early Hints, an unasked 100 Continue) is not the
-            // answer: it is skipped and the final head read, within the same
-            // deadline. 101 is never asked for (Upgrade is not forwarded).
-            interim += 1;
-            if head.status == StatusCode::SWITCHING_PROTOCOLS || interim > MAX_INTERIM {
+            // 1xx (102, 103 Early Hints, an unasked 100 Continue) is not the
+            // answer: it is kept to pass on, and the final head read within
+            // the same deadline. A 100 answers an `Expect` this node never
+            // sends (it answers the client's itself): dropped. 101 is never
+            // asked for (Upgrade is not forwarded).
+            count += 1;
+            if head.status == StatusCode::SWITCHING_PROTOCOLS || count > MAX_INTERIM {
                 return Err(Error::OriginProtocol(format!(
-                    "got interim answer {} (number {interim}), expected a final answer",
+                    "got interim answer {} (number {count}), expected a final answer",
                     head.status
                 )));
+            }
+            if head.status != StatusCode::CONTINUE {
+                interim.push(head);
             }
         };
         let framing = h1::response_framing(method, head.status, &head.headers)?;
@@ -364,6 +370,7 @@ impl OriginPool {
             framing != BodyFraming::UntilClose && h1::wants_keep_alive(head.version, &head.headers);
         Ok(OriginResponse {
             head,
+            interim,
             body: BodyDecoder::new(framing),
             conn: Some(conn),
             reusable,
@@ -420,6 +427,9 @@ async fn write(writer: &mut OriginWriteHalf, data: Bytes) -> Result<()> {
 pub struct OriginResponse {
     /// Status and headers as the origin sent them.
     pub head: ResponseHead,
+    /// The interim (1xx) answers that came before, 100 left out: passed on
+    /// to the client of the answer relayed, never stored.
+    pub interim: Vec<ResponseHead>,
     body: BodyDecoder,
     conn: Option<OriginConn>,
     reusable: bool,

@@ -205,6 +205,17 @@ impl<S: ResponseSink> Exchange<'_, S> {
         .await
     }
 
+    /// Pass on the origin's interim (1xx) answers, each without its
+    /// hop-by-hop fields, before the final head.
+    pub async fn send_interim(&mut self, resp: &mut OriginResponse) -> Result<()> {
+        for head in std::mem::take(&mut resp.interim) {
+            let mut headers = head.headers;
+            h1::strip_hop_by_hop(&mut headers);
+            self.sink.send_interim(head.status, headers).await?;
+        }
+        Ok(())
+    }
+
     /// Phase "relay": stream an origin answer to the client as it is; a body
     /// of unknown length is framed by the connection.
     pub async fn relay(&mut self, resp: OriginResponse) -> Result<()> {
@@ -217,6 +228,7 @@ impl<S: ResponseSink> Exchange<'_, S> {
         mut resp: OriginResponse,
         observe: &mut dyn FnMut(&Bytes),
     ) -> Result<()> {
+        self.send_interim(&mut resp).await?;
         let mut headers = resp.head.headers.clone();
         h1::strip_hop_by_hop(&mut headers);
         let length = match resp.framing() {

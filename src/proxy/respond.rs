@@ -189,7 +189,7 @@ impl Proxy {
         // The probe's answer is reused when it is the plan's first slice (and
         // the body is wanted). Otherwise, when others may follow its flight,
         // it is finished and stored in the background.
-        let probe = match probe {
+        let mut probe = match probe {
             Some(p) if reuse_probe => Some(p.opened),
             Some(p) => {
                 settle(&job, p);
@@ -257,6 +257,9 @@ impl Proxy {
             return crate::proxy::multipart::send(&job, parts, headers, how, ex).await;
         }
         let length = BodyLength::Known(plan.content_length());
+        if let Some(opened) = &mut probe {
+            ex.send_interim(&mut opened.response).await?;
+        }
         ex.send_head(status, headers, length).await?;
         if ex.head_only {
             return Ok(());

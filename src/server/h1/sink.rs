@@ -273,6 +273,16 @@ impl ResponseSink for H1Client<'_> {
             .await
     }
 
+    async fn send_interim(&mut self, status: StatusCode, headers: HeaderMap) -> Result<()> {
+        // RFC 9110 15.2: never to an HTTP/1.0 client.
+        if self.version != Version::HTTP_11 {
+            return Ok(());
+        }
+        let mut out = Vec::with_capacity(256);
+        h1::encode_response_head(status, &headers, &mut out);
+        self.write(Bytes::from(out)).await
+    }
+
     fn close_after(&mut self) {
         self.keep_alive = false;
     }

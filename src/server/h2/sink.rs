@@ -383,6 +383,16 @@ impl ResponseSink for H2Client {
         Ok(())
     }
 
+    async fn send_interim(&mut self, status: StatusCode, headers: HeaderMap) -> Result<()> {
+        if let Responder::Head(respond) = &mut *self.answer.0.borrow_mut() {
+            let mut head = http::Response::new(());
+            *head.status_mut() = status;
+            *head.headers_mut() = headers;
+            respond.send_informational(head).map_err(client_error)?;
+        }
+        Ok(())
+    }
+
     /// An HTTP/2 connection outlives any one of its streams: nothing to do.
     fn close_after(&mut self) {}
 }
