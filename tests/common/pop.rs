@@ -90,24 +90,47 @@ impl Pop {
         peers: impl Fn(usize, &[SocketAddr]) -> Vec<SocketAddr>,
     ) -> Pop {
         let origin = DemoOrigin::start().expect("origin starts");
-        let addrs = free_addrs(3);
         let mut pop = Pop {
             origin,
             nodes: Vec::new(),
-            addrs: addrs.clone(),
+            addrs: Vec::new(),
             caches: Vec::new(),
             peers: Vec::new(),
             extra: extra.to_string(),
             cache_lines: cache_lines.to_string(),
             _dirs: Vec::new(),
         };
-        for i in 0..addrs.len() {
-            let cache = CacheSetup::fresh(&format!("cluster-{name}-{i}"));
-            pop._dirs.push(TempDir(cache.dir.clone()));
-            pop.caches.push(cache);
-            pop.peers.push(peers(i, &addrs));
-            let server = super::start_server(&pop.config(i));
-            pop.nodes.push(Some(server));
+        // The nodes' addresses are picked free, then let go so each node can
+        // bind its own: another test may take one in between. Then the POP
+        // starts again on other addresses.
+        const ATTEMPTS: usize = 5;
+        'attempt: for attempt in 1..=ATTEMPTS {
+            for node in pop.nodes.drain(..).flatten() {
+                node.shutdown();
+            }
+            pop.addrs = free_addrs(3);
+            pop.caches.clear();
+            pop.peers.clear();
+            for i in 0..pop.addrs.len() {
+                let cache = CacheSetup::fresh(&format!("cluster-{name}-{attempt}-{i}"));
+                pop._dirs.push(TempDir(cache.dir.clone()));
+                pop.caches.push(cache);
+                pop.peers.push(peers(i, &pop.addrs));
+                let text = pop.config(i);
+                let config = edgeslice::config::Config::from_toml(&text)
+                    .unwrap_or_else(|e| panic!("config: {e}\n{text}"));
+                match edgeslice::server::runtime::Server::start(&config) {
+                    Ok(server) => pop.nodes.push(Some(server)),
+                    Err(e) if attempt < ATTEMPTS => {
+                        eprintln!(
+                            "POP {name}: node {i} did not start ({e}); again on other addresses"
+                        );
+                        continue 'attempt;
+                    }
+                    Err(e) => panic!("POP {name}: node {i} did not start: {e}"),
+                }
+            }
+            break;
         }
         pop
     }
