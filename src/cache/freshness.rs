@@ -400,7 +400,7 @@ fn lifetime(
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use http::HeaderValue;
 
@@ -438,7 +438,8 @@ mod tests {
         assert_eq!(at("Sun, 06 Nov 1994 08:49:37 GMT, x"), None);
     }
 
-    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+    /// A header map of `pairs`, in order (the cache's tests share it).
+    pub(in crate::cache) fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut map = HeaderMap::new();
         for (k, v) in pairs {
             map.append(

@@ -294,6 +294,7 @@ pub fn unix_now() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cache::freshness::tests::headers;
 
     /// RFC 9111 4.2.4: an answer that forbids being served stale gets no
     /// stale window, not even the configured defaults (before, a route's
@@ -356,17 +357,6 @@ mod tests {
         let old = ObjectManifest::decode(old.as_bytes()).unwrap();
         assert_eq!(&old.etag.unwrap()[..], b"\"e\"");
         assert_eq!(&old.headers[0].1[..], b"hi");
-    }
-
-    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
-        let mut map = HeaderMap::new();
-        for (k, v) in pairs {
-            map.append(
-                header::HeaderName::from_bytes(k.as_bytes()).unwrap(),
-                HeaderValue::from_str(v).unwrap(),
-            );
-        }
-        map
     }
 
     #[test]

@@ -202,6 +202,8 @@ async fn read_direct(
     if NO_DIRECT.with(|n| n.get()) {
         return Err(io::Error::from_raw_os_error(libc::EINVAL));
     }
+    // The turn first: a read waiting for it holds no descriptor.
+    let _turn = cold_read_turn().await;
     let align = DIRECT_ALIGN as u64;
     let from = offset / align * align;
     let to = (offset + len as u64).div_ceil(align) * align;
@@ -223,7 +225,6 @@ async fn read_direct(
         .custom_flags(libc::O_DIRECT)
         .open(format!("/proc/self/fd/{}", file.as_raw_fd()))?;
     let direct = monoio::fs::File::from_std(direct)?;
-    let _turn = cold_read_turn().await;
     let mut buf = std::mem::take(bytes);
     let mut at = from;
     let mut res = Ok(());

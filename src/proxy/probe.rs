@@ -11,7 +11,7 @@
 
 use std::time::Duration;
 
-use http::{header, HeaderMap, StatusCode};
+use http::{header, HeaderMap, HeaderValue, StatusCode};
 
 use crate::cache::freshness::{explicit_freshness, freshness_of, revalidatable};
 use crate::cache::manifest::StaleWindows;
@@ -19,6 +19,7 @@ use crate::cache::{Joined, ObjectManifest};
 use crate::cluster::PeerId;
 use crate::error::{Error, Result};
 use crate::http::body::BodyFraming;
+use crate::http::h1;
 use crate::http::headers::{object_headers, req_headers_unsliced, slice_headers, total_unknown};
 use crate::http::object_version::ObjectVersion;
 use crate::http::range::{parse_content_range, ByteRangeSpec, ContentRange, RangeRequest};
@@ -281,20 +282,15 @@ impl Proxy {
         let Some(cold) = cold.filter(|_| self.settings.cut_whole_answers && whole_known) else {
             return ex.relay(resp).await;
         };
+        // A whole answer is stored with the header fields it came with
+        // (RFC 9111 3.1), a Content-Range on a 200 included, but its framing;
+        // a 200 is served in ranges from the cache, another status is not.
         let status = resp.head.status;
         let mut headers = resp.head.headers.clone();
-        object_headers(&mut headers);
-        // A whole answer is stored with the header fields it came with
-        // (RFC 9111 3.1), a Content-Range on a 200 included; a status other
-        // than 200 is not made to offer ranges.
-        if let Some(range) = resp.head.headers.get(header::CONTENT_RANGE) {
-            headers.insert(header::CONTENT_RANGE, range.clone());
-        }
-        if status != StatusCode::OK {
-            headers.remove(header::ACCEPT_RANGES);
-            if let Some(offered) = resp.head.headers.get(header::ACCEPT_RANGES) {
-                headers.insert(header::ACCEPT_RANGES, offered.clone());
-            }
+        h1::strip_hop_by_hop(&mut headers);
+        headers.remove(header::CONTENT_LENGTH);
+        if status == StatusCode::OK {
+            headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
         }
         let ttl = self.storable_for(status, &resp.head.headers, cold.cache.default_ttl);
         let size = self.settings.slice_size.probe_grid();
