@@ -367,6 +367,17 @@ fn object_reply(
     } else {
         (first, last)
     };
+    // Another range than the one asked, as some origins answer: `widen=N`
+    // N bytes more on each side, `cap=N` at most N bytes (its first N).
+    let number = |key| query_param(&request.target, key).and_then(|v| v.parse::<u64>().ok());
+    let (first, last) = match number("widen") {
+        Some(n) => (first.saturating_sub(n), last.saturating_add(n).min(len - 1)),
+        None => (first, last),
+    };
+    let last = match number("cap").filter(|n| *n > 0) {
+        Some(n) => last.min(first + n - 1),
+        None => last,
+    };
     match mode {
         Mode::NoContentRange => {}
         // The origin does not say how long the object is.

@@ -434,3 +434,16 @@ fn a_range_is_answered_and_recorded() {
     assert_eq!(resp.body, object_bytes("a.bin", 10, 19));
     assert_eq!(origin.requests()[0].range.as_deref(), Some("bytes=10-19"));
 }
+
+#[test]
+fn cap_and_widen_answer_another_range() {
+    let origin = DemoOrigin::start().unwrap();
+    let range = [("Range", "bytes=10-29")];
+    let capped = get(origin.addr(), "/obj/100/w?cap=5", &range).unwrap();
+    assert_eq!(capped.status, 206);
+    assert_eq!(capped.header("content-range"), Some("bytes 10-14/100"));
+    assert_eq!(capped.body, object_bytes("w", 10, 14));
+    let widened = get(origin.addr(), "/obj/100/w?widen=15", &range).unwrap();
+    assert_eq!(widened.header("content-range"), Some("bytes 0-44/100"));
+    assert_eq!(widened.body, object_bytes("w", 0, 44));
+}

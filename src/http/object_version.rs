@@ -25,4 +25,13 @@ impl ObjectVersion {
             last_modified: headers.get(header::LAST_MODIFIED).cloned(),
         }
     }
+
+    /// Whether answers of this version may be combined into one slice
+    /// (RFC 9111 3.4): it has a strong ETag or a Last-Modified, which every
+    /// answer is checked against, the same rule that lets slices of one
+    /// object be joined at all.
+    pub fn combinable(&self) -> bool {
+        let strong = |etag: &HeaderValue| !etag.as_bytes().starts_with(b"W/");
+        self.etag.as_ref().is_some_and(strong) || self.last_modified.is_some()
+    }
 }

@@ -7,6 +7,15 @@
 //! total, the same ETag and the same Last-Modified. A mismatch is an
 //! [`Error::SliceMismatch`] whose message says what was got and what was
 //! expected; the caller answers 502 or aborts the client connection.
+//!
+//! An origin may answer another range than the one asked (RFC 9110 15.3.7
+//! lets a client check Content-Range rather than trust it; some origins cap
+//! how much one answer carries). Such an answer is taken when it holds the
+//! first byte asked for and either reaches the last or comes with a
+//! validator to combine it with the answer for the rest under (a strong
+//! ETag or a Last-Modified, RFC 9111 3.4): [`crate::slice::fetch`] skips
+//! what comes before, stops at the slice's end and asks for what is
+//! missing ([`answered_range`]).
 
 use http::{header, HeaderValue, StatusCode};
 use monoio_http::common::response::ResponseHead;
@@ -82,8 +91,19 @@ fn check_head(
             ));
         }
     }
+    let got = ObjectVersion::from_headers(total, &head.headers);
     let expected = bounds(total);
-    if expected != Some((first, last)) {
+    let usable = match expected {
+        Some(asked) if asked == (first, last) => true,
+        // Another range: it must hold the first byte asked for and, when
+        // it stops short of the last, be combinable with the rest.
+        Some((a, b)) => {
+            let combinable = version.unwrap_or(&got).combinable();
+            first <= a && a <= last && (last >= b || combinable)
+        }
+        None => false,
+    };
+    if !usable {
         let want = match expected {
             Some((a, b)) => format!("{a}-{b}/{total}"),
             None => format!("nothing: slice {index} is past the end of {total} bytes"),
@@ -101,7 +121,6 @@ fn check_head(
             ));
         }
     }
-    let got = ObjectVersion::from_headers(total, &head.headers);
     if let Some(v) = version {
         if got.etag != v.etag {
             return Err(Error::mismatch(
@@ -121,6 +140,16 @@ fn check_head(
         }
     }
     Ok(got)
+}
+
+/// The range (first and last byte) an answer that passed the checks above
+/// carries; `None` for one without a byte range.
+pub fn answered_range(head: &ResponseHead) -> Option<(u64, u64)> {
+    let raw = head.headers.get(header::CONTENT_RANGE)?;
+    match parse_content_range(raw.as_bytes()) {
+        Ok(ContentRange::Bytes { first, last, .. }) => Some((first, last)),
+        _ => None,
+    }
 }
 
 fn shown(v: &Option<HeaderValue>) -> String {
@@ -179,8 +208,10 @@ mod tests {
         };
         // Bytes 9-10 of slice 2 (8-11) of 16, in slices of 4.
         assert!(check_part_head(2, (9, 10), &part("bytes 9-10/16"), &v1()).is_ok());
-        let whole = check_part_head(2, (9, 10), &part("bytes 8-11/16"), &v1()).unwrap_err();
-        assert!(whole.to_string().contains("expected: 9-10/16"), "{whole}");
+        // The whole slice holds the part: taken, the rest skipped.
+        assert!(check_part_head(2, (9, 10), &part("bytes 8-11/16"), &v1()).is_ok());
+        let late = check_part_head(2, (9, 10), &part("bytes 10-11/16"), &v1()).unwrap_err();
+        assert!(late.to_string().contains("expected: 9-10/16"), "{late}");
         let other = check_part_head(2, (9, 10), &part("bytes 9-10/17"), &v1()).unwrap_err();
         assert!(other.to_string().contains("total length 17"), "{other}");
     }
@@ -245,6 +276,56 @@ mod tests {
             );
             assert!(err.to_string().starts_with("slice 1: "), "{err}");
         }
+    }
+
+    #[test]
+    fn another_range_is_taken_when_it_holds_the_first_byte_and_can_be_combined() {
+        let answer = |range: &str, etag: &str, lm: Option<&str>| {
+            let mut pairs = vec![("content-range", range.to_string())];
+            if !etag.is_empty() {
+                pairs.push(("etag", etag.to_string()));
+            }
+            if let Some(lm) = lm {
+                pairs.push(("last-modified", lm.to_string()));
+            }
+            let pairs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            head(206, &pairs)
+        };
+        // Slice 1 of 16 bytes in slices of 4 is 4-7.
+        type Case<'a> = (&'a str, &'a str, Option<&'a str>, bool);
+        let cases: &[Case] = &[
+            // Fewer bytes than asked, with a validator to combine the rest under.
+            ("bytes 4-5/16", "\"a\"", None, true),
+            ("bytes 4-5/16", "", Some(LM), true),
+            // ... without one (or with a weak ETag only): two answers could
+            // be two versions.
+            ("bytes 4-5/16", "", None, false),
+            ("bytes 4-5/16", "W/\"a\"", None, false),
+            // More than asked, starting before or at the slice: the slice is in it.
+            ("bytes 0-15/16", "", None, true),
+            ("bytes 2-9/16", "", None, true),
+            // Starting before the slice and stopping inside it.
+            ("bytes 2-5/16", "\"a\"", None, true),
+            // Not holding the slice's first byte: of no use.
+            ("bytes 5-7/16", "\"a\"", None, false),
+            ("bytes 0-3/16", "\"a\"", None, false),
+        ];
+        for (range, etag, lm, taken) in cases {
+            let got = check_slice_head(1, 4, &answer(range, etag, *lm), None);
+            assert_eq!(
+                got.is_ok(),
+                *taken,
+                "{range} etag {etag:?} lm {lm:?}: {got:?}"
+            );
+        }
+        // Later answers are held to the probe's version as before.
+        let v = v1();
+        let later = check_slice_head(1, 4, &answer("bytes 4-5/16", "\"a\"", Some(LM)), Some(&v));
+        assert!(later.is_ok());
+        let other = check_slice_head(1, 4, &answer("bytes 4-5/16", "\"b\"", Some(LM)), Some(&v));
+        assert!(other.unwrap_err().to_string().contains("got ETag"));
+        let h = answer("bytes 2-5/16", "\"a\"", None);
+        assert_eq!(answered_range(&h), Some((2, 5)));
     }
 
     #[test]

@@ -29,6 +29,7 @@ use crate::error::{Error, Result, Waiting};
 use crate::ops::metrics;
 use crate::origin::pool::OriginResponse;
 use crate::slice::attempt::{retrying, Attempt};
+use crate::slice::check::answered_range;
 use crate::slice::job::{OpenedSlice, SliceJob};
 use crate::slice::part::{ClientPart, SliceEvent};
 use crate::slice::source::{choose_source, Choice, KeepCopy, SliceSource};
@@ -280,8 +281,31 @@ impl Fetching {
         if via_peer && !self.copy {
             self.writer = None;
         }
-        let lead = leader.map(|l| (l, &mut self.writer));
-        stream_attempt(index, resp, lead, &mut self.published, out, tx).await?;
+        let mut lead = leader.map(|l| (l, &mut self.writer));
+        let mut resp = resp;
+        let mut answers = 1;
+        loop {
+            let lead = lead.as_mut().map(|(l, w)| (*l, &mut **w));
+            let rest = stream_answer(job, index, resp, lead, &mut self.published, out, tx).await?;
+            let Some(rest) = rest else { break };
+            // The answer stopped short of the slice's end (the checks made
+            // sure it can be combined): the rest is asked of the origin.
+            if answers == MAX_ANSWERS_PER_SLICE {
+                return Err(Error::mismatch(
+                    index,
+                    format!("got {answers} answers holding part of the slice, expected it in at most {MAX_ANSWERS_PER_SLICE}"),
+                ));
+            }
+            answers += 1;
+            debug!(
+                index,
+                first = rest.0,
+                last = rest.1,
+                "origin answered part of a slice: asking for the rest"
+            );
+            metrics::with(|m| m.origin_part_answers.inc());
+            resp = job.open_rest(index, rest).await?;
+        }
         Ok(match via_peer {
             true => SliceSource::Peer,
             false => SliceSource::Origin,
@@ -289,28 +313,60 @@ impl Fetching {
     }
 }
 
-/// One attempt: stream an answer for slice `index` (or for the client's part
-/// of it, from its home peer) to the client and,
-/// when leading a flight, to its followers and into the slice's slot (bytes
-/// they already have skipped).
-async fn stream_attempt(
+/// Answers one slice may come in when the origin answers fewer bytes than
+/// asked: a slice of 1 MiB from an origin that caps answers at 16 KiB.
+const MAX_ANSWERS_PER_SLICE: u32 = 64;
+
+/// Stream one answer for slice `index` (or for the client's part of it,
+/// from its home peer; or for the rest of it) to the client and, when
+/// leading a flight, to its followers and into the slice's slot (bytes they
+/// already have skipped). An answer may carry another range than the one
+/// asked (see [`crate::slice::check`]): bytes before the next one wanted are
+/// skipped, bytes past the slice's end are not read (the connection is
+/// closed). Returns the range (first and last byte of the object) still
+/// missing when the answer stopped short.
+async fn stream_answer(
+    job: &SliceJob,
     index: u64,
     mut resp: OriginResponse,
     mut leader: Option<(&FlightLeader, &mut Option<SliceWriter>)>,
     published: &mut u64,
     out: &mut ClientPart,
     tx: &Tx<SliceEvent>,
-) -> Result<()> {
+) -> Result<Option<(u64, u64)>> {
     let leading = leader.is_some();
     let expected = out.end();
-    while let Some(data) = resp.chunk().await? {
+    let (start, _) = job.plan.slice_bounds(index);
+    // Where the answer's bytes begin and end, counted from the slice's start.
+    let (mut skip, answer_end) = match answered_range(&resp.head) {
+        Some((first, last)) => (
+            (start + out.received).saturating_sub(first),
+            last + 1 - start,
+        ),
+        None => (0, expected),
+    };
+    let past_the_slice = answer_end > expected;
+    let until = answer_end.min(expected);
+    while let Some(mut data) = resp.chunk().await? {
+        if skip > 0 {
+            let n = skip.min(data.len() as u64);
+            data = data.slice(n as usize..);
+            skip -= n;
+            if data.is_empty() {
+                continue;
+            }
+        }
         let offset = out.received;
-        let end = offset + data.len() as u64;
-        if end > expected {
-            return Err(Error::mismatch(
-                index,
-                format!("got more than {expected} body bytes"),
-            ));
+        let mut end = offset + data.len() as u64;
+        if end > until {
+            if !past_the_slice {
+                return Err(Error::mismatch(
+                    index,
+                    format!("got more than {until} body bytes"),
+                ));
+            }
+            data.truncate((until - offset) as usize);
+            end = until;
         }
         if let Some((l, writer)) = &mut leader {
             if end > *published {
@@ -329,7 +385,7 @@ async fn stream_attempt(
         if !out.emit(tx, &data) {
             if !leading {
                 // The client went away and no follower reads along: stop here.
-                return Ok(());
+                return Ok(None);
             }
             // A leader goes on only for whom it serves: the slice it stores,
             // or requests following its flight. Otherwise nobody wants the
@@ -344,6 +400,18 @@ async fn stream_attempt(
                 )));
             }
         }
+        if past_the_slice && end == until {
+            // The rest of the answer is not this slice's: left unread, and
+            // its connection closed with it.
+            break;
+        }
     }
-    out.finish(index)
+    if out.received == until && until < expected {
+        if !leading && out.client_has_all() {
+            // Nothing stores the slice and the client has its part.
+            return Ok(None);
+        }
+        return Ok(Some((start + until, start + expected - 1)));
+    }
+    out.finish(index).map(|_| None)
 }

@@ -145,6 +145,29 @@ impl SliceJob {
         .await
     }
 
+    /// Ask the origin for bytes `first..=last` (of the object) of slice
+    /// `index`: the rest of a slice an earlier answer held only the start
+    /// of. Its answer passes the same checks as any part of a slice.
+    pub async fn open_rest(&self, index: u64, (first, last): (u64, u64)) -> Result<OriginResponse> {
+        let mut headers = (*self.headers).clone();
+        let range = HeaderValue::try_from(format!("bytes={first}-{last}"))
+            .map_err(|e| Error::mismatch(index, e.to_string()))?;
+        headers.insert(header::RANGE, range);
+        let asking = Asking {
+            pool: &self.pool,
+            home: None,
+            host: self.client_host.as_ref(),
+            target: &self.target,
+            headers: &headers,
+            peer_range: None,
+            attempts: &self.attempts,
+        };
+        let checked = open(&asking, index, |resp, _| {
+            self.check(index, resp, Some((first, last)))
+        });
+        Ok(checked.await?.0)
+    }
+
     /// The checks every answer for slice `index` (or for bytes `part` of
     /// it) passes, a peer's as an origin's.
     fn check(

@@ -146,6 +146,11 @@ impl ClientPart {
         self.end = self.skip + self.take;
     }
 
+    /// Whether every byte the client asked of this slice was handed on.
+    pub(crate) fn client_has_all(&self) -> bool {
+        self.handed_on >= self.skip + self.take
+    }
+
     /// Where in the slice the current source's bytes end.
     pub(crate) fn end(&self) -> u64 {
         self.end

@@ -164,6 +164,8 @@ pub struct WorkerMetrics {
     /// Slices fetched whole that could not be stored (no free slot, or a
     /// write to the slot file failed); they were still served.
     pub slices_not_stored: Counter,
+    /// Requests for the rest of a slice an origin answered only part of.
+    pub origin_part_answers: Counter,
     /// Time from sending a subrequest to its response head.
     pub origin_duration: Histogram,
     /// Body bytes received from the origin.
