@@ -224,6 +224,27 @@ fn a_whole_answer_keeps_its_content_range() {
     assert_eq!(h.origin.request_count(), 0);
 }
 
+/// A 304 that refreshes a stored whole answer (RFC 9111 4.3.4) keeps the
+/// Content-Range it was stored with for the answers after it.
+#[test]
+fn a_whole_answers_content_range_outlives_a_304() {
+    let setup = cached("whole-cr-304", 4096);
+    let _dir = dir_guard(&setup);
+    let h = Harness::start(setup);
+    // Stored stale (max-age=0 with a validator): each use asks with If-None-Match.
+    let target = "/norange/100/cr304?cr=ananananan&cc=max-age=0";
+    let first = h.get(target, &[]);
+    assert_eq!(first.header("content-range"), Some("ananananan"));
+    for n in 1..=3 {
+        let again = h.get(target, &[]);
+        assert_eq!(again.status, 200, "use {n}");
+        assert_eq!(again.header("content-range"), Some("ananananan"), "use {n}");
+        assert_eq!(again.body, object_bytes("cr304", 0, 99), "use {n}");
+    }
+    // Each use after the first was a 304, not the object again.
+    assert_eq!(h.origin.request_count(), 4);
+}
+
 /// `cut_whole_answers = false`: a whole answer is relayed only, not cached.
 #[test]
 fn whole_answers_are_only_relayed_when_cutting_is_off() {

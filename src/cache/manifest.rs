@@ -239,9 +239,11 @@ impl ObjectManifest {
         if !not_modified.contains_key(header::DATE) {
             merged.remove(header::DATE);
         }
+        // A stored Content-Range is a whole answer's own field (a slice's
+        // never reaches a manifest): kept, as the 304 cannot change it.
         self.headers = merged
             .iter()
-            .filter(|(name, _)| !SKIPPED.contains(name))
+            .filter(|(name, _)| *name == header::CONTENT_RANGE || !SKIPPED.contains(name))
             .map(|(n, v)| (n.as_str().to_string(), Raw(v.as_bytes().to_vec())))
             .collect();
         merged
