@@ -410,6 +410,10 @@ fn a_whole_answer_too_long_for_the_cache_is_relayed_only() {
         assert_eq!(resp.status, 200);
         assert_eq!(resp.body.len(), 8 << 20, "round {round}");
         assert!(resp.complete);
+        // Its announced length says so before a byte is written to the
+        // cache (slices written up to the limit would push others out).
+        let status = resp.header("cache-status").unwrap_or_default();
+        assert!(!status.contains("stored"), "round {round}: {status}");
     }
     // The second request went to the origin too: nothing was stored.
     assert_eq!(edge.origin.requests().len(), 2);

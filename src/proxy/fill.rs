@@ -38,7 +38,8 @@ pub struct Filler {
 
 impl Filler {
     /// A filler for the object `base`, cut in slices of `slice_size`, when
-    /// the answer (`headers`) may be cached. An answer that varies is stored
+    /// the answer (`headers`, as the origin sent them: its announced
+    /// length is read here) may be cached. An answer that varies is stored
     /// as the variant `request_headers` choose (the key known before its
     /// first slice is stored, from the object's stored list of headers). An
     /// answer longer than `limit` (announced, or as it comes: an endless

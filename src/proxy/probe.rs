@@ -298,7 +298,8 @@ impl Proxy {
         let filler = match ttl {
             Some(_) => {
                 let (cache, base) = (cold.cache.clone(), cold.base);
-                Filler::new(cache, base, request_headers, (size, limit), &headers).await
+                let origin_headers = &resp.head.headers;
+                Filler::new(cache, base, request_headers, (size, limit), origin_headers).await
             }
             None => None,
         };
