@@ -144,6 +144,32 @@ fn uncacheable_answers_reach_the_origin_every_time() {
     }
 }
 
+/// `must-understand` (RFC 9111 5.2.2.3): with `no-store` beside it, an
+/// answer whose status this cache knows is stored (before, `no-store` kept
+/// it out); one whose status it does not know never is.
+#[test]
+fn must_understand_answers_are_stored_when_the_status_is_known() {
+    let setup = cached("mustunderstand", 4);
+    let _dir = dir_guard(&setup);
+    let h = Harness::start(setup);
+    let cc = "max-age=3600,no-store,must-understand";
+    let object = format!("/obj/16/mu?cc={cc}");
+    assert_eq!(h.get(&object, &[]).header("x-cache"), Some("MISS"));
+    h.origin.clear();
+    let again = h.get(&object, &[]);
+    assert_eq!(again.header("x-cache"), Some("HIT"));
+    assert_eq!(again.body, object_bytes("mu", 0, 15));
+    assert_eq!(h.origin.request_count(), 0);
+    for status in [404, 299] {
+        let target = format!("/status/{status}/mu?cc={cc}");
+        for _ in 0..2 {
+            assert_eq!(h.get(&target, &[]).status, status);
+        }
+    }
+    // The 404 was asked once, the unknown 299 every time.
+    assert_eq!(h.origin.request_count(), 3);
+}
+
 /// `no-cache` (RFC 9111 5.2.2.4) and `max-age=0` answers with a validator
 /// are stored, but never used without asking the origin: each later request
 /// sends one conditional request, and its 304 serves the stored answer

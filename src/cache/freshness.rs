@@ -55,6 +55,11 @@ pub fn freshness_of(
     headers: &HeaderMap,
     default_ttl: Duration,
 ) -> Option<Duration> {
+    if has(&directives(headers), "must-understand") && !understood(status) {
+        // Stored only by a cache that knows the status's caching rules
+        // (RFC 9111 5.2.2.3), whatever else the answer says.
+        return None;
+    }
     match status.as_u16() {
         200 => freshness(headers, default_ttl),
         100..=199 | 206 | 304 => None,
@@ -325,12 +330,21 @@ fn has(directives: &[String], name: &str) -> bool {
     })
 }
 
+/// Whether this cache knows the caching rules of `status`: the final
+/// statuses RFC 9110 defines (a `must-understand` answer of any other is
+/// not stored).
+fn understood(status: http::StatusCode) -> bool {
+    matches!(status.as_u16(), 200..=206 | 300..=305 | 307 | 308 | 400..=417 | 421 | 422 | 426 | 500..=505)
+}
+
 /// Whether a shared cache may store an answer at all (RFC 9111 3): not
 /// `no-store`, not `private`, not `Vary: *`. It may still be stale from the
-/// start (`no-cache`, `max-age=0`, an `Expires` past).
+/// start (`no-cache`, `max-age=0`, an `Expires` past). `must-understand`
+/// overrides `no-store` (RFC 9111 5.2.2.3: the status is checked by
+/// [`freshness_of`]).
 fn storable(headers: &HeaderMap) -> bool {
     let directives = directives(headers);
-    !has(&directives, "no-store")
+    (!has(&directives, "no-store") || has(&directives, "must-understand"))
         && !has(&directives, "private")
         && !vary_names(headers).iter().any(|n| n == "*")
 }
@@ -556,5 +570,26 @@ pub(super) mod tests {
         );
         let got = secs(&[("cache-control", "max-age=7200"), ("date", &d_3600)]).unwrap();
         assert!((3590..=3600).contains(&got), "{got}");
+    }
+
+    /// RFC 9111 5.2.2.3: `must-understand` stores an answer despite
+    /// `no-store` when the cache knows its status's rules, and never
+    /// stores one whose status it does not know.
+    #[test]
+    fn must_understand_overrides_no_store_for_known_statuses() {
+        let ttl = Duration::from_secs(60);
+        let cc = |status: u16, value: &str| {
+            let status = http::StatusCode::from_u16(status).unwrap();
+            freshness_of(status, &headers(&[("cache-control", value)]), ttl).map(|d| d.as_secs())
+        };
+        let both = "max-age=3600, no-store, must-understand";
+        assert_eq!(cc(200, both), Some(3600));
+        assert_eq!(cc(404, both), Some(3600));
+        assert_eq!(cc(599, both), None);
+        assert_eq!(cc(599, "max-age=3600, must-understand"), None);
+        assert_eq!(cc(599, "max-age=3600"), Some(3600));
+        assert_eq!(cc(200, "max-age=3600, no-store"), None);
+        // private still keeps it out of a shared cache.
+        assert_eq!(cc(200, "max-age=3600, private, must-understand"), None);
     }
 }
