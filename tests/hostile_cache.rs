@@ -299,3 +299,55 @@ fn a_vary_list_that_changes_keeps_both_kinds_of_answers() {
         }
     }
 }
+
+/// RFC 9111 3.5: a request with `Authorization` is always answered by the
+/// origin. Its answer is stored for requests without credentials only when
+/// it says it may be shared (`public`, `s-maxage`, `must-revalidate`);
+/// with a bare `max-age` it is not stored. Before, such answers were never
+/// stored, whatever they said.
+#[test]
+fn answers_to_requests_with_credentials_are_stored_only_when_shareable() {
+    let setup = Setup {
+        slice_size: 4,
+        cache: Some(CacheSetup::fresh("credentials")),
+        ..Setup::default()
+    };
+    let _dir = dir_guard(&setup);
+    let h = Harness::start(setup);
+    let auth = [("Authorization", "Bearer alice")];
+    let cases = [
+        ("max-age=3600", false),
+        ("max-age=3600,public", true),
+        ("s-maxage=3600", true),
+        ("max-age=3600,must-revalidate", true),
+    ];
+    for (cc, shared) in cases {
+        let name = format!("cred-{}", cc.replace([',', '='], "-"));
+        let target = format!("/obj/16/{name}?cc={cc}");
+        h.origin.clear();
+        let first = h.get(&target, &auth);
+        assert_eq!(first.body, object_bytes(&name, 0, 15), "{cc}");
+        let status = first.header("cache-status").unwrap_or_default();
+        assert_eq!(status.ends_with("; stored"), shared, "{cc}: {status}");
+        assert!(
+            h.origin
+                .requests()
+                .iter()
+                .all(|r| r.header("authorization") == Some("Bearer alice")),
+            "{cc}: the credentials reach the origin"
+        );
+        h.origin.clear();
+        let anonymous = h.get(&target, &[]);
+        assert_eq!(anonymous.body, object_bytes(&name, 0, 15), "{cc}");
+        let hit = h.origin.request_count() == 0;
+        assert_eq!(hit, shared, "{cc}: served from the cache without asking");
+        // A request with credentials is never answered from the cache.
+        h.origin.clear();
+        let again = h.get(&target, &auth);
+        assert_eq!(again.body, object_bytes(&name, 0, 15), "{cc}");
+        assert!(
+            h.origin.request_count() > 0,
+            "{cc}: credentials went to the origin"
+        );
+    }
+}

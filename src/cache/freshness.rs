@@ -349,6 +349,16 @@ fn storable(headers: &HeaderMap) -> bool {
         && !vary_names(headers).iter().any(|n| n == "*")
 }
 
+/// Whether an answer to a request with credentials (`Authorization`) may
+/// be stored and reused by a shared cache (RFC 9111 3.5): only when it
+/// says so with `public`, `s-maxage` or `must-revalidate`.
+pub fn shared_despite_credentials(headers: &HeaderMap) -> bool {
+    let directives = directives(headers);
+    ["public", "s-maxage", "must-revalidate"]
+        .iter()
+        .any(|name| has(&directives, name))
+}
+
 /// Whether an answer with no freshness left is still worth storing, to be
 /// validated before each use (RFC 9111 4.3): it may be stored and it has a
 /// validator (`ETag` or `Last-Modified`) a conditional request can send.

@@ -10,12 +10,7 @@ use crate::http::h1;
 use crate::http::object_version::ObjectVersion;
 use crate::http::range::{parse_content_range, ContentRange};
 
-/// A request the cache may answer: no credentials. Conditionals are
-/// answered from the stored object ([`preconditions`]).
-pub(crate) fn cacheable_request(req: &RequestHead) -> bool {
-    !req.headers.contains_key(header::AUTHORIZATION)
-}
-
+/// Whether a request asks for `100-continue` before it sends its body.
 pub(crate) fn expects_continue(headers: &HeaderMap) -> bool {
     headers
         .get(header::EXPECT)

@@ -45,10 +45,25 @@ impl Proxy {
     /// Phase "lookup" (see the module doc); records in `ask` how the
     /// manifest was had, its age and its freshness left.
     pub(crate) async fn lookup(&self, ask: &mut ObjectRequest<'_>) -> Lookup {
-        let Some(cache) = self.cache_for(ask).cloned() else {
+        let Some(cache) = self.cache.clone() else {
             return Lookup::Uncached;
         };
         let base = self.object_key(ask.req, ask.target);
+        if ask.req.headers.contains_key(http::header::AUTHORIZATION) {
+            // A request with credentials is answered by the origin, never
+            // from the cache; its answer is stored (for requests without)
+            // only when it says it may be shared (RFC 9111 3.5, checked as
+            // it is stored). It leads the object's probe when nobody else does.
+            return match cache.flights.join(&probe_flight(&base)) {
+                Joined::Leader(flight) => Lookup::Cold(Cold {
+                    cache,
+                    base,
+                    flight,
+                    changed: None,
+                }),
+                Joined::Follower(_) => Lookup::Uncached,
+            };
+        }
         let mut revalidated = false;
         let mut changed = None;
         // A few rounds: after waiting on another request's probe or
@@ -110,7 +125,7 @@ impl Proxy {
                     probe: None,
                 });
             }
-            match cache.flights.join(&format!("p|{}", base.as_str())) {
+            match cache.flights.join(&probe_flight(&base)) {
                 Joined::Leader(flight) => {
                     // A probe that finished between our lookup and our join
                     // stored its manifest first: look once more.
@@ -155,6 +170,11 @@ impl Proxy {
             self.settings.stale_defaults,
         )
     }
+}
+
+/// The flight a cold object's probe leads.
+fn probe_flight(base: &ObjectKey) -> String {
+    format!("p|{}", base.as_str())
 }
 
 /// Whether every slice of the object `m` describes is in the store.

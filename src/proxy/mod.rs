@@ -37,17 +37,15 @@ pub mod rules;
 pub mod unsliced;
 
 use std::rc::Rc;
-use std::sync::Arc;
 
 use http::{header, HeaderMap, HeaderValue, Method};
 use monoio_http::common::request::RequestHead;
 
 use crate::cache::key::key_target;
-use crate::cache::{ObjectKey, SliceCache};
+use crate::cache::ObjectKey;
 use crate::cluster::{Peers, PEER_ERROR_HEADER, PEER_HEADER};
 use crate::error::{Error, Result};
 use crate::http::h1;
-use crate::http::headers::cacheable_request;
 use crate::http::range::{parse_range, RangeRequest};
 use crate::http::sink::{BodyLength, BodySource, ResponseSink};
 use crate::proxy::cache_status::{cache_status, Fetch, Served};
@@ -207,11 +205,6 @@ impl Proxy {
             None => h1::request_host(req),
         };
         ObjectKey::new(host, &key_target(target, &self.settings.key_drop_query))
-    }
-
-    /// The node's cache, when this request may use it.
-    fn cache_for(&self, ask: &ObjectRequest<'_>) -> Option<&Arc<SliceCache>> {
-        self.cache.as_ref().filter(|_| cacheable_request(ask.req))
     }
 
     /// This cache's `Cache-Status` member for an origin answer relayed as it

@@ -13,7 +13,9 @@ use std::time::Duration;
 
 use http::{header, HeaderMap, HeaderValue, StatusCode};
 
-use crate::cache::freshness::{explicit_freshness, freshness_of, revalidatable};
+use crate::cache::freshness::{
+    explicit_freshness, freshness_of, revalidatable, shared_despite_credentials,
+};
 use crate::cache::manifest::StaleWindows;
 use crate::cache::{Joined, ObjectManifest};
 use crate::cluster::PeerId;
@@ -113,7 +115,8 @@ impl Proxy {
                 if !ex.head_only
                     && cold.as_ref().is_some_and(|c| {
                         let ttl = c.cache.default_ttl;
-                        self.storable_for(status, &resp.head.headers, ttl).is_some()
+                        let shown = (&ask.forwarded, &resp.head.headers);
+                        self.storable_for(status, shown, ttl).is_some()
                     }) =>
             {
                 return Ok(Probe::Fill(resp, cold));
@@ -155,9 +158,11 @@ impl Proxy {
             ..
         }) = cold
         {
-            if let Some(ttl) =
-                self.storable_for(StatusCode::OK, &resp.head.headers, cache.default_ttl)
-            {
+            if let Some(ttl) = self.storable_for(
+                StatusCode::OK,
+                (&ask.forwarded, &resp.head.headers),
+                cache.default_ttl,
+            ) {
                 let mut m = ObjectManifest::new(&version, object_size, &headers, ttl);
                 m.stale =
                     StaleWindows::from_headers(&resp.head.headers, &self.settings.stale_defaults);
@@ -213,16 +218,21 @@ impl Proxy {
         Ok(())
     }
 
-    /// How long an answer with `headers` may be stored: its freshness,
-    /// unless it sets a cookie (stored only where the route says so: a
-    /// stored cookie goes to every client).
+    /// How long an answer with `headers` to a request with `request`
+    /// headers may be stored: its freshness, unless it sets a cookie
+    /// (stored only where the route says so: a stored cookie goes to every
+    /// client), or answers a request with credentials without saying it
+    /// may be shared (RFC 9111 3.5).
     fn storable_for(
         &self,
         status: StatusCode,
-        headers: &HeaderMap,
+        (request, headers): (&HeaderMap, &HeaderMap),
         default_ttl: std::time::Duration,
     ) -> Option<std::time::Duration> {
         if !self.settings.store_set_cookie && headers.contains_key(header::SET_COOKIE) {
+            return None;
+        }
+        if request.contains_key(header::AUTHORIZATION) && !shared_despite_credentials(headers) {
             return None;
         }
         // An object with no freshness left but a validator is stored stale:
@@ -292,7 +302,8 @@ impl Proxy {
         if status == StatusCode::OK {
             headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
         }
-        let ttl = self.storable_for(status, &resp.head.headers, cold.cache.default_ttl);
+        let shown = (request_headers, &resp.head.headers);
+        let ttl = self.storable_for(status, shown, cold.cache.default_ttl);
         let size = self.settings.slice_size.probe_grid();
         let limit = self.settings.fill_limit;
         let filler = match ttl {
