@@ -198,6 +198,34 @@ fn whole_answers_that_vary_are_stored_per_variant() {
     assert_eq!(h.origin.request_count(), 0);
 }
 
+/// Language tags and content codings are compared without case (RFC 9110
+/// 12.5.4, 8.4.1): an answer that varies on them is one variant for
+/// `en-US` and `EN-us`. Other fields keep their case; the order of a list
+/// still tells variants apart (an origin may prefer the first of equals).
+#[test]
+fn variants_of_case_insensitive_fields_are_found_whatever_the_case() {
+    let setup = cached("vary-case", 4);
+    let _dir = dir_guard(&setup);
+    let h = Harness::start(setup);
+    for (vary, sent, again, hit) in [
+        ("Accept-Language", "en-US, de", "EN-us, DE", true),
+        ("Accept-Encoding", "GZIP", "gzip", true),
+        ("Accept-Language", "en, de", "de, en", false),
+        ("X-Variant", "Red", "red", false),
+    ] {
+        let target = format!("/obj/16/vc-{vary}-{hit}?vary={vary}");
+        let name = format!("vc-{vary}-{hit}");
+        assert_eq!(
+            h.get(&target, &[(vary, sent)]).header("x-cache"),
+            Some("MISS")
+        );
+        let resp = h.get(&target, &[(vary, again)]);
+        assert_eq!(resp.body, object_bytes(&name, 0, 15), "{vary}: {again}");
+        let got = resp.header("x-cache") == Some("HIT");
+        assert_eq!(got, hit, "{vary}: {sent} then {again}");
+    }
+}
+
 /// A whole answer is stored with the header fields it came with (RFC 9111
 /// 3.1), a `Content-Range` on a 200 included: the hit carries it as the
 /// miss did. A Range asked of the stored object gets a 206 with its own

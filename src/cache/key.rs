@@ -67,7 +67,10 @@ impl ObjectKey {
     /// the whitespace around commas left out, so `a, b` and `a,b` and the
     /// lines `a` and `b` choose one variant); a value that is not UTF-8 is
     /// kept as `\u{1}` and its bytes in hex: a header value never holds
-    /// `\u{1}`, so two different values never make one key.
+    /// `\u{1}`, so two different values never make one key. The values of
+    /// fields whose tokens are case-insensitive (language tags, RFC 9110
+    /// 12.5.4; content codings, 8.4.1; and their `q` parameters) are taken
+    /// in lower case: `en-US` and `en-us` choose one variant.
     pub fn variant(&self, vary: &[String], headers: &HeaderMap) -> ObjectKey {
         use std::fmt::Write;
         let mut key = self.0.clone();
@@ -75,16 +78,11 @@ impl ObjectKey {
             key.push('\u{0}');
             key.push_str(name);
             key.push('=');
+            let fold = CASE_INSENSITIVE.contains(&name.as_str());
             for value in headers.get_all(name.as_str()) {
                 match std::str::from_utf8(value.as_bytes()) {
-                    Ok(text) => {
-                        let mut elements = text.split(',').map(|e| e.trim_matches([' ', '\t']));
-                        key.push_str(elements.next().unwrap_or_default());
-                        for element in elements {
-                            key.push(',');
-                            key.push_str(element);
-                        }
-                    }
+                    Ok(text) if fold => push_list(&mut key, &text.to_ascii_lowercase()),
+                    Ok(text) => push_list(&mut key, text),
                     Err(_) => {
                         key.push('\u{1}');
                         for b in value.as_bytes() {
@@ -111,6 +109,20 @@ impl ObjectKey {
     /// The key as text, for logs.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+/// Request fields (named lower case, as `Vary` names are kept) whose
+/// values are compared without case.
+const CASE_INSENSITIVE: [&str; 3] = ["accept-language", "accept-encoding", "accept-charset"];
+
+/// A field line's list elements, the whitespace around its commas left out.
+fn push_list(key: &mut String, text: &str) {
+    let mut elements = text.split(',').map(|e| e.trim_matches([' ', '\t']));
+    key.push_str(elements.next().unwrap_or_default());
+    for element in elements {
+        key.push(',');
+        key.push_str(element);
     }
 }
 
@@ -171,6 +183,24 @@ mod tests {
         assert_eq!(lines(&["a,\tb "]), lines(&["a", "b"]));
         assert_ne!(lines(&["a,b"]), lines(&["ab"]));
         assert_ne!(lines(&["a b"]), lines(&["ab"]));
+        // Language tags and codings without case; other values with it.
+        let fields = |name: &str, value: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(
+                http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                http::HeaderValue::from_str(value).unwrap(),
+            );
+            base.variant(&[name.to_string()], &h)
+        };
+        let lang = "accept-language";
+        assert_eq!(
+            fields(lang, "en-US, De;Q=0.5"),
+            fields(lang, "en-us,de;q=0.5")
+        );
+        assert_ne!(fields(lang, "en, de"), fields(lang, "de, en"));
+        let coding = "accept-encoding";
+        assert_eq!(fields(coding, "GZIP, br"), fields(coding, "gzip, br"));
+        assert_ne!(fields("x-variant", "Red"), fields("x-variant", "red"));
 
         assert_ne!(a.slice_key(1, 0), a.slice_key(2, 0));
         assert_ne!(a.slice_key(1, 0), a.slice_key(1, 1));
