@@ -106,9 +106,53 @@ impl ObjectKey {
         format!("s|{generation:016x}|{index}|{}", self.0)
     }
 
+    /// The id slice `index` of the manifest with `generation` is indexed
+    /// under: [`crate::cache::store::slice_id`] of [`ObjectKey::slice_key`], the
+    /// key written on the stack rather than the heap when it is of usual
+    /// length (a hit looks up each of its slices by it).
+    pub fn slice_id(&self, generation: u64, index: u64) -> u128 {
+        use std::fmt::Write;
+        let mut text = StackText::default();
+        match write!(text, "s|{generation:016x}|{index}|{}", self.0) {
+            Ok(()) => crate::cache::store::hash_key(text.as_bytes()),
+            Err(_) => crate::cache::store::slice_id(&self.slice_key(generation, index)),
+        }
+    }
+
     /// The key as text, for logs.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+/// Text written into a fixed buffer; writing past its end fails.
+struct StackText {
+    buf: [u8; 512],
+    len: usize,
+}
+
+impl Default for StackText {
+    fn default() -> Self {
+        StackText {
+            buf: [0; 512],
+            len: 0,
+        }
+    }
+}
+
+impl StackText {
+    fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+impl std::fmt::Write for StackText {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let end = self.len + s.len();
+        let room = self.buf.get_mut(self.len..end).ok_or(std::fmt::Error)?;
+        room.copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
     }
 }
 
@@ -202,6 +246,16 @@ mod tests {
         assert_eq!(fields(coding, "GZIP, br"), fields(coding, "gzip, br"));
         assert_ne!(fields("x-variant", "Red"), fields("x-variant", "red"));
 
+        // The id written on the stack is the id of the key, short or long.
+        for key in [a.clone(), ObjectKey::new("h", &"/long".repeat(200))] {
+            for (generation, index) in [(0, 0), (u64::MAX, 7), (1, u64::MAX)] {
+                let text = key.slice_key(generation, index);
+                assert_eq!(
+                    key.slice_id(generation, index),
+                    crate::cache::store::slice_id(&text)
+                );
+            }
+        }
         assert_ne!(a.slice_key(1, 0), a.slice_key(2, 0));
         assert_ne!(a.slice_key(1, 0), a.slice_key(1, 1));
         assert_ne!(a.manifest_key(), a.slice_key(0, 0));

@@ -262,8 +262,7 @@ impl SliceCache {
 
     /// Where slice `index` of the manifest's generation is stored, if it is.
     pub fn find_slice(&self, key: &ObjectKey, generation: u64, index: u64) -> Option<Locator> {
-        self.store
-            .find_slice(slice_id(&key.slice_key(generation, index)))
+        self.store.find_slice(key.slice_id(generation, index))
     }
 }
 

@@ -107,7 +107,12 @@ impl EventListener for Retire {
 
 /// The key a slice is indexed under: a 128-bit hash of its store key.
 pub fn slice_id(key: &str) -> u128 {
-    twox_hash::xxhash3_128::Hasher::oneshot(key.as_bytes())
+    hash_key(key.as_bytes())
+}
+
+/// The 128-bit hash of a store key's bytes.
+pub(crate) fn hash_key(key: &[u8]) -> u128 {
+    twox_hash::xxhash3_128::Hasher::oneshot(key)
 }
 
 impl SliceStore {

@@ -86,7 +86,8 @@ pub(crate) struct ObjectRequest<'a> {
     /// Path and query, forwarded unchanged.
     pub(crate) target: &'a str,
     /// Request headers for the origin (see [`Proxy::forwarded_headers`]).
-    pub(crate) forwarded: HeaderMap,
+    /// Shared with the answer's slice tasks (no copy per request).
+    pub(crate) forwarded: Rc<HeaderMap>,
     pub(crate) range: RangeRequest,
     pub(crate) served: Served,
     /// Age and freshness left of the stored object, when served from the cache.

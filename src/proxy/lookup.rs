@@ -164,7 +164,7 @@ impl Proxy {
             self.pool.clone(),
             cache.clone(),
             ask.target.to_string(),
-            ask.forwarded.clone(),
+            (*ask.forwarded).clone(),
             key.clone(),
             m,
             self.settings.stale_defaults,

@@ -186,7 +186,7 @@ impl Proxy {
         Class::Sliced(ObjectRequest {
             req,
             target,
-            forwarded: self.forwarded_headers(req),
+            forwarded: Rc::new(self.forwarded_headers(req)),
             range,
             served: Served::Bypass,
             age: 0,

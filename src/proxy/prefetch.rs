@@ -88,9 +88,7 @@ impl Prefetch {
             // Nobody reads these bytes now: the slice task leads a flight
             // (others may follow it) and stores the slice whole.
             let (tx, _) = local_sync::mpsc::unbounded::channel();
-            target
-                .cache
-                .note_prefetched(crate::cache::slice_id(&target.slice_key(k)));
+            target.cache.note_prefetched(target.slice_id(k));
             let task = run_slice(ahead.clone(), k, None, tx);
             monoio::spawn(async move {
                 task.await;

@@ -73,8 +73,8 @@ impl Proxy {
         // asks plainly, so its answer can be stored, and the conditionals are
         // judged against what it learned (phase "respond").
         let mut probe_headers = match cold {
-            Some(_) => slice_headers(ask.forwarded.clone(), None),
-            None => ask.forwarded.clone(),
+            Some(_) => slice_headers((*ask.forwarded).clone(), None),
+            None => (*ask.forwarded).clone(),
         };
         probe_headers.insert(header::RANGE, slice_range_value(index, size));
         ask.served = match cold {
@@ -115,7 +115,7 @@ impl Proxy {
                 if !ex.head_only
                     && cold.as_ref().is_some_and(|c| {
                         let ttl = c.cache.default_ttl;
-                        let shown = (&ask.forwarded, &resp.head.headers);
+                        let shown = (&*ask.forwarded, &resp.head.headers);
                         self.storable_for(status, shown, ttl).is_some()
                     }) =>
             {
@@ -160,7 +160,7 @@ impl Proxy {
         {
             if let Some(ttl) = self.storable_for(
                 StatusCode::OK,
-                (&ask.forwarded, &resp.head.headers),
+                (&*ask.forwarded, &resp.head.headers),
                 cache.default_ttl,
             ) {
                 let mut m = ObjectManifest::new(&version, object_size, &headers, ttl);
@@ -256,7 +256,7 @@ impl Proxy {
     ) -> Result<Probe> {
         let whole = cold.is_some() && !ex.head_only;
         let headers = match whole {
-            true => ask.forwarded.clone(),
+            true => (*ask.forwarded).clone(),
             false => req_headers_unsliced(ask.req, &ask.forwarded),
         };
         ex.origin_attempts.count_one();

@@ -17,7 +17,7 @@ use tracing::debug;
 use crate::cache::CacheResult;
 use crate::error::{Error, Result};
 use crate::http::conditional::{if_range_allows, preconditions, Precondition};
-use crate::http::headers::{header_value, slice_headers};
+use crate::http::headers::header_value;
 use crate::http::object_version::ObjectVersion;
 use crate::http::range::{coalesce, ContentRange, RangeRequest, MAX_PARTS};
 use crate::http::sink::{BodyLength, ResponseSink};
@@ -316,10 +316,8 @@ impl Proxy {
             peers: self.peers_for(ask.req),
             client_host: ask.req.headers.get(http::header::HOST).cloned(),
             target: Rc::from(ask.target),
-            headers: Rc::new(slice_headers(
-                ask.forwarded.clone(),
-                self.settings.origin_if_match.then_some(&version),
-            )),
+            headers: ask.forwarded.clone(),
+            origin_if_match: self.settings.origin_if_match,
             plan,
             version: Rc::new(version),
             cache,

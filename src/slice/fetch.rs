@@ -23,7 +23,7 @@ use local_sync::mpsc::unbounded::Tx;
 use tracing::debug;
 
 use crate::cache::flight::FlightLeader;
-use crate::cache::{slice_id, FlightEvent, SliceWriter};
+use crate::cache::{FlightEvent, SliceWriter};
 use crate::cluster::PeerId;
 use crate::error::{Error, Result, Waiting};
 use crate::ops::metrics;
@@ -51,7 +51,7 @@ pub async fn run_slice(
                 // finds no flight finds the slice.
                 if let (Some(writer), Some(target)) = (writer, &job.cache) {
                     let store = &target.cache.store;
-                    let loc = store.commit_slice(slice_id(&target.slice_key(index)), writer);
+                    let loc = store.commit_slice(target.slice_id(index), writer);
                     stored = loc.and_then(|loc| store.pin(&loc));
                 }
                 leader.retire();

@@ -18,6 +18,7 @@ use crate::cache::{Locator, ObjectKey, SliceCache};
 use crate::cluster::ring::home_key;
 use crate::cluster::{PeerId, Peers};
 use crate::error::{Error, Result};
+use crate::http::headers::slice_headers;
 use crate::http::object_version::ObjectVersion;
 use crate::ops::metrics::SliceSource;
 use crate::origin::pool::{OriginPool, OriginResponse};
@@ -41,6 +42,11 @@ impl CacheTarget {
     pub fn slice_key(&self, index: u64) -> String {
         self.key.slice_key(self.generation, index)
     }
+
+    /// The id slice `index` is indexed under (of [`CacheTarget::slice_key`]).
+    pub fn slice_id(&self, index: u64) -> u128 {
+        self.key.slice_id(self.generation, index)
+    }
 }
 
 /// Everything a slice task needs to ask for one slice.
@@ -55,8 +61,12 @@ pub struct SliceJob {
     pub client_host: Option<HeaderValue>,
     /// Request target (path and query) forwarded unchanged.
     pub target: Rc<str>,
-    /// Forwarded request headers, without Range and conditionals.
+    /// The request's headers for the origin, shared with the request;
+    /// each slice request is made of them by [`SliceJob::request_headers`].
     pub headers: Rc<HeaderMap>,
+    /// Whether slices ask the origin to refuse another version itself
+    /// (`slice.origin_if_match`).
+    pub origin_if_match: bool,
     /// The plan of the client's request.
     pub plan: SlicePlan,
     /// The version every slice must match.
@@ -117,7 +127,7 @@ impl SliceJob {
         index: u64,
         part: Option<(u64, u64)>,
     ) -> Result<(OriginResponse, Option<PeerId>)> {
-        let mut headers = (*self.headers).clone();
+        let mut headers = self.request_headers();
         headers.insert(
             header::RANGE,
             plan::slice_range_value(index, self.plan.slice_size),
@@ -149,7 +159,7 @@ impl SliceJob {
     /// `index`: the rest of a slice an earlier answer held only the start
     /// of. Its answer passes the same checks as any part of a slice.
     pub async fn open_rest(&self, index: u64, (first, last): (u64, u64)) -> Result<OriginResponse> {
-        let mut headers = (*self.headers).clone();
+        let mut headers = self.request_headers();
         let range = HeaderValue::try_from(format!("bytes={first}-{last}"))
             .map_err(|e| Error::mismatch(index, e.to_string()))?;
         headers.insert(header::RANGE, range);
@@ -166,6 +176,15 @@ impl SliceJob {
             self.check(index, resp, Some((first, last)))
         });
         Ok(checked.await?.0)
+    }
+
+    /// The headers of a slice request, its Range left to add: the client's
+    /// conditionals removed, so every slice is a plain 206, and with
+    /// `origin_if_match` the origin asked to refuse another version itself
+    /// ([`slice_headers`]). Made per request sent: a hit sends none.
+    pub fn request_headers(&self) -> HeaderMap {
+        let version = self.origin_if_match.then_some(&*self.version);
+        slice_headers((*self.headers).clone(), version)
     }
 
     /// The checks every answer for slice `index` (or for bytes `part` of
@@ -206,6 +225,7 @@ impl SliceJob {
             client_host: self.client_host.clone(),
             target: self.target.clone(),
             headers: self.headers.clone(),
+            origin_if_match: self.origin_if_match,
             plan,
             version: self.version.clone(),
             cache: self.cache.clone(),
@@ -239,7 +259,7 @@ impl SliceJob {
     pub fn would_copy(&self, index: u64) -> bool {
         match &self.cache {
             Some(target) if self.keeps_hot_copies() => {
-                let id = crate::cache::slice_id(&target.slice_key(index));
+                let id = target.slice_id(index);
                 target.cache.asked.is_hot(id, self.slice_len(index))
             }
             _ => false,

@@ -17,7 +17,6 @@ use std::rc::Rc;
 
 use bytes::Bytes;
 
-use crate::cache::slice_id;
 use crate::error::{Error, Result};
 use crate::http::sink::ResponseSink;
 use crate::ops::metrics;
@@ -192,7 +191,7 @@ fn take_cached(job: &SliceJob, index: u64, order: &mut ReorderBuffer<Piece>) -> 
         return false;
     }
     if target.cache.prefetch_pending() {
-        target.cache.note_served(slice_id(&target.slice_key(index)));
+        target.cache.note_served(target.slice_id(index));
     }
     let (skip, take) = job.plan.client_part(index);
     if take > 0 {
@@ -250,7 +249,6 @@ pub async fn send_slices(
     done: &mut Delivery,
 ) -> Result<()> {
     let plan = job.plan;
-    let (tx, rx) = local_sync::mpsc::unbounded::channel();
     let mut st = Streaming {
         order: ReorderBuffer::new(plan.first_slice),
         held: Vec::with_capacity(how.window),
@@ -259,8 +257,7 @@ pub async fn send_slices(
         first: true,
         job,
         how,
-        tx,
-        rx,
+        events: None,
     };
     if let Some(mut resp) = probe {
         // The probe reserved its slice before it asked for it.
@@ -268,7 +265,7 @@ pub async fn send_slices(
         st.first &= reserved.is_none();
         let index = st.next_launch;
         st.held.extend(reserved.clone().map(|r| (index, r)));
-        let task = run_slice(st.job.clone(), index, Some(resp), st.tx.clone());
+        let task = run_slice(st.job.clone(), index, Some(resp), st.sender());
         monoio::spawn(holding(reserved, task));
         st.next_launch += 1;
     }
@@ -307,8 +304,9 @@ pub async fn send_slices(
 struct Streaming<'a> {
     job: Rc<SliceJob>,
     how: Pacing<'a>,
-    tx: local_sync::mpsc::unbounded::Tx<SliceEvent>,
-    rx: local_sync::mpsc::unbounded::Rx<SliceEvent>,
+    /// What the slice tasks tell, once one is started: an answer whose
+    /// slices are all cached starts none and makes no channel.
+    events: Option<Events>,
     order: ReorderBuffer<Piece>,
     /// The reservations of the slices launched and not yet delivered or stored.
     held: Vec<(u64, Rc<Reserved>)>,
@@ -319,13 +317,35 @@ struct Streaming<'a> {
     first: bool,
 }
 
+/// The channel slice tasks send their events on, and its receiving end.
+type Events = (
+    local_sync::mpsc::unbounded::Tx<SliceEvent>,
+    local_sync::mpsc::unbounded::Rx<SliceEvent>,
+);
+
+/// The next event of the slice tasks; never, while none was started.
+async fn recv(events: &mut Option<Events>) -> Option<SliceEvent> {
+    match events {
+        Some((_, rx)) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
 impl Streaming<'_> {
+    /// A sender for a slice task, the channel made with the first one.
+    fn sender(&mut self) -> local_sync::mpsc::unbounded::Tx<SliceEvent> {
+        let (tx, _) = self
+            .events
+            .get_or_insert_with(local_sync::mpsc::unbounded::channel);
+        tx.clone()
+    }
+
     /// Start the task of the next slice, its reservation held by both.
     fn launch(&mut self, reserved: Reserved) {
         let index = self.next_launch;
         let reserved = Rc::new(reserved);
         self.held.push((index, reserved.clone()));
-        let task = run_slice(self.job.clone(), index, None, self.tx.clone());
+        let task = run_slice(self.job.clone(), index, None, self.sender());
         monoio::spawn(holding(Some(reserved), task));
         self.next_launch += 1;
     }
@@ -365,7 +385,7 @@ impl Streaming<'_> {
         loop {
             let next = monoio::select! {
                 out = &mut work => return out,
-                event = self.rx.recv() => Next::Event(event),
+                event = recv(&mut self.events) => Next::Event(event),
                 reserved = turn_of(&mut self.waiting) => Next::Turn(reserved),
             };
             self.handle(next, done)?;
@@ -375,7 +395,7 @@ impl Streaming<'_> {
     /// Wait for the next slice event or budget turn, and handle it.
     async fn next(&mut self, done: &mut Delivery) -> Result<()> {
         let next = monoio::select! {
-            event = self.rx.recv() => Next::Event(event),
+            event = recv(&mut self.events) => Next::Event(event),
             reserved = turn_of(&mut self.waiting) => Next::Turn(reserved),
         };
         self.handle(next, done)
