@@ -164,6 +164,33 @@ pub enum ContentRange {
     },
 }
 
+impl ContentRange {
+    /// As a header value, written without `fmt` (one per ranged answer).
+    pub fn header_value(&self) -> http::HeaderValue {
+        let mut out = Vec::with_capacity(64);
+        let mut number = itoa::Buffer::new();
+        out.extend_from_slice(b"bytes ");
+        match *self {
+            ContentRange::Bytes { first, last, total } => {
+                out.extend_from_slice(number.format(first).as_bytes());
+                out.push(b'-');
+                out.extend_from_slice(number.format(last).as_bytes());
+                out.push(b'/');
+                match total {
+                    Some(total) => out.extend_from_slice(number.format(total).as_bytes()),
+                    None => out.push(b'*'),
+                }
+            }
+            ContentRange::Unsatisfied { total } => {
+                out.extend_from_slice(b"*/");
+                out.extend_from_slice(number.format(total).as_bytes());
+            }
+        }
+        http::HeaderValue::from_maybe_shared(bytes::Bytes::from(out))
+            .expect("digits, spaces and punctuation make a header value")
+    }
+}
+
 impl fmt::Display for ContentRange {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
@@ -564,9 +591,18 @@ mod tests {
             (bytes(0, 9, Some(100)), "bytes 0-9/100"),
             (bytes(0, 9, None), "bytes 0-9/*"),
             (ContentRange::Unsatisfied { total: 100 }, "bytes */100"),
+            (
+                bytes(u64::MAX - 1, u64::MAX - 1, Some(u64::MAX)),
+                "bytes 18446744073709551614-18446744073709551614/18446744073709551615",
+            ),
         ];
         for (value, want) in cases {
             assert_eq!(value.to_string(), *want);
+            assert_eq!(
+                value.header_value(),
+                *want,
+                "header_value writes what Display does"
+            );
             assert_eq!(parse_content_range(want.as_bytes()), Ok(*value));
         }
     }

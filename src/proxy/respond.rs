@@ -17,7 +17,6 @@ use tracing::debug;
 use crate::cache::CacheResult;
 use crate::error::{Error, Result};
 use crate::http::conditional::{if_range_allows, preconditions, Precondition};
-use crate::http::headers::header_value;
 use crate::http::object_version::ObjectVersion;
 use crate::http::range::{coalesce, ContentRange, RangeRequest, MAX_PARTS};
 use crate::http::sink::{BodyLength, ResponseSink};
@@ -240,7 +239,7 @@ impl Proxy {
                 last,
                 total: Some(plan.object_len),
             };
-            headers.insert(header::CONTENT_RANGE, header_value(&cr.to_string()));
+            headers.insert(header::CONTENT_RANGE, cr.header_value());
         }
         headers.insert(
             "x-cache",
