@@ -59,7 +59,10 @@ impl ObjectKey {
     /// ([`crate::http::h1::request_target_form`]): two (host, target) pairs
     /// never make one key.
     pub fn new(host: &str, target: &str) -> ObjectKey {
-        ObjectKey(format!("{}{target}", host.to_ascii_lowercase()))
+        let mut key = String::with_capacity(host.len() + target.len());
+        key.extend(host.chars().map(|c| c.to_ascii_lowercase()));
+        key.push_str(target);
+        ObjectKey(key)
     }
 
     /// The variant of this object selected by `vary` names in `headers`.

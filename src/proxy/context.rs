@@ -61,6 +61,8 @@ pub struct ProxySettings {
     /// This process's `received-by` in `Via` (`server.node_name` and an id
     /// of its own): a request that comes back with it has gone round a loop.
     pub via: HeaderValue,
+    /// This node's entry in a forwarded request's `Via`: `1.1 ` and [`ProxySettings::via`].
+    pub via_entry: HeaderValue,
 }
 
 /// One worker's proxy: its settings, its own origin pool, the node's cache.

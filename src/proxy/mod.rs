@@ -253,13 +253,17 @@ impl Proxy {
             (None, _) => self.settings.default_host.clone(),
         };
         headers.insert(header::HOST, host);
+        if !req.headers.contains_key(header::VIA) {
+            // The usual case: this node's entry alone, made once.
+            headers.insert(header::VIA, self.settings.via_entry.clone());
+            return headers;
+        }
         let mut via = Vec::with_capacity(64);
         for earlier in req.headers.get_all(header::VIA) {
             via.extend_from_slice(earlier.as_bytes());
             via.extend_from_slice(b", ");
         }
-        via.extend_from_slice(b"1.1 ");
-        via.extend_from_slice(self.settings.via.as_bytes());
+        via.extend_from_slice(self.settings.via_entry.as_bytes());
         if let Ok(via) = HeaderValue::from_bytes(&via) {
             headers.insert(header::VIA, via);
         }

@@ -161,6 +161,7 @@ impl From<&Config> for ClientLimits {
 /// and `server.node_name`.
 impl From<&Config> for ProxySettings {
     fn from(config: &Config) -> ProxySettings {
+        let via = via_name(&config.server.node_name);
         ProxySettings {
             slice_size: config.slice.slice_size,
             window: config.slice.max_concurrent_subrequests,
@@ -193,7 +194,9 @@ impl From<&Config> for ProxySettings {
                 if_error: config.cache.stale_if_error,
             },
             node_name: config.server.node_name.as_str().into(),
-            via: via_name(&config.server.node_name),
+            via: via.clone(),
+            via_entry: HeaderValue::from_bytes(&[b"1.1 ", via.as_bytes()].concat())
+                .expect("a token after 1.1 is a header value"),
         }
     }
 }
