@@ -78,8 +78,11 @@ async fn serve_accepted(
             Preface::Other => {
                 // sendfile needs a non-blocking socket; io_uring accepts
                 // blocking ones. Set once here, not around every part:
-                // io_uring polls a socket that would block either way.
-                let _ = set_nonblocking(&stream);
+                // io_uring polls a socket that would block either way. The
+                // HTTP/1.1 sink relies on it (no fcntl per sendfile).
+                if let Err(e) = set_nonblocking(&stream) {
+                    return debug!(%peer, error = %e, "cannot make the socket non-blocking: closed");
+                }
                 ClientStream::Plain(stream)
             }
         },

@@ -8,7 +8,7 @@
 //! limit, and the deadline a client has to accept bytes.
 
 use std::io;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::AsRawFd;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -124,10 +124,10 @@ impl H1Client<'_> {
     }
 
     /// `len` bytes of `part`'s file from `offset`, all in the page cache,
-    /// by `sendfile`. The socket is non-blocking for the call (io_uring
-    /// leaves it blocking, and no other operation is in flight on it while
-    /// an answer is written): when its buffer is full, the worker waits for
-    /// it to drain, at most the send timeout.
+    /// by `sendfile`. The socket is non-blocking (set once when the
+    /// connection was accepted, `server::connection`; no `fcntl` per call):
+    /// when its buffer is full, the worker waits for it to drain, at most
+    /// the send timeout.
     async fn send_resident(&mut self, part: &impl FilePart, offset: u64, len: u64) -> Result<()> {
         let send_timeout = self.send_timeout;
         let Some(stream) = self.plain() else {
@@ -135,7 +135,11 @@ impl H1Client<'_> {
         };
         let file = part.file();
         let socket = stream.as_raw_fd();
-        let _nonblocking = NonBlocking::set(socket).map_err(Error::ClientIo)?;
+        debug_assert!(
+            // SAFETY: fcntl on an open descriptor.
+            unsafe { libc::fcntl(socket, libc::F_GETFL) } & libc::O_NONBLOCK != 0,
+            "a plain client socket is non-blocking from its accept"
+        );
         let mut at = offset as libc::off_t;
         let end = offset + len;
         while (at as u64) < end {
@@ -178,38 +182,6 @@ impl H1Client<'_> {
 /// A part the page cache does not hold whole is read and written in pieces
 /// of at most this much: memory per connection stays small.
 const READ_AT_ONCE: u64 = 1024 * 1024;
-
-/// `O_NONBLOCK` on a descriptor while this lives, then its flags as they were.
-struct NonBlocking {
-    fd: RawFd,
-    flags: libc::c_int,
-}
-
-impl NonBlocking {
-    fn set(fd: RawFd) -> io::Result<NonBlocking> {
-        // SAFETY: fcntl on an open descriptor.
-        let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
-        if flags < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        if flags & libc::O_NONBLOCK == 0 {
-            // SAFETY: as above.
-            if unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
-                return Err(io::Error::last_os_error());
-            }
-        }
-        Ok(NonBlocking { fd, flags })
-    }
-}
-
-impl Drop for NonBlocking {
-    fn drop(&mut self) {
-        if self.flags & libc::O_NONBLOCK == 0 {
-            // SAFETY: as above; restores the flags read in `set`.
-            unsafe { libc::fcntl(self.fd, libc::F_SETFL, self.flags) };
-        }
-    }
-}
 
 impl ResponseSink for H1Client<'_> {
     async fn send_head(
