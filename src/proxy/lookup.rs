@@ -38,7 +38,8 @@ pub(crate) struct Cold {
     /// What this request's revalidation got instead of a 304: the probe's
     /// answer, when it asks for the same slice, so the origin is not asked
     /// twice for one request.
-    pub(crate) changed: Option<ChangedAnswer>,
+    /// Boxed: it is rare, and a hit's [`Lookup`] should not carry its size.
+    pub(crate) changed: Option<Box<ChangedAnswer>>,
 }
 
 impl Proxy {
@@ -92,7 +93,7 @@ impl Proxy {
                 } else {
                     let (outcome, answer) = self.revalidate(ask, &cache, &key, m.clone()).await;
                     // Another version came whole: it is the probe's answer.
-                    changed = answer;
+                    changed = answer.map(Box::new);
                     match outcome {
                         // stale-if-error: the origin is failing, the object is not too old.
                         Revalidation::Failed

@@ -187,14 +187,16 @@ impl Proxy {
             flight.complete(Ok(()));
             flight.retire();
         }
-        let probe = reusable.then_some(ProbeAnswer {
-            index,
-            opened: OpenedSlice {
-                response: resp,
-                from_peer,
-                leader,
-                reserved: Some(reserved),
-            },
+        let probe = reusable.then(|| {
+            Box::new(ProbeAnswer {
+                index,
+                opened: OpenedSlice {
+                    response: resp,
+                    from_peer,
+                    leader,
+                    reserved: Some(reserved),
+                },
+            })
         });
         Ok(Probe::Sliced(StoredObject {
             version,

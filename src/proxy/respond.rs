@@ -44,7 +44,9 @@ pub(crate) struct StoredObject {
     /// Where its slices are cached; `None` when not cacheable.
     pub(crate) cache: Option<CacheTarget>,
     /// The probe's answer, still to be read, when it is one of the slices.
-    pub(crate) probe: Option<ProbeAnswer>,
+    /// Boxed: only a miss has one, and a hit moves this object between
+    /// phases several times.
+    pub(crate) probe: Option<Box<ProbeAnswer>>,
 }
 
 /// A probe answer ready to become one slice of the response.
@@ -342,7 +344,7 @@ impl Proxy {
 
 /// Finish the probe's slice in the background, storing it for the requests
 /// following its flight; nobody reads its bytes now.
-fn settle(job: &Rc<SliceJob>, probe: ProbeAnswer) {
+fn settle(job: &Rc<SliceJob>, probe: Box<ProbeAnswer>) {
     if probe.opened.leader.is_some() {
         let (tx, _) = local_sync::mpsc::unbounded::channel();
         monoio::spawn(run_slice(job.clone(), probe.index, Some(probe.opened), tx));
