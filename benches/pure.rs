@@ -9,7 +9,8 @@ use std::hint::black_box;
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion};
-use edgeslice::http::range::{parse_content_range, parse_range};
+use edgeslice::http::content_range::parse_content_range;
+use edgeslice::http::range::parse_range;
 use edgeslice::slice::plan::SlicePlan;
 use edgeslice::slice::stream::ReorderBuffer;
 

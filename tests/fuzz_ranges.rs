@@ -10,9 +10,8 @@
 
 mod common;
 
-use edgeslice::http::range::{
-    parse_content_range, parse_range, ByteRangeSpec, ContentRange, RangeRequest,
-};
+use edgeslice::http::content_range::{parse_content_range, ContentRange};
+use edgeslice::http::range::{parse_range, ByteRangeSpec, RangeRequest};
 use edgeslice::slice::plan::SlicePlan;
 use proptest::prelude::*;
 
@@ -139,7 +138,7 @@ proptest! {
 }
 
 // ---------------------------------------------------------------------------
-// range::parse_content_range
+// content_range::parse_content_range
 // ---------------------------------------------------------------------------
 
 proptest! {

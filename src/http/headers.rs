@@ -6,9 +6,9 @@
 use http::{header, HeaderMap, HeaderValue};
 use monoio_http::common::request::RequestHead;
 
+use crate::http::content_range::{parse_content_range, ContentRange};
 use crate::http::h1;
 use crate::http::object_version::ObjectVersion;
-use crate::http::range::{parse_content_range, ContentRange};
 
 /// Whether a request asks for `100-continue` before it sends its body.
 pub(crate) fn expects_continue(headers: &HeaderMap) -> bool {

@@ -6,6 +6,8 @@
 
 pub mod body;
 pub mod conditional;
+pub mod content_range;
+pub mod date;
 pub mod h1;
 pub mod headers;
 pub mod object_version;

@@ -21,8 +21,8 @@ use http::{header, HeaderValue, StatusCode};
 use monoio_http::common::response::ResponseHead;
 
 use crate::error::{Error, Result};
+use crate::http::content_range::{parse_content_range, ContentRange};
 use crate::http::object_version::ObjectVersion;
-use crate::http::range::{parse_content_range, ContentRange};
 use crate::slice::plan;
 
 /// Check the head of the answer to slice `index`. With `version` None this is
