@@ -51,8 +51,8 @@ pub(crate) fn slice_headers(mut headers: HeaderMap, version: Option<&ObjectVersi
         headers.remove(name);
     }
     if let Some(v) = version {
-        match (&v.etag, &v.last_modified) {
-            (Some(etag), _) if !etag.as_bytes().starts_with(b"W/") => {
+        match (v.strong_etag(), &v.last_modified) {
+            (Some(etag), _) => {
                 headers.insert(header::IF_MATCH, etag.clone());
             }
             (_, Some(lm)) => {

@@ -31,7 +31,13 @@ impl ObjectVersion {
     /// answer is checked against, the same rule that lets slices of one
     /// object be joined at all.
     pub fn combinable(&self) -> bool {
-        let strong = |etag: &HeaderValue| !etag.as_bytes().starts_with(b"W/");
-        self.etag.as_ref().is_some_and(strong) || self.last_modified.is_some()
+        self.strong_etag().is_some() || self.last_modified.is_some()
+    }
+
+    /// The ETag, when it is a strong one (not `W/`).
+    pub fn strong_etag(&self) -> Option<&HeaderValue> {
+        self.etag
+            .as_ref()
+            .filter(|etag| !etag.as_bytes().starts_with(b"W/"))
     }
 }
