@@ -32,9 +32,12 @@ type Ready = Pin<Box<dyn Future<Output = io::Result<()>>>>;
 /// A TLS session's state when h2 runs over it.
 struct Tls {
     conn: ServerConnection,
-    /// Ciphertext received; `rbuf[rpos..]` is not yet in rustls.
+    /// Ciphertext received; `rbuf[rpos..rlen]` is not yet in rustls. The
+    /// buffer keeps its length once grown to [`TLS_READ`], so a `recv` does
+    /// not zero it again first.
     rbuf: Vec<u8>,
     rpos: usize,
+    rlen: usize,
 }
 
 /// An HTTP/2 connection's socket, plain or TLS.
@@ -59,6 +62,7 @@ impl H2Io {
                     tcp,
                     Some(Box::new(Tls {
                         conn,
+                        rlen: rbuf.len(),
                         rbuf,
                         rpos: 0,
                     })),
@@ -139,11 +143,13 @@ impl H2Io {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) => return Poll::Ready(Err(e)),
             }
-            if tls.rpos == tls.rbuf.len() {
-                tls.rbuf.resize(TLS_READ, 0);
+            if tls.rpos == tls.rlen {
+                if tls.rbuf.len() < TLS_READ {
+                    tls.rbuf.resize(TLS_READ, 0);
+                }
                 match recv(fd, &mut tls.rbuf) {
                     Ok(n) => {
-                        tls.rbuf.truncate(n);
+                        tls.rlen = n;
                         tls.rpos = 0;
                         if n == 0 {
                             // The end of the stream: rustls says whether it was clean.
@@ -153,7 +159,7 @@ impl H2Io {
                         }
                     }
                     Err(e) => {
-                        tls.rbuf.clear();
+                        tls.rlen = 0;
                         tls.rpos = 0;
                         if e.kind() == io::ErrorKind::WouldBlock {
                             std::task::ready!(self.poll_ready(cx, false))?;
@@ -167,7 +173,7 @@ impl H2Io {
                 }
             }
             let tls = self.tls.as_mut().expect("a TLS connection");
-            let mut pending = &tls.rbuf[tls.rpos..];
+            let mut pending = &tls.rbuf[tls.rpos..tls.rlen];
             match tls.conn.read_tls(&mut pending) {
                 Ok(n) => tls.rpos += n,
                 // Plaintext not read yet fills rustls: it is read above first.
