@@ -173,6 +173,8 @@ enum Event {
     Flood,
     /// Time to look at the idle and closing deadlines.
     Tick,
+    /// Sending what a pass left failed: the connection is gone.
+    Broken(io::Error),
 }
 
 /// Serve an HTTP/2 connection on `io` (its preface not yet read) until it
@@ -188,6 +190,7 @@ pub async fn serve_h2(
     metrics::with(|m| m.h2_connections.inc());
     let budget = Rc::new(FrameBudget::new(limits.h2.max_control_frames_per_sec));
     let io = H2Io::new(io);
+    let sender = io.sender();
     let handshake = builder(&limits.h2).handshake::<_, Bytes>(FrameWatch::new(io, budget.clone()));
     let mut conn = match monoio::time::timeout(limits.header_timeout, handshake).await {
         Ok(Ok(conn)) => conn,
@@ -206,7 +209,14 @@ pub async fn serve_h2(
             if closing.is_none() && budget.tripped() {
                 return Poll::Ready(Event::Flood);
             }
-            if let Poll::Ready(next) = conn.poll_accept(cx) {
+            // h2 flushes after every DATA frame of its pass; corked, the
+            // records of the whole pass go out in one send after it.
+            sender.cork();
+            let accepted = conn.poll_accept(cx);
+            if let Poll::Ready(Err(e)) = sender.poll_uncork(cx) {
+                return Poll::Ready(Event::Broken(e));
+            }
+            if let Poll::Ready(next) = accepted {
                 return Poll::Ready(Event::Stream(next.map(|r| r.map(Box::new))));
             }
             sleep.as_mut().poll(cx).map(|()| Event::Tick)
@@ -243,6 +253,10 @@ pub async fn serve_h2(
                 closing = Some(Instant::now());
             }
             Event::Tick => {}
+            Event::Broken(e) => {
+                debug!(%peer, error = %e, "h2 connection failed");
+                break;
+            }
         }
         let now = Instant::now();
         if conn.has_streams() {

@@ -12,6 +12,7 @@
 //! monoio's readiness futures. No kernel operation is ever in flight on
 //! memory it does not own.
 
+use std::cell::RefCell;
 use std::future::Future;
 use std::io::{self, IoSlice, Read, Write};
 use std::os::fd::{AsRawFd, RawFd};
@@ -40,12 +41,24 @@ struct Tls {
     rlen: usize,
 }
 
-/// An HTTP/2 connection's socket, plain or TLS.
-pub struct H2Io {
+/// An HTTP/2 connection's socket, plain or TLS: a handle h2 owns, and
+/// the connection loop a second one ([`H2Io::sender`]).
+///
+/// Over TLS, records are corked while the loop lets h2 make a pass over its
+/// frames ([`H2Io::cork`]): h2 flushes after every DATA frame, which would
+/// cost a `sendmsg` (and a loopback packet) per frame; corked, its flushes
+/// leave the records in rustls, and the loop sends them all at once when the
+/// pass ends ([`H2Io::poll_uncork`]). rustls's buffer limit still bounds
+/// them: when it is full, a write sends what it holds first, corked or not.
+pub struct H2Io(Rc<RefCell<Io>>);
+
+/// The connection's state, shared by the handles.
+struct Io {
     tcp: Rc<TcpStream>,
     tls: Option<Box<Tls>>,
     read_ready: Option<Ready>,
     write_ready: Option<Ready>,
+    corked: bool,
 }
 
 /// Ciphertext received at once.
@@ -54,6 +67,30 @@ const TLS_READ: usize = 32 * 1024;
 impl H2Io {
     /// The connection `stream`, after its TLS handshake if it has one.
     pub fn new(stream: ClientStream) -> H2Io {
+        H2Io(Rc::new(RefCell::new(Io::new(stream))))
+    }
+
+    /// A second handle on the same connection, for the loop that corks it.
+    pub fn sender(&self) -> H2Io {
+        H2Io(self.0.clone())
+    }
+
+    /// From now on, h2's flushes leave TLS records with rustls.
+    pub fn cork(&self) {
+        self.0.borrow_mut().corked = true;
+    }
+
+    /// Flushes send again, and what they left is sent now, as much as the
+    /// socket takes (ready when all of it went, or with the socket's error).
+    pub fn poll_uncork(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let mut io = self.0.borrow_mut();
+        io.corked = false;
+        io.poll_flush_tls(cx)
+    }
+}
+
+impl Io {
+    fn new(stream: ClientStream) -> Io {
         let (tcp, tls) = match stream {
             ClientStream::Plain(tcp) => (tcp, None),
             ClientStream::Tls(tls) => {
@@ -69,11 +106,12 @@ impl H2Io {
                 )
             }
         };
-        H2Io {
+        Io {
             tcp: Rc::new(tcp),
             tls,
             read_ready: None,
             write_ready: None,
+            corked: false,
         }
     }
 
@@ -209,7 +247,7 @@ impl AsyncRead for H2Io {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
+        let this = &mut *self.0.borrow_mut();
         if this.tls.is_some() {
             return this.poll_read_tls(cx, buf);
         }
@@ -251,7 +289,7 @@ impl AsyncWrite for H2Io {
         cx: &mut Context<'_>,
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
+        let this = &mut *self.0.borrow_mut();
         if bufs.iter().all(|b| b.is_empty()) {
             return Poll::Ready(Ok(0));
         }
@@ -273,8 +311,12 @@ impl AsyncWrite for H2Io {
                 Ok(n) => n,
                 Err(e) => return Poll::Ready(Err(e)),
             };
-            // Send what it can now; what the socket cannot take yet stays
-            // in rustls, bounded by its limit.
+            // Corked, the records wait for the end of h2's pass; else send
+            // what the socket takes now, the rest stays in rustls, bounded
+            // by its limit.
+            if taken > 0 && this.corked {
+                return Poll::Ready(Ok(taken));
+            }
             let flushed = this.poll_flush_tls(cx);
             if taken > 0 {
                 if let Poll::Ready(Err(e)) = flushed {
@@ -291,11 +333,15 @@ impl AsyncWrite for H2Io {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.get_mut().poll_flush_tls(cx)
+        let mut io = self.0.borrow_mut();
+        if io.corked {
+            return Poll::Ready(Ok(()));
+        }
+        io.poll_flush_tls(cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
+        let this = &mut *self.0.borrow_mut();
         if let Some(tls) = this.tls.as_mut() {
             tls.conn.send_close_notify();
         }
