@@ -39,7 +39,19 @@ struct Tls {
     rbuf: Vec<u8>,
     rpos: usize,
     rlen: usize,
+    /// Plaintext not handed to rustls yet (corked only): pieces too small
+    /// for a record of their own, joined with what follows.
+    stage: Vec<u8>,
 }
+
+/// The most plaintext a TLS record holds.
+const RECORD: usize = 16 * 1024;
+/// Corked, pieces shorter than this (with what is staged) are held for the
+/// next: a frame's header, a HEADERS frame, the end of a frame that did not
+/// fill its last record.
+const STAGE_BELOW: usize = 1024;
+/// Pieces of one write joined into records at most.
+const JOINED: usize = 8;
 
 /// An HTTP/2 connection's socket, plain or TLS: a handle h2 owns, and
 /// the connection loop a second one ([`H2Io::sender`]).
@@ -102,6 +114,7 @@ impl Io {
                         rlen: rbuf.len(),
                         rbuf,
                         rpos: 0,
+                        stage: Vec::new(),
                     })),
                 )
             }
@@ -143,15 +156,23 @@ impl Io {
         ready
     }
 
-    /// Send what rustls holds until it is all sent or the socket is full.
+    /// Send what is staged and what rustls holds until it is all sent or
+    /// the socket is full.
     fn poll_flush_tls(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         loop {
             let fd = self.fd();
             let Some(tls) = self.tls.as_mut() else {
                 return Poll::Ready(Ok(()));
             };
+            if !tls.stage.is_empty() {
+                let taken = tls.conn.writer().write(&tls.stage)?;
+                tls.stage.drain(..taken);
+            }
             if !tls.conn.wants_write() {
-                return Poll::Ready(Ok(()));
+                if tls.stage.is_empty() {
+                    return Poll::Ready(Ok(()));
+                }
+                continue;
             }
             match tls.conn.write_tls(&mut SendNow(fd)) {
                 Ok(_) => {}
@@ -230,6 +251,57 @@ impl Io {
     }
 }
 
+impl Tls {
+    /// Hand `bufs` to rustls behind what is staged, in whole records: the
+    /// bytes of `bufs` taken (0 when rustls is full). A small piece is
+    /// staged; a longer one is cut at a record's end, so h2's frames (a
+    /// 9-byte header before 16 KiB of payload) do not each leave a record
+    /// of 9 bytes behind.
+    fn write_corked(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        let staged = self.stage.len();
+        let offered: usize = bufs.iter().take(JOINED - 1).map(|b| b.len()).sum();
+        let Some(mut left) = corked_cut(staged, offered) else {
+            for b in bufs.iter().take(JOINED - 1) {
+                self.stage.extend_from_slice(b);
+            }
+            return Ok(offered);
+        };
+        let mut pieces = [IoSlice::new(&[]); JOINED];
+        let mut n = 0;
+        for piece in std::iter::once(&self.stage[..]).chain(bufs.iter().map(|b| &b[..])) {
+            if left == 0 || n == JOINED {
+                break;
+            }
+            let cut = piece.len().min(left);
+            pieces[n] = IoSlice::new(&piece[..cut]);
+            left -= cut;
+            n += 1;
+        }
+        let taken = self.conn.writer().write_vectored(&pieces[..n])?;
+        if taken < staged {
+            self.stage.drain(..taken);
+            return Ok(0);
+        }
+        self.stage.clear();
+        Ok(taken - staged)
+    }
+}
+
+/// Corked, with `staged` bytes held and `offered` more: `None` to stage
+/// them too, else how many of both to hand rustls (whole records when there
+/// is more than one).
+fn corked_cut(staged: usize, offered: usize) -> Option<usize> {
+    let whole = staged + offered;
+    if whole < STAGE_BELOW {
+        return None;
+    }
+    Some(if whole > RECORD {
+        whole / RECORD * RECORD
+    } else {
+        whole
+    })
+}
+
 /// One non-blocking `recv` into `buf`.
 fn recv(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
     // SAFETY: `buf` is writable for its length for the duration of the call.
@@ -306,17 +378,27 @@ impl AsyncWrite for H2Io {
                     Err(e) => return Poll::Ready(Err(e)),
                 }
             };
+            if this.corked {
+                match tls.write_corked(bufs) {
+                    Ok(0) => {}
+                    done => return Poll::Ready(done),
+                }
+                // rustls is full: send what it holds first.
+                std::task::ready!(this.poll_flush_tls(cx))?;
+                continue;
+            }
+            if !tls.stage.is_empty() {
+                // Staged bytes left by a pass go first.
+                std::task::ready!(this.poll_flush_tls(cx))?;
+                continue;
+            }
             // rustls takes what its buffer limit allows and encrypts it.
             let taken = match tls.conn.writer().write_vectored(bufs) {
                 Ok(n) => n,
                 Err(e) => return Poll::Ready(Err(e)),
             };
-            // Corked, the records wait for the end of h2's pass; else send
-            // what the socket takes now, the rest stays in rustls, bounded
-            // by its limit.
-            if taken > 0 && this.corked {
-                return Poll::Ready(Ok(taken));
-            }
+            // Send what the socket takes now; the rest stays in rustls,
+            // bounded by its limit.
             let flushed = this.poll_flush_tls(cx);
             if taken > 0 {
                 if let Poll::Ready(Err(e)) = flushed {
@@ -342,6 +424,8 @@ impl AsyncWrite for H2Io {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = &mut *self.0.borrow_mut();
+        // What is staged goes before the close.
+        std::task::ready!(this.poll_flush_tls(cx))?;
         if let Some(tls) = this.tls.as_mut() {
             tls.conn.send_close_notify();
         }
@@ -349,5 +433,27 @@ impl AsyncWrite for H2Io {
         // SAFETY: shutdown of this connection's own socket.
         unsafe { libc::shutdown(this.fd(), libc::SHUT_WR) };
         Poll::Ready(Ok(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn corked_frames_fill_whole_records() {
+        // A DATA frame: 9 bytes of header, 16 KiB of payload. Its last 9
+        // bytes are staged, then go before the next frame's.
+        assert_eq!(corked_cut(0, 9 + RECORD), Some(RECORD));
+        assert_eq!(corked_cut(0, 9), None);
+        assert_eq!(corked_cut(9, 9 + RECORD), Some(RECORD));
+        assert_eq!(corked_cut(18, 9 + RECORD), Some(RECORD));
+        // A HEADERS frame is staged; with the next frame it fills a record.
+        assert_eq!(corked_cut(0, 80), None);
+        assert_eq!(corked_cut(80, 9 + 5000), Some(80 + 9 + 5000));
+        // Less than a record, but not small: handed whole.
+        assert_eq!(corked_cut(0, 2000), Some(2000));
+        assert_eq!(corked_cut(100, 40_000), Some(2 * RECORD));
+        assert_eq!(corked_cut(STAGE_BELOW - 1, 1), Some(STAGE_BELOW));
     }
 }
