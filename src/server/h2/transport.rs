@@ -258,17 +258,19 @@ impl Tls {
     /// 9-byte header before 16 KiB of payload) do not each leave a record
     /// of 9 bytes behind.
     fn write_corked(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        // Empty pieces are passed over: a write of something takes it.
+        let bufs = || bufs.iter().filter(|b| !b.is_empty()).take(JOINED - 1);
         let staged = self.stage.len();
-        let offered: usize = bufs.iter().take(JOINED - 1).map(|b| b.len()).sum();
+        let offered: usize = bufs().map(|b| b.len()).sum();
         let Some(mut left) = corked_cut(staged, offered) else {
-            for b in bufs.iter().take(JOINED - 1) {
+            for b in bufs() {
                 self.stage.extend_from_slice(b);
             }
             return Ok(offered);
         };
         let mut pieces = [IoSlice::new(&[]); JOINED];
         let mut n = 0;
-        for piece in std::iter::once(&self.stage[..]).chain(bufs.iter().map(|b| &b[..])) {
+        for piece in std::iter::once(&self.stage[..]).chain(bufs().map(|b| &b[..])) {
             if left == 0 || n == JOINED {
                 break;
             }
