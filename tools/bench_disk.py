@@ -1,4 +1,4 @@
-"""Disk-bound hits, scenario (j) of tools/bench (issue 21).
+"""Disk-bound hits, scenarios (j) and (k) of tools/bench (issue 21).
 
 Imported by tools/bench (which puts tools/ on sys.path); not a script of its
 own.
@@ -13,6 +13,10 @@ file of both cache directories every 20 ms. While it runs, per proxy:
   probe alone   4 wrk connections asking one hot 64 KiB range, over and over
   under load    the same probe, and at the same time 8 connections of random
                 1 MiB ranges on 1 MiB boundaries over all the objects
+
+(k) is the same over TLS (wrk over https, HTTP/1.1; both proxies on their TLS
+ports), on the same filled pair, after (j): the bytes of a TLS hit go through
+user space (edgeslice reads them through io_uring, nginx with `aio threads`).
 
 Both prove they read the disk: /proc's counters of the device under the
 temporary directory (bytes read per GiB served), and fincore samples of how
@@ -142,10 +146,12 @@ class DiskReads:
             return None
 
 
-def run(bench, start_wrk, wrk_result):
+def run(bench, want, start_wrk, wrk_result):
     paths = bench.sets["j"]
-    label = (f"(j) disk-bound hits: {len(paths)} x 100 MiB, page cache dropped every "
-             f"{DROP_INTERVAL_S * 1000:.0f} ms, nginx aio threads")
+    what = (f"disk-bound hits: {len(paths)} x 100 MiB, page cache dropped every "
+            f"{DROP_INTERVAL_S * 1000:.0f} ms, nginx aio threads")
+    labels = {"j": f"(j) {what}", "k": f"(k) TLS h1 {what}"}
+    label = " and ".join(labels[k] for k in "jk" if k in want)
     proxies = {}
     dropper = None
     try:
@@ -161,8 +167,10 @@ def run(bench, start_wrk, wrk_result):
         dirs = {k: p.cache_dir for k, p in proxies.items()}
         dropper = start_dropper(bench, list(dirs.values()))
         wait_ready(dropper)
-        before = {k: resident_bytes(d) for k, d in dirs.items()}
-        measure(bench, label, proxies, dirs, paths, start_wrk, wrk_result, before)
+        for scenario in (k for k in "jk" if k in want):
+            before = {k: resident_bytes(d) for k, d in dirs.items()}
+            measure(bench, labels[scenario], proxies, dirs, paths, start_wrk, wrk_result, before,
+                    tls=scenario == "k")
     finally:
         if dropper:
             bench.stop(dropper)
@@ -205,7 +213,7 @@ def note_dropper(bench, label, dropper):
         f"before, the longest gap {s['max_gap_ms']:.0f} ms")
 
 
-def measure(bench, label, proxies, dirs, paths, start_wrk, wrk_result, before):
+def measure(bench, label, proxies, dirs, paths, start_wrk, wrk_result, before, tls=False):
     m = bench.mode
     dur = m["duration"]
     load_conns, probe_conns, probe_rng = LOAD_CONNS, PROBE_CONNS, PROBE_RANGE
@@ -221,7 +229,7 @@ def measure(bench, label, proxies, dirs, paths, start_wrk, wrk_result, before):
 
     def both(port, specs, secs):
         """Start the wrk runs of specs at once; returns their results in order."""
-        popens = [start_wrk(port, conns, secs, script) for conns, script in specs]
+        popens = [start_wrk(port, conns, secs, script, tls) for conns, script in specs]
         try:
             time.sleep(secs / 2)
             mid = {k: resident_bytes(d)[0] for k, d in dirs.items()}
@@ -236,13 +244,14 @@ def measure(bench, label, proxies, dirs, paths, start_wrk, wrk_result, before):
         order = ["nginx", "edgeslice"] if rnd % 2 == 0 else ["edgeslice", "nginx"]
         for kind in order:
             proc = proxies[kind]
-            res = wrk_result(start_wrk(proc.port, probe_conns, dur, probe_script), dur)
+            port = proc.tls_port if tls else proc.port
+            res = wrk_result(start_wrk(port, probe_conns, dur, probe_script, tls), dur)
             alone[kind].append(res)
             bench.check_timed(label, kind, res, probe_sizes)
             bench.log(f"{label}: {kind} probe alone {res['rps']:.0f} req/s p99 {res['p99_ms']:.1f} ms")
 
             d0, meter = disk.read(), bench.meter()
-            (lr, pr), mid = both(proc.port, [(load_conns, load_script), (probe_conns, probe_script)], dur)
+            (lr, pr), mid = both(port, [(load_conns, load_script), (probe_conns, probe_script)], dur)
             cores, d1 = meter.stop(), disk.read()
             bench.record_rss(proc)
             for res, sizes in ((lr, load_sizes), (pr, probe_sizes)):
@@ -268,7 +277,7 @@ def measure(bench, label, proxies, dirs, paths, start_wrk, wrk_result, before):
     checked_load, checked_probe = {}, {}
     for kind, proc in proxies.items():
         (checked_load[kind], checked_probe[kind]), _ = both(
-            proc.port, [(load_conns, load_check), (probe_conns, probe_check)], m["check_secs"])
+            proc.tls_port if tls else proc.port, [(load_conns, load_check), (probe_conns, probe_check)], m["check_secs"])
         bench.check_checking_pass(label, f"{kind} 1 MiB ranges", checked_load[kind])
         bench.check_checking_pass(label, f"{kind} probe", checked_probe[kind])
     bench.note_checking_pass(label, checked_load, " of the 1 MiB ranges")
@@ -278,8 +287,8 @@ def measure(bench, label, proxies, dirs, paths, start_wrk, wrk_result, before):
     for proc in proxies.values():
         for _ in range(3):
             start = rnd.randrange(100) * MIB
-            bench.check_fetch(proc, rnd.choice(paths), (start, start + MIB - 1))
-        bench.check_fetch(proc, paths[0], probe_rng)
+            bench.check_fetch(proc, rnd.choice(paths), (start, start + MIB - 1), tls=tls)
+        bench.check_fetch(proc, paths[0], probe_rng, tls=tls)
         bench.sha_checked += 4
 
     def mean(rs, key):
