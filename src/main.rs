@@ -22,6 +22,19 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use edgeslice::config::Config;
+
+/// mimalloc, not glibc's malloc: a small-range hit allocates and frees a
+/// few dozen small blocks, and glibc's bins and their consolidation were
+/// 6-7% of the worker's time in bench (c) (perf, pinned cores); mimalloc's
+/// per-thread free lists take less. Built without transparent huge pages
+/// (feature `no_thp`): with them mimalloc asked the kernel for 2 MiB pages
+/// and peak RSS in (c) went from 19 to 41 MiB. It gives freed memory back
+/// to the kernel after a short delay (its `purge_delay`), so the 1 MiB
+/// slice buffers that churn through the cache do not stay resident (with
+/// glibc that took `mallopt(M_MMAP_THRESHOLD)`, no longer needed): peak RSS
+/// over a full `tools/bench` run went from 72 to 47 MiB.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use edgeslice::ops::service;
 use edgeslice::proxy::route::RouteTable;
 use edgeslice::server::runtime::Server;
@@ -63,7 +76,6 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    limit_allocator_retention();
     let cli = Cli::parse();
     // The demo prints its own report; per-request log lines would drown it.
     let default_level = if cli.command.is_some() {
@@ -84,18 +96,6 @@ fn main() -> ExitCode {
             eprintln!("edgeslice: {e:#}");
             ExitCode::FAILURE
         }
-    }
-}
-
-/// glibc raises its mmap threshold after the first large free, after which
-/// the 1 MiB slice buffers that churn through the cache stay resident on the
-/// heap: peak RSS grew ~100 MiB past the memory tier. A fixed threshold keeps
-/// them mmapped and returned on free (measured: 344 -> ~240 MiB peak with a
-/// 192 MiB tier).
-fn limit_allocator_retention() {
-    // SAFETY: mallopt only changes allocator tuning; called before any thread starts.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
     }
 }
 
