@@ -26,13 +26,15 @@ use edgeslice::config::Config;
 /// mimalloc, not glibc's malloc: a small-range hit allocates and frees a
 /// few dozen small blocks, and glibc's bins and their consolidation were
 /// 6-7% of the worker's time in bench (c) (perf, pinned cores); mimalloc's
-/// per-thread free lists take less. Built without transparent huge pages
+/// per-thread free lists take less. Its version 2 (feature `v2`): version
+/// 3 was as fast in a fresh process but no faster than glibc once the
+/// worker had served other load (bench (i) after (g): 39.4 us per request,
+/// glibc 37.8, version 2 36.3). Built without transparent huge pages
 /// (feature `no_thp`): with them mimalloc asked the kernel for 2 MiB pages
 /// and peak RSS in (c) went from 19 to 41 MiB. It gives freed memory back
 /// to the kernel after a short delay (its `purge_delay`), so the 1 MiB
 /// slice buffers that churn through the cache do not stay resident (with
-/// glibc that took `mallopt(M_MMAP_THRESHOLD)`, no longer needed): peak RSS
-/// over a full `tools/bench` run went from 72 to 47 MiB.
+/// glibc that took `mallopt(M_MMAP_THRESHOLD)`, no longer needed).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use edgeslice::ops::service;
