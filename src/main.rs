@@ -22,6 +22,12 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use edgeslice::config::Config;
+use edgeslice::ops::service;
+use edgeslice::proxy::route::RouteTable;
+use edgeslice::server::runtime::Server;
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+use tracing_subscriber::EnvFilter;
 
 /// mimalloc, not glibc's malloc: a small-range hit allocates and frees a
 /// few dozen small blocks, and glibc's bins and their consolidation were
@@ -30,19 +36,13 @@ use edgeslice::config::Config;
 /// 3 was as fast in a fresh process but no faster than glibc once the
 /// worker had served other load (bench (i) after (g): 39.4 us per request,
 /// glibc 37.8, version 2 36.3). Built without transparent huge pages
-/// (feature `no_thp`): with them mimalloc asked the kernel for 2 MiB pages
+/// (feature `no_thp`): with them mimalloc 3 asked the kernel for 2 MiB pages
 /// and peak RSS in (c) went from 19 to 41 MiB. It gives freed memory back
 /// to the kernel after a short delay (its `purge_delay`), so the 1 MiB
 /// slice buffers that churn through the cache do not stay resident (with
 /// glibc that took `mallopt(M_MMAP_THRESHOLD)`, no longer needed).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-use edgeslice::ops::service;
-use edgeslice::proxy::route::RouteTable;
-use edgeslice::server::runtime::Server;
-use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-use signal_hook::iterator::Signals;
-use tracing_subscriber::EnvFilter;
 
 /// A thread-per-core slicing reverse proxy for large objects.
 #[derive(Parser)]
