@@ -11,6 +11,11 @@ on the clients' core that calls posix_fadvise(POSIX_FADV_DONTNEED) on every
 file of both cache directories every 20 ms. While it runs, per proxy:
 
   probe alone   4 wrk connections asking one hot 64 KiB range, over and over
+  probe alone, shared
+                the same, while a busy loop shares the clients' core: what
+                the client side leaves a probe whose client shares its core
+                (as it does with the load's client below), the proxy serving
+                nothing else
   under load    the same probe, and at the same time 8 connections of random
                 1 MiB ranges on 1 MiB boundaries over all the objects
 
@@ -222,6 +227,7 @@ def measure(bench, label, proxies, dirs, paths, start_wrk, wrk_result, before, t
     disk = DiskReads(bench.dir)
     runs = {k: [] for k in proxies}      # load + probe together, for the CPU row
     alone = {k: [] for k in proxies}
+    shared = {k: [] for k in proxies}    # the probe alone, a busy loop on the clients' core
     load = {k: [] for k in proxies}
     probe = {k: [] for k in proxies}
     resident = {k: [] for k in proxies}  # (proxy measured, cache dir) -> bytes, mid-run
@@ -249,6 +255,20 @@ def measure(bench, label, proxies, dirs, paths, start_wrk, wrk_result, before, t
             alone[kind].append(res)
             bench.check_timed(label, kind, res, probe_sizes)
             bench.log(f"{label}: {kind} probe alone {res['rps']:.0f} req/s p99 {res['p99_ms']:.1f} ms")
+
+            # The probe alone again, its client sharing the clients' core with
+            # one busy loop (as it shares it with the load's client below): what
+            # the client side leaves the probe, the proxy doing nothing else.
+            hog = subprocess.Popen([sys.executable, "-c", "while True: pass"], stdin=subprocess.DEVNULL)
+            try:
+                res = wrk_result(start_wrk(port, probe_conns, dur, probe_script, tls), dur)
+            finally:
+                hog.kill()
+                hog.wait()
+            shared[kind].append(res)
+            bench.check_timed(label, kind, res, probe_sizes)
+            bench.log(f"{label}: {kind} probe alone, a busy loop on cpu1 too: {res['rps']:.0f} req/s "
+                      f"p99 {res['p99_ms']:.1f} ms")
 
             d0, meter = disk.read(), bench.meter()
             (lr, pr), mid = both(port, [(load_conns, load_script), (probe_conns, probe_script)], dur)
@@ -295,12 +315,12 @@ def measure(bench, label, proxies, dirs, paths, start_wrk, wrk_result, before, t
         return sum(r[key] for r in rs) / len(rs) if rs else float("nan")
 
     def failed(kind):
-        return any(r.get("failed") for rs in (alone, load, probe) for r in rs[kind]) or \
+        return any(r.get("failed") for rs in (alone, shared, load, probe) for r in rs[kind]) or \
             checked_load[kind].get("failed", False) or checked_probe[kind].get("failed", False)
 
-    def keeps(kind):
-        a = mean(alone[kind], "rps")
-        return mean(probe[kind], "rps") / a if a else float("nan")
+    def keeps(kind, of=alone, rs=probe):
+        a = mean(of[kind], "rps")
+        return mean(rs[kind], "rps") / a if a else float("nan")
 
     rows = [
         (f"load req/s: random 1 MiB ranges, {load_conns} conns", load, "rps", "higher"),
@@ -314,6 +334,12 @@ def measure(bench, label, proxies, dirs, paths, start_wrk, wrk_result, before, t
         bench.rows.append(row + ((failed("nginx"), failed("edgeslice")) if i == 0 else ()))
     bench.rows.append((label, "probe under load / alone (issue 21: edgeslice >= 0.5)",
                        keeps("nginx"), keeps("edgeslice"), "higher"))
+    # On one client core the client side caps what the probe can keep: these
+    # two rows show that cap and the share kept against it.
+    bench.rows.append((label, "probe alone, a busy loop on the clients' core / alone (the clients' cap)",
+                       keeps("nginx", rs=shared), keeps("edgeslice", rs=shared), "higher"))
+    bench.rows.append((label, "probe under load / probe alone with that busy loop",
+                       keeps("nginx", of=shared), keeps("edgeslice", of=shared), "higher"))
     bench.cpu_row(label, runs, per_request=False)
 
     def most(kind):
