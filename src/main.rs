@@ -22,7 +22,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use edgeslice::config::Config;
-use edgeslice::ops::service;
+use edgeslice::ops::{copies, service};
 use edgeslice::proxy::route::RouteTable;
 use edgeslice::server::runtime::Server;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
@@ -78,6 +78,8 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // First: on AMD it may execute this binary again (see its module).
+    copies::prefer_vector_copies();
     let cli = Cli::parse();
     // The demo prints its own report; per-request log lines would drown it.
     let default_level = if cli.command.is_some() {

@@ -9,8 +9,10 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::TempDir;
+use common::process::{subprocess_config, Edgeslice};
+use common::{get, DemoOrigin, TempDir};
 use edgeslice::config::Config;
+use edgeslice::ops::copies;
 
 /// Runs `edgeslice --config CONF [extra]`, killing it if it is still running
 /// after 20 s (a start that should have failed is serving instead).
@@ -270,4 +272,48 @@ fn check_never_prints_a_secret() {
         );
     }
     assert_eq!(printed.matches("\"<redacted>\"").count(), 2, "{printed}");
+}
+
+/// `GLIBC_TUNABLES` in the environment of the running process `pid`.
+fn tunables_of(pid: u32) -> Option<String> {
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+    environ
+        .split(|b| *b == 0)
+        .find_map(|kv| kv.strip_prefix(b"GLIBC_TUNABLES="))
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+}
+
+/// On an AMD CPU with glibc the serving process runs with glibc's
+/// `rep movsb` threshold above any copy (`ops::copies`: its vector loops
+/// copy each TLS record's plaintext at a fraction of the cost there); a
+/// `GLIBC_TUNABLES` that names the threshold is the operator's and stays
+/// as set; on any other CPU nothing is added.
+#[test]
+fn on_amd_glibc_copies_with_vector_loops_unless_the_operator_set_the_threshold() {
+    let origin = DemoOrigin::start().unwrap();
+    let dir = TempDir::new("copies");
+    let conf = dir.path().join("edgeslice.toml");
+    std::fs::write(&conf, subprocess_config(origin.addr(), None, "")).unwrap();
+    let ours = format!("{}={}", copies::TUNABLE, copies::VALUE);
+    let runner = std::env::var("GLIBC_TUNABLES").ok();
+    let raised = copies::is_amd() && cfg!(target_env = "gnu");
+    let want = match runner.as_deref() {
+        Some(t) if t.contains("x86_rep_movsb_threshold") => Some(t.to_string()),
+        Some(t) if raised => Some(format!("{t}:{ours}")),
+        None if raised => Some(ours.clone()),
+        other => other.map(str::to_string),
+    };
+    eprintln!(
+        "AMD: {}, runner's GLIBC_TUNABLES: {runner:?}",
+        copies::is_amd()
+    );
+    let proc = Edgeslice::start(&conf);
+    assert_eq!(tunables_of(proc.pid()), want);
+    assert_eq!(get(proc.addr, "/obj/100/copies", &[]).unwrap().status, 200);
+    drop(proc);
+
+    let operator = "glibc.cpu.x86_rep_movsb_threshold=2048";
+    let proc = Edgeslice::start_with_env(&conf, &[("GLIBC_TUNABLES", Path::new(operator))]);
+    assert_eq!(tunables_of(proc.pid()).as_deref(), Some(operator));
+    assert_eq!(get(proc.addr, "/obj/100/copies", &[]).unwrap().status, 200);
 }
