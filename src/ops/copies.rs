@@ -12,9 +12,11 @@
 //! took 7% each. With glibc's tunable `x86_rep_movsb_threshold` above
 //! any size it copies, the worker's CPU per GiB in (f) went from 1.02 and
 //! 1.22 s to 0.60 and 0.62 s, and per request in (g) (64 KiB ranges over
-//! TLS) from 105 and 115 µs to 93 and 96; (c) and (i) did not move
+//! TLS) from 105 and 115 µs to 93 and 96; (c) did not move
 //! (`tools/bench --only c,f,g --duration 8 --rounds 1 --edgeslice BIN`,
-//! builds without and with this alternated).
+//! builds without and with this alternated). HTTP/2 (bench (i)) gained
+//! nothing: 63.7-78.5 µs per request without, 67.6-87.2 with, four runs
+//! each, as widely spread as nginx's in the same runs.
 //!
 //! glibc reads its tunables once, when the process starts, so
 //! [`prefer_vector_copies`] (the first thing `main` does) makes the process
