@@ -309,6 +309,9 @@ fn on_amd_glibc_copies_with_vector_loops_unless_the_operator_set_the_threshold()
     );
     let proc = Edgeslice::start(&conf);
     assert_eq!(tunables_of(proc.pid()), want);
+    // Run again as /proc/self/exe, it keeps its name (ps, the journal's _COMM).
+    let comm = std::fs::read_to_string(format!("/proc/{}/comm", proc.pid())).unwrap();
+    assert_eq!(comm.trim_end(), "edgeslice");
     assert_eq!(get(proc.addr, "/obj/100/copies", &[]).unwrap().status, 200);
     drop(proc);
 

@@ -26,6 +26,11 @@
 //! names `x86_rep_movsb_threshold`: an operator who sets it keeps theirs
 //! (`glibc.cpu.x86_rep_movsb_threshold=2048` is glibc's own choice back).
 //!
+//! Executed as `/proc/self/exe`, the process would be named `exe` (the
+//! kernel names it after the file executed): in `ps`, `top` and the
+//! journal's `_COMM`. It takes its binary's name back first thing
+//! ([`keep_name`]).
+//!
 //! Errors: none returned. If the new execution cannot start, the process
 //! goes on as it is (glibc's copies, a warning on stderr).
 
@@ -38,6 +43,7 @@ pub const VALUE: &str = "1073741824";
 /// [`TUNABLE`]: execute this binary again with it set (does not return
 /// then). Call it first in `main`, before any thread exists.
 pub fn prefer_vector_copies() {
+    keep_name();
     #[cfg(all(target_arch = "x86_64", target_os = "linux", target_env = "gnu"))]
     {
         use std::os::unix::process::CommandExt;
@@ -59,6 +65,31 @@ pub fn prefer_vector_copies() {
             .env("GLIBC_TUNABLES", tunables)
             .exec();
         eprintln!("edgeslice: could not run again with {TUNABLE} set ({err}); copies stay glibc's `rep movsb`");
+    }
+}
+
+/// A process executed as `/proc/self/exe` is named `exe`: it takes its
+/// binary's file name back (the first 15 bytes, as the kernel keeps).
+fn keep_name() {
+    #[cfg(target_os = "linux")]
+    {
+        let named_exe = std::fs::read("/proc/self/comm").is_ok_and(|c| c == b"exe\n");
+        let Ok(binary) = std::fs::read_link("/proc/self/exe") else {
+            return;
+        };
+        let Some(name) = binary.file_name() else {
+            return;
+        };
+        if !named_exe || name == "exe" {
+            return;
+        }
+        let mut comm = [0u8; 16];
+        let bytes = std::os::unix::ffi::OsStrExt::as_bytes(name);
+        let len = bytes.len().min(15);
+        comm[..len].copy_from_slice(&bytes[..len]);
+        // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16
+        // bytes; `comm` is 16 bytes with at least one NUL at its end.
+        unsafe { libc::prctl(libc::PR_SET_NAME, comm.as_ptr()) };
     }
 }
 
