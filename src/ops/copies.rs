@@ -73,16 +73,15 @@ pub fn prefer_vector_copies() {
 fn keep_name() {
     #[cfg(target_os = "linux")]
     {
-        let named_exe = std::fs::read("/proc/self/comm").is_ok_and(|c| c == b"exe\n");
+        if std::fs::read("/proc/self/comm").map_or(true, |c| c != b"exe\n") {
+            return;
+        }
         let Ok(binary) = std::fs::read_link("/proc/self/exe") else {
             return;
         };
-        let Some(name) = binary.file_name() else {
+        let Some(name) = binary.file_name().filter(|n| *n != "exe") else {
             return;
         };
-        if !named_exe || name == "exe" {
-            return;
-        }
         let mut comm = [0u8; 16];
         let bytes = std::os::unix::ffi::OsStrExt::as_bytes(name);
         let len = bytes.len().min(15);
