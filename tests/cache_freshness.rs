@@ -499,7 +499,8 @@ fn a_304_updates_the_stored_headers() {
 /// whole and answered as it was (RFC 9111 3; 4.2.2 for a status cacheable
 /// by default with only a Last-Modified: a tenth of its age), whatever the
 /// later request's Range; one without freshness is not stored, nor is a
-/// heuristic applied to a status not cacheable by default. Before
+/// heuristic applied to a status not cacheable by default unless the
+/// answer is marked `public` (RFC 9111 3, 4.2.2). Before
 /// 7686c4b+2 only 200 and 206 answers were stored.
 #[test]
 fn other_statuses_with_freshness_are_stored_whole() {
@@ -507,7 +508,7 @@ fn other_statuses_with_freshness_are_stored_whole() {
     let _dir = dir_guard(&setup);
     let h = Harness::start(setup);
     // (target, stored, status, body)
-    let cases: [(&str, bool, u16, &[u8]); 8] = [
+    let cases: [(&str, bool, u16, &[u8]); 10] = [
         ("/status/404/a?cc=max-age=60", true, 404, b"status 404\n"),
         ("/status/301/b?cc=max-age=60", true, 301, b"status 301\n"),
         ("/status/500/c?cc=max-age=60", true, 500, b"status 500\n"),
@@ -516,6 +517,21 @@ fn other_statuses_with_freshness_are_stored_whole() {
         ("/status/410/e?lm=-1000", true, 410, b"status 410\n"),
         ("/status/404/f", false, 404, b"status 404\n"),
         ("/status/403/g?lm=-1000", false, 403, b"status 403\n"),
+        // `public` makes any final status storable, with the heuristic
+        // (4.2.2); a server error so marked is the origin's answer: relayed
+        // at once, not retried.
+        (
+            "/status/403/i?lm=-1000&cc=public",
+            true,
+            403,
+            b"status 403\n",
+        ),
+        (
+            "/status/599/j?lm=-1000&cc=public",
+            true,
+            599,
+            b"status 599\n",
+        ),
         (
             "/status/404/h?cc=max-age=60,no-store",
             false,
@@ -529,6 +545,7 @@ fn other_statuses_with_freshness_are_stored_whole() {
         let first = h.get(target, &[]);
         assert_eq!(first.status, status, "{target}");
         assert_eq!(first.body, body, "{target}");
+        assert_eq!(first.header("x-origin-request"), Some("1"), "{target}");
         let again = h.get(target, &[("Range", "bytes=0-3")]);
         assert_eq!(again.status, status, "{target}: answered as stored, whole");
         assert_eq!(again.body, body, "{target}");

@@ -50,9 +50,11 @@ pub fn freshness(headers: &HeaderMap, default_ttl: Duration) -> Option<Duration>
 /// Another final status is stored when the origin gives it explicit
 /// freshness (RFC 9111 3: any status the cache understands), or, for a
 /// status cacheable by default (RFC 9110 15.1: 203, 204, 300, 301, 308,
-/// 404, 405, 410, 414, 501), with a heuristic lifetime: a tenth of the time
-/// since its `Last-Modified` (RFC 9111 4.2.2), at most `default_ttl`. A
-/// 206 is a slice (stored by its own path), a 304 or 1xx never.
+/// 404, 405, 410, 414, 501) or marked `public` (any final status: RFC
+/// 9111 3 lets it be stored, and 4.2.2's heuristics apply to it), with a
+/// heuristic lifetime: a tenth of the time since its `Last-Modified`, at
+/// most `default_ttl`. A 206 is a slice (stored by its own path), a 304 or
+/// 1xx never.
 pub fn freshness_of(
     status: http::StatusCode,
     headers: &HeaderMap,
@@ -68,13 +70,21 @@ pub fn freshness_of(
         100..=199 | 206 | 304 => None,
         _ if explicit_freshness(headers) => freshness(headers, default_ttl),
         203 | 204 | 300 | 301 | 308 | 404 | 405 | 410 | 414 | 501 => {
-            let modified = date_field(headers, header::LAST_MODIFIED)?;
-            let date = date_field(headers, header::DATE).unwrap_or_else(SystemTime::now);
-            let heuristic = date.duration_since(modified).ok()? / 10;
-            freshness(headers, heuristic.min(default_ttl))
+            heuristic(headers, default_ttl)
         }
+        _ if has(&directives(headers), "public") => heuristic(headers, default_ttl),
         _ => None,
     }
+}
+
+/// What is left of a heuristic lifetime (RFC 9111 4.2.2): a tenth of the
+/// time since the answer's `Last-Modified`, at most `default_ttl`; `None`
+/// without a `Last-Modified`.
+fn heuristic(headers: &HeaderMap, default_ttl: Duration) -> Option<Duration> {
+    let modified = date_field(headers, header::LAST_MODIFIED)?;
+    let date = date_field(headers, header::DATE).unwrap_or_else(SystemTime::now);
+    let lifetime = date.duration_since(modified).ok()? / 10;
+    freshness(headers, lifetime.min(default_ttl))
 }
 
 /// Whether an answer says how long it is fresh (RFC 9111 4.2.1): a
