@@ -16,8 +16,12 @@ file of both cache directories every 20 ms. While it runs, per proxy:
                 the client side leaves a probe whose client shares its core
                 (as it does with the load's client below), the proxy serving
                 nothing else
-  under load    the same probe, and at the same time 8 connections of random
-                1 MiB ranges on 1 MiB boundaries over all the objects
+  load alone    8 connections of random 1 MiB ranges on 1 MiB boundaries
+                over all the objects, nothing else: the disk-bound rate with
+                the clients' core to itself
+  under load    the same probe, and at the same time that load: both clients
+                share the clients' core, so a faster probe leaves the load's
+                client less of it
 
 (k) is the same over TLS (wrk over https, HTTP/1.1; both proxies on their TLS
 ports), on the same filled pair, after (j): the bytes of a TLS hit go through
@@ -229,6 +233,7 @@ def measure(bench, label, proxies, dirs, paths, start_wrk, wrk_result, before, t
     alone = {k: [] for k in proxies}
     shared = {k: [] for k in proxies}    # the probe alone, a busy loop on the clients' core
     load = {k: [] for k in proxies}
+    load_alone = {k: [] for k in proxies}
     probe = {k: [] for k in proxies}
     resident = {k: [] for k in proxies}  # (proxy measured, cache dir) -> bytes, mid-run
     disk_per_gib = {k: [] for k in proxies}
@@ -269,6 +274,11 @@ def measure(bench, label, proxies, dirs, paths, start_wrk, wrk_result, before, t
             bench.check_timed(label, kind, res, probe_sizes)
             bench.log(f"{label}: {kind} probe alone, a busy loop on cpu1 too: {res['rps']:.0f} req/s "
                       f"p99 {res['p99_ms']:.1f} ms")
+
+            res = wrk_result(start_wrk(port, load_conns, dur, load_script, tls), dur)
+            load_alone[kind].append(res)
+            bench.check_timed(label, kind, res, load_sizes)
+            bench.log(f"{label}: {kind} 1 MiB ranges alone {res['rps']:.0f} req/s p99 {res['p99_ms']:.1f} ms")
 
             d0, meter = disk.read(), bench.meter()
             (lr, pr), mid = both(port, [(load_conns, load_script), (probe_conns, probe_script)], dur)
@@ -315,7 +325,7 @@ def measure(bench, label, proxies, dirs, paths, start_wrk, wrk_result, before, t
         return sum(r[key] for r in rs) / len(rs) if rs else float("nan")
 
     def failed(kind):
-        return any(r.get("failed") for rs in (alone, shared, load, probe) for r in rs[kind]) or \
+        return any(r.get("failed") for rs in (alone, shared, load_alone, load, probe) for r in rs[kind]) or \
             checked_load[kind].get("failed", False) or checked_probe[kind].get("failed", False)
 
     def keeps(kind, of=alone, rs=probe):
@@ -325,6 +335,8 @@ def measure(bench, label, proxies, dirs, paths, start_wrk, wrk_result, before, t
     rows = [
         (f"load req/s: random 1 MiB ranges, {load_conns} conns", load, "rps", "higher"),
         ("load p99 ms", load, "p99_ms", "lower"),
+        ("load req/s alone (no probe)", load_alone, "rps", "higher"),
+        ("load p99 ms alone", load_alone, "p99_ms", "lower"),
         (f"probe req/s alone: one 64 KiB range, {probe_conns} conns", alone, "rps", "higher"),
         ("probe req/s under load", probe, "rps", "higher"),
         ("probe p99 ms under load", probe, "p99_ms", "lower"),
