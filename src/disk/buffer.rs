@@ -1,6 +1,8 @@
 //! The memory disk reads land in: buffers each thread keeps for its next
 //! read, aligned for `O_DIRECT` when asked.
 
+use super::arena::Block;
+
 /// The alignment of an O_DIRECT read: its offset, length and memory.
 pub(super) const DIRECT_ALIGN: usize = 4096;
 
@@ -8,7 +10,22 @@ pub(super) const DIRECT_ALIGN: usize = 4096;
 /// a fresh megabyte from the allocator costs a `mmap`, a page fault and a
 /// zeroed page per 4 KiB, and a TLB shootdown when it goes, far more than
 /// the read itself.
-pub struct Buffer(pub(super) Vec<u8>, pub(super) usize);
+///
+/// A large read around the page cache lands in a block of the thread's
+/// huge-page arena instead ([`super::arena`]); the buffer then holds that
+/// block and the length read into it, and the `Vec` stays unused.
+pub struct Buffer(
+    pub(super) Vec<u8>,
+    pub(super) usize,
+    pub(super) Option<InBlock>,
+);
+
+/// The bytes a read brought into an arena block: they start at the
+/// buffer's index and are this long.
+pub(super) struct InBlock {
+    pub(super) block: Block,
+    pub(super) len: usize,
+}
 
 /// The largest read a kept buffer serves.
 const KEPT_BUFFER_BYTES: usize = 1024 * 1024;
@@ -48,7 +65,7 @@ impl Buffer {
             .filter(|&len| len <= KEPT_BUFFER_BYTES)
             .map(|len| len + DIRECT_ROOM)
         else {
-            return Buffer(Vec::new(), 0);
+            return Buffer(Vec::new(), 0, None);
         };
         let kept = KEPT
             .try_with(|k| {
@@ -69,18 +86,23 @@ impl Buffer {
             .flatten();
         let bytes = kept
             .unwrap_or_else(|| Vec::with_capacity(need.next_multiple_of(STEP).min(KEPT_CAPACITY)));
-        Buffer(bytes, 0)
+        Buffer(bytes, 0, None)
     }
 
     /// The bytes read into it.
     pub fn as_slice(&self) -> &[u8] {
-        &self.0[self.1..]
+        match &self.2 {
+            // SAFETY: the read that set `InBlock` filled `len` bytes of the
+            // block from `self.1`, within the block.
+            Some(b) => unsafe { b.block.filled(self.1, b.len) },
+            None => &self.0[self.1..],
+        }
     }
 }
 
 impl AsRef<[u8]> for Buffer {
     fn as_ref(&self) -> &[u8] {
-        &self.0[self.1..]
+        self.as_slice()
     }
 }
 

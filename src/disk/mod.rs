@@ -21,7 +21,10 @@
 //!   page cache with bytes not asked again before it drops them costs more
 //!   CPU than sending them. A slice asked again soon is read through it
 //!   (`heat`): first what is resident, in one `preadv2(RWF_NOWAIT)`, then
-//!   the rest by the way this thread was given ([`DiskWay`]).
+//!   the rest by the way this thread was given ([`DiskWay`]). A large read
+//!   around the page cache lands in a block of the thread's huge-page arena
+//!   ([`arena`]): one contiguous run, one segment for the device, where
+//!   heap memory is one per 4 KiB page.
 //!
 //! Errors are `io::Error`s; a file shorter than the range asked is
 //! `UnexpectedEof`. The caller decides what a fault means for the slice.
@@ -39,12 +42,13 @@ use local_sync::semaphore::{OwnedSemaphorePermit, Semaphore};
 
 use crate::ops::metrics;
 
+mod arena;
 mod buffer;
 mod heat;
 mod residency;
 
 pub use buffer::Buffer;
-use buffer::DIRECT_ALIGN;
+use buffer::{InBlock, DIRECT_ALIGN};
 pub(crate) use heat::resident_hit;
 use residency::Reading;
 pub use residency::{resident, sendable};
@@ -125,7 +129,8 @@ pub async fn read_into(
     bytes.clear();
     bytes.reserve(len);
     buf.1 = 0;
-    let res = fill(file, &mut bytes, offset, len).await;
+    buf.2 = None;
+    let res = fill(file, &mut bytes, &mut buf.2, offset, len).await;
     buf.0 = bytes;
     match res {
         Ok(start) => {
@@ -138,8 +143,16 @@ pub async fn read_into(
 
 /// `bytes` (empty, at least `len` of capacity)
 /// filled with `len` bytes of `file` from `offset`, the resident ones at
-/// once, the rest off the loop; the bytes start at the index returned.
-async fn fill(file: &File, bytes: &mut Vec<u8>, offset: u64, len: usize) -> io::Result<usize> {
+/// once, the rest off the loop; the bytes start at the index returned. A
+/// large read around the page cache fills an arena block instead, left in
+/// `block`.
+async fn fill(
+    file: &File,
+    bytes: &mut Vec<u8>,
+    block: &mut Option<InBlock>,
+    offset: u64,
+    len: usize,
+) -> io::Result<usize> {
     let resident = resident(file, offset, len as u64);
     if resident == Some(true) {
         heat::resident_hit(file, offset);
@@ -148,7 +161,7 @@ async fn fill(file: &File, bytes: &mut Vec<u8>, offset: u64, len: usize) -> io::
         && !heat::through_page_cache(file, offset)
     {
         metrics::with(|m| m.disk_reads.inc());
-        match read_direct(file, bytes, offset, len).await {
+        match read_direct(file, bytes, block, offset, len).await {
             Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
                 // The filesystem takes no O_DIRECT (or not at this
                 // alignment): this thread reads through the page cache.
@@ -194,11 +207,11 @@ thread_local! {
 async fn read_direct(
     file: &File,
     bytes: &mut Vec<u8>,
+    block: &mut Option<InBlock>,
     offset: u64,
     len: usize,
 ) -> io::Result<usize> {
     use monoio::buf::IoBufMut;
-    use std::os::unix::fs::OpenOptionsExt;
     if NO_DIRECT.with(|n| n.get()) {
         return Err(io::Error::from_raw_os_error(libc::EINVAL));
     }
@@ -208,6 +221,14 @@ async fn read_direct(
     let from = offset / align * align;
     let to = (offset + len as u64).div_ceil(align) * align;
     let want = (to - from) as usize;
+    if (BLOCK_READ_FROM..=arena::BLOCK_BYTES).contains(&want) {
+        if let Some(taken) = arena::take() {
+            let (start, filled) =
+                read_direct_into_block(file, taken, from, want, offset, len).await?;
+            *block = Some(filled);
+            return Ok(start);
+        }
+    }
     bytes.clear();
     // Room for the aligned range and the padding that aligns its start: a
     // kept buffer has it for any read it serves (`buffer::KEPT_CAPACITY`).
@@ -218,13 +239,7 @@ async fn read_direct(
     // SAFETY: the padding is within the capacity (reserved above); it is
     // never read as bytes of the file (they start after it).
     unsafe { bytes.set_len(pad) };
-    // A descriptor of its own, opened anew from this one (so it can be
-    // nothing but this file), that the runtime closes after the read.
-    let direct = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_DIRECT)
-        .open(format!("/proc/self/fd/{}", file.as_raw_fd()))?;
-    let direct = monoio::fs::File::from_std(direct)?;
+    let direct = open_direct(file)?;
     let mut buf = std::mem::take(bytes);
     let mut at = from;
     let mut res = Ok(());
@@ -253,6 +268,65 @@ async fn read_direct(
     buf.truncate(end.min(buf.len()));
     *bytes = buf;
     res.map(|()| start)
+}
+
+/// From this length on, a read around the page cache goes into an arena
+/// block (one physically contiguous run) rather than heap memory: 32 pages
+/// and up, where the segments begin to cost a virtual disk.
+const BLOCK_READ_FROM: usize = 128 * 1024;
+
+/// [`read_direct`]'s read of the aligned range `from..from + want` (at
+/// most a block) into `block`: where the `len` bytes asked from `offset`
+/// start in it, and the filled block.
+async fn read_direct_into_block(
+    file: &File,
+    block: arena::Block,
+    from: u64,
+    want: usize,
+    offset: u64,
+    len: usize,
+) -> io::Result<(usize, InBlock)> {
+    let direct = open_direct(file)?;
+    let mut window = arena::Window {
+        block,
+        start: 0,
+        end: want,
+        filled: 0,
+    };
+    let mut at = from;
+    while window.filled < want {
+        let (read, back) = direct.read_at(window, at).await;
+        window = back;
+        match read {
+            Ok(0) => break,
+            Ok(n) => at += n as u64,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let start = (offset - from) as usize;
+    if window.filled < start + len {
+        return Err(short(at, start + len - window.filled));
+    }
+    Ok((
+        start,
+        InBlock {
+            block: window.block,
+            len,
+        },
+    ))
+}
+
+/// A descriptor of its own for `file`, opened anew from this one (so it
+/// can be nothing but this file) with `O_DIRECT`, that the runtime closes
+/// after the read.
+fn open_direct(file: &File) -> io::Result<monoio::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let direct = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(format!("/proc/self/fd/{}", file.as_raw_fd()))?;
+    monoio::fs::File::from_std(direct)
 }
 
 /// Into `buf` (empty, at least `len` of capacity), what the page cache
@@ -371,6 +445,7 @@ mod tests {
             (0u64, 10u64),
             (4095, 2),
             (5000, 300_000),
+            (0, 600_000),
             (599_999, 1),
             (7, 0),
         ];
@@ -380,8 +455,12 @@ mod tests {
                 let got = rt_read(offset, len).unwrap();
                 assert_eq!(&got[..], &content[offset as usize..(offset + len) as usize]);
             }
-            let err = rt_read(590_000, 20_000).unwrap_err();
-            assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof, "{err}");
+            // Short, in heap memory and in an arena block.
+            for (offset, len) in [(590_000, 20_000), (400_000, 300_000)] {
+                drop_cache(&file);
+                let err = rt_read(offset, len).unwrap_err();
+                assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof, "{err}");
+            }
         };
         let mut uring = monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
             .build()
@@ -396,6 +475,55 @@ mod tests {
         check(Box::new(|o, l| legacy.block_on(read(&file, o, l))));
         set_way(DiskWay::Inline);
         check(Box::new(|o, l| legacy.block_on(read(&file, o, l))));
+        let _ = std::fs::remove_file(&path);
+    }
+
+    /// A large read around the page cache lands in a block of the
+    /// thread's arena (one contiguous run for the device), a small one in
+    /// heap memory; the block goes back when its bytes are dropped.
+    #[test]
+    fn a_large_read_from_disk_lands_in_an_arena_block() {
+        let content: Vec<u8> = (0..4_000_000u32).map(|i| (i % 249) as u8).collect();
+        let (path, file) = file_of(&content, "arena");
+        let mut uring = monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
+            .build()
+            .unwrap();
+        set_way(DiskWay::Uring);
+        let mut read_into_buffer = |offset: u64, len: u64| {
+            drop_cache(&file);
+            let (res, buf) = uring.block_on(read_into(&file, offset, len, Buffer::take(len)));
+            res.unwrap();
+            assert_eq!(
+                buf.as_slice(),
+                &content[offset as usize..(offset + len) as usize]
+            );
+            buf
+        };
+        // Each read in a megabyte of its own: one asked again would be read
+        // through the page cache (`heat`).
+        let small = read_into_buffer(2_097_152 + 4096, 64 * 1024);
+        assert!(small.2.is_none(), "a 64 KiB read took a block");
+        if NO_DIRECT.with(|n| n.get()) {
+            eprintln!("{} takes no O_DIRECT: no block to check", path.display());
+            let _ = std::fs::remove_file(&path);
+            return;
+        }
+        let large = read_into_buffer(1_048_576, 1_048_576);
+        assert!(large.2.is_some(), "a 1 MiB read from disk took no block");
+        let unaligned = read_into_buffer(5, 1_040_000);
+        let lent = unaligned.2.as_ref().map(|b| b.block.as_ptr());
+        assert!(lent.is_some(), "an unaligned large read took no block");
+        let first = large.2.as_ref().map(|b| b.block.as_ptr());
+        assert_ne!(lent, first);
+        drop(large);
+        drop(unaligned);
+        // Both came back: the lowest is lent again.
+        let again = read_into_buffer(3_145_728, 300_000);
+        assert_eq!(
+            again.2.as_ref().map(|b| b.block.as_ptr()),
+            first,
+            "the lowest block, back from its first read"
+        );
         let _ = std::fs::remove_file(&path);
     }
 
