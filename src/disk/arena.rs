@@ -81,11 +81,7 @@ impl Arena {
         }
         Some(Arc::new(Arena {
             base: base as *mut u8,
-            free: AtomicU32::new(if BLOCKS == 32 {
-                u32::MAX
-            } else {
-                (1 << BLOCKS) - 1
-            }),
+            free: AtomicU32::new(u32::MAX >> (32 - BLOCKS)),
         }))
     }
 
@@ -178,27 +174,36 @@ impl Drop for Block {
     }
 }
 
-/// The part of a block a read fills: monoio's io_uring read writes into it
-/// while it owns it, and gives it back with the count read.
+/// A block as the memory of a read: monoio's io_uring read writes into it
+/// while it owns it, each read after the bytes already there, up to `end`.
 pub(super) struct Window {
     pub(super) block: Block,
-    /// Where the read starts in the block, and how far it may fill.
-    pub(super) start: usize,
-    pub(super) end: usize,
-    /// The bytes filled from `start`.
+    end: usize,
+    /// The bytes filled from the block's start.
     pub(super) filled: usize,
+}
+
+impl Window {
+    /// The first `end` bytes of `block` (at most [`BLOCK_BYTES`]), empty.
+    pub(super) fn new(block: Block, end: usize) -> Window {
+        Window {
+            block,
+            end: end.min(BLOCK_BYTES),
+            filled: 0,
+        }
+    }
 }
 
 // SAFETY: the pointer is the block's, which this window owns until the
 // read gives it back; `bytes_total` never passes the block's end.
 unsafe impl monoio::buf::IoBufMut for Window {
     fn write_ptr(&mut self) -> *mut u8 {
-        // SAFETY: `start + filled <= end <= BLOCK_BYTES`.
-        unsafe { self.block.as_mut_ptr().add(self.start + self.filled) }
+        // SAFETY: `filled <= end <= BLOCK_BYTES`.
+        unsafe { self.block.as_mut_ptr().add(self.filled) }
     }
 
     fn bytes_total(&mut self) -> usize {
-        self.end - self.start - self.filled
+        self.end - self.filled
     }
 
     unsafe fn set_init(&mut self, pos: usize) {

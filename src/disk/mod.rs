@@ -211,7 +211,6 @@ async fn read_direct(
     offset: u64,
     len: usize,
 ) -> io::Result<usize> {
-    use monoio::buf::IoBufMut;
     if NO_DIRECT.with(|n| n.get()) {
         return Err(io::Error::from_raw_os_error(libc::EINVAL));
     }
@@ -240,34 +239,70 @@ async fn read_direct(
     // never read as bytes of the file (they start after it).
     unsafe { bytes.set_len(pad) };
     let direct = open_direct(file)?;
-    let mut buf = std::mem::take(bytes);
-    let mut at = from;
-    let mut res = Ok(());
-    while buf.len() < pad + want {
-        let begin = buf.len();
-        // SAFETY: `begin` is `buf`'s initialised length and `pad + want` is
-        // within its capacity.
-        let slice = unsafe { buf.slice_mut_unchecked(begin..pad + want) };
-        let (read, slice) = direct.read_at(slice, at).await;
-        buf = slice.into_inner();
+    let tail = Tail {
+        vec: std::mem::take(bytes),
+        end: pad + want,
+    };
+    let (read, tail) = read_until_full(&direct, tail, from).await;
+    let mut buf = tail.vec;
+    let start = pad + (offset - from) as usize;
+    let end = start + len;
+    let res = match read {
+        Ok(at) if buf.len() < end => Err(short(at, end - buf.len())),
+        Ok(_) => Ok(start),
+        Err(e) => Err(e),
+    };
+    buf.truncate(end.min(buf.len()));
+    *bytes = buf;
+    res
+}
+
+/// Reads into `buf` from `at` until it is full or the file ends: the offset
+/// reached, and the buffer back whatever happened. Each read continues
+/// where the last one stopped (`buf`'s write pointer moves with what was
+/// read: [`Tail`], [`arena::Window`]).
+async fn read_until_full<B: monoio::buf::IoBufMut>(
+    file: &monoio::fs::File,
+    mut buf: B,
+    mut at: u64,
+) -> (io::Result<u64>, B) {
+    while buf.bytes_total() > 0 {
+        let (read, back) = file.read_at(buf, at).await;
+        buf = back;
         match read {
             Ok(0) => break,
             Ok(n) => at += n as u64,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => {
-                res = Err(e);
-                break;
-            }
+            Err(e) => return (Err(e), buf),
         }
     }
-    let start = pad + (offset - from) as usize;
-    let end = start + len;
-    if res.is_ok() && buf.len() < end {
-        res = Err(short(at, end - buf.len()));
+    (Ok(at), buf)
+}
+
+/// A `Vec`'s spare capacity up to `end`, as the memory of a read: each read
+/// lands after the bytes already there.
+struct Tail {
+    vec: Vec<u8>,
+    end: usize,
+}
+
+// SAFETY: the pointer is past the `Vec`'s initialised bytes and
+// `bytes_total` never passes `end`, which is within its capacity (the
+// caller reserved it).
+unsafe impl monoio::buf::IoBufMut for Tail {
+    fn write_ptr(&mut self) -> *mut u8 {
+        // SAFETY: `len <= end <= capacity`.
+        unsafe { self.vec.as_mut_ptr().add(self.vec.len()) }
     }
-    buf.truncate(end.min(buf.len()));
-    *bytes = buf;
-    res.map(|()| start)
+
+    fn bytes_total(&mut self) -> usize {
+        self.end - self.vec.len()
+    }
+
+    unsafe fn set_init(&mut self, pos: usize) {
+        // SAFETY: the read initialised `pos` more bytes after `len`.
+        unsafe { self.vec.set_len(self.vec.len() + pos) };
+    }
 }
 
 /// From this length on, a read around the page cache goes into an arena
@@ -287,23 +322,8 @@ async fn read_direct_into_block(
     len: usize,
 ) -> io::Result<(usize, InBlock)> {
     let direct = open_direct(file)?;
-    let mut window = arena::Window {
-        block,
-        start: 0,
-        end: want,
-        filled: 0,
-    };
-    let mut at = from;
-    while window.filled < want {
-        let (read, back) = direct.read_at(window, at).await;
-        window = back;
-        match read {
-            Ok(0) => break,
-            Ok(n) => at += n as u64,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
+    let (read, window) = read_until_full(&direct, arena::Window::new(block, want), from).await;
+    let at = read?;
     let start = (offset - from) as usize;
     if window.filled < start + len {
         return Err(short(at, start + len - window.filled));
@@ -373,26 +393,16 @@ fn read_resident(file: &File, buf: &mut Vec<u8>, offset: u64, len: usize) -> io:
 
 /// `buf` (its first bytes read) filled to `len` bytes with io_uring reads
 /// from `at`, the worker serving others meanwhile.
-async fn read_uring(file: &File, mut buf: Vec<u8>, mut at: u64, len: usize) -> io::Result<Vec<u8>> {
-    use monoio::buf::IoBufMut;
+async fn read_uring(file: &File, buf: Vec<u8>, at: u64, len: usize) -> io::Result<Vec<u8>> {
     // A descriptor of our own: the runtime closes it when the read is done
     // (or abandoned), never the slot file's.
     let file = monoio::fs::File::from_std(file.try_clone()?)?;
-    while buf.len() < len {
-        let begin = buf.len();
-        // SAFETY: `begin` is `buf`'s initialised length and `len` is within
-        // its capacity.
-        let slice = unsafe { buf.slice_mut_unchecked(begin..len) };
-        let (res, slice) = file.read_at(slice, at).await;
-        buf = slice.into_inner();
-        match res {
-            Ok(0) => return Err(short(at, len - begin)),
-            Ok(n) => at += n as u64,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
+    let (read, tail) = read_until_full(&file, Tail { vec: buf, end: len }, at).await;
+    let at = read?;
+    if tail.vec.len() < len {
+        return Err(short(at, len - tail.vec.len()));
     }
-    Ok(buf)
+    Ok(tail.vec)
 }
 
 /// `buf` filled to `len` bytes with `pread`s from `at`, on this thread.
