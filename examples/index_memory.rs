@@ -7,6 +7,7 @@
 
 use std::path::PathBuf;
 
+use bytes::Bytes;
 use edgeslice::cache::{SliceStore, StoreSettings};
 
 fn rss_bytes() -> u64 {
@@ -35,13 +36,16 @@ fn main() -> std::io::Result<()> {
         max_entry: 4096,
     };
     let store = SliceStore::open(&settings)?;
+    // Slices are written the way a thread without io_uring writes (inline).
+    let mut rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new().build()?;
+    let x = Bytes::from_static(b"x");
     // Warm the allocator and the first pages of the state words.
     for i in 0..1000 {
-        store.store_slice(&format!("warm|{i}"), b"x");
+        rt.block_on(store.store_slice(&format!("warm|{i}"), x.clone()));
     }
     let before = rss_bytes();
     for i in 0..slices {
-        store.store_slice(&format!("s|{i}"), b"x");
+        rt.block_on(store.store_slice(&format!("s|{i}"), x.clone()));
     }
     let grown = rss_bytes();
     // Index records wait up to a second for the slot files' fdatasync: let

@@ -20,7 +20,7 @@
 //!     origin   keep-alive pool, retry rules, circuit breaker
 //!       http   framing, heads, ranges, versions, conditionals: pure
 //!       net    a connection's byte stream, plain or TLS
-//!       disk   slot bytes read without a worker waiting for the disk
+//!       disk   slot bytes read and written without a worker waiting for the disk
 //!       config the TOML file, validated
 //!       error  one error type, tagged with its source
 //! ops      metrics, declared in one place; every layer counts into them;

@@ -172,6 +172,7 @@ fn disk_tier_keeps_what_memory_evicts() {
 /// bytes until its reader is done: its slot is not reused under it.
 #[test]
 fn slices_leave_by_bytes_and_never_under_a_reader() {
+    use bytes::Bytes;
     use edgeslice::cache::{slice_id, SliceStore, StoreSettings};
     const SLICE: usize = 16 * 1024;
     let setup = cached("slot-reuse", SLICE as u64);
@@ -185,7 +186,16 @@ fn slices_leave_by_bytes_and_never_under_a_reader() {
         max_entry: SLICE as u64,
     })
     .unwrap();
-    assert!(store.store_slice("first", &[1u8; SLICE]));
+    let rt = std::cell::RefCell::new(
+        monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+            .build()
+            .unwrap(),
+    );
+    let store_slice = |key: &str, bytes: &[u8]| {
+        rt.borrow_mut()
+            .block_on(store.store_slice(key, Bytes::copy_from_slice(bytes)))
+    };
+    assert!(store_slice("first", &[1u8; SLICE]));
     let loc = store
         .find_slice(slice_id("first"))
         .expect("found right after storing");
@@ -198,7 +208,7 @@ fn slices_leave_by_bytes_and_never_under_a_reader() {
     for i in 0..6000u32 {
         let fill = [(i % 251) as u8; SLICE];
         assert!(
-            store.store_slice(&format!("k{i}"), &fill),
+            store_slice(&format!("k{i}"), &fill),
             "slice {i} found no slot"
         );
     }

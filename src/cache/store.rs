@@ -252,12 +252,13 @@ impl SliceStore {
         Some(loc)
     }
 
-    /// Store a whole slice at once under `key`; false when no slot was free.
-    pub fn store_slice(&self, key: &str, bytes: &[u8]) -> bool {
+    /// Store a whole slice at once under `key` (written where the worker
+    /// does not wait for the disk); false when it could not be.
+    pub async fn store_slice(&self, key: &str, bytes: Bytes) -> bool {
         let Some(mut writer) = self.begin_slice(bytes.len() as u64) else {
             return false;
         };
-        if let Err(e) = writer.write_at(0, bytes) {
+        if let Err(e) = writer.append(0, bytes).await {
             warn!(error = %e, "writing a slice; it is not stored");
             crate::ops::metrics::with(|m| m.slices_not_stored.inc());
             return false;

@@ -1,5 +1,5 @@
-//! Reading cached bytes from a slot file without making a worker wait for
-//! the disk.
+//! Reading cached bytes from a slot file, and writing them there, without
+//! making a worker wait for the disk.
 //!
 //! A hit's bytes are in a slot file. When they are in the page cache a
 //! worker takes them at once; when they are not, the read goes where the
@@ -26,6 +26,9 @@
 //!   ([`arena`]): one contiguous run, one segment for the device, where
 //!   heap memory is one per 4 KiB page.
 //!
+//! - [`write_all_at`] writes a slice's bytes into its slot the same way
+//!   ([`write`]): a buffered write can wait for the disk too.
+//!
 //! Errors are `io::Error`s; a file shorter than the range asked is
 //! `UnexpectedEof`. The caller decides what a fault means for the slice.
 
@@ -46,35 +49,21 @@ mod arena;
 mod buffer;
 mod heat;
 mod residency;
+mod way;
+mod write;
 
 pub use buffer::Buffer;
 use buffer::{InBlock, DIRECT_ALIGN};
 pub(crate) use heat::resident_hit;
 use residency::Reading;
 pub use residency::{resident, sendable};
-
-/// How a thread reads what is not in the page cache.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DiskWay {
-    /// io_uring reads on this thread's monoio runtime.
-    Uring,
-    /// `spawn_blocking` on the thread pool attached to this thread's runtime.
-    Pool,
-    /// A plain `pread` on this thread: tools, tests, threads that may block.
-    Inline,
-}
+pub use way::{set_way, way, DiskWay};
+pub use write::{write_all_at, write_inline};
 
 thread_local! {
-    static WAY: Cell<DiskWay> = const { Cell::new(DiskWay::Inline) };
     /// The reads around the page cache this thread may have in flight;
     /// `None`: no bound (tools, tests).
     static COLD_READS: std::cell::RefCell<Option<Rc<Semaphore>>> = const { std::cell::RefCell::new(None) };
-}
-
-/// Say how this thread reads what is not in the page cache; a worker says
-/// it once its runtime is built.
-pub fn set_way(way: DiskWay) {
-    WAY.with(|w| w.set(way));
 }
 
 /// Bound the slices this thread reads around the page cache at once
@@ -97,11 +86,6 @@ async fn cold_read_turn() -> Option<OwnedSemaphorePermit> {
     }
     metrics::with(|m| m.disk_read_waits.inc());
     bound.acquire_owned().await.ok()
-}
-
-/// How this thread reads what is not in the page cache.
-pub fn way() -> DiskWay {
-    WAY.with(|w| w.get())
 }
 
 /// `len` bytes of `file` from `offset`, in memory: what the page cache has

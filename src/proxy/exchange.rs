@@ -17,6 +17,7 @@ use crate::http::conditional::{not_modified_headers, Precondition};
 use crate::http::h1::{self, BodyFraming};
 use crate::http::sink::{BodyLength, ResponseSink};
 use crate::origin::pool::OriginResponse;
+use crate::proxy::fill::Filler;
 use crate::slice::source::SliceCounts;
 
 /// The `Cache-Status` header (RFC 9211).
@@ -219,14 +220,15 @@ impl<S: ResponseSink> Exchange<'_, S> {
     /// Phase "relay": stream an origin answer to the client as it is; a body
     /// of unknown length is framed by the connection.
     pub async fn relay(&mut self, resp: OriginResponse) -> Result<()> {
-        self.relay_observed(resp, &mut |_| {}).await
+        self.relay_filling(resp, None).await
     }
 
-    /// [`Exchange::relay`], showing each body chunk to `observe` on the way.
-    pub async fn relay_observed(
+    /// [`Exchange::relay`], handing each body chunk to `filler` (which
+    /// cuts it into slices and stores them) on the way.
+    pub async fn relay_filling(
         &mut self,
         mut resp: OriginResponse,
-        observe: &mut dyn FnMut(&Bytes),
+        mut filler: Option<&mut Filler>,
     ) -> Result<()> {
         self.send_interim(&mut resp).await?;
         let mut headers = resp.head.headers.clone();
@@ -243,7 +245,9 @@ impl<S: ResponseSink> Exchange<'_, S> {
         }
         while let Some(data) = resp.chunk().await? {
             self.body_bytes += data.len() as u64;
-            observe(&data);
+            if let Some(f) = filler.as_deref_mut() {
+                f.observe(&data).await;
+            }
             self.write(data).await?;
         }
         self.sink.end_body().await

@@ -77,7 +77,7 @@ impl Filler {
     }
 
     /// The next bytes of the body.
-    pub fn observe(&mut self, chunk: &Bytes) {
+    pub async fn observe(&mut self, chunk: &Bytes) {
         self.total += chunk.len() as u64;
         if self.total > self.limit {
             self.pending.clear();
@@ -86,14 +86,14 @@ impl Filler {
         self.pending.extend_from_slice(chunk);
         while self.pending.len() as u64 >= self.slice_size {
             let slice = self.pending.split_to(self.slice_size as usize).freeze();
-            self.store(slice);
+            self.store(slice).await;
         }
     }
 
-    fn store(&mut self, slice: Bytes) {
+    async fn store(&mut self, slice: Bytes) {
         let key = self.key.slice_key(self.generation, self.index);
         self.index += 1;
-        self.cache.store.store_slice(&key, &slice);
+        self.cache.store.store_slice(&key, slice).await;
     }
 
     /// The body ended whole: store the last slice and the manifest.
@@ -112,7 +112,7 @@ impl Filler {
         if !self.pending.is_empty() {
             let last = self.pending.split().freeze();
             let key = self.key.slice_key(self.generation, self.index);
-            self.cache.store.store_slice(&key, &last);
+            self.cache.store.store_slice(&key, last).await;
         }
         let version = ObjectVersion::from_headers(self.total, headers);
         let mut m = ObjectManifest::new(&version, self.slice_size, headers, ttl);

@@ -324,8 +324,7 @@ impl Proxy {
         ex.cache_status = Some(self.relay_status(stored, Some(status.as_u16())));
         // Requests waiting on this probe's flight look again when it ends
         // (`cold.flight` is dropped last), after the manifest is stored.
-        ex.relay_observed(resp, &mut |chunk| filler.observe(chunk))
-            .await?;
+        ex.relay_filling(resp, Some(&mut filler)).await?;
         filler
             .finish(status, &headers, ttl, &self.settings.stale_defaults)
             .await;

@@ -372,7 +372,7 @@ async fn stream_answer(
             if end > *published {
                 let new = data.slice((published.saturating_sub(offset)) as usize..);
                 if let Some(w) = writer.as_mut() {
-                    if let Err(e) = w.append(*published, new.clone()) {
+                    if let Err(e) = w.append(*published, new.clone()).await {
                         tracing::warn!(index, error = %e, "writing a slice to the cache; it is not stored");
                         metrics::with(|m| m.slices_not_stored.inc());
                         **writer = None;

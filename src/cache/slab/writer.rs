@@ -4,7 +4,6 @@
 
 use std::hash::Hasher;
 use std::io;
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
@@ -25,6 +24,9 @@ pub struct SliceWriter {
     pending: Vec<Bytes>,
     pending_at: u64,
     pending_len: u64,
+    /// A write of appended bytes began and has not ended well: until it
+    /// does, they may not be in the slot file.
+    writing: bool,
     /// The slice's checksum so far, over its first `hashed` bytes.
     hasher: twox_hash::XxHash3_64,
     hashed: u64,
@@ -46,6 +48,7 @@ impl SliceWriter {
             pending: Vec::new(),
             pending_at: 0,
             pending_len: 0,
+            writing: false,
             hasher: twox_hash::XxHash3_64::new(),
             hashed: 0,
         }
@@ -77,8 +80,9 @@ impl SliceWriter {
 
     /// Append the slice's next bytes, `data` at `offset` (right after the
     /// bytes appended before). They are written in aligned runs of
-    /// [`WRITE_RUN`] bytes, the last run when the slice is complete.
-    pub fn append(&mut self, offset: u64, data: Bytes) -> io::Result<()> {
+    /// [`WRITE_RUN`] bytes, the last run when the slice is complete, where
+    /// the worker does not wait for the disk ([`crate::disk::write_all_at`]).
+    pub async fn append(&mut self, offset: u64, data: Bytes) -> io::Result<()> {
         if offset != self.pending_at + self.pending_len {
             return Err(io::Error::other(format!(
                 "bytes at {offset} appended after {} bytes",
@@ -95,19 +99,20 @@ impl SliceWriter {
             end / WRITE_RUN * WRITE_RUN
         };
         if cut > self.pending_at {
-            self.write_pending(cut)?;
+            self.write_pending(cut).await?;
         }
         Ok(())
     }
 
     /// Whether every byte appended has reached the slot file.
     pub fn is_flushed(&self) -> bool {
-        self.pending.is_empty()
+        self.pending.is_empty() && !self.writing
     }
 
-    /// Write the pending bytes up to slice offset `cut`, in one `pwritev`
-    /// (more if the kernel takes less); keep the rest pending.
-    fn write_pending(&mut self, cut: u64) -> io::Result<()> {
+    /// Write the pending bytes up to slice offset `cut`; keep the rest
+    /// pending. A write that fails or is abandoned leaves the writer
+    /// unflushed for good: its slice is never committed.
+    async fn write_pending(&mut self, cut: u64) -> io::Result<()> {
         let mut take = cut - self.pending_at;
         let mut parts: Vec<Bytes> = Vec::with_capacity(self.pending.len());
         let mut rest: Vec<Bytes> = Vec::new();
@@ -125,64 +130,12 @@ impl SliceWriter {
             }
         }
         let at = self.slot as u64 * self.class.slot_bytes + self.pending_at;
-        self.write_all_vectored_at(&parts, at)?;
         self.pending = rest;
         self.pending_len -= cut - self.pending_at;
         self.pending_at = cut;
-        Ok(())
-    }
-
-    fn write_all_vectored_at(&self, parts: &[Bytes], mut at: u64) -> io::Result<()> {
-        let (mut first, mut skip) = (0, 0usize);
-        while first < parts.len() {
-            let iov: Vec<libc::iovec> = parts[first..]
-                .iter()
-                .enumerate()
-                .map(|(i, p)| {
-                    let p = if i == 0 { &p[skip..] } else { &p[..] };
-                    libc::iovec {
-                        iov_base: p.as_ptr() as *mut libc::c_void,
-                        iov_len: p.len(),
-                    }
-                })
-                .take(libc::UIO_MAXIOV as usize)
-                .collect();
-            // SAFETY: every iovec points into a Bytes that outlives the call.
-            let n = unsafe {
-                libc::pwritev(
-                    self.class.data.as_raw_fd(),
-                    iov.as_ptr(),
-                    iov.len() as libc::c_int,
-                    at as libc::off_t,
-                )
-            };
-            if n < 0 {
-                let e = io::Error::last_os_error();
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                return Err(e);
-            }
-            if n == 0 {
-                return Err(io::Error::new(
-                    io::ErrorKind::WriteZero,
-                    "pwritev wrote nothing",
-                ));
-            }
-            at += n as u64;
-            let mut n = n as usize;
-            while n > 0 {
-                let left = parts[first].len() - skip;
-                if n >= left {
-                    n -= left;
-                    first += 1;
-                    skip = 0;
-                } else {
-                    skip += n;
-                    n = 0;
-                }
-            }
-        }
+        self.writing = true;
+        crate::disk::write_all_at(&self.class.data, parts, at).await?;
+        self.writing = false;
         Ok(())
     }
 
@@ -217,6 +170,13 @@ mod tests {
 
     #[test]
     fn appended_bytes_reach_the_slot_in_aligned_runs() {
+        monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+            .build()
+            .unwrap()
+            .block_on(appended_bytes_reach_the_slot_in_aligned_runs_on_a_runtime());
+    }
+
+    async fn appended_bytes_reach_the_slot_in_aligned_runs_on_a_runtime() {
         let len = 3 * WRITE_RUN + 1000;
         let (slab, _) = Slab::open(None, 64 << 20, len).unwrap();
         let mut w = slab.allocate(len).unwrap();
@@ -229,7 +189,7 @@ mod tests {
             }
             let n = (*size).min(len - at);
             let chunk = Bytes::copy_from_slice(&content[at as usize..(at + n) as usize]);
-            w.append(at, chunk).unwrap();
+            w.append(at, chunk).await.unwrap();
             at += n;
             let on_file = w.pending_at;
             assert!(
@@ -239,7 +199,7 @@ mod tests {
         }
         assert!(w.is_flushed());
         assert!(
-            w.append(5, Bytes::from_static(b"x")).is_err(),
+            w.append(5, Bytes::from_static(b"x")).await.is_err(),
             "out of order"
         );
         let loc = slab.commit(w, 9);

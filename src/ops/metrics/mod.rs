@@ -153,6 +153,10 @@ pub struct WorkerMetrics {
     /// Reads around the page cache that waited for one of the worker's
     /// turns (`cache.disk_reads_per_worker`).
     pub disk_read_waits: Counter,
+    /// Slot writes the kernel held past `disk::write::HELD` (throttled for
+    /// the disk, or reclaiming memory); the worker's writes then went off
+    /// its loop for a while.
+    pub slow_writes: Counter,
     /// Cached slices that could not be read as stored, dropped from the cache.
     pub slot_faults: Counter,
     /// Slices recovered at start whose bytes matched their checksum on
