@@ -252,8 +252,9 @@ impl SliceStore {
         Some(loc)
     }
 
-    /// Store a whole slice at once under `key` (written where the worker
-    /// does not wait for the disk); false when it could not be.
+    /// Store a whole slice at once under `key` (written as
+    /// [`crate::disk::write_all_at`] writes: off the worker's loop while the
+    /// kernel holds its writes); false when it could not be.
     pub async fn store_slice(&self, key: &str, bytes: Bytes) -> bool {
         let Some(mut writer) = self.begin_slice(bytes.len() as u64) else {
             return false;

@@ -80,8 +80,9 @@ impl SliceWriter {
 
     /// Append the slice's next bytes, `data` at `offset` (right after the
     /// bytes appended before). They are written in aligned runs of
-    /// [`WRITE_RUN`] bytes, the last run when the slice is complete, where
-    /// the worker does not wait for the disk ([`crate::disk::write_all_at`]).
+    /// [`WRITE_RUN`] bytes, the last run when the slice is complete, by
+    /// [`crate::disk::write_all_at`] (off the worker's loop while the kernel
+    /// holds its writes).
     pub async fn append(&mut self, offset: u64, data: Bytes) -> io::Result<()> {
         if offset != self.pending_at + self.pending_len {
             return Err(io::Error::other(format!(
