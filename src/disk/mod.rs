@@ -27,7 +27,7 @@
 //!   heap memory is one per 4 KiB page.
 //!
 //! - [`write_all_at`] writes a slice's bytes into its slot the same way
-//!   ([`write`]): a buffered write can wait for the disk too.
+//!   (`disk/write.rs`): a buffered write can wait for the disk too.
 //!
 //! Errors are `io::Error`s; a file shorter than the range asked is
 //! `UnexpectedEof`. The caller decides what a fault means for the slice.
