@@ -26,7 +26,8 @@
 //!   ([`arena`]): one contiguous run, one segment for the device, where
 //!   heap memory is one per 4 KiB page.
 //!
-//! - [`write_all_at`] writes a slice's bytes into its slot the same way
+//! - [`write_all_at`] writes a slice's bytes into its slot: inline, and
+//!   for a while off the loop the same way once the kernel held one
 //!   (`disk/write.rs`): a buffered write can wait for the disk too.
 //!
 //! Errors are `io::Error`s; a file shorter than the range asked is
