@@ -186,14 +186,11 @@ fn slices_leave_by_bytes_and_never_under_a_reader() {
         max_entry: SLICE as u64,
     })
     .unwrap();
-    let rt = std::cell::RefCell::new(
-        monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
-            .build()
-            .unwrap(),
-    );
-    let store_slice = |key: &str, bytes: &[u8]| {
-        rt.borrow_mut()
-            .block_on(store.store_slice(key, Bytes::copy_from_slice(bytes)))
+    let mut rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+        .build()
+        .unwrap();
+    let mut store_slice = |key: &str, bytes: &[u8]| {
+        rt.block_on(store.store_slice(key, Bytes::copy_from_slice(bytes)))
     };
     assert!(store_slice("first", &[1u8; SLICE]));
     let loc = store

@@ -59,7 +59,7 @@ pub(crate) use heat::resident_hit;
 use residency::Reading;
 pub use residency::{resident, sendable};
 pub use way::{set_way, way, DiskWay};
-pub use write::{write_all_at, write_inline};
+pub use write::write_all_at;
 
 thread_local! {
     /// The reads around the page cache this thread may have in flight;

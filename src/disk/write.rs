@@ -7,8 +7,8 @@
 //! 200 ms), or makes it reclaim memory: a worker waiting in a write stops
 //! every connection on its core. Moving every write off the loop costs: on
 //! ext4 io_uring hands each buffered write to a kernel thread (ext4 takes no
-//! `RWF_NOWAIT` buffered write), and bench (a) took 1.3-1.6x the CPU per GiB
-//! at 0.6-0.8x the rate. So a worker writes inline, and a write the kernel
+//! `RWF_NOWAIT` buffered write), and bench (a) took 1.2-1.5x the CPU per GiB
+//! at 0.6-0.9x the rate. So a worker writes inline, and a write the kernel
 //! held past [`HELD`] sends this thread's writes off the loop for
 //! [`AWAY_FOR`] (counted, `edgeslice_cache_slow_writes_total`): io_uring on
 //! its runtime, a thread of its pool on the legacy driver. A disk that
@@ -92,7 +92,7 @@ async fn write_uring(file: &File, parts: Vec<Bytes>, mut at: u64) -> io::Result<
 
 /// [`write_all_at`] on this thread: `pwritev` (more than one if the kernel
 /// takes less).
-pub fn write_inline(file: &File, parts: &[Bytes], mut at: u64) -> io::Result<()> {
+fn write_inline(file: &File, parts: &[Bytes], mut at: u64) -> io::Result<()> {
     let (mut first, mut skip) = (0, 0usize);
     while first < parts.len() {
         let iov: Vec<libc::iovec> = parts[first..]
