@@ -3,10 +3,10 @@
 //! hit on the same worker is not delayed by it; and a slot file that fails
 //! under a reader turns its slices into misses, never into a crash.
 //!
-//! The slow disk is real: a loop device with an ext4 file system, the
-//! edgeslice process in a blkio cgroup whose reads from that device are
-//! throttled. Setting it up needs root, `losetup`, `mkfs.ext4` and the
-//! cgroup-v1 blkio controller; where they are missing the test says so and
+//! The slow disk is real: a loop device with an ext4 (or XFS) file system,
+//! the edgeslice process in a blkio cgroup whose reads from that device are
+//! throttled. Setting it up needs root, `losetup`, `mkfs.ext4` (`mkfs.xfs`)
+//! and the cgroup-v1 blkio controller; where they are missing the test says so and
 //! does nothing, unless EDGESLICE_REQUIRE_SLOW_DISK is set (CI sets it), in
 //! which case it fails.
 
@@ -52,16 +52,22 @@ fn run(cmd: &str, args: &[&str]) -> Result<String, String> {
 }
 
 impl SlowDisk {
-    fn set_up(dir: &Path) -> Result<SlowDisk, String> {
+    /// `fs`: "ext4" or "xfs".
+    fn set_up(dir: &Path, fs: &str) -> Result<SlowDisk, String> {
         let blkio = Path::new("/sys/fs/cgroup/blkio");
         if !blkio.join("blkio.throttle.read_bps_device").exists() {
             return Err("no cgroup-v1 blkio controller at /sys/fs/cgroup/blkio".into());
         }
         let image = dir.join("disk.img");
         let file = std::fs::File::create(&image).map_err(|e| e.to_string())?;
-        file.set_len(256 * MIB).map_err(|e| e.to_string())?;
+        // mkfs.xfs makes none smaller than 300 MB.
+        file.set_len(512 * MIB).map_err(|e| e.to_string())?;
         drop(file);
-        run("mkfs.ext4", &["-q", "-F", image.to_str().unwrap()])?;
+        let force = if fs == "xfs" { "-f" } else { "-F" };
+        run(
+            &format!("mkfs.{fs}"),
+            &["-q", force, image.to_str().unwrap()],
+        )?;
         let device = run("losetup", &["-f", "--show", image.to_str().unwrap()])?;
         let mount = dir.join("mnt");
         std::fs::create_dir_all(&mount).map_err(|e| e.to_string())?;
@@ -114,9 +120,14 @@ impl Drop for SlowDisk {
     }
 }
 
-/// The slow disk, or `None` (and why, on stderr) where it cannot be made.
+/// The slow disk (ext4), or `None` (and why, on stderr) where it cannot be made.
 fn slow_disk(dir: &Path) -> Option<SlowDisk> {
-    match SlowDisk::set_up(dir) {
+    slow_disk_of(dir, "ext4")
+}
+
+/// [`slow_disk`] with file system `fs`.
+fn slow_disk_of(dir: &Path, fs: &str) -> Option<SlowDisk> {
+    match SlowDisk::set_up(dir, fs) {
         Ok(disk) => Some(disk),
         Err(why) if std::env::var_os("EDGESLICE_REQUIRE_SLOW_DISK").is_none() => {
             eprintln!("SKIPPED: no slow disk here ({why}); set EDGESLICE_REQUIRE_SLOW_DISK to fail instead");
@@ -147,8 +158,12 @@ fn start_throttled(
     .unwrap();
     let mut config = base;
     for (section, keys) in extra.parse::<toml::Table>().unwrap() {
-        let into = config[&section].as_table_mut().unwrap();
-        into.extend(keys.as_table().unwrap().clone());
+        let into = config
+            .entry(section)
+            .or_insert_with(|| toml::Table::new().into());
+        into.as_table_mut()
+            .unwrap()
+            .extend(keys.as_table().unwrap().clone());
     }
     std::fs::write(&conf, config.to_string()).unwrap();
     let node = Edgeslice::start(&conf);
@@ -421,4 +436,87 @@ fn a_slow_disk_write_does_not_delay_another_hit_io_uring() {
 #[test]
 fn a_slow_disk_write_does_not_delay_another_hit_legacy() {
     a_slow_disk_write_does_not_delay_another_hit("legacy");
+}
+
+/// The admin listener's address, from the line edgeslice logs.
+fn admin_addr(node: &Edgeslice) -> std::net::SocketAddr {
+    let line = node.wait_line(0, "admin listening");
+    let at = line.find("admin_addr=").expect("admin_addr in the line") + "admin_addr=".len();
+    line[at..]
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// On XFS, which takes a buffered write that must not wait (`RWF_NOWAIT`),
+/// the worker never waits in a slot write: the kernel answers `EAGAIN`
+/// where it would hold it, and the rest goes off the loop. Before
+/// 2026-12-07 XFS was written like ext4: one held write (at least) before
+/// the worker's writes left its loop, counted in
+/// `edgeslice_cache_slow_writes_total` (and before the slot files were
+/// grown ahead of their slices, a write past the end of the file, which XFS
+/// answers `EAGAIN` too, was one); now none is held.
+fn a_slow_disk_write_never_holds_the_worker_on_xfs(driver: &str) {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let dir = TempDir::new(&format!("slow-writes-xfs-{driver}"));
+    let Some(disk) = slow_disk_of(&dir.0, "xfs") else {
+        return;
+    };
+    let (_origin, node, _cache) = start_throttled(
+        &dir.0,
+        &disk,
+        &format!("[server]\ndriver = \"{driver}\"\n[admin]\nlisten = \"127.0.0.1:0\"\n"),
+    );
+    let (addr, admin) = (node.addr, admin_addr(&node));
+    let hot_path = "/obj/65536/hot".to_string();
+    assert_eq!(get(addr, &hot_path, &[]).unwrap().status, 200);
+    thread::sleep(Duration::from_millis(1500));
+    let warm = get(addr, &hot_path, &[]).unwrap();
+    assert_eq!(warm.header("x-cache"), Some("HIT"), "{:?}", warm.headers);
+    let big = 8 * MIB;
+    let big_path = format!("/obj/{big}/big");
+    let slow = match SlowWrites::set_up(&disk) {
+        Ok(slow) => slow,
+        Err(why) if std::env::var_os("EDGESLICE_REQUIRE_SLOW_DISK").is_none() => {
+            return eprintln!("SKIPPED: writes cannot be slowed here ({why})");
+        }
+        Err(why) => panic!("EDGESLICE_REQUIRE_SLOW_DISK is set and: {why}"),
+    };
+    let (waits, took) = hot_hits_while_fetched(addr, &hot_path, &big_path, big, "written");
+    drop(slow);
+    let held = common::h2c::metric(admin, "edgeslice_cache_slow_writes_total");
+    let deferred = common::h2c::metric(admin, "edgeslice_cache_deferred_writes_total");
+    let hot_answers = waits.len();
+    let worst = waits.last().copied().unwrap_or_default();
+    let p99 = waits[hot_answers * 99 / 100];
+    eprintln!(
+        "{driver}: {hot_answers} hot answers in {took:?}, p99 {p99:?}, the slowest {worst:?}; \
+         writes held {held}, deferred {deferred}"
+    );
+    assert!(
+        deferred > 0.0,
+        "no write was answered EAGAIN: the disk took them at once ({took:?})"
+    );
+    assert_eq!(
+        held, 0.0,
+        "the kernel held the worker in {held} slot writes"
+    );
+    assert!(
+        p99 < Duration::from_millis(100),
+        "hot hits waited (p99 {p99:?}, the slowest {worst:?}) while another connection's \
+         slices were written"
+    );
+    drop(node);
+}
+
+#[test]
+fn a_slow_disk_write_never_holds_the_worker_on_xfs_io_uring() {
+    a_slow_disk_write_never_holds_the_worker_on_xfs("io_uring");
+}
+
+#[test]
+fn a_slow_disk_write_never_holds_the_worker_on_xfs_legacy() {
+    a_slow_disk_write_never_holds_the_worker_on_xfs("legacy");
 }

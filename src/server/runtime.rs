@@ -228,6 +228,9 @@ impl Server {
             return Err(e);
         }
         info!(%addr, workers, ?driver, "edgeslice listening");
+        if let Some(admin_addr) = admin.as_ref().map(|a| a.local_addr()) {
+            info!(%admin_addr, "admin listening");
+        }
         if let Some(tls_addr) = tls_addr {
             info!(%tls_addr, "TLS clients accepted");
         }

@@ -93,6 +93,30 @@ fn fit_files(class: &SlotClass, slots: u64) {
     fit(index, slots * RECORD);
 }
 
+/// How far past the slots handed out a slot file is kept long: 1 GiB of
+/// slots, all of them in a smaller cache.
+const GROW_AHEAD: u64 = 1 << 30;
+
+/// Keep a class's slot file [`GROW_AHEAD`] longer than the slots handed
+/// out, sparse (no block is taken), off the workers (at the start, then by
+/// the flusher each second), so that slices are written inside the file:
+/// XFS answers a `RWF_NOWAIT` write that starts past the end with `EAGAIN`
+/// (it zeroes the gap first), and such a write may hold the worker (see
+/// [`crate::disk::write_all_at`]).
+fn grow_ahead(class: &SlotClass) {
+    if class.index.is_none() {
+        return;
+    }
+    let slots = class.states.len() as u64;
+    let next = lock(&class.free).next as u64;
+    let want = (next + GROW_AHEAD / class.slot_bytes).min(slots) * class.slot_bytes;
+    if class.data.metadata().is_ok_and(|m| m.len() < want) {
+        if let Err(e) = class.data.set_len(want) {
+            warn!(error = %e, "growing a slot file ahead of its slices");
+        }
+    }
+}
+
 /// After a smaller slice size: the files of classes no longer used (their
 /// slices are not read) are removed, so their blocks go back.
 fn remove_other_classes(dir: &Path, sizes: &[u64]) {
@@ -178,6 +202,7 @@ impl Slab {
             };
             recover(&class, i as u8, &mut recovered)?;
             fit_files(&class, slots);
+            grow_ahead(&class);
             classes.push(Arc::new(class));
         }
         let slab = Arc::new(Slab {
@@ -259,6 +284,7 @@ impl Slab {
                 .0;
             drop(stopped);
             self.flush_records();
+            self.classes.iter().for_each(|class| grow_ahead(class));
             stopped = lock(stop);
         }
     }

@@ -157,6 +157,9 @@ pub struct WorkerMetrics {
     /// the disk, or reclaiming memory); the worker's writes then went off
     /// its loop for a while.
     pub slow_writes: Counter,
+    /// Slot writes the kernel answered `EAGAIN` to (`RWF_NOWAIT`: it would
+    /// have made the worker wait), finished off its loop.
+    pub deferred_writes: Counter,
     /// Cached slices that could not be read as stored, dropped from the cache.
     pub slot_faults: Counter,
     /// Slices recovered at start whose bytes matched their checksum on
