@@ -199,7 +199,7 @@ fn a_slow_disk_read_does_not_delay_another_hit(driver: &str) {
     let warm = get(addr, &hot_path, &[]).unwrap();
     assert_eq!(warm.header("x-cache"), Some("HIT"), "{:?}", warm.headers);
     // The big object's 6 MiB come from the slow disk: 3 s at its rate.
-    let (waits, took) = hot_hits_while_fetched(addr, &hot_path, &big_path, big, "read");
+    let (waits, took) = hot_hits_while_fetched(addr, (&hot_path, 65536), &big_path, big, "read");
     let hot_answers = waits.len();
     let worst = waits.last().copied().unwrap_or_default();
     let p99 = waits[hot_answers * 99 / 100];
@@ -216,12 +216,12 @@ fn a_slow_disk_read_does_not_delay_another_hit(driver: &str) {
 }
 
 /// `big_path` (`big` bytes) fetched by one client while another asks
-/// `hot_path` (64 KiB) again and again: how long each hot answer took
+/// `hot_path` (`hot_len` bytes) again and again: how long each hot answer took
 /// (sorted, at least 100 of them) and how long the big one did (at least
 /// 2 s: the disk was slow). Every answer's bytes are checked.
 fn hot_hits_while_fetched(
     addr: std::net::SocketAddr,
-    hot_path: &str,
+    (hot_path, hot_len): (&str, u64),
     big_path: &str,
     big: u64,
     done_how: &str,
@@ -238,7 +238,10 @@ fn hot_hits_while_fetched(
         let r = get(addr, hot_path, &[]).unwrap();
         waits.push(asked.elapsed());
         assert_eq!(r.status, 200);
-        assert_eq!(r.body, object_bytes("hot", 0, 65535));
+        assert!(
+            r.body == object_bytes("hot", 0, hot_len - 1),
+            "the hot bytes differ"
+        );
     }
     let (answer, took) = fetcher.join().unwrap();
     assert_eq!(answer.status, 200);
@@ -404,7 +407,7 @@ fn a_slow_disk_write_does_not_delay_another_hit(driver: &str) {
     let big = 8 * MIB;
     let big_path = format!("/obj/{big}/big");
     // Its writes wait: 7 MiB past the 1 MiB the disk may hold dirty, at 2 MiB/s.
-    let (waits, took) = hot_hits_while_fetched(addr, &hot_path, &big_path, big, "written");
+    let (waits, took) = hot_hits_while_fetched(addr, (&hot_path, 65536), &big_path, big, "written");
     drop(slow);
     let hot_answers = waits.len();
     let worst = waits.last().copied().unwrap_or_default();
@@ -458,6 +461,9 @@ fn admin_addr(node: &Edgeslice) -> std::net::SocketAddr {
 /// `edgeslice_cache_slow_writes_total` (and before the slot files were
 /// grown ahead of their slices, a write past the end of the file, which XFS
 /// answers `EAGAIN` too, was one); now none is held.
+///
+/// Left as it is: a hit on the same slot file as a write the kernel holds
+/// waits for that write (XFS's reads take the lock); the worker does not.
 fn a_slow_disk_write_never_holds_the_worker_on_xfs(driver: &str) {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let dir = TempDir::new(&format!("slow-writes-xfs-{driver}"));
@@ -484,16 +490,20 @@ fn a_slow_disk_write_never_holds_the_worker_on_xfs(driver: &str) {
         }
         Err(why) => panic!("EDGESLICE_REQUIRE_SLOW_DISK is set and: {why}"),
     };
-    let (waits, took) = hot_hits_while_fetched(addr, &hot_path, &big_path, big, "written");
+    let (waits, took) = hot_hits_while_fetched(addr, (&hot_path, 65536), &big_path, big, "written");
     drop(slow);
     let held = common::h2c::metric(admin, "edgeslice_cache_slow_writes_total");
     let deferred = common::h2c::metric(admin, "edgeslice_cache_deferred_writes_total");
     let hot_answers = waits.len();
     let worst = waits.last().copied().unwrap_or_default();
     let p99 = waits[hot_answers * 99 / 100];
+    let slow = waits
+        .iter()
+        .filter(|w| **w > Duration::from_millis(100))
+        .count();
     eprintln!(
-        "{driver}: {hot_answers} hot answers in {took:?}, p99 {p99:?}, the slowest {worst:?}; \
-         writes held {held}, deferred {deferred}"
+        "{driver}: {hot_answers} hot answers in {took:?}, p99 {p99:?}, {slow} over 100 ms, \
+         the slowest {worst:?}; writes held {held}, deferred {deferred}"
     );
     assert!(
         deferred > 0.0,
@@ -503,10 +513,15 @@ fn a_slow_disk_write_never_holds_the_worker_on_xfs(driver: &str) {
         held, 0.0,
         "the kernel held the worker in {held} slot writes"
     );
+    // Nor does the worker wait for a write off the loop: on XFS a read
+    // takes the file's lock such a write holds while the kernel makes it
+    // wait, and the cold object's `sendfile` from its slot file (or a
+    // buffered read of it through io_uring) waited there in the worker.
+    // Before that was avoided, the slowest hot answer was 44 ms-0.6 s.
     assert!(
-        p99 < Duration::from_millis(100),
-        "hot hits waited (p99 {p99:?}, the slowest {worst:?}) while another connection's \
-         slices were written"
+        p99 < Duration::from_millis(100) && slow == 0,
+        "hot hits waited (p99 {p99:?}, {slow} over 100 ms, the slowest {worst:?}) while \
+         another connection's slices were written"
     );
     drop(node);
 }

@@ -15,7 +15,9 @@
 //!   the disk has not filled yet counts as cached, and a `sendfile` that
 //!   meets it waits for the disk: so reads in flight are kept in a table,
 //!   and slot files are read without readahead (which would add such pages
-//!   beyond the range asked).
+//!   beyond the range asked). On XFS a read takes the file's lock, which a
+//!   write keeps while the kernel holds it: a write off the loop is in that
+//!   table for its whole file, and such a file is read `O_DIRECT`.
 //! - [`read`] brings a range into memory. A slice read from disk once is
 //!   read around the page cache (`O_DIRECT` through io_uring): filling the
 //!   page cache with bytes not asked again before it drops them costs more
@@ -26,9 +28,10 @@
 //!   ([`arena`]): one contiguous run, one segment for the device, where
 //!   heap memory is one per 4 KiB page.
 //!
-//! - [`write_all_at`] writes a slice's bytes into its slot: inline, and
-//!   for a while off the loop the same way once the kernel held one
-//!   (`disk/write.rs`): a buffered write can wait for the disk too.
+//! - [`write_all_at`] writes a slice's bytes into its slot: inline with
+//!   `RWF_NOWAIT` and off the loop where the kernel would wait (XFS,
+//!   btrfs); elsewhere inline, and for a while off the loop once the kernel
+//!   held one (`disk/write.rs`): a buffered write can wait for the disk too.
 //!
 //! Errors are `io::Error`s; a file shorter than the range asked is
 //! `UnexpectedEof`. The caller decides what a fault means for the slice.
@@ -139,11 +142,13 @@ async fn fill(
     len: usize,
 ) -> io::Result<usize> {
     let resident = resident(file, offset, len as u64);
-    if resident == Some(true) {
+    let locked = way() == DiskWay::Uring && residency::locked_for_write(file);
+    if resident == Some(true) && !locked {
         heat::resident_hit(file, offset);
-    } else if resident == Some(false)
-        && way() == DiskWay::Uring
-        && !heat::through_page_cache(file, offset)
+    } else if locked
+        || resident == Some(false)
+            && way() == DiskWay::Uring
+            && !heat::through_page_cache(file, offset)
     {
         metrics::with(|m| m.disk_reads.inc());
         match read_direct(file, bytes, block, offset, len).await {

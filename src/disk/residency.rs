@@ -5,7 +5,9 @@
 //! has added but the disk has not filled yet counts as cached, and a
 //! `sendfile` that meets it waits for the disk: so reads in flight are kept
 //! in a table ([`Reading`]), process-wide since the workers share the slot
-//! files.
+//! files. On XFS a read also takes the file's lock, which a write holds
+//! while the kernel makes it wait for the disk: a write off the loop is in
+//! the table too, for the whole file ([`Reading::whole_file_if_locked`]).
 
 use std::fs::File;
 use std::io;
@@ -30,12 +32,26 @@ static READS: AtomicUsize = AtomicUsize::new(0);
 /// A read in flight, in `READING` while this lives.
 pub(super) struct Reading((RawFd, u64, u64));
 
+/// `statfs`'s `f_type` of XFS.
+const XFS_SUPER_MAGIC: libc::c_long = 0x5846_5342;
+
 impl Reading {
     pub(super) fn start(file: &File, offset: u64, len: u64) -> Reading {
-        let entry = (file.as_raw_fd(), offset, offset + len);
+        let entry = (file.as_raw_fd(), offset, offset.saturating_add(len));
         lock_reading().push(entry);
         READS.fetch_add(1, Ordering::AcqRel);
         Reading(entry)
+    }
+
+    /// For a write to `file` off the loop: the whole file, where a read
+    /// waits for the lock such a write holds (XFS), so that no `sendfile`
+    /// of it starts in a worker meanwhile; `None` elsewhere.
+    pub(super) fn whole_file_if_locked(file: &File) -> Option<Reading> {
+        let mut fs = std::mem::MaybeUninit::<libc::statfs>::uninit();
+        // SAFETY: fstatfs fills the struct on success; read only then.
+        let xfs = unsafe { libc::fstatfs(file.as_raw_fd(), fs.as_mut_ptr()) } == 0
+            && unsafe { fs.assume_init() }.f_type as libc::c_long == XFS_SUPER_MAGIC;
+        xfs.then(|| Reading::start(file, 0, u64::MAX))
     }
 }
 
@@ -51,6 +67,21 @@ impl Drop for Reading {
 
 fn lock_reading() -> std::sync::MutexGuard<'static, Vec<(RawFd, u64, u64)>> {
     READING.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Whether a write off the loop may hold `file`'s lock (XFS; see
+/// [`Reading::whole_file_if_locked`]): a buffered read of it through
+/// io_uring would then wait in the worker (the kernel retries a buffered
+/// read that could not go at once in the submitting thread, without
+/// `IOCB_NOWAIT`), so it is read around the page cache instead.
+pub fn locked_for_write(file: &File) -> bool {
+    if READS.load(Ordering::Acquire) == 0 {
+        return false;
+    }
+    let fd = file.as_raw_fd();
+    lock_reading()
+        .iter()
+        .any(|&(f, from, to)| f == fd && from == 0 && to == u64::MAX)
 }
 
 /// Whether `sendfile` can send `len` bytes of `file` from `offset` without

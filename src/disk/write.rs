@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use super::residency::Reading;
 use super::way::{way, DiskWay};
 use crate::ops::metrics;
 
@@ -108,6 +109,7 @@ fn skip(parts: Vec<Bytes>, mut n: u64) -> Vec<Bytes> {
 /// [`write_all_at`] where the worker does not wait: io_uring on its
 /// runtime, a thread of its pool on the legacy driver.
 async fn write_off_loop(way: DiskWay, file: &File, parts: Vec<Bytes>, at: u64) -> io::Result<()> {
+    let _held = Reading::whole_file_if_locked(file);
     match way {
         DiskWay::Uring => write_uring(file, parts, at).await,
         _ => {
