@@ -238,6 +238,7 @@ mod tests {
             records: Mutex::default(),
             quarantine: Mutex::default(),
             sums: Mutex::default(),
+            grown: AtomicU64::new(0),
         };
         let failing = class(std::fs::File::open(&index_path).unwrap());
         failing.release(0);

@@ -102,18 +102,29 @@ const GROW_AHEAD: u64 = 1 << 30;
 /// the flusher each second), so that slices are written inside the file:
 /// XFS answers a `RWF_NOWAIT` write that starts past the end with `EAGAIN`
 /// (it zeroes the gap first), and such a write may hold the worker (see
-/// [`crate::disk::write_all_at`]).
+/// [`crate::disk::write_all_at`]). A file found shorter than it was made
+/// was cut by something else: the slices past its new end are dropped
+/// first, or growing it again would turn their bytes into zeros that read
+/// like bytes.
 fn grow_ahead(class: &SlotClass) {
     if class.index.is_none() {
         return;
     }
+    let Ok(len) = class.data.metadata().map(|m| m.len()) else {
+        return;
+    };
+    if len < class.grown.load(Ordering::Acquire) {
+        class.retire_beyond(len);
+    }
     let slots = class.states.len() as u64;
     let next = lock(&class.free).next as u64;
     let want = (next + GROW_AHEAD / class.slot_bytes).min(slots) * class.slot_bytes;
-    if class.data.metadata().is_ok_and(|m| m.len() < want) {
-        if let Err(e) = class.data.set_len(want) {
-            warn!(error = %e, "growing a slot file ahead of its slices");
-        }
+    if len >= want {
+        class.grown.store(len, Ordering::Release);
+    } else if let Err(e) = class.data.set_len(want) {
+        warn!(error = %e, "growing a slot file ahead of its slices");
+    } else {
+        class.grown.store(want, Ordering::Release);
     }
 }
 
@@ -199,6 +210,7 @@ impl Slab {
                 records: Mutex::default(),
                 quarantine: Mutex::default(),
                 sums: Mutex::default(),
+                grown: AtomicU64::new(0),
             };
             recover(&class, i as u8, &mut recovered)?;
             fit_files(&class, slots);
@@ -334,6 +346,41 @@ mod tests {
         assert!(!dir.join("slots-1048576.index").exists());
         let len = std::fs::metadata(&small).unwrap().len();
         assert!(len < 1 << 40, "not cut to its slots: {len}");
+        slab.close();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A slot file cut by something else while serving: the slab grows its
+    /// files ahead of their slices, and growing a cut one again would have
+    /// turned the slices past the cut into zeros that read like bytes;
+    /// they are dropped instead (a first version kept them).
+    #[test]
+    fn a_slot_file_cut_short_is_not_grown_back_under_its_slices() {
+        let dir = std::env::temp_dir().join(format!("edgeslice-cut-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let (slab, _) = Slab::open(Some(&dir), 64 << 20, 1 << 20).unwrap();
+        let mut locs = Vec::new();
+        for key in 0..4u128 {
+            let mut w = slab.allocate(1 << 20).unwrap();
+            w.write_at(0, &vec![key as u8 + 1; 1 << 20]).unwrap();
+            locs.push(slab.commit(w, key));
+        }
+        let data = std::fs::OpenOptions::new()
+            .write(true)
+            .open(dir.join("slots-1048576.data"))
+            .unwrap();
+        assert!(data.metadata().unwrap().len() > 4 << 20, "not grown ahead");
+        // Cut inside the third slice.
+        data.set_len((2 << 20) + 4096).unwrap();
+        slab.classes.iter().for_each(|class| grow_ahead(class));
+        assert!(data.metadata().unwrap().len() > 4 << 20, "not grown again");
+        let live: Vec<bool> = locs.iter().map(|l| slab.pin(l).is_some()).collect();
+        assert_eq!(
+            live,
+            [true, true, false, false],
+            "slices past the cut stayed"
+        );
         slab.close();
         let _ = std::fs::remove_dir_all(&dir);
     }

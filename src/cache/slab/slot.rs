@@ -79,6 +79,9 @@ pub(super) struct SlotClass {
     pub(super) quarantine: Mutex<Vec<u32>>,
     /// The checksums of recovered slices not checked since the start.
     pub(super) sums: Mutex<std::collections::HashMap<u32, u64>>,
+    /// How long the slab last made the slot file (`grow_ahead`): shorter
+    /// than that, something else cut it.
+    pub(super) grown: std::sync::atomic::AtomicU64,
 }
 
 #[derive(Default)]
