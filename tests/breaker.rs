@@ -55,6 +55,7 @@ fn a_stopped_origin_opens_the_breaker_and_its_return_closes_it() {
     const COOLDOWN: u64 = 1000;
     const CONNECT: u64 = 500;
     let cache = common::CacheSetup::fresh("breaker");
+    let _dir = common::TempDir(cache.dir.clone());
     let origin = DemoOrigin::start().expect("origin starts");
     let addr = origin.addr();
     let config = format!(

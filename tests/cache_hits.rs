@@ -167,6 +167,7 @@ fn coalescing_holds_under_cpu_load() {
 #[test]
 fn vary_caches_each_variant_on_its_own() {
     let setup = cached("vary", 4);
+    let _dir = dir_guard(&setup);
     let h = Harness::start(setup);
     let target = "/obj/16/v?vary=X-Variant";
     let get = |variant: &str| h.get(target, &[("X-Variant", variant)]);

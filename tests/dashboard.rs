@@ -7,20 +7,28 @@ mod common;
 
 use std::collections::BTreeSet;
 
+use common::cache::dir_guard;
 use common::*;
 
 const GRAFANA: &str = include_str!("../conf/grafana-dashboard.json");
 
 /// A server with an admin listener and a cache, and its `/dashboard` answer.
-fn serve_dashboard() -> (DemoOrigin, edgeslice::server::runtime::Server, HttpResponse) {
+/// The cache directory's guard comes first: dropped last.
+fn serve_dashboard() -> (
+    TempDir,
+    DemoOrigin,
+    edgeslice::server::runtime::Server,
+    HttpResponse,
+) {
     let origin = DemoOrigin::start().unwrap();
     let setup = Setup {
         cache: Some(CacheSetup::fresh("dashboard")),
         ..Setup::default()
     };
+    let dir = dir_guard(&setup);
     let server = start_server(&format!("{}{ADMIN}", config_text(origin.addr(), &setup)));
     let resp = get(server.admin_addr().unwrap(), "/dashboard", &[]).unwrap();
-    (origin, server, resp)
+    (dir, origin, server, resp)
 }
 
 /// The series names `/metrics` declares in its `# TYPE` lines, a histogram's
@@ -80,7 +88,7 @@ fn metrics_text(server: &edgeslice::server::runtime::Server) -> String {
 
 #[test]
 fn dashboard_is_one_page_with_no_external_url() {
-    let (_origin, _server, resp) = serve_dashboard();
+    let (_dir, _origin, _server, resp) = serve_dashboard();
     assert_eq!(resp.status, 200);
     assert_eq!(
         resp.header("content-type"),
@@ -122,7 +130,7 @@ fn dashboard_is_one_page_with_no_external_url() {
 
 #[test]
 fn every_metric_the_dashboard_reads_is_exported() {
-    let (_origin, server, resp) = serve_dashboard();
+    let (_dir, _origin, server, resp) = serve_dashboard();
     let page = String::from_utf8(resp.body).unwrap();
     let exported = exported(&metrics_text(&server));
     let read = names_in(&page);
@@ -174,7 +182,7 @@ fn grafana_dashboard_reads_the_same_metrics_per_instance() {
         }
     }
 
-    let (_origin, server, resp) = serve_dashboard();
+    let (_dir, _origin, server, resp) = serve_dashboard();
     let page = String::from_utf8(resp.body).unwrap();
     let exported = exported(&metrics_text(&server));
     let all: String = exprs.iter().map(|(_, e)| e.as_str()).collect();

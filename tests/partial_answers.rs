@@ -7,11 +7,13 @@
 
 mod common;
 
+use common::cache::dir_guard;
 use common::h2c::metric;
 use common::*;
 
-/// A harness with 8-byte slices, a cache and the admin listener.
-fn cached(name: &str) -> Harness {
+/// A harness with 8-byte slices, a cache and the admin listener, and its
+/// cache directory's guard (drop it last).
+fn cached(name: &str) -> (TempDir, Harness) {
     let setup = Setup {
         slice_size: 8,
         cache: Some(CacheSetup::fresh(name)),
@@ -19,10 +21,14 @@ fn cached(name: &str) -> Harness {
     };
     let origin = DemoOrigin::start().expect("origin starts");
     let text = format!("{}{ADMIN}", config_text(origin.addr(), &setup));
-    Harness {
-        origin,
-        server: start_server(&text),
-    }
+    let dir = dir_guard(&setup);
+    (
+        dir,
+        Harness {
+            origin,
+            server: start_server(&text),
+        },
+    )
 }
 
 fn assert_bytes(resp: &HttpResponse, name: &str, first: u64, last: u64, ctx: &str) {
@@ -32,7 +38,7 @@ fn assert_bytes(resp: &HttpResponse, name: &str, first: u64, last: u64, ctx: &st
 
 #[test]
 fn an_origin_that_answers_fewer_bytes_is_asked_for_the_rest() {
-    let h = cached("partial-capped");
+    let (_dir, h) = cached("partial-capped");
     let admin = h.server.admin_addr().expect("admin listener");
     // 20 bytes in slices of 8; the origin answers at most 3 bytes at a time.
     let full = h.get("/obj/20/capped?cap=3", &[]);
@@ -88,7 +94,7 @@ fn a_range_from_an_origin_that_answers_fewer_bytes_is_whole_without_the_cache() 
 
 #[test]
 fn an_origin_that_answers_more_bytes_is_cut_to_the_slice() {
-    let h = cached("partial-widened");
+    let (_dir, h) = cached("partial-widened");
     // Every answer starts 5 bytes early and ends 5 bytes late.
     let full = h.get("/obj/30/wide?widen=5", &[]);
     assert_eq!(full.status, 200);
@@ -103,7 +109,7 @@ fn an_origin_that_answers_more_bytes_is_cut_to_the_slice() {
 
 #[test]
 fn answers_without_a_validator_are_not_combined() {
-    let h = cached("partial-unversioned");
+    let (_dir, h) = cached("partial-unversioned");
     // One slice of 6 bytes with neither ETag nor Last-Modified: its answer
     // of 3 bytes and an answer for the rest could be two versions.
     let resp = h.get("/obj/6/bare?cap=3&validators=none", &[]);

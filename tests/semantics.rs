@@ -13,16 +13,19 @@ use std::net::TcpStream;
 use std::thread;
 use std::time::Duration;
 
-use common::{object_bytes, CacheSetup, Harness, HttpConnection, HttpResponse, Setup};
+use common::cache::dir_guard;
+use common::{object_bytes, CacheSetup, Harness, HttpConnection, HttpResponse, Setup, TempDir};
 
 /// 4-byte slices, a cache of its own, `server` lines added to `[server]`.
-fn cached(name: &str, server: &str) -> Harness {
-    Harness::start(Setup {
+/// The cache directory's guard (drop it last) and the harness.
+fn cached(name: &str, server: &str) -> (TempDir, Harness) {
+    let setup = Setup {
         slice_size: 4,
         cache: Some(CacheSetup::fresh(name)),
         server: server.to_string(),
         ..Setup::default()
-    })
+    };
+    (dir_guard(&setup), Harness::start(setup))
 }
 
 fn header<'a>(resp: &'a HttpResponse, name: &str) -> &'a str {
@@ -47,7 +50,7 @@ fn origin_hits(h: &Harness, part: &str) -> usize {
 /// answered by edgeslice, in the RFC's order, without an origin request.
 #[test]
 fn conditionals_on_a_fresh_object_never_reach_the_origin() {
-    let h = cached("cond-fresh", "");
+    let (_dir, h) = cached("cond-fresh", "");
     let miss = h.get("/obj/16/c.bin", &[]);
     assert_eq!(miss.status, 200);
     let etag = header(&miss, "etag").to_string();
@@ -133,7 +136,7 @@ fn conditionals_on_a_fresh_object_never_reach_the_origin() {
 /// gets the 304 the stored version earns; the next plain GET is a HIT.
 #[test]
 fn a_conditional_on_a_cold_object_stores_it_and_answers_from_it() {
-    let h = cached("cond-cold", "");
+    let (_dir, h) = cached("cond-cold", "");
     let probe = common::get(
         h.origin.addr(),
         "/obj/16/cold.bin",
@@ -175,7 +178,7 @@ fn a_conditional_on_a_cold_object_stores_it_and_answers_from_it() {
 /// stored validator), then the client's conditional is answered.
 #[test]
 fn a_stale_object_is_revalidated_before_a_conditional_is_answered() {
-    let h = cached("cond-stale", "");
+    let (_dir, h) = cached("cond-stale", "");
     let target = "/obj/16/stale.bin?cc=max-age=1";
     let miss = h.get(target, &[]);
     let etag = header(&miss, "etag").to_string();
@@ -201,7 +204,7 @@ fn a_stale_object_is_revalidated_before_a_conditional_is_answered() {
 /// what the cache did in Cache-Status, under the configured node name.
 #[test]
 fn date_age_and_cache_status_on_every_answer() {
-    let h = cached("headers", "node_name = \"edge-7\"");
+    let (_dir, h) = cached("headers", "node_name = \"edge-7\"");
     let now = std::time::SystemTime::now();
     let date_ok = |resp: &HttpResponse, what: &str| {
         let date = httpdate::parse_http_date(header(resp, "date")).expect("an HTTP-date");
@@ -281,7 +284,7 @@ fn raw(h: &Harness, bytes: &[u8]) -> HttpResponse {
 
 #[test]
 fn host_is_required_of_http_11_and_taken_from_an_absolute_target() {
-    let h = cached("forms", "");
+    let (_dir, h) = cached("forms", "");
     let resp = raw(&h, b"GET /obj/16/f HTTP/1.1\r\n\r\n");
     assert_eq!(resp.status, 400, "HTTP/1.1 without Host");
     assert!(String::from_utf8_lossy(&resp.body).contains("without Host"));
@@ -321,7 +324,7 @@ fn host_is_required_of_http_11_and_taken_from_an_absolute_target() {
 
 #[test]
 fn pipelined_requests_are_answered_in_order() {
-    let h = cached("pipeline", "");
+    let (_dir, h) = cached("pipeline", "");
     let mut stream = TcpStream::connect(h.addr()).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
@@ -367,7 +370,7 @@ fn pipelined_requests_are_answered_in_order() {
 
 #[test]
 fn obs_fold_and_transfer_codings_are_refused() {
-    let h = cached("codings", "");
+    let (_dir, h) = cached("codings", "");
     let cases: &[(&[u8], u16)] = &[
         (b"GET /obj/16/o HTTP/1.1\r\nHost: h\r\nX-A: one\r\n two\r\n\r\n", 400),
         (
@@ -408,7 +411,7 @@ fn obs_fold_and_transfer_codings_are_refused() {
 /// Too many header fields: the 431 names the header-count limit.
 #[test]
 fn too_many_headers_names_the_count_limit() {
-    let h = cached("count", "max_headers = 10");
+    let (_dir, h) = cached("count", "max_headers = 10");
     let mut req = String::from("GET /obj/16/n HTTP/1.1\r\nHost: h\r\n");
     for i in 0..12 {
         req.push_str(&format!("X-{i}: v\r\n"));
@@ -439,6 +442,7 @@ fn a_304_refresh_keeps_the_routes_stale_windows() {
         cache: Some(CacheSetup::fresh("route-stale")),
         ..Setup::default()
     };
+    let _dir = dir_guard(&setup);
     let routes = format!(
         "[[route]]\npath_prefix = \"/obj/\"\norigin = \"{}\"\nstale_if_error = 600\n",
         origin.addr()
@@ -477,7 +481,7 @@ fn a_304_refresh_keeps_the_routes_stale_windows() {
 #[test]
 fn a_hit_never_goes_to_the_origin() {
     const SLICE: u64 = 16 * 1024;
-    let h = Harness::start(Setup {
+    let setup = Setup {
         slice_size: SLICE,
         workers: 2,
         cache: Some(CacheSetup {
@@ -485,7 +489,9 @@ fn a_hit_never_goes_to_the_origin() {
             ..CacheSetup::fresh("truthful-hit")
         }),
         ..Setup::default()
-    });
+    };
+    let _dir = dir_guard(&setup);
+    let h = Harness::start(setup);
     let addr = h.addr();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let churn = {
