@@ -375,6 +375,59 @@ impl Drop for SlowWrites {
     }
 }
 
+/// What a client asking a 64 KiB hit again and again saw while an 8 MiB
+/// cold object was fetched and written to a disk that takes writes slowly.
+struct WhileWritten {
+    hot_answers: usize,
+    took: Duration,
+    p99: Duration,
+    worst: Duration,
+    /// Hot answers that took more than 100 ms.
+    over_100ms: usize,
+}
+
+/// One worker on `disk` (`extra` added to its config): its hot object
+/// warmed, the disk's writes slowed, then [`hot_hits_while_fetched`] with
+/// an 8 MiB cold object. Also the origin and the node (to read its
+/// metrics); `None` where writes cannot be slowed (and why, on stderr).
+fn hot_hits_while_written(
+    dir: &Path,
+    disk: &SlowDisk,
+    extra: &str,
+) -> Option<(common::DemoOrigin, Edgeslice, WhileWritten)> {
+    let (origin, node, _cache) = start_throttled(dir, disk, extra);
+    let addr = node.addr;
+    let hot_path = "/obj/65536/hot".to_string();
+    assert_eq!(get(addr, &hot_path, &[]).unwrap().status, 200);
+    thread::sleep(Duration::from_millis(1500));
+    let warm = get(addr, &hot_path, &[]).unwrap();
+    assert_eq!(warm.header("x-cache"), Some("HIT"), "{:?}", warm.headers);
+    let slow = match SlowWrites::set_up(disk) {
+        Ok(slow) => slow,
+        Err(why) if std::env::var_os("EDGESLICE_REQUIRE_SLOW_DISK").is_none() => {
+            eprintln!("SKIPPED: writes cannot be slowed here ({why})");
+            return None;
+        }
+        Err(why) => panic!("EDGESLICE_REQUIRE_SLOW_DISK is set and: {why}"),
+    };
+    let big = 8 * MIB;
+    let big_path = format!("/obj/{big}/big");
+    // Its writes wait: 7 MiB past the 1 MiB the disk may hold dirty, at 2 MiB/s.
+    let (waits, took) = hot_hits_while_fetched(addr, (&hot_path, 65536), &big_path, big, "written");
+    drop(slow);
+    let seen = WhileWritten {
+        hot_answers: waits.len(),
+        took,
+        p99: waits[waits.len() * 99 / 100],
+        worst: waits.last().copied().unwrap_or_default(),
+        over_100ms: waits
+            .iter()
+            .filter(|w| **w > Duration::from_millis(100))
+            .count(),
+    };
+    Some((origin, node, seen))
+}
+
 /// One worker; a cold object fetched and written to a disk that takes
 /// writes slowly while another client asks a small hot one again and
 /// again: the hot answers come while the cold one's slices are written.
@@ -389,33 +442,17 @@ fn a_slow_disk_write_does_not_delay_another_hit(driver: &str) {
     let Some(disk) = slow_disk(&dir.0) else {
         return;
     };
-    let (_origin, node, _cache) =
-        start_throttled(&dir.0, &disk, &format!("[server]\ndriver = \"{driver}\"\n"));
-    let addr = node.addr;
-    let hot_path = "/obj/65536/hot".to_string();
-    assert_eq!(get(addr, &hot_path, &[]).unwrap().status, 200);
-    thread::sleep(Duration::from_millis(1500));
-    let warm = get(addr, &hot_path, &[]).unwrap();
-    assert_eq!(warm.header("x-cache"), Some("HIT"), "{:?}", warm.headers);
-    let slow = match SlowWrites::set_up(&disk) {
-        Ok(slow) => slow,
-        Err(why) if std::env::var_os("EDGESLICE_REQUIRE_SLOW_DISK").is_none() => {
-            return eprintln!("SKIPPED: writes cannot be slowed here ({why})");
-        }
-        Err(why) => panic!("EDGESLICE_REQUIRE_SLOW_DISK is set and: {why}"),
+    let extra = format!("[server]\ndriver = \"{driver}\"\n");
+    let Some((_origin, node, seen)) = hot_hits_while_written(&dir.0, &disk, &extra) else {
+        return;
     };
-    let big = 8 * MIB;
-    let big_path = format!("/obj/{big}/big");
-    // Its writes wait: 7 MiB past the 1 MiB the disk may hold dirty, at 2 MiB/s.
-    let (waits, took) = hot_hits_while_fetched(addr, (&hot_path, 65536), &big_path, big, "written");
-    drop(slow);
-    let hot_answers = waits.len();
-    let worst = waits.last().copied().unwrap_or_default();
-    let p99 = waits[hot_answers * 99 / 100];
-    let held = waits
-        .iter()
-        .filter(|w| **w > Duration::from_millis(100))
-        .count();
+    let WhileWritten {
+        hot_answers,
+        took,
+        p99,
+        worst,
+        over_100ms: held,
+    } = seen;
     eprintln!(
         "{driver}: {hot_answers} hot answers in {took:?}, p99 {p99:?}, {held} over 100 ms, \
          the slowest {worst:?}"
@@ -470,37 +507,20 @@ fn a_slow_disk_write_never_holds_the_worker_on_xfs(driver: &str) {
     let Some(disk) = slow_disk_of(&dir.0, "xfs") else {
         return;
     };
-    let (_origin, node, _cache) = start_throttled(
-        &dir.0,
-        &disk,
-        &format!("[server]\ndriver = \"{driver}\"\n[admin]\nlisten = \"127.0.0.1:0\"\n"),
-    );
-    let (addr, admin) = (node.addr, admin_addr(&node));
-    let hot_path = "/obj/65536/hot".to_string();
-    assert_eq!(get(addr, &hot_path, &[]).unwrap().status, 200);
-    thread::sleep(Duration::from_millis(1500));
-    let warm = get(addr, &hot_path, &[]).unwrap();
-    assert_eq!(warm.header("x-cache"), Some("HIT"), "{:?}", warm.headers);
-    let big = 8 * MIB;
-    let big_path = format!("/obj/{big}/big");
-    let slow = match SlowWrites::set_up(&disk) {
-        Ok(slow) => slow,
-        Err(why) if std::env::var_os("EDGESLICE_REQUIRE_SLOW_DISK").is_none() => {
-            return eprintln!("SKIPPED: writes cannot be slowed here ({why})");
-        }
-        Err(why) => panic!("EDGESLICE_REQUIRE_SLOW_DISK is set and: {why}"),
+    let extra = format!("[server]\ndriver = \"{driver}\"\n[admin]\nlisten = \"127.0.0.1:0\"\n");
+    let Some((_origin, node, seen)) = hot_hits_while_written(&dir.0, &disk, &extra) else {
+        return;
     };
-    let (waits, took) = hot_hits_while_fetched(addr, (&hot_path, 65536), &big_path, big, "written");
-    drop(slow);
+    let admin = admin_addr(&node);
     let held = common::h2c::metric(admin, "edgeslice_cache_slow_writes_total");
     let deferred = common::h2c::metric(admin, "edgeslice_cache_deferred_writes_total");
-    let hot_answers = waits.len();
-    let worst = waits.last().copied().unwrap_or_default();
-    let p99 = waits[hot_answers * 99 / 100];
-    let slow = waits
-        .iter()
-        .filter(|w| **w > Duration::from_millis(100))
-        .count();
+    let WhileWritten {
+        hot_answers,
+        took,
+        p99,
+        worst,
+        over_100ms: slow,
+    } = seen;
     eprintln!(
         "{driver}: {hot_answers} hot answers in {took:?}, p99 {p99:?}, {slow} over 100 ms, \
          the slowest {worst:?}; writes held {held}, deferred {deferred}"

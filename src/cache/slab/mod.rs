@@ -103,9 +103,10 @@ const GROW_AHEAD: u64 = 1 << 30;
 /// XFS answers a `RWF_NOWAIT` write that starts past the end with `EAGAIN`
 /// (it zeroes the gap first), and such a write may hold the worker (see
 /// [`crate::disk::write_all_at`]). A file found shorter than it was made
-/// was cut by something else: the slices past its new end are dropped
-/// first, or growing it again would turn their bytes into zeros that read
-/// like bytes.
+/// (at the start: than it may be, for the slices recovered) was cut by
+/// something else: the slices past its new end are dropped first, or
+/// growing it again would turn their bytes into zeros that read like
+/// bytes.
 fn grow_ahead(class: &SlotClass) {
     if class.index.is_none() {
         return;
@@ -210,11 +211,15 @@ impl Slab {
                 records: Mutex::default(),
                 quarantine: Mutex::default(),
                 sums: Mutex::default(),
-                grown: AtomicU64::new(0),
+                // Unknown until the first `grow_ahead`, which checks the
+                // file against the slices recovered.
+                grown: AtomicU64::new(u64::MAX),
             };
             recover(&class, i as u8, &mut recovered)?;
             fit_files(&class, slots);
             grow_ahead(&class);
+            recovered
+                .retain(|(_, loc)| loc.class != i as u8 || class.try_live(loc.slot, loc.epoch));
             classes.push(Arc::new(class));
         }
         let slab = Arc::new(Slab {
@@ -350,6 +355,27 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
+    /// A slab on `dir` with four 1 MiB slices, keys 0 to 3, and their
+    /// locators; the slot file of their class.
+    fn four_slices(dir: &Path) -> (Arc<Slab>, Vec<Locator>, std::path::PathBuf) {
+        let _ = std::fs::remove_dir_all(dir);
+        std::fs::create_dir_all(dir).unwrap();
+        let (slab, _) = Slab::open(Some(dir), 64 << 20, 1 << 20).unwrap();
+        let mut locs = Vec::new();
+        for key in 0..4u128 {
+            let mut w = slab.allocate(1 << 20).unwrap();
+            w.write_at(0, &vec![key as u8 + 1; 1 << 20]).unwrap();
+            locs.push(slab.commit(w, key));
+        }
+        (slab, locs, dir.join("slots-1048576.data"))
+    }
+
+    /// Cut `path` inside the third of the four slices.
+    fn cut_in_the_third(path: &Path) {
+        let data = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+        data.set_len((2 << 20) + 4096).unwrap();
+    }
+
     /// A slot file cut by something else while serving: the slab grows its
     /// files ahead of their slices, and growing a cut one again would have
     /// turned the slices past the cut into zeros that read like bytes;
@@ -357,30 +383,42 @@ mod tests {
     #[test]
     fn a_slot_file_cut_short_is_not_grown_back_under_its_slices() {
         let dir = std::env::temp_dir().join(format!("edgeslice-cut-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let (slab, _) = Slab::open(Some(&dir), 64 << 20, 1 << 20).unwrap();
-        let mut locs = Vec::new();
-        for key in 0..4u128 {
-            let mut w = slab.allocate(1 << 20).unwrap();
-            w.write_at(0, &vec![key as u8 + 1; 1 << 20]).unwrap();
-            locs.push(slab.commit(w, key));
-        }
-        let data = std::fs::OpenOptions::new()
-            .write(true)
-            .open(dir.join("slots-1048576.data"))
-            .unwrap();
-        assert!(data.metadata().unwrap().len() > 4 << 20, "not grown ahead");
-        // Cut inside the third slice.
-        data.set_len((2 << 20) + 4096).unwrap();
+        let (slab, locs, data) = four_slices(&dir);
+        let len = || std::fs::metadata(&data).unwrap().len();
+        assert!(len() > 4 << 20, "not grown ahead");
+        cut_in_the_third(&data);
         slab.classes.iter().for_each(|class| grow_ahead(class));
-        assert!(data.metadata().unwrap().len() > 4 << 20, "not grown again");
+        assert!(len() > 4 << 20, "not grown again");
         let live: Vec<bool> = locs.iter().map(|l| slab.pin(l).is_some()).collect();
         assert_eq!(
             live,
             [true, true, false, false],
             "slices past the cut stayed"
         );
+        slab.close();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// The same cut while edgeslice was stopped: the slices past it are not
+    /// recovered (the file is grown at the start; a first version grew it
+    /// under them).
+    #[test]
+    fn a_slot_file_cut_while_stopped_is_not_grown_back_under_its_slices() {
+        let dir =
+            std::env::temp_dir().join(format!("edgeslice-cut-stopped-{}", std::process::id()));
+        let (slab, _, data) = four_slices(&dir);
+        slab.close();
+        drop(slab);
+        cut_in_the_third(&data);
+        let (slab, recovered) = Slab::open(Some(&dir), 64 << 20, 1 << 20).unwrap();
+        let mut keys: Vec<u128> = recovered.iter().map(|(key, _)| *key).collect();
+        keys.sort();
+        assert_eq!(keys, [0, 1], "slices past the cut were recovered");
+        let live: Vec<bool> = recovered
+            .iter()
+            .map(|(_, l)| slab.pin(l).is_some())
+            .collect();
+        assert_eq!(live, [true, true]);
         slab.close();
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -206,8 +206,10 @@ impl SlotClass {
     /// `len` bytes of the slot file.
     pub(super) fn retire_beyond(&self, len: u64) {
         let first = len / self.slot_bytes;
+        // No slot past those handed out was ever live.
+        let end = lock(&self.free).next as u64;
         let mut dropped = 0u64;
-        for slot in first..self.states.len() as u64 {
+        for slot in first..end {
             let state = self.state(slot as u32).load(Ordering::Acquire);
             if state & LIVE != 0 {
                 self.retire(slot as u32, epoch_of(state));
