@@ -514,6 +514,7 @@ fn a_slow_disk_write_never_holds_the_worker_on_xfs(driver: &str) {
     let admin = admin_addr(&node);
     let held = common::h2c::metric(admin, "edgeslice_cache_slow_writes_total");
     let deferred = common::h2c::metric(admin, "edgeslice_cache_deferred_writes_total");
+    let read_back = common::h2c::metric(admin, "edgeslice_cache_disk_reads_total");
     let WhileWritten {
         hot_answers,
         took,
@@ -523,7 +524,8 @@ fn a_slow_disk_write_never_holds_the_worker_on_xfs(driver: &str) {
     } = seen;
     eprintln!(
         "{driver}: {hot_answers} hot answers in {took:?}, p99 {p99:?}, {slow} over 100 ms, \
-         the slowest {worst:?}; writes held {held}, deferred {deferred}"
+         the slowest {worst:?}; writes held {held}, deferred {deferred}; \
+         cached parts read off the loop {read_back}"
     );
     assert!(
         deferred > 0.0,

@@ -60,7 +60,7 @@ pub use buffer::Buffer;
 use buffer::{InBlock, DIRECT_ALIGN};
 pub(crate) use heat::resident_hit;
 use residency::Reading;
-pub use residency::{resident, sendable};
+pub use residency::{locked_for_write, resident, sendable};
 pub use way::{set_way, way, DiskWay};
 pub use write::write_all_at;
 

@@ -17,6 +17,7 @@ use std::rc::Rc;
 
 use bytes::Bytes;
 
+use crate::disk;
 use crate::error::{Error, Result};
 use crate::http::sink::ResponseSink;
 use crate::ops::metrics;
@@ -462,7 +463,11 @@ fn on_event(
         Some(SliceEvent::Data(i, data)) => order.push(i, data),
         Some(SliceEvent::Done(i, source, stored)) => {
             done.slices.add(source);
-            if let Some(pin) = stored {
+            // While a write to its slot file is held off the loop (XFS),
+            // a read of that file waits for the write or goes around the
+            // page cache (`disk::locked_for_write`): bytes already here
+            // stay here, with their share of the budget, until delivered.
+            if let Some(pin) = stored.filter(|pin| !disk::locked_for_write(pin.file())) {
                 let (skip, take) = job.plan.client_part(i);
                 order.replace_queued(i, |queued| {
                     metrics::with(|m| m.slice_parts_from_slot.inc());
