@@ -35,7 +35,7 @@ use crate::proxy::fill::Filler;
 use crate::proxy::lookup::Cold;
 use crate::proxy::respond::{ProbeAnswer, StoredObject};
 use crate::slice::attempt::{open, retrying, Asking, Attempt};
-use crate::slice::check::check_slice_head;
+use crate::slice::check::{check_slice_head, short_without_validator};
 use crate::slice::job::{CacheTarget, OpenedSlice};
 use crate::slice::plan::{self, slice_range_value};
 
@@ -132,6 +132,12 @@ impl Proxy {
             Ok(v) => v,
             Err(_) if total_unknown(&resp.head.headers) => {
                 // No total length: the object cannot be cut by range.
+                drop(resp);
+                return self.unsliced(ask, cold, ex).await;
+            }
+            Err(_) if short_without_validator(index, size, &resp.head) => {
+                // Fewer bytes than the slice and nothing to combine the rest
+                // with: the object is asked for whole, not the request failed.
                 drop(resp);
                 return self.unsliced(ask, cold, ex).await;
             }

@@ -15,7 +15,8 @@
 //! validator to combine it with the answer for the rest under (a strong
 //! ETag or a Last-Modified, RFC 9111 3.4): [`crate::slice::fetch`] skips
 //! what comes before, stops at the slice's end and asks for what is
-//! missing ([`answered_range`]).
+//! missing ([`answered_range`]). A probe's answer that stops short with no
+//! validator ([`short_without_validator`]) has the object asked for whole.
 
 use http::{header, HeaderValue, StatusCode};
 use monoio_http::common::response::ResponseHead;
@@ -140,6 +141,40 @@ fn check_head(
         }
     }
     Ok(got)
+}
+
+/// Whether `head`, the probe's answer for slice `index`, is a well-formed
+/// 206 (a Content-Range with a total length, a Content-Length that agrees
+/// with it) that [`check_slice_head`] turned down only because it cannot
+/// be combined: it holds the slice's first byte but stops short of its
+/// last, with no validator to combine it with an answer for the rest under
+/// (RFC 9111 3.4; an origin that caps its answers and sends no ETag or
+/// Last-Modified). Such an answer does not fail the request: the object is
+/// asked for whole instead. An answer that does not hold the first byte
+/// asked for is not the origin capping but answering wrong, and stays a 502.
+pub fn short_without_validator(index: u64, slice_size: u64, head: &ResponseHead) -> bool {
+    if head.status != StatusCode::PARTIAL_CONTENT {
+        return false;
+    }
+    let Some(raw) = head.headers.get(header::CONTENT_RANGE) else {
+        return false;
+    };
+    let Ok(ContentRange::Bytes {
+        first,
+        last,
+        total: Some(total),
+    }) = parse_content_range(raw.as_bytes())
+    else {
+        return false;
+    };
+    let length_agrees = match crate::http::h1::content_length(&head.headers) {
+        Ok(Some(n)) => n == last - first + 1,
+        Ok(None) => true,
+        Err(_) => false,
+    };
+    let short = plan::slice_bounds(index, slice_size, total)
+        .is_some_and(|(a, b)| first <= a && a <= last && last < b);
+    length_agrees && short && !ObjectVersion::from_headers(total, &head.headers).combinable()
 }
 
 /// The range (first and last byte) an answer that passed the checks above
@@ -326,6 +361,43 @@ mod tests {
         assert!(other.unwrap_err().to_string().contains("got ETag"));
         let h = answer("bytes 2-5/16", "\"a\"", None);
         assert_eq!(answered_range(&h), Some((2, 5)));
+    }
+
+    #[test]
+    fn only_a_short_answer_without_a_validator_is_asked_for_whole() {
+        let answer = |range: &str, more: &[(&str, &str)]| {
+            let mut pairs = vec![("content-range", range)];
+            pairs.extend_from_slice(more);
+            head(206, &pairs)
+        };
+        // Slice 0 of 8 bytes, a 10-byte object: 0-7 asked.
+        let bare = answer("bytes 0-4/10", &[("content-length", "5")]);
+        assert!(check_slice_head(0, 8, &bare, None).is_err());
+        assert!(short_without_validator(0, 8, &bare));
+        // With a validator it is taken (and the rest asked for).
+        let dated = answer(
+            "bytes 0-4/10",
+            &[("last-modified", "Sat, 01 Jan 2000 00:00:00 GMT")],
+        );
+        assert!(check_slice_head(0, 8, &dated, None).is_ok());
+        assert!(!short_without_validator(0, 8, &dated));
+        // Not the first byte asked for: the origin answers wrong, not short.
+        assert!(!short_without_validator(0, 8, &answer("bytes 1-4/10", &[])));
+        // A Content-Length that disagrees with the range: malformed.
+        assert!(!short_without_validator(
+            0,
+            8,
+            &answer("bytes 0-4/10", &[("content-length", "4")])
+        ));
+        // No total length, or not a 206.
+        assert!(!short_without_validator(0, 8, &answer("bytes 0-4/*", &[])));
+        assert!(!short_without_validator(
+            0,
+            8,
+            &head(200, &[("content-range", "bytes 0-4/10")])
+        ));
+        // The whole slice asked for is no short answer.
+        assert!(!short_without_validator(0, 8, &answer("bytes 0-7/10", &[])));
     }
 
     #[test]
