@@ -295,3 +295,31 @@ fn small_buffer_client(addr: std::net::SocketAddr) -> std::net::TcpStream {
         .unwrap();
     stream
 }
+
+/// A small slice tier (64 MiB) keeps what it has just stored while it has
+/// room: four 8 MiB objects, each asked twice in a row, are a hit the
+/// second time. Until 2026-12-07 the slice index had 8 shards here, each
+/// with an S3-FIFO small queue (a tenth of the shard, where a slice seen
+/// once waits) smaller than one 1 MiB slice: a slice just stored was the
+/// first to go when its shard was full, and the third object's second
+/// answer was PARTIAL.
+#[test]
+fn a_small_tier_keeps_what_it_just_stored() {
+    const MIB: u64 = 1 << 20;
+    let mut setup = cached("small-tier", MIB);
+    if let Some(cache) = setup.cache.as_mut() {
+        cache.memory_bytes = 16 * MIB;
+        cache.disk_bytes = 64 * MIB;
+    }
+    let _dir = dir_guard(&setup);
+    let h = Harness::start(setup);
+    for i in 0..4 {
+        let path = format!("/obj/{}/small-tier-{i}", 8 * MIB);
+        let first = h.get(&path, &[]);
+        assert_eq!(first.status, 200);
+        assert_eq!(first.header("x-cache"), Some("MISS"), "{path}");
+        let again = h.get(&path, &[]);
+        assert_eq!(again.header("x-cache"), Some("HIT"), "{path} asked again");
+        assert!(again.body == object_bytes(&format!("small-tier-{i}"), 0, 8 * MIB - 1));
+    }
+}

@@ -408,9 +408,15 @@ fn warn_of_an_old_cache(dir: &Path) {
     }
 }
 
-/// Index shards: up to 8, each with room for at least 4 entries of `max_entry`.
+/// Index shards: up to 8, each with room for at least 4 entries of
+/// `max_entry` in S3-FIFO's small queue (a tenth of the shard), where a
+/// slice seen once waits to be asked again. With room for 4 in the whole
+/// shard (until 2026-12-07), a tier of 64 MiB of 1 MiB slices had 8 shards
+/// whose small queue held less than one slice: a slice just stored was the
+/// first to go when its shard was full, and an object asked twice at once
+/// was a PARTIAL hit the second time.
 fn shards(bytes: u64, max_entry: u64) -> usize {
-    (bytes / (4 * max_entry.max(1))).clamp(1, 8) as usize
+    (bytes / (40 * max_entry.max(1))).clamp(1, 8) as usize
 }
 
 async fn build(
@@ -453,9 +459,11 @@ mod tests {
 
     #[test]
     fn shards_leave_room_for_whole_slices() {
-        assert_eq!(shards(256 * MIB, MIB), 8);
+        assert_eq!(shards(10 * 1024 * MIB, MIB), 8);
+        assert_eq!(shards(320 * MIB, MIB), 8);
+        assert_eq!(shards(256 * MIB, MIB), 6);
+        assert_eq!(shards(64 * MIB, MIB), 1);
         assert_eq!(shards(MIB, 256 * 1024), 1);
-        assert_eq!(shards(8 * MIB, MIB), 2);
         assert_eq!(shards(100, MIB), 1);
     }
 
