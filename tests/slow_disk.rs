@@ -113,7 +113,11 @@ impl SlowDisk {
 
 impl Drop for SlowDisk {
     fn drop(&mut self) {
-        let _ = run("umount", &[self.mount.to_str().unwrap()]);
+        // A test that failed drops its disk before its node: the mount is
+        // still busy then, and is let go (lazily) rather than left mounted.
+        if run("umount", &[self.mount.to_str().unwrap()]).is_err() {
+            let _ = run("umount", &["-l", self.mount.to_str().unwrap()]);
+        }
         let _ = run("losetup", &["-d", &self.device]);
         let _ = std::fs::remove_dir(&self.cgroup);
         let _ = std::fs::remove_file(&self.image);
