@@ -60,30 +60,7 @@ fn check_head(
     version: Option<&ObjectVersion>,
     bounds: impl FnOnce(u64) -> Option<(u64, u64)>,
 ) -> Result<ObjectVersion> {
-    if head.status != StatusCode::PARTIAL_CONTENT {
-        return Err(Error::mismatch(
-            index,
-            format!("got status {}, expected 206", head.status.as_u16()),
-        ));
-    }
-    let raw = head
-        .headers
-        .get(header::CONTENT_RANGE)
-        .ok_or_else(|| Error::mismatch(index, "got no Content-Range, expected one"))?;
-    let (first, last, total) = match parse_content_range(raw.as_bytes()) {
-        Ok(ContentRange::Bytes {
-            first,
-            last,
-            total: Some(total),
-        }) => (first, last, total),
-        Ok(other) => {
-            return Err(Error::mismatch(
-                index,
-                format!("got Content-Range \"{other}\", expected a range with a total length"),
-            ))
-        }
-        Err(e) => return Err(Error::mismatch(index, e.to_string())),
-    };
+    let (first, last, total) = ranged_answer(index, head)?;
     if let Some(v) = version {
         if total != v.len {
             return Err(Error::mismatch(
@@ -114,13 +91,11 @@ fn check_head(
             format!("unexpected range in slice response: {first}-{last}/{total}, expected: {want}"),
         ));
     }
-    if let Ok(Some(n)) = crate::http::h1::content_length(&head.headers) {
-        if n != last - first + 1 {
-            return Err(Error::mismatch(
-                index,
-                format!("got Content-Length {n}, expected {}", last - first + 1),
-            ));
-        }
+    if let Some(n) = other_length(head, first, last) {
+        return Err(Error::mismatch(
+            index,
+            format!("got Content-Length {n}, expected {}", last - first + 1),
+        ));
     }
     if let Some(v) = version {
         if got.etag != v.etag {
@@ -143,6 +118,43 @@ fn check_head(
     Ok(got)
 }
 
+/// The first and last byte and the total length of `head`, a 206 with a
+/// Content-Range that carries a total length; the mismatch named otherwise.
+fn ranged_answer(index: u64, head: &ResponseHead) -> Result<(u64, u64, u64)> {
+    if head.status != StatusCode::PARTIAL_CONTENT {
+        return Err(Error::mismatch(
+            index,
+            format!("got status {}, expected 206", head.status.as_u16()),
+        ));
+    }
+    let raw = head
+        .headers
+        .get(header::CONTENT_RANGE)
+        .ok_or_else(|| Error::mismatch(index, "got no Content-Range, expected one"))?;
+    match parse_content_range(raw.as_bytes()) {
+        Ok(ContentRange::Bytes {
+            first,
+            last,
+            total: Some(total),
+        }) => Ok((first, last, total)),
+        Ok(other) => Err(Error::mismatch(
+            index,
+            format!("got Content-Range \"{other}\", expected a range with a total length"),
+        )),
+        Err(e) => Err(Error::mismatch(index, e.to_string())),
+    }
+}
+
+/// A Content-Length of `head` that is not the length of bytes
+/// `first..=last` (an unreadable one never gets here: the origin's reader
+/// refuses its framing).
+fn other_length(head: &ResponseHead, first: u64, last: u64) -> Option<u64> {
+    match crate::http::h1::content_length(&head.headers) {
+        Ok(Some(n)) if n != last - first + 1 => Some(n),
+        _ => None,
+    }
+}
+
 /// Whether `head`, the probe's answer for slice `index`, is a well-formed
 /// 206 (a Content-Range with a total length, a Content-Length that agrees
 /// with it) that [`check_slice_head`] turned down only because it cannot
@@ -153,28 +165,14 @@ fn check_head(
 /// asked for whole instead. An answer that does not hold the first byte
 /// asked for is not the origin capping but answering wrong, and stays a 502.
 pub fn short_without_validator(index: u64, slice_size: u64, head: &ResponseHead) -> bool {
-    if head.status != StatusCode::PARTIAL_CONTENT {
+    let Ok((first, last, total)) = ranged_answer(index, head) else {
         return false;
-    }
-    let Some(raw) = head.headers.get(header::CONTENT_RANGE) else {
-        return false;
-    };
-    let Ok(ContentRange::Bytes {
-        first,
-        last,
-        total: Some(total),
-    }) = parse_content_range(raw.as_bytes())
-    else {
-        return false;
-    };
-    let length_agrees = match crate::http::h1::content_length(&head.headers) {
-        Ok(Some(n)) => n == last - first + 1,
-        Ok(None) => true,
-        Err(_) => false,
     };
     let short = plan::slice_bounds(index, slice_size, total)
         .is_some_and(|(a, b)| first <= a && a <= last && last < b);
-    length_agrees && short && !ObjectVersion::from_headers(total, &head.headers).combinable()
+    short
+        && other_length(head, first, last).is_none()
+        && !ObjectVersion::from_headers(total, &head.headers).combinable()
 }
 
 /// The range (first and last byte) an answer that passed the checks above
