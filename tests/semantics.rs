@@ -174,6 +174,45 @@ fn a_conditional_on_a_cold_object_stores_it_and_answers_from_it() {
     );
 }
 
+/// RFC 9111 4.3.2: a stored answer without `Last-Modified` has
+/// `If-Modified-Since` judged by its `Date` (the representation was not
+/// modified after the answer was made): a date at or after it is a 304,
+/// an earlier one the whole answer. Before, such an answer never earned a
+/// 304 (`If-Modified-Since` was judged by `Last-Modified` alone).
+#[test]
+fn without_last_modified_if_modified_since_is_judged_by_the_date() {
+    let (_dir, h) = cached("cond-date", "");
+    let path = "/obj/16/dated.bin?validators=none&date=-100";
+    let miss = h.get(path, &[]);
+    assert_eq!(miss.status, 200);
+    assert!(miss.header("last-modified").is_none(), "{:?}", miss.headers);
+    let date = header(&miss, "date").to_string();
+    let asked = h.origin.request_count();
+    const BEFORE: &str = "Mon, 14 Nov 1994 08:12:31 GMT";
+    const LATER: &str = "Fri, 01 Jan 2100 00:00:00 GMT";
+    for (since, want) in [(date.as_str(), 304), (LATER, 304), (BEFORE, 200)] {
+        let resp = h.get(path, &[("If-Modified-Since", since)]);
+        assert_eq!(
+            resp.status, want,
+            "If-Modified-Since: {since} on Date: {date}"
+        );
+        assert!(
+            header(&resp, "cache-status").starts_with("edgeslice; hit"),
+            "If-Modified-Since: {since}: {:?}",
+            resp.headers
+        );
+        match want {
+            304 => assert!(resp.body.is_empty()),
+            _ => assert!(resp.body == object_bytes("dated.bin", 0, 15)),
+        }
+    }
+    assert_eq!(
+        h.origin.request_count(),
+        asked,
+        "a conditional reached the origin"
+    );
+}
+
 /// A stale object is revalidated first (one conditional request with the
 /// stored validator), then the client's conditional is answered.
 #[test]

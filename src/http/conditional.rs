@@ -7,7 +7,7 @@
 //! 13.2.2, to go on, answer 304 or answer 412. `If-Range` comes last, with
 //! the range (`if_range_allows`). Pure functions, table-tested below.
 
-use http::{header, HeaderMap};
+use http::{header, HeaderMap, HeaderValue};
 use monoio_http::common::request::RequestHead;
 
 use crate::http::object_version::ObjectVersion;
@@ -43,8 +43,15 @@ pub(crate) enum Precondition {
 
 /// Evaluate `If-Match`, `If-Unmodified-Since`, `If-None-Match` and
 /// `If-Modified-Since` against `version` in the order of RFC 9110 section
-/// 13.2.2; `If-Range` comes after, with the range.
-pub(crate) fn preconditions(req: &RequestHead, version: &ObjectVersion) -> Precondition {
+/// 13.2.2; `If-Range` comes after, with the range. `date` is the stored
+/// answer's `Date`: `If-Modified-Since` is judged by it when the version
+/// has no `Last-Modified` (RFC 9111 section 4.3.2; the representation was
+/// not modified after the answer that carries it was made).
+pub(crate) fn preconditions(
+    req: &RequestHead,
+    version: &ObjectVersion,
+    date: Option<&HeaderValue>,
+) -> Precondition {
     let headers = &req.headers;
     let get_or_head = req.method == http::Method::GET || req.method == http::Method::HEAD;
     let etag = version.etag.as_ref().map(|e| e.as_bytes());
@@ -70,8 +77,9 @@ pub(crate) fn preconditions(req: &RequestHead, version: &ObjectVersion) -> Preco
             };
         }
     } else if get_or_head {
-        if let Some(date) = single_date(headers, header::IF_MODIFIED_SINCE) {
-            if modified.is_some_and(|m| m <= date) {
+        if let Some(since) = single_date(headers, header::IF_MODIFIED_SINCE) {
+            let modified = modified.or_else(|| date.and_then(|d| http_date(d.as_bytes())));
+            if modified.is_some_and(|m| m <= since) {
                 return Precondition::NotModified;
             }
         }
@@ -189,6 +197,8 @@ mod tests {
         const LM: &str = "Tue, 15 Nov 1994 08:12:31 GMT";
         const BEFORE: &str = "Mon, 14 Nov 1994 08:12:31 GMT";
         const AFTER: &str = "Wed, 16 Nov 1994 08:12:31 GMT";
+        /// The stored answer's Date: after LM, before AFTER.
+        const DATE: &str = "Tue, 15 Nov 1994 20:00:00 GMT";
         let strong = ObjectVersion {
             len: 10,
             etag: Some(HeaderValue::from_static("\"v1\"")),
@@ -256,7 +266,10 @@ mod tests {
             ("GET", &[("if-modified-since", LM)], &strong, NotModified),
             ("GET", &[("if-modified-since", AFTER)], &strong, NotModified),
             ("GET", &[("if-modified-since", BEFORE)], &strong, Proceed),
+            // No Last-Modified: the stored Date stands for it (RFC 9111 4.3.2).
             ("GET", &[("if-modified-since", LM)], &bare, Proceed),
+            ("GET", &[("if-modified-since", DATE)], &bare, NotModified),
+            ("GET", &[("if-modified-since", AFTER)], &bare, NotModified),
             ("GET", &[("if-modified-since", "garbage")], &strong, Proceed),
             // If-None-Match wins over If-Modified-Since.
             (
@@ -274,7 +287,8 @@ mod tests {
             ),
         ];
         for (method, headers, version, want) in cases {
-            let got = preconditions(&request(method, headers), version);
+            let date = HeaderValue::from_static(DATE);
+            let got = preconditions(&request(method, headers), version, Some(&date));
             assert_eq!(got, *want, "{method} {headers:?} on {:?}", version.etag);
         }
     }

@@ -83,7 +83,7 @@ impl Proxy {
         let version = &object.version;
         // Preconditions are of a 2xx answer (RFC 9110 13.2.1).
         let verdict = match object.status.is_success() {
-            true => preconditions(ask.req, version),
+            true => preconditions(ask.req, version, object.headers.get(header::DATE)),
             false => Precondition::Proceed,
         };
         if verdict != Precondition::Proceed {
