@@ -174,6 +174,23 @@ fn a_conditional_on_a_cold_object_stores_it_and_answers_from_it() {
     );
 }
 
+/// RFC 9110 13.1.4: "A recipient MUST ignore the If-Unmodified-Since
+/// header field if the resource does not have a modification date
+/// available": on an object without `Last-Modified` it is the whole
+/// answer, not a 412 (the 412 it was before).
+#[test]
+fn without_last_modified_if_unmodified_since_is_ignored() {
+    let (_dir, h) = cached("cond-no-lm", "");
+    let path = "/obj/16/undated.bin?validators=none";
+    assert_eq!(h.get(path, &[]).status, 200);
+    let asked = h.origin.request_count();
+    const BEFORE: &str = "Mon, 14 Nov 1994 08:12:31 GMT";
+    let resp = h.get(path, &[("If-Unmodified-Since", BEFORE)]);
+    assert_eq!(resp.status, 200, "{:?}", resp.headers);
+    assert!(resp.body == object_bytes("undated.bin", 0, 15));
+    assert_eq!(h.origin.request_count(), asked, "it reached the origin");
+}
+
 /// RFC 9111 4.3.2: a stored answer without `Last-Modified` has
 /// `If-Modified-Since` judged by its `Date` (the representation was not
 /// modified after the answer was made): a date at or after it is a 304,

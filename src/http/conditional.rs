@@ -64,7 +64,8 @@ pub(crate) fn preconditions(
             return Precondition::Failed;
         }
     } else if let Some(date) = single_date(headers, header::IF_UNMODIFIED_SINCE) {
-        if modified.is_none_or(|m| m > date) {
+        // Without a modification date it is ignored (RFC 9110 13.1.4).
+        if modified.is_some_and(|m| m > date) {
             return Precondition::Failed;
         }
     }
@@ -231,7 +232,7 @@ mod tests {
             ("GET", &[("if-unmodified-since", LM)], &strong, Proceed),
             ("GET", &[("if-unmodified-since", AFTER)], &strong, Proceed),
             ("GET", &[("if-unmodified-since", BEFORE)], &strong, Failed),
-            ("GET", &[("if-unmodified-since", LM)], &bare, Failed),
+            ("GET", &[("if-unmodified-since", BEFORE)], &bare, Proceed),
             (
                 "GET",
                 &[("if-unmodified-since", "yesterday")],
