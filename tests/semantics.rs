@@ -174,6 +174,35 @@ fn a_conditional_on_a_cold_object_stores_it_and_answers_from_it() {
     );
 }
 
+/// RFC 9110 6.6.1: an answer the origin sent without `Date` is stored
+/// with the time it was received, and every hit replays that time (before,
+/// each hit got the time it was sent: a copy that looked made anew beside
+/// an `Age` that said otherwise); an `If-Modified-Since` of it is a 304.
+#[test]
+fn an_answer_without_a_date_keeps_the_time_it_was_received() {
+    let (_dir, h) = cached("date-received", "");
+    let path = "/obj/16/nodate.bin?validators=none";
+    let at_origin = common::get(h.origin.addr(), path, &[]).unwrap();
+    assert!(
+        at_origin.header("date").is_none(),
+        "{:?}",
+        at_origin.headers
+    );
+    assert_eq!(h.get(path, &[]).status, 200);
+    // HTTP-dates count seconds: the hits come in other seconds.
+    thread::sleep(Duration::from_millis(1100));
+    let hit = h.get(path, &[]);
+    assert_eq!(header(&hit, "x-cache"), "HIT");
+    let date = header(&hit, "date").to_string();
+    thread::sleep(Duration::from_millis(1100));
+    let again = h.get(path, &[]);
+    assert_eq!(header(&again, "date"), date, "the stored Date moved");
+    let asked = h.origin.request_count();
+    let resp = h.get(path, &[("If-Modified-Since", &date)]);
+    assert_eq!(resp.status, 304, "{:?}", resp.headers);
+    assert_eq!(h.origin.request_count(), asked);
+}
+
 /// RFC 9110 13.1.4: "A recipient MUST ignore the If-Unmodified-Since
 /// header field if the resource does not have a modification date
 /// available": on an object without `Last-Modified` it is the whole

@@ -178,6 +178,12 @@ impl ObjectManifest {
                 .iter()
                 .filter(|(name, _)| !SKIPPED.contains(name))
                 .map(|(n, v)| (n.as_str().to_string(), Raw(v.as_bytes().to_vec())))
+                .chain((!headers.contains_key(header::DATE)).then(|| {
+                    (
+                        header::DATE.to_string(),
+                        Raw(received_now().as_bytes().to_vec()),
+                    )
+                }))
                 .collect(),
             stale: StaleWindows::default(),
             whole_only: false,
@@ -218,7 +224,9 @@ impl ObjectManifest {
     /// this version (RFC 9111 4.3.4): each field the 304 sends replaces the
     /// stored one, but its framing (`Content-Length`, `Content-Range`) and
     /// its validators, which name the same version. A 304 without a `Date`
-    /// takes the stored one away (it would age the answer wrongly).
+    /// is stored with the time it was received (RFC 9110 6.6.1), as an
+    /// answer stored without one is; the headers returned, to judge its
+    /// freshness by, have no `Date` then.
     pub fn update_headers(&mut self, not_modified: &HeaderMap) -> HeaderMap {
         let mut merged = self.header_map();
         let kept = [
@@ -236,15 +244,22 @@ impl ObjectManifest {
                 merged.append(name.clone(), v.clone());
             }
         }
-        if !not_modified.contains_key(header::DATE) {
+        // The stored one is older than this answer. Stored, not returned:
+        // a Date cut to the second would age the answer by up to a second.
+        let received = (!not_modified.contains_key(header::DATE)).then(|| {
             merged.remove(header::DATE);
-        }
+            (
+                header::DATE.to_string(),
+                Raw(received_now().as_bytes().to_vec()),
+            )
+        });
         // A stored Content-Range is a whole answer's own field (a slice's
         // never reaches a manifest): kept, as the 304 cannot change it.
         self.headers = merged
             .iter()
             .filter(|(name, _)| *name == header::CONTENT_RANGE || !SKIPPED.contains(name))
             .map(|(n, v)| (n.as_str().to_string(), Raw(v.as_bytes().to_vec())))
+            .chain(received)
             .collect();
         merged
     }
@@ -284,6 +299,15 @@ impl ObjectManifest {
 /// answer keeps the Date it was made with).
 const SKIPPED: [header::HeaderName; 3] =
     [header::CONTENT_LENGTH, header::CONTENT_RANGE, header::AGE];
+
+/// The `Date` a cache records for an answer that came without one: the
+/// time it was received (RFC 9110 6.6.1: a recipient with a clock "MUST
+/// record the time it was received and append a corresponding Date header
+/// field ... if it is cached").
+fn received_now() -> HeaderValue {
+    HeaderValue::from_str(&httpdate::fmt_http_date(SystemTime::now()))
+        .expect("an HTTP-date is a valid header value")
+}
 
 /// Seconds since the Unix epoch.
 pub fn unix_now() -> u64 {
@@ -418,5 +442,32 @@ mod tests {
         // Each manifest draws its own generation.
         let other = ObjectManifest::new(&version, 2, &h, Duration::from_secs(5));
         assert_ne!(other.generation, m.generation);
+    }
+
+    /// RFC 9110 6.6.1: an answer stored, or refreshed by a 304, without a
+    /// `Date` is stored with the time it was received; the headers a 304
+    /// refresh returns (its freshness is judged by them) have none.
+    #[test]
+    fn an_answer_without_a_date_is_stored_with_the_time_it_came() {
+        let version = ObjectVersion {
+            len: 16,
+            etag: Some(HeaderValue::from_static("\"a\"")),
+            last_modified: None,
+        };
+        let old = "Sun, 06 Nov 1994 08:49:37 GMT";
+        let dated = |m: &ObjectManifest| {
+            let date = m.header_map().get(header::DATE).cloned().unwrap();
+            httpdate::parse_http_date(date.to_str().unwrap()).unwrap()
+        };
+        let just_now = |t: SystemTime| t.elapsed().unwrap_or_default() < Duration::from_secs(5);
+        let mut m = ObjectManifest::new(&version, 2, &HeaderMap::new(), Duration::from_secs(5));
+        assert!(just_now(dated(&m)));
+        let refreshed = m.update_headers(&headers(&[("date", old)]));
+        assert_eq!(refreshed.get(header::DATE).unwrap(), old);
+        assert!(!just_now(dated(&m)));
+        let refreshed = m.update_headers(&headers(&[("cache-control", "max-age=9")]));
+        assert!(refreshed.get(header::DATE).is_none());
+        assert!(just_now(dated(&m)));
+        assert_eq!(m.header_map().get_all(header::DATE).iter().count(), 1);
     }
 }
