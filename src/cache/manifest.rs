@@ -295,10 +295,16 @@ impl ObjectManifest {
 }
 
 /// Headers not replayed from a manifest: framing is ours, Age is per
-/// answer. The origin's Date is replayed (RFC 9110 6.6.1: a stored
-/// answer keeps the Date it was made with).
-const SKIPPED: [header::HeaderName; 3] =
-    [header::CONTENT_LENGTH, header::CONTENT_RANGE, header::AGE];
+/// answer, and `Proxy-Authentication-Info` is for the hop that got it
+/// ("MUST NOT be stored", RFC 9111 3.1; the other proxy fields never get
+/// here, they are hop-by-hop). The origin's Date is replayed (RFC 9110
+/// 6.6.1: a stored answer keeps the Date it was made with).
+const SKIPPED: [header::HeaderName; 4] = [
+    header::CONTENT_LENGTH,
+    header::CONTENT_RANGE,
+    header::AGE,
+    header::HeaderName::from_static("proxy-authentication-info"),
+];
 
 /// The `Date` a cache records for an answer that came without one: the
 /// time it was received (RFC 9110 6.6.1: a recipient with a clock "MUST
@@ -422,6 +428,10 @@ mod tests {
             ("content-range", "bytes 0-1/16"),
             ("content-type", "video/mp4"),
             ("vary", "X-Variant, accept-encoding"),
+            (
+                "proxy-authentication-info",
+                "nextnonce=\"47364c23432d2e131a5fb210812c\"",
+            ),
         ]);
         let version = ObjectVersion {
             len: 16,
@@ -438,6 +448,7 @@ mod tests {
         assert!(replay.get("content-length").is_none());
         assert!(replay.get("content-range").is_none());
         assert_eq!(replay.get("content-type").unwrap(), "video/mp4");
+        assert!(replay.get("proxy-authentication-info").is_none());
         assert!(ObjectManifest::decode(b"not json").is_none());
         // Each manifest draws its own generation.
         let other = ObjectManifest::new(&version, 2, &h, Duration::from_secs(5));
