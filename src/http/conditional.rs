@@ -12,8 +12,16 @@ use monoio_http::common::request::RequestHead;
 
 use crate::http::object_version::ObjectVersion;
 
-/// If-Range (RFC 9110 section 13.1.5): a strong ETag or the exact Last-Modified must match.
-pub(crate) fn if_range_allows(req: &RequestHead, version: &ObjectVersion) -> bool {
+/// If-Range (RFC 9110 section 13.1.5): a strong ETag or the exact
+/// Last-Modified must match, and a Last-Modified is strong only when the
+/// stored answer's `date` is at least a second after it (RFC 9110 8.8.2.2:
+/// two versions made within one second share it, and a range of one
+/// joined to the client's bytes of the other would be a third object).
+pub(crate) fn if_range_allows(
+    req: &RequestHead,
+    version: &ObjectVersion,
+    date: Option<&HeaderValue>,
+) -> bool {
     let Some(cond) = req.headers.get(header::IF_RANGE) else {
         return true;
     };
@@ -23,10 +31,18 @@ pub(crate) fn if_range_allows(req: &RequestHead, version: &ObjectVersion) -> boo
     } else if cond.starts_with(b"W/") {
         false
     } else {
-        version
+        let Some(lm) = version
             .last_modified
             .as_ref()
-            .is_some_and(|lm| lm.as_bytes() == cond)
+            .filter(|lm| lm.as_bytes() == cond)
+        else {
+            return false;
+        };
+        let made = date.and_then(|d| http_date(d.as_bytes()));
+        match (http_date(lm.as_bytes()), made) {
+            (Some(lm), Some(made)) => made >= lm + std::time::Duration::from_secs(1),
+            _ => false,
+        }
     }
 }
 
@@ -190,6 +206,39 @@ mod tests {
             Ok(Decoded::Some(head)) => head,
             _ => panic!("{raw:?}"),
         }
+    }
+
+    /// RFC 9110 13.1.5 and 8.8.2.2: a strong ETag that matches, or the
+    /// exact Last-Modified of an answer made at least a second after it.
+    #[test]
+    fn if_range_takes_a_date_only_when_it_is_strong() {
+        const LM: &str = "Tue, 15 Nov 1994 08:12:31 GMT";
+        let version = ObjectVersion {
+            len: 10,
+            etag: Some(HeaderValue::from_static("\"v1\"")),
+            last_modified: Some(HeaderValue::from_static(LM)),
+        };
+        let later = HeaderValue::from_static("Tue, 15 Nov 1994 08:12:32 GMT");
+        let same = HeaderValue::from_static(LM);
+        // (If-Range, the answer's Date, whether the range is served)
+        let cases: &[(&str, Option<&HeaderValue>, bool)] = &[
+            ("\"v1\"", None, true),
+            ("W/\"v1\"", Some(&later), false),
+            ("\"v2\"", Some(&later), false),
+            (LM, Some(&later), true),
+            (LM, Some(&same), false),
+            (LM, None, false),
+            ("Wed, 16 Nov 1994 08:12:31 GMT", Some(&later), false),
+        ];
+        for (cond, date, want) in cases {
+            let req = request("GET", &[("range", "bytes=0-1"), ("if-range", cond)]);
+            assert_eq!(
+                if_range_allows(&req, &version, *date),
+                *want,
+                "{cond} {date:?}"
+            );
+        }
+        assert!(if_range_allows(&request("GET", &[]), &version, None));
     }
 
     #[test]

@@ -101,7 +101,7 @@ impl Proxy {
                 }),
             };
         }
-        let ranged = if_range_allows(ask.req, version);
+        let ranged = if_range_allows(ask.req, version, object.headers.get(header::DATE));
         if version.len == 0 {
             return match ask.range {
                 RangeRequest::Single(_) if ranged => Respond::Unsatisfiable,
