@@ -178,12 +178,7 @@ impl ObjectManifest {
                 .iter()
                 .filter(|(name, _)| !SKIPPED.contains(name))
                 .map(|(n, v)| (n.as_str().to_string(), Raw(v.as_bytes().to_vec())))
-                .chain((!headers.contains_key(header::DATE)).then(|| {
-                    (
-                        header::DATE.to_string(),
-                        Raw(received_now().as_bytes().to_vec()),
-                    )
-                }))
+                .chain((!headers.contains_key(header::DATE)).then(received_date))
                 .collect(),
             stale: StaleWindows::default(),
             whole_only: false,
@@ -248,10 +243,7 @@ impl ObjectManifest {
         // a Date cut to the second would age the answer by up to a second.
         let received = (!not_modified.contains_key(header::DATE)).then(|| {
             merged.remove(header::DATE);
-            (
-                header::DATE.to_string(),
-                Raw(received_now().as_bytes().to_vec()),
-            )
+            received_date()
         });
         // A stored Content-Range is a whole answer's own field (a slice's
         // never reaches a manifest): kept, as the 304 cannot change it.
@@ -306,13 +298,13 @@ const SKIPPED: [header::HeaderName; 4] = [
     header::HeaderName::from_static("proxy-authentication-info"),
 ];
 
-/// The `Date` a cache records for an answer that came without one: the
-/// time it was received (RFC 9110 6.6.1: a recipient with a clock "MUST
-/// record the time it was received and append a corresponding Date header
-/// field ... if it is cached").
-fn received_now() -> HeaderValue {
-    HeaderValue::from_str(&httpdate::fmt_http_date(SystemTime::now()))
-        .expect("an HTTP-date is a valid header value")
+/// The `Date` field a cache records for an answer that came without one:
+/// the time it was received (RFC 9110 6.6.1: a recipient with a clock
+/// "MUST record the time it was received and append a corresponding Date
+/// header field ... if it is cached").
+fn received_date() -> (String, Raw) {
+    let now = httpdate::fmt_http_date(SystemTime::now());
+    (header::DATE.to_string(), Raw(now.into_bytes()))
 }
 
 /// Seconds since the Unix epoch.
