@@ -172,7 +172,7 @@ const MIB: u64 = 1 << 20;
 /// are read into them as h2 takes them), with 1 MiB for the bystander's
 /// cached part. Those last two terms were left out of this bound until
 /// 2026-12-07: the test then failed under `cargo test --release` (growth
-/// 120-156 MiB against 143, over it in 18 of 24 runs; 80-86 in debug builds).
+/// 120-156 MiB against 143, over it in 18 of 24 runs; 79-88 in debug builds).
 const T8_BOUND: u64 = 2 * 32 * MIB
     + 84 * MIB / 16
     + 10 * MIB
