@@ -411,6 +411,48 @@ fn an_unsafe_method_invalidates_what_is_stored_for_its_target() {
     assert_eq!(h.get("/obj/32/kept", &[]).header("x-cache"), Some("HIT"));
 }
 
+/// RFC 9110 9.3.3: a POST's answer with explicit freshness and a
+/// `Content-Location` that is the POST's own target is stored for later
+/// GETs of it; one without either, naming another target, or that may not
+/// be stored, is relayed only.
+#[test]
+fn a_post_answer_naming_its_own_target_is_stored_for_gets() {
+    let setup = cached("post-store", 4);
+    let _dir = dir_guard(&setup);
+    let h = Harness::start(setup);
+    let cases = [
+        ("/obj/32/p1?unsafe=ok&cl=self", true),
+        ("/obj/32/p2?unsafe=ok&cl=abs", true),
+        ("/obj/32/p3?unsafe=ok", false),
+        ("/obj/32/p4?unsafe=ok&cl=self&cc=none", false),
+        ("/obj/32/p5?unsafe=ok&cl=/obj/32/p1", false),
+        ("/obj/32/p6?unsafe=ok&cl=self&cc=no-store", false),
+    ];
+    for (target, stored) in cases {
+        let posted = HttpConnection::connect(h.server.local_addr())
+            .and_then(|mut c| c.request("POST", target, &[], Some(b"x")))
+            .expect("POST through edgeslice");
+        assert_eq!(posted.status, 200, "{target}");
+        assert_eq!(posted.body, b"POST done\n", "{target}");
+        let after = h.get(target, &[]);
+        match stored {
+            true => {
+                assert_eq!(after.header("x-cache"), Some("HIT"), "{target}");
+                assert_eq!(after.body, b"POST done\n", "{target}");
+                let asked = h.origin.requests();
+                let gets = asked
+                    .iter()
+                    .filter(|r| r.method == "GET" && r.target == target);
+                assert_eq!(gets.count(), 0, "{target}: the GET reached the origin");
+            }
+            false => {
+                assert_eq!(after.header("x-cache"), Some("MISS"), "{target}");
+                assert_eq!(after.body.len(), 32, "{target}");
+            }
+        }
+    }
+}
+
 /// RFC 9213: `CDN-Cache-Control`, when the origin sends a valid one (a
 /// Structured Field Dictionary, RFC 9651), decides for this cache instead
 /// of `Cache-Control`.

@@ -25,7 +25,8 @@
 //! `expires`, `lm` and `numbered` also on `/status/..`),
 //! `numbered=1` an `X-Origin-Request`
 //! with the path's request number (also on a 304); `unsafe=ok` answers
-//! methods other than GET and HEAD with 200 (else 405). Faults on demand:
+//! methods other than GET and HEAD with 200 (else 405), `cl=self`, `cl=abs`
+//! or `cl=VALUE` adding a `Content-Location` and `cc`'s `Cache-Control`. Faults on demand:
 //! `fail=N` (the first N requests to a path answer `fail_status`, default
 //! 503), `cut=N` (the first N get half their body, then a close), `flaky=P`
 //! (each request fails with P% chance, as a 503 or a cut), `stall_ms=N` on

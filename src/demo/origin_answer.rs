@@ -253,6 +253,35 @@ fn status_reply(code: &str) -> Reply {
     }
 }
 
+/// The 200 of `unsafe=ok`. With `cl=self` (the target as received), `cl=abs`
+/// (the same as an absolute URI, on the request's Host) or `cl=VALUE`, it
+/// carries that `Content-Location` and the `cc` query's `Cache-Control`
+/// (`max-age=3600` by default, `cc=none` none): a POST answer a cache may
+/// store for later GETs of its target (RFC 9110 9.3.3).
+fn unsafe_done(request: &OriginRequest) -> Reply {
+    let mut reply = Reply::text(200, &format!("{} done\n", request.method));
+    let Some(cl) = query_param(&request.target, "cl") else {
+        return reply;
+    };
+    let location = match cl {
+        "self" => request.target.clone(),
+        "abs" => format!(
+            "http://{}{}",
+            request.header("host").unwrap_or(""),
+            request.target
+        ),
+        other => other.to_string(),
+    };
+    reply.headers.push(("Content-Location", location));
+    match query_param(&request.target, "cc") {
+        Some("none") => {}
+        cc => reply
+            .headers
+            .push(("Cache-Control", cc.unwrap_or("max-age=3600").into())),
+    }
+    reply
+}
+
 /// Serves an object in `mode`; `number` is this path's request number (from 1).
 fn object_reply(
     mode: Mode,
@@ -264,7 +293,7 @@ fn object_reply(
 ) -> Reply {
     if request.method != "GET" && request.method != "HEAD" {
         if query_param(&request.target, "unsafe") == Some("ok") {
-            return Reply::text(200, &format!("{} done\n", request.method));
+            return unsafe_done(request);
         }
         let mut reply = Reply::text(405, "method not allowed\n");
         reply.headers.push(("Allow", "GET, HEAD".into()));

@@ -55,14 +55,9 @@ impl Proxy {
             // from the cache; its answer is stored (for requests without)
             // only when it says it may be shared (RFC 9111 3.5, checked as
             // it is stored). It leads the object's probe when nobody else does.
-            return match cache.flights.join(&probe_flight(&base)) {
-                Joined::Leader(flight) => Lookup::Cold(Cold {
-                    cache,
-                    base,
-                    flight,
-                    changed: None,
-                }),
-                Joined::Follower(_) => Lookup::Uncached,
+            return match self.lead_probe(base) {
+                Some(cold) => Lookup::Cold(cold),
+                None => Lookup::Uncached,
             };
         }
         let mut revalidated = false;
@@ -151,6 +146,22 @@ impl Proxy {
             }
         }
         Lookup::Uncached
+    }
+
+    /// Leads the probe of `base` for an answer that is stored without a
+    /// lookup first (a request with credentials, a POST's answer): `None`
+    /// without a cache, or when another request leads it.
+    pub(crate) fn lead_probe(&self, base: ObjectKey) -> Option<Cold> {
+        let cache = self.cache.clone()?;
+        match cache.flights.join(&probe_flight(&base)) {
+            Joined::Leader(flight) => Some(Cold {
+                cache,
+                base,
+                flight,
+                changed: None,
+            }),
+            Joined::Follower(_) => None,
+        }
     }
 
     /// Revalidate a stale manifest, once per object (see [`revalidate`]).

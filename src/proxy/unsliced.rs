@@ -1,5 +1,6 @@
 //! Requests answered without slicing: methods other than GET and HEAD,
-//! passed through to the origin with their bodies, GET/HEAD on paths a route
+//! passed through to the origin with their bodies (a POST's answer that
+//! names its own target is stored for GETs), GET/HEAD on paths a route
 //! does not slice, and `PURGE`.
 //!
 //! All three are phases of [`Proxy`] that [`Proxy::handle`] hands a request
@@ -8,13 +9,16 @@
 use http::{header, HeaderMap, HeaderValue, StatusCode};
 use monoio_http::common::request::RequestHead;
 
+use crate::cache::freshness::explicit_freshness;
 use crate::cluster::{self, PEER_HEADER};
 use crate::error::Result;
 use crate::http::headers::{expects_continue, req_headers_unsliced};
 use crate::http::sink::{BodyLength, BodySource, ResponseSink};
 use crate::ops::metrics;
+use crate::origin::pool::OriginResponse;
 use crate::proxy::context::Proxy;
 use crate::proxy::exchange::Exchange;
+use crate::proxy::lookup::Cold;
 
 impl Proxy {
     /// Methods other than GET/HEAD: forward with the body, relay the answer.
@@ -49,7 +53,33 @@ impl Proxy {
             }
         };
         self.invalidate_after(req, target, resp.head.status);
+        if let Some(cold) = self.post_answer_to_store(req, target, &headers, &resp) {
+            return self.relay_and_fill(&headers, resp, Some(cold), ex).await;
+        }
         ex.relay(resp).await
+    }
+
+    /// RFC 9110 9.3.3: a POST's answer "can be reused to satisfy a later
+    /// GET or HEAD request" when it has explicit freshness and a
+    /// `Content-Location` that is the POST's own target. Such a 200 on a
+    /// path this node slices is stored as the target's object (after the
+    /// invalidation above), when no other request is fetching it; whether
+    /// it may be stored at all (`no-store`, credentials, ...) is decided
+    /// as for any answer.
+    fn post_answer_to_store(
+        &self,
+        req: &RequestHead,
+        target: &str,
+        forwarded: &HeaderMap,
+        resp: &OriginResponse,
+    ) -> Option<Cold> {
+        let head = &resp.head;
+        let stored = req.method == http::Method::POST
+            && head.status == StatusCode::OK
+            && self.settings.rules.slices(req.uri.path())
+            && explicit_freshness(&head.headers)
+            && names_target(&head.headers, target, forwarded);
+        stored.then(|| self.lead_probe(self.object_key(req, target)))?
     }
 
     /// RFC 9111 4.4: a non-error answer (2xx, 3xx) to an unsafe method (any
@@ -157,6 +187,30 @@ impl Proxy {
         } else {
             ex.send_plain(StatusCode::NOT_FOUND, headers, "not cached\n")
                 .await
+        }
+    }
+}
+
+/// Whether the answer's one `Content-Location` (RFC 9110 8.7) is `target`:
+/// the same path and query, given as an absolute path or as an absolute URI
+/// on the Host the origin was asked with (`forwarded`).
+fn names_target(answer: &HeaderMap, target: &str, forwarded: &HeaderMap) -> bool {
+    let mut values = answer.get_all(header::CONTENT_LOCATION).iter();
+    let (Some(value), None) = (values.next(), values.next()) else {
+        return false;
+    };
+    let Ok(uri) = value.to_str().unwrap_or("").parse::<http::Uri>() else {
+        return false;
+    };
+    if uri.path_and_query().map(|p| p.as_str()) != Some(target) {
+        return false;
+    }
+    match uri.authority() {
+        None => value.as_bytes().starts_with(b"/"),
+        Some(authority) => {
+            let host = forwarded.get(header::HOST).map(|h| h.as_bytes());
+            uri.scheme().is_some()
+                && host.is_some_and(|h| h.eq_ignore_ascii_case(authority.as_str().as_bytes()))
         }
     }
 }
