@@ -38,6 +38,10 @@ pub struct CacheConfig {
     /// Store answers that carry `Set-Cookie` (and replay the cookie to every
     /// client); off: such answers are relayed, not stored.
     pub store_set_cookie: bool,
+    /// A request's `Cache-Control: no-cache`, `max-age` or `min-fresh`
+    /// revalidates a fresh object with the origin before it is served;
+    /// off: such a request is answered from the cache like any other.
+    pub client_revalidate: bool,
     /// Query parameters left out of the cache key (`"*"`: the whole query).
     pub key_drop_query: Vec<String>,
     /// Reads of slices from disk (not the page cache) a worker has in
@@ -77,6 +81,7 @@ impl Default for CacheConfig {
             purge_allow: vec!["127.0.0.0/8".into(), "::1/128".into()],
             purge_token: None,
             store_set_cookie: false,
+            client_revalidate: false,
             key_drop_query: Vec::new(),
             disk_reads_per_worker: 2,
         }

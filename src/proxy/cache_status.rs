@@ -31,8 +31,13 @@ pub(crate) enum Served {
     StaleWhileRevalidate,
     /// Revalidated with the origin just now.
     Revalidated,
+    /// Fresh, but revalidated just now because the request asked
+    /// (`no-cache`, `max-age`, `min-fresh` with `cache.client_revalidate`).
+    RequestRevalidated,
     /// Stale, served because the origin failed to revalidate it.
     StaleIfError,
+    /// Stale, served because the request's `max-stale` accepts it.
+    StaleAccepted,
 }
 
 impl Served {
@@ -79,9 +84,12 @@ pub(crate) fn cache_status(
         Served::Method => v.push_str("; fwd=method"),
         Served::Miss { .. } => v.push_str("; fwd=miss"),
         Served::Revalidated => v.push_str("; fwd=stale; fwd-status=304"),
+        Served::RequestRevalidated => v.push_str("; fwd=request; fwd-status=304"),
         Served::StaleIfError => v.push_str("; fwd=stale"),
-        Served::Fresh | Served::StaleWhileRevalidate if fetched > 0 => v.push_str("; fwd=partial"),
-        Served::Fresh | Served::StaleWhileRevalidate => v.push_str("; hit"),
+        Served::Fresh | Served::StaleWhileRevalidate | Served::StaleAccepted if fetched > 0 => {
+            v.push_str("; fwd=partial")
+        }
+        Served::Fresh | Served::StaleWhileRevalidate | Served::StaleAccepted => v.push_str("; hit"),
     }
     if let Some(status) = fwd_status {
         let _ = write!(v, "; fwd-status={status}");
@@ -89,7 +97,7 @@ pub(crate) fn cache_status(
     let stored_here = fetched > relayed;
     let stored = match served {
         Served::Miss { stored } => stored && (stored_here || fetched == 0),
-        Served::Fresh | Served::StaleWhileRevalidate => stored_here,
+        Served::Fresh | Served::StaleWhileRevalidate | Served::StaleAccepted => stored_here,
         _ => false,
     };
     if stored {
@@ -108,6 +116,8 @@ pub(crate) fn cache_status(
         v.push_str("; detail=stale-if-error");
     } else if stale_hit {
         v.push_str("; detail=stale-while-revalidate");
+    } else if served == Served::StaleAccepted {
+        v.push_str("; detail=max-stale");
     }
     header_value(&v)
 }
@@ -161,11 +171,25 @@ mod tests {
                 "n; fwd=stale; fwd-status=304; ttl=60",
             ),
             (
+                RequestRevalidated,
+                (0, 0),
+                60,
+                None,
+                "n; fwd=request; fwd-status=304; ttl=60",
+            ),
+            (
                 StaleWhileRevalidate,
                 (0, 0),
                 -5,
                 None,
                 "n; hit; ttl=-5; detail=stale-while-revalidate",
+            ),
+            (
+                StaleAccepted,
+                (0, 0),
+                -5,
+                None,
+                "n; hit; ttl=-5; detail=max-stale",
             ),
             (
                 StaleIfError,

@@ -1,6 +1,7 @@
 //! What every phase of the driver shares: the worker's [`Proxy`] (settings,
 //! origin pool, cache) and one request's context, [`ObjectRequest`].
 
+use crate::http::request_cache_control::RequestCacheControl;
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -52,6 +53,8 @@ pub struct ProxySettings {
     pub stale_defaults: StaleWindows,
     /// Answers with `Set-Cookie` are stored (replayed to every client).
     pub store_set_cookie: bool,
+    /// A request's `no-cache`, `max-age` or `min-fresh` revalidates a fresh object.
+    pub client_revalidate: bool,
     /// Query parameters left out of the cache key (`"*"`: all).
     pub key_drop_query: Vec<String>,
     /// Longest whole answer cut into slices for the cache (see `fill`).
@@ -91,6 +94,8 @@ pub(crate) struct ObjectRequest<'a> {
     /// Shared with the answer's slice tasks (no copy per request).
     pub(crate) forwarded: Rc<HeaderMap>,
     pub(crate) range: RangeRequest,
+    /// The client's `Cache-Control` (RFC 9111 5.2.1).
+    pub(crate) cc: RequestCacheControl,
     pub(crate) served: Served,
     /// Age and freshness left of the stored object, when served from the cache.
     pub(crate) age: u64,

@@ -206,6 +206,14 @@ impl<S: ResponseSink> Exchange<'_, S> {
         .await
     }
 
+    /// The 504 of a request with `Cache-Control: only-if-cached` when
+    /// nothing stored will do (RFC 9111 5.2.1.7): the origin is not asked.
+    pub async fn send_not_stored(&mut self) -> Result<()> {
+        let text = "only-if-cached: no stored answer will do\n";
+        self.send_plain(StatusCode::GATEWAY_TIMEOUT, HeaderMap::new(), text)
+            .await
+    }
+
     /// Pass on the origin's interim (1xx) answers, each without its
     /// hop-by-hop fields, before the final head.
     pub async fn send_interim(&mut self, resp: &mut OriginResponse) -> Result<()> {

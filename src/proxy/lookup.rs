@@ -5,11 +5,17 @@
 //! revalidated once per object, then served or, within stale-if-error while
 //! the origin fails, served stale. A cold object is probed once however many
 //! clients ask at the same moment: the first leads the probe's flight, the
-//! others wait for it and look again.
+//! others wait for it and look again. The request's own `Cache-Control`
+//! (RFC 9111 5.2.1) moves these lines: `max-stale` serves a stale object
+//! as it is, `no-cache`, `max-age` and `min-fresh` revalidate a fresh one
+//! (with `cache.client_revalidate`), and `only-if-cached` and `no-store`
+//! take only an object stored whole that will do as it is (else a 504, or
+//! the origin's answer, not stored).
 
 use std::sync::Arc;
 
 use crate::cache::flight::FlightLeader;
+use crate::cache::freshness::forbids_stale;
 use crate::cache::manifest::unix_now;
 use crate::cache::{FlightEvent, Joined, ObjectKey, ObjectManifest, SliceCache};
 use crate::proxy::cache_status::Served;
@@ -28,6 +34,8 @@ pub(crate) enum Lookup {
     Cold(Cold),
     /// No cache for this request, or none usable now: probe without storing.
     Uncached,
+    /// Nothing stored will do, and the request says `only-if-cached`: a 504.
+    Unavailable,
 }
 
 /// A cold object whose probe this request leads; others wait on `flight`.
@@ -46,11 +54,25 @@ impl Proxy {
     /// Phase "lookup" (see the module doc); records in `ask` how the
     /// manifest was had, its age and its freshness left.
     pub(crate) async fn lookup(&self, ask: &mut ObjectRequest<'_>) -> Lookup {
+        let cc = ask.cc;
+        // A request that may not reach the origin (`only-if-cached`), or
+        // whose answer may not be stored (`no-store`), is served only what
+        // is stored whole and will do; else it gets this.
+        let only_stored = cc.only_if_cached || cc.no_store;
+        let not_stored = || match cc.only_if_cached {
+            true => Lookup::Unavailable,
+            false => Lookup::Uncached,
+        };
         let Some(cache) = self.cache.clone() else {
-            return Lookup::Uncached;
+            return not_stored();
         };
         let base = self.object_key(ask.req, ask.target);
-        if ask.req.headers.contains_key(http::header::AUTHORIZATION) {
+        let credentials = ask.req.headers.contains_key(http::header::AUTHORIZATION);
+        if only_stored && credentials {
+            // A request with credentials is never answered from the cache (below).
+            return not_stored();
+        }
+        if credentials {
             // A request with credentials is answered by the origin, never
             // from the cache; its answer is stored (for requests without)
             // only when it says it may be shared (RFC 9111 3.5, checked as
@@ -61,6 +83,8 @@ impl Proxy {
             };
         }
         let mut revalidated = false;
+        // Revalidated only because the client asked (RFC 9211 `fwd=request`).
+        let mut by_request = false;
         let mut changed = None;
         // A few rounds: after waiting on another request's probe or
         // revalidation, the manifest it stored is looked up again.
@@ -73,14 +97,32 @@ impl Proxy {
                     continue;
                 }
                 let now = unix_now();
+                // The client's Cache-Control (RFC 9111 5.2.1): a fresh object
+                // it wants validated first (`cache.client_revalidate`), a
+                // stale one its `max-stale` takes (unless the answer forbids
+                // serving it stale, 4.2.4).
+                let validate = self.settings.client_revalidate
+                    && m.is_fresh()
+                    && cc.wants_validation(m.age(), m.ttl());
+                let stale_for = u64::try_from(m.ttl().saturating_neg()).unwrap_or(0);
+                let stale_taken = !m.is_fresh()
+                    && cc.accepts_stale(stale_for, m.age())
+                    && !forbids_stale(&decoded.headers);
+                let usable = (m.is_fresh() && !validate) || revalidated || stale_taken;
+                if only_stored && !(usable && all_slices_cached(&cache, &key, m)) {
+                    return not_stored();
+                }
                 // Validated by this request's own revalidation, it is
                 // served even with no freshness left (RFC 9111 4.3.3).
-                ask.served = if m.is_fresh() || revalidated {
-                    match revalidated {
-                        true => Served::Revalidated,
-                        false => Served::Fresh,
+                ask.served = if (m.is_fresh() && !validate) || revalidated {
+                    match (revalidated, by_request) {
+                        (true, true) => Served::RequestRevalidated,
+                        (true, false) => Served::Revalidated,
+                        (false, _) => Served::Fresh,
                     }
-                } else if now < m.expires_at.saturating_add(m.stale.while_revalidate) {
+                } else if stale_taken {
+                    Served::StaleAccepted
+                } else if !validate && now < m.expires_at.saturating_add(m.stale.while_revalidate) {
                     // stale-while-revalidate: serve now, revalidate in the background.
                     let revalidation = self.revalidate(ask, &cache, &key, m.clone());
                     monoio::spawn(async move { revalidation.await.0 });
@@ -90,6 +132,8 @@ impl Proxy {
                     // Another version came whole: it is the probe's answer.
                     changed = answer.map(Box::new);
                     match outcome {
+                        // Still fresh, validated only because the client asked.
+                        Revalidation::Failed if m.is_fresh() => Served::Fresh,
                         // stale-if-error: the origin is failing, the object is not too old.
                         Revalidation::Failed
                             if now < m.expires_at.saturating_add(m.stale.if_error) =>
@@ -100,6 +144,7 @@ impl Proxy {
                         Revalidation::Failed => return Lookup::Uncached,
                         Revalidation::Fresh => {
                             revalidated = true;
+                            by_request = validate;
                             continue;
                         }
                         Revalidation::Changed | Revalidation::Waited => continue,
@@ -120,6 +165,10 @@ impl Proxy {
                     cache: Some(target),
                     probe: None,
                 });
+            }
+            if only_stored {
+                // Cold: not probed for this request, nor stored from it.
+                return not_stored();
             }
             match cache.flights.join(&probe_flight(&base)) {
                 Joined::Leader(flight) => {

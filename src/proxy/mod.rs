@@ -47,6 +47,7 @@ use crate::cluster::{Peers, PEER_ERROR_HEADER, PEER_HEADER};
 use crate::error::{Error, Result};
 use crate::http::h1;
 use crate::http::range::{parse_range, RangeRequest};
+use crate::http::request_cache_control::RequestCacheControl;
 use crate::http::sink::{BodyLength, BodySource, ResponseSink};
 use crate::proxy::cache_status::{cache_status, Fetch, Served};
 use crate::proxy::context::ObjectRequest;
@@ -116,6 +117,7 @@ impl Proxy {
             Lookup::Stored(object) => return self.answer(&ask, object, ex).await,
             Lookup::Cold(cold) => Some(cold),
             Lookup::Uncached => None,
+            Lookup::Unavailable => return ex.send_not_stored().await,
         };
         match self.probe(&mut ask, cold, ex).await? {
             Probe::Sliced(object) => self.answer(&ask, object, ex).await,
@@ -188,6 +190,7 @@ impl Proxy {
             target,
             forwarded: Rc::new(self.forwarded_headers(req)),
             range,
+            cc: RequestCacheControl::from_headers(&req.headers),
             served: Served::Bypass,
             age: 0,
             ttl: 0,

@@ -13,6 +13,7 @@ use crate::cache::freshness::explicit_freshness;
 use crate::cluster::{self, PEER_HEADER};
 use crate::error::Result;
 use crate::http::headers::{expects_continue, req_headers_unsliced};
+use crate::http::request_cache_control::RequestCacheControl;
 use crate::http::sink::{BodyLength, BodySource, ResponseSink};
 use crate::ops::metrics;
 use crate::origin::pool::OriginResponse;
@@ -98,13 +99,17 @@ impl Proxy {
         }
     }
 
-    /// A GET/HEAD this route does not slice: the client's request as it is.
+    /// A GET/HEAD this route does not slice: the client's request as it
+    /// is (nothing is stored for it: `only-if-cached` gets its 504).
     pub(crate) async fn relay_unsliced<S: ResponseSink>(
         &self,
         req: &RequestHead,
         target: &str,
         ex: &mut Exchange<'_, S>,
     ) -> Result<()> {
+        if RequestCacheControl::from_headers(&req.headers).only_if_cached {
+            return ex.send_not_stored().await;
+        }
         let headers = req_headers_unsliced(req, &self.forwarded_headers(req));
         ex.origin_attempts.count_one();
         let resp = self.pool.request(&req.method, target, &headers).await?;

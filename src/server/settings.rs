@@ -187,6 +187,7 @@ impl From<&Config> for ProxySettings {
             cut_whole_answers: config.slice.cut_whole_answers,
             max_object_bytes: config.slice.max_object_bytes,
             store_set_cookie: config.cache.store_set_cookie,
+            client_revalidate: config.cache.client_revalidate,
             key_drop_query: config.cache.key_drop_query.clone(),
             fill_limit: fill_limit(config),
             stale_defaults: StaleWindows {
