@@ -4,7 +4,8 @@
 //! its own ([`explicit_freshness`]), and what it varies on
 //! ([`vary_names`]). Freshness: `CDN-Cache-Control` when valid, else
 //! `Cache-Control`; `s-maxage`, then `max-age`, then `Expires` minus
-//! `Date`, else the configured default TTL; `no-store`, `private` and
+//! `Date`, else `cache.cache_ttl` when the operator sets one, else RFC
+//! 9111 4.2.2's heuristic from `Last-Modified` ([`Heuristics`]); `no-store`, `private` and
 //! `no-cache` make an answer not storable here. Dates are read by
 //! [`crate::http::date`]. Pure functions of the
 //! headers and the clock, tested here; the manifest ([`super::manifest`])
@@ -31,60 +32,82 @@ pub fn vary_names(headers: &HeaderMap) -> Vec<String> {
     names
 }
 
+/// The lifetime this cache gives an answer the origin gave none (RFC 9111
+/// 4.2.2): `cache.cache_ttl` for a 200 when the operator sets one, else a
+/// heuristic, a tenth of the time since its `Last-Modified`, at most
+/// `cache.heuristic_max_ttl`, and none without a `Last-Modified`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Heuristics {
+    /// A 200's lifetime when it has no explicit one (`cache.cache_ttl`;
+    /// `None`: the heuristic).
+    pub fixed: Option<Duration>,
+    /// The longest heuristic lifetime (`cache.heuristic_max_ttl`).
+    pub max: Duration,
+}
+
+impl Heuristics {
+    /// RFC 9111 4.2.2 only: no lifetime of this cache's own.
+    pub fn rfc(max: Duration) -> Heuristics {
+        Heuristics { fixed: None, max }
+    }
+}
+
 /// How long an answer may be served from the cache; `None` when it must not
 /// be stored, or when it is already stale (RFC 9111 section 4.2): its
 /// freshness lifetime (`s-maxage`, `max-age`, else `Expires` minus `Date`,
-/// else `default_ttl`) less its current age (the larger of its `Age`, from
-/// a cache before this one, and how long ago its `Date` was).
-pub fn freshness(headers: &HeaderMap, default_ttl: Duration) -> Option<Duration> {
+/// else what `heuristics` give it) less its current age (the larger of its
+/// `Age`, from a cache before this one, and how long ago its `Date` was).
+pub fn freshness(headers: &HeaderMap, heuristics: Heuristics) -> Option<Duration> {
     let now = SystemTime::now();
     let date = date_field(headers, header::DATE);
-    let lifetime = lifetime(headers, date, now, default_ttl)?;
+    let lifetime = lifetime(headers, date, now, heuristics)?;
     lifetime
         .checked_sub(current_age(headers))
         .filter(|left| !left.is_zero())
 }
 
 /// How long an answer of `status` may be stored (see [`freshness`]). A
-/// 200 is an object: without freshness of its own it gets `default_ttl`.
-/// Another final status is stored when the origin gives it explicit
-/// freshness (RFC 9111 3: any status the cache understands), or, for a
-/// status cacheable by default (RFC 9110 15.1: 203, 204, 300, 301, 308,
-/// 404, 405, 410, 414, 501) or marked `public` (any final status: RFC
-/// 9111 3 lets it be stored, and 4.2.2's heuristics apply to it), with a
-/// heuristic lifetime: a tenth of the time since its `Last-Modified`, at
-/// most `default_ttl`. A 206 is a slice (stored by its own path), a 304 or
-/// 1xx never.
+/// 200 is an object: without freshness of its own it gets what
+/// `heuristics` give it. Another final status is stored when the origin
+/// gives it explicit freshness (RFC 9111 3: any status the cache
+/// understands), or, for a status cacheable by default (RFC 9110 15.1:
+/// 203, 204, 300, 301, 308, 404, 405, 410, 414, 501) or marked `public`
+/// (any final status: RFC 9111 3 lets it be stored, and 4.2.2's heuristics
+/// apply to it), with the heuristic lifetime (never `cache.cache_ttl`). A
+/// 206 is a slice (stored by its own path), a 304 or 1xx never.
 pub fn freshness_of(
     status: http::StatusCode,
     headers: &HeaderMap,
-    default_ttl: Duration,
+    heuristics: Heuristics,
 ) -> Option<Duration> {
     if has(&directives(headers), "must-understand") && !understood(status) {
         // Stored only by a cache that knows the status's caching rules
         // (RFC 9111 5.2.2.3), whatever else the answer says.
         return None;
     }
+    let heuristic = Heuristics::rfc(heuristics.max);
     match status.as_u16() {
-        200 => freshness(headers, default_ttl),
+        200 => freshness(headers, heuristics),
         100..=199 | 206 | 304 => None,
-        _ if explicit_freshness(headers) => freshness(headers, default_ttl),
-        203 | 204 | 300 | 301 | 308 | 404 | 405 | 410 | 414 | 501 => {
-            heuristic(headers, default_ttl)
-        }
-        _ if has(&directives(headers), "public") => heuristic(headers, default_ttl),
+        _ if explicit_freshness(headers) => freshness(headers, heuristic),
+        203 | 204 | 300 | 301 | 308 | 404 | 405 | 410 | 414 | 501 => freshness(headers, heuristic),
+        _ if has(&directives(headers), "public") => freshness(headers, heuristic),
         _ => None,
     }
 }
 
-/// What is left of a heuristic lifetime (RFC 9111 4.2.2): a tenth of the
-/// time since the answer's `Last-Modified`, at most `default_ttl`; `None`
-/// without a `Last-Modified`.
-fn heuristic(headers: &HeaderMap, default_ttl: Duration) -> Option<Duration> {
+/// A heuristic lifetime (RFC 9111 4.2.2): a tenth of the time from the
+/// answer's `Last-Modified` to its `Date` (or now), at most `max`; `None`
+/// without a `Last-Modified` (or with one after that time).
+fn heuristic_lifetime(
+    headers: &HeaderMap,
+    date: Option<SystemTime>,
+    now: SystemTime,
+    max: Duration,
+) -> Option<Duration> {
     let modified = date_field(headers, header::LAST_MODIFIED)?;
-    let date = date_field(headers, header::DATE).unwrap_or_else(SystemTime::now);
-    let lifetime = date.duration_since(modified).ok()? / 10;
-    freshness(headers, lifetime.min(default_ttl))
+    let lifetime = date.unwrap_or(now).duration_since(modified).ok()? / 10;
+    Some(lifetime.min(max))
 }
 
 /// Whether an answer says how long it is fresh (RFC 9111 4.2.1): a
@@ -256,7 +279,7 @@ fn lifetime(
     headers: &HeaderMap,
     date: Option<SystemTime>,
     now: SystemTime,
-    default_ttl: Duration,
+    heuristics: Heuristics,
 ) -> Option<Duration> {
     let directives = directives(headers);
     if !storable(headers) || has(&directives, "no-cache") {
@@ -285,7 +308,10 @@ fn lifetime(
         // earlier Expires means already stale (RFC 9111 section 5.3).
         return at.and_then(|at| at.duration_since(date.unwrap_or(now)).ok());
     }
-    Some(default_ttl)
+    match heuristics.fixed {
+        Some(fixed) => Some(fixed),
+        None => heuristic_lifetime(headers, date, now, heuristics.max),
+    }
 }
 
 #[cfg(test)]
@@ -305,9 +331,16 @@ pub(super) mod tests {
         map
     }
 
+    const DAY: Duration = Duration::from_secs(86_400);
+
+    /// With `cache.cache_ttl = 3600` (an operator's lifetime for answers
+    /// without one).
     #[test]
     fn freshness_table() {
-        let ttl = Duration::from_secs(3600);
+        let ttl = Heuristics {
+            fixed: Some(Duration::from_secs(3600)),
+            max: DAY,
+        };
         let future = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(600));
         type Case<'a> = (Vec<(&'a str, &'a str)>, Option<u64>);
         let cases: Vec<Case> = vec![
@@ -346,12 +379,80 @@ pub(super) mod tests {
         assert!((590..=600).contains(&got.as_secs()), "{got:?}");
     }
 
+    /// The default (`cache.cache_ttl = 0`): RFC 9111 4.2.2's heuristic, a
+    /// tenth of the time from `Last-Modified` to `Date`, at most
+    /// `cache.heuristic_max_ttl`, less the age; nothing without a
+    /// `Last-Modified`. An operator's `cache_ttl` is a 200's alone.
+    #[test]
+    fn without_a_lifetime_of_its_own_an_answer_gets_the_heuristic() {
+        let rfc = Heuristics::rfc(DAY);
+        let date = httpdate::fmt_http_date(SystemTime::now());
+        let ago =
+            |secs: u64| httpdate::fmt_http_date(SystemTime::now() - Duration::from_secs(secs));
+        let (h10, d100, later) = (ago(36_000), ago(100 * 86_400), ago(0));
+        let secs = |pairs: &[(&str, &str)], h: Heuristics| {
+            freshness(&headers(pairs), h).map(|d| d.as_secs())
+        };
+        // (headers, seconds fresh)
+        type Case<'a> = (&'a [(&'a str, &'a str)], Option<u64>);
+        let table: &[Case] = &[
+            (&[], None),
+            (&[("etag", "\"a\"")], None),
+            (&[("date", &date), ("last-modified", &h10)], Some(3600)),
+            (
+                &[("date", &date), ("last-modified", &h10), ("age", "600")],
+                Some(3000),
+            ),
+            (&[("date", &date), ("last-modified", &d100)], Some(86_400)),
+            (&[("date", &date), ("last-modified", &later)], None),
+            (
+                &[("last-modified", &h10), ("cache-control", "max-age=60")],
+                Some(60),
+            ),
+            (
+                &[("last-modified", &h10), ("cache-control", "no-store")],
+                None,
+            ),
+        ];
+        for (pairs, want) in table {
+            let got = secs(pairs, rfc);
+            let near = match (got, want) {
+                (Some(g), Some(w)) => g.abs_diff(*w) <= 1,
+                (g, w) => g == *w,
+            };
+            assert!(near, "{pairs:?}: got {got:?}, want {want:?}");
+        }
+        // No heuristic at all: `cache.heuristic_max_ttl = 0`.
+        let none = Heuristics::rfc(Duration::ZERO);
+        assert_eq!(
+            secs(&[("date", &date), ("last-modified", &h10)], none),
+            None
+        );
+        // An operator's lifetime: a 200's, over the heuristic; never another status's.
+        let fixed = Heuristics {
+            fixed: Some(Duration::from_secs(60)),
+            max: DAY,
+        };
+        let lm = [("date", date.as_str()), ("last-modified", h10.as_str())];
+        let of = |status: u16, pairs: &[(&str, &str)]| {
+            let status = http::StatusCode::from_u16(status).unwrap();
+            freshness_of(status, &headers(pairs), fixed).map(|d| d.as_secs())
+        };
+        assert!(of(200, &lm).is_some_and(|s| s.abs_diff(60) <= 1));
+        assert_eq!(of(200, &[]), Some(60));
+        assert!(of(404, &lm).is_some_and(|s| s.abs_diff(3600) <= 1));
+        assert_eq!(of(404, &[]), None);
+    }
+
     /// RFC 9111 4.2: lifetime from `max-age` (invalid values make the
     /// answer stale) or `Expires` minus `Date`; current age the larger of
     /// `Age` (its first value) and how long ago `Date` was.
     #[test]
     fn freshness_follows_rfc_9111_section_4_2() {
-        let ttl = Duration::from_secs(3600);
+        let ttl = Heuristics {
+            fixed: Some(Duration::from_secs(3600)),
+            max: DAY,
+        };
         let at = |offset: i64| {
             let now = SystemTime::now();
             let t = match offset >= 0 {
@@ -418,7 +519,7 @@ pub(super) mod tests {
     /// stores one whose status it does not know.
     #[test]
     fn must_understand_overrides_no_store_for_known_statuses() {
-        let ttl = Duration::from_secs(60);
+        let ttl = Heuristics::rfc(Duration::from_secs(60));
         let cc = |status: u16, value: &str| {
             let status = http::StatusCode::from_u16(status).unwrap();
             freshness_of(status, &headers(&[("cache-control", value)]), ttl).map(|d| d.as_secs())

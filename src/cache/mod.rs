@@ -28,13 +28,13 @@ use std::io;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
 
 use bytes::Bytes;
 use http::HeaderMap;
 
 pub use decoded::Decoded;
 pub use flight::{FlightEvent, Flights, Joined};
+pub use freshness::Heuristics;
 pub use key::ObjectKey;
 pub use manifest::ObjectManifest;
 pub use slab::{Locator, SlicePin, SliceWriter};
@@ -87,7 +87,7 @@ pub struct SliceCache {
     /// Slices homed on another node asked for again: copied here (`[cluster]`).
     pub asked: asked::AskedAgain,
     /// Freshness when the origin says nothing.
-    pub default_ttl: Duration,
+    pub heuristics: Heuristics,
     /// Slices fetched ahead and not yet read, to count prefetch waste.
     prefetched: Box<[Mutex<HashSet<u128>>]>,
     prefetched_count: AtomicUsize,
@@ -95,14 +95,14 @@ pub struct SliceCache {
 
 impl SliceCache {
     /// Open (or recover) the store `settings` describe; objects the origin
-    /// gives no freshness stay fresh for `default_ttl`.
-    pub fn open(settings: &StoreSettings, default_ttl: Duration) -> io::Result<Arc<SliceCache>> {
+    /// gives no freshness get what `heuristics` give them.
+    pub fn open(settings: &StoreSettings, heuristics: Heuristics) -> io::Result<Arc<SliceCache>> {
         let store = SliceStore::open(settings)?;
         Ok(Arc::new(SliceCache {
             store,
             flights: Arc::new(Flights::default()),
             asked: asked::AskedAgain::default(),
-            default_ttl,
+            heuristics,
             prefetched: (0..PREFETCH_SHARDS).map(|_| Mutex::default()).collect(),
             prefetched_count: AtomicUsize::new(0),
         }))

@@ -22,8 +22,12 @@ pub struct CacheConfig {
     /// Disk tier capacity in bytes; 0 is allowed.
     #[serde(deserialize_with = "deserialize_size")]
     pub disk_bytes: u64,
-    /// Seconds a cached slice stays fresh.
+    /// Seconds a 200 the origin gave no freshness stays fresh; 0 (the
+    /// default): none of this cache's own, RFC 9111 4.2.2's heuristic.
     pub cache_ttl: u64,
+    /// The longest heuristic lifetime (a tenth of the time since
+    /// `Last-Modified`), in seconds; 0: none.
+    pub heuristic_max_ttl: u64,
     /// Seconds past expiry an object is served while one background
     /// revalidation runs, when the origin's Cache-Control does not say.
     pub stale_while_revalidate: u64,
@@ -75,7 +79,8 @@ impl Default for CacheConfig {
             dir: PathBuf::from("/var/cache/edgeslice"),
             memory_bytes: 256 * MIB,
             disk_bytes: 10 * GIB,
-            cache_ttl: 3_600,
+            cache_ttl: 0,
+            heuristic_max_ttl: 86_400,
             stale_while_revalidate: 0,
             stale_if_error: 0,
             purge_allow: vec!["127.0.0.0/8".into(), "::1/128".into()],

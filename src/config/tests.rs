@@ -37,7 +37,8 @@ fn defaults_fill_every_key_but_origin_address() {
     assert_eq!(config.slice.slice_size, SliceSize::Bytes(1_048_576));
     assert_eq!(config.cache.memory_bytes, 268_435_456);
     assert_eq!(config.cache.disk_bytes, 10_737_418_240);
-    assert_eq!(config.cache.cache_ttl, 3600);
+    assert_eq!(config.cache.cache_ttl, 0);
+    assert_eq!(config.cache.heuristic_max_ttl, 86_400);
     assert_eq!(config.worker_count(), available_cores());
 }
 
@@ -71,7 +72,6 @@ fn bad_values_name_their_key() {
         ("slice.max_concurrent_subrequests", "257"),
         ("slice.max_retries", "21"),
         ("cache.memory_bytes", "0"),
-        ("cache.cache_ttl", "0"),
     ];
     for (key, value) in cases {
         // Dotted keys only: a table set by dotted keys cannot be reopened by a header.

@@ -462,7 +462,6 @@ impl Config {
 
     fn validate_cache(&self) -> Result<(), ConfigError> {
         positive("cache.memory_bytes", self.cache.memory_bytes)?;
-        positive("cache.cache_ttl", self.cache.cache_ttl)?;
         let reads = self.cache.disk_reads_per_worker;
         if !(1..=MAX_DISK_READS_PER_WORKER).contains(&reads) {
             return Err(invalid(

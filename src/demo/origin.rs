@@ -18,7 +18,8 @@
 //! `expires=N` add `Date` and `Expires` N seconds from now (N may be
 //! negative), `lm=N` a `Last-Modified`, `age=VALUE` an `Age` of that value,
 //! `cr=VALUE` a `Content-Range` on `norange`'s 200, `validators=none`
-//! leaves out an object's ETag and Last-Modified, `cap=N` answers a
+//! leaves out an object's ETag and Last-Modified (`validators=etag` the
+//! Last-Modified only), `cap=N` answers a
 //! range with at most its first N bytes, `widen=N` with N bytes more on
 //! each side,
 //! `cdn=VALUE` a `CDN-Cache-Control` of that value (`cc`, `date`,

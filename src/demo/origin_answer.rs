@@ -354,8 +354,10 @@ fn object_reply(
     if let Some(vary) = query_param(&request.target, "vary") {
         headers.push(("Vary", vary.to_string()));
     }
-    if query_param(&request.target, "validators") == Some("none") {
-        headers.retain(|(name, _)| *name != "ETag" && *name != "Last-Modified");
+    match query_param(&request.target, "validators") {
+        Some("none") => headers.retain(|(name, _)| *name != "ETag" && *name != "Last-Modified"),
+        Some("etag") => headers.retain(|(name, _)| *name != "Last-Modified"),
+        _ => {}
     }
     if let Some(not_modified) = conditional_reply(request, &headers) {
         return not_modified;

@@ -14,7 +14,7 @@ use std::time::Duration;
 use http::{header, HeaderMap, HeaderValue, StatusCode};
 
 use crate::cache::freshness::{
-    explicit_freshness, freshness_of, revalidatable, shared_despite_credentials,
+    explicit_freshness, freshness_of, revalidatable, shared_despite_credentials, Heuristics,
 };
 use crate::cache::manifest::StaleWindows;
 use crate::cache::{Joined, ObjectManifest};
@@ -115,9 +115,9 @@ impl Proxy {
             status
                 if !ex.head_only
                     && cold.as_ref().is_some_and(|c| {
-                        let ttl = c.cache.default_ttl;
                         let shown = (&*ask.forwarded, &resp.head.headers);
-                        self.storable_for(status, shown, ttl).is_some()
+                        self.storable_for(status, shown, c.cache.heuristics)
+                            .is_some()
                     }) =>
             {
                 return Ok(Probe::Fill(resp, cold));
@@ -168,7 +168,7 @@ impl Proxy {
             if let Some(ttl) = self.storable_for(
                 StatusCode::OK,
                 (&*ask.forwarded, &resp.head.headers),
-                cache.default_ttl,
+                cache.heuristics,
             ) {
                 let mut m = ObjectManifest::new(&version, object_size, &headers, ttl);
                 m.stale =
@@ -236,7 +236,7 @@ impl Proxy {
         &self,
         status: StatusCode,
         (request, headers): (&HeaderMap, &HeaderMap),
-        default_ttl: std::time::Duration,
+        heuristics: Heuristics,
     ) -> Option<std::time::Duration> {
         if !self.settings.store_set_cookie && headers.contains_key(header::SET_COOKIE) {
             return None;
@@ -246,7 +246,7 @@ impl Proxy {
         }
         // An object with no freshness left but a validator is stored stale:
         // the next request revalidates it (RFC 9111 4.3), a 304 serves it.
-        freshness_of(status, headers, default_ttl).or_else(|| {
+        freshness_of(status, headers, heuristics).or_else(|| {
             (status == StatusCode::OK && revalidatable(headers))
                 .then_some(std::time::Duration::ZERO)
         })
@@ -312,7 +312,7 @@ impl Proxy {
             headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
         }
         let shown = (request_headers, &resp.head.headers);
-        let ttl = self.storable_for(status, shown, cold.cache.default_ttl);
+        let ttl = self.storable_for(status, shown, cold.cache.heuristics);
         let size = self.settings.slice_size.probe_grid();
         let limit = self.settings.fill_limit;
         let filler = match ttl {
@@ -433,5 +433,6 @@ fn unsatisfiable(
 /// expired one: it says how long the error stands), or it is cacheable by
 /// default and has a heuristic lifetime (a 501 with a Last-Modified, 4.2.2).
 fn meant(status: StatusCode, headers: &HeaderMap) -> bool {
-    explicit_freshness(headers) || freshness_of(status, headers, Duration::MAX).is_some()
+    explicit_freshness(headers)
+        || freshness_of(status, headers, Heuristics::rfc(Duration::MAX)).is_some()
 }

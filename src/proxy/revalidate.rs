@@ -17,7 +17,7 @@ use std::sync::Arc;
 use http::{header, HeaderMap, Method, StatusCode};
 use tracing::debug;
 
-use crate::cache::freshness::{current_age, freshness, revalidatable};
+use crate::cache::freshness::{current_age, freshness, revalidatable, Heuristics};
 use crate::cache::manifest::{unix_now, StaleWindows};
 use crate::cache::{Joined, ObjectKey, ObjectManifest, SliceCache};
 use crate::http::headers::slice_headers;
@@ -92,7 +92,7 @@ pub(crate) async fn revalidate(
             let merged = m.update_headers(&not_modified);
             // The route's windows, as when the object was stored.
             m.stale = StaleWindows::from_headers(&merged, &stale_defaults);
-            match validated_for(&merged, cache.default_ttl) {
+            match validated_for(&merged, cache.heuristics) {
                 Some(ttl) => {
                     m.expires_at = unix_now() + ttl.as_secs();
                     m.validated_at = unix_now().saturating_sub(current_age(&merged).as_secs());
@@ -127,7 +127,7 @@ pub(crate) async fn revalidate(
         }
         Ok(resp) => match check_slice_head(0, m.slice_size, &resp.head, Some(&version)) {
             // An origin that ignores conditionals but still has the same version.
-            Ok(_) => match validated_for(&resp.head.headers, cache.default_ttl) {
+            Ok(_) => match validated_for(&resp.head.headers, cache.heuristics) {
                 Some(ttl) => {
                     m.expires_at = unix_now() + ttl.as_secs();
                     m.validated_at = unix_now();
@@ -175,10 +175,7 @@ pub(crate) async fn revalidate(
 /// validated again (`no-cache`, `max-age=0`, an `Expires` past): the request
 /// that validated it is served from it (RFC 9111 4.3.3), the next one asks
 /// again. `None` when it may no longer be stored.
-fn validated_for(
-    headers: &HeaderMap,
-    default_ttl: std::time::Duration,
-) -> Option<std::time::Duration> {
-    freshness(headers, default_ttl)
+fn validated_for(headers: &HeaderMap, heuristics: Heuristics) -> Option<std::time::Duration> {
+    freshness(headers, heuristics)
         .or_else(|| revalidatable(headers).then_some(std::time::Duration::ZERO))
 }

@@ -27,7 +27,7 @@ use monoio::{IoUringDriver, LegacyDriver, RuntimeBuilder};
 use socket2::{Domain, Socket, Type};
 use tracing::{info, warn};
 
-use crate::cache::{SliceCache, StoreSettings};
+use crate::cache::{Heuristics, SliceCache, StoreSettings};
 use crate::config::{Config, DriverChoice};
 use crate::disk::{self, DiskWay};
 use crate::ops::metrics::WorkerMetrics;
@@ -128,8 +128,12 @@ impl Server {
             tls: tls.as_ref().map(ClientTls::server_config),
         };
         let cache = if config.cache.enabled {
-            let ttl = Duration::from_secs(config.cache.cache_ttl);
-            let cache = SliceCache::open(&StoreSettings::from(config), ttl)?;
+            let c = &config.cache;
+            let heuristics = Heuristics {
+                fixed: (c.cache_ttl > 0).then(|| Duration::from_secs(c.cache_ttl)),
+                max: Duration::from_secs(c.heuristic_max_ttl),
+            };
+            let cache = SliceCache::open(&StoreSettings::from(config), heuristics)?;
             info!(
                 dir = %config.cache.dir.display(),
                 memory_bytes = config.cache.memory_bytes,
