@@ -59,13 +59,7 @@ fn by_default_an_answer_without_freshness_gets_only_the_heuristic() {
 fn heuristic_max_ttl_zero_gives_no_heuristic_lifetime() {
     let setup = default_ttl("heuristic-none");
     let _dir = dir_guard(&setup);
-    let origin = DemoOrigin::start().expect("origin starts");
-    // config_text ends in [cache].
-    let text = common::config_text(origin.addr(), &setup) + "heuristic_max_ttl = 0\n";
-    let h = Harness {
-        server: common::start_server(&text),
-        origin,
-    };
+    let h = Harness::start_with_cache_lines(setup, "heuristic_max_ttl = 0");
     let (_, asked, conditional) = second_get(&h, "/obj/32/lm0?cc=none", "lm0");
     assert_eq!((asked, conditional), (1, true), "validated");
 }

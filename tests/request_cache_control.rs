@@ -131,13 +131,7 @@ fn a_clients_no_cache_is_answered_from_the_cache_by_default() {
 fn with_client_revalidate_a_fresh_object_is_validated_when_the_client_asks() {
     let setup = cached("cc-revalidate", 4);
     let _dir = dir_guard(&setup);
-    let origin = DemoOrigin::start().expect("origin starts");
-    // config_text ends in [cache].
-    let text = common::config_text(origin.addr(), &setup) + "client_revalidate = true\n";
-    let h = Harness {
-        server: common::start_server(&text),
-        origin,
-    };
+    let h = Harness::start_with_cache_lines(setup, "client_revalidate = true");
     assert_eq!(h.get("/obj/32/v", &[]).status, 200);
     let cases = [
         ("no-cache", true),

@@ -114,6 +114,16 @@ impl Harness {
         Harness { origin, server }
     }
 
+    /// [`Harness::start`] with `lines` (such as `"client_revalidate = true"`)
+    /// added to the configuration's `[cache]`.
+    pub fn start_with_cache_lines(setup: Setup, lines: &str) -> Harness {
+        let origin = DemoOrigin::start().expect("origin starts");
+        // config_text ends in [cache].
+        let text = format!("{}{lines}\n", config_text(origin.addr(), &setup));
+        let server = start_server(&text);
+        Harness { origin, server }
+    }
+
     /// Stop edgeslice (draining, flushing the cache) and start it again on the
     /// same origin and cache directory, as a restart would.
     pub fn restart(self, setup: &Setup) -> Harness {
