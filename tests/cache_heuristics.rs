@@ -81,3 +81,30 @@ fn cache_ttl_gives_a_200_without_freshness_a_lifetime() {
         assert_eq!((cache.as_str(), asked), ("HIT", 0), "{target}");
     }
 }
+
+/// RFC 9111 1.2.2: a lifetime past what the cache can count is as long as
+/// it can be ("the greatest positive integer it can represent"), not a
+/// wrap-around (stale at once in a release build, a worker's panic in a
+/// debug one), and whole seconds of it are not lost to rounding.
+#[test]
+fn a_lifetime_too_long_to_count_is_the_longest_there_is() {
+    let setup = cached("heuristic-huge", 8);
+    let _dir = dir_guard(&setup);
+    let h = Harness::start(setup);
+    for (target, name) in [
+        ("/obj/32/h1?cc=max-age=99999999999999999999", "h1"),
+        ("/obj/32/h2?cc=s-maxage=18446744073709551615", "h2"),
+    ] {
+        let (cache, asked, _) = second_get(&h, target, name);
+        assert_eq!((cache.as_str(), asked), ("HIT", 0), "{target}");
+        let hit = h.get(target, &[]);
+        let status = hit.header("cache-status").unwrap_or("");
+        let ttl: i64 = status
+            .split("ttl=")
+            .nth(1)
+            .and_then(|t| t.split(';').next())
+            .and_then(|t| t.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{target}: no ttl in {status:?}"));
+        assert!(ttl > 1 << 40, "{target}: ttl {ttl}");
+    }
+}

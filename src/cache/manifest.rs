@@ -168,7 +168,7 @@ impl ObjectManifest {
             slice_size,
             generation: fastrand::u64(..),
             parent: 0,
-            expires_at: unix_now() + ttl.as_secs(),
+            expires_at: expiry(ttl),
             // The answer was already this old when it came (its Age, or
             // how long ago its Date was): the Age this cache sends goes on
             // from there (RFC 9111 4.2.3).
@@ -267,7 +267,9 @@ impl ObjectManifest {
 
     /// Seconds of freshness left; negative once stale (RFC 9211 `ttl`).
     pub fn ttl(&self) -> i64 {
-        self.expires_at as i64 - unix_now() as i64
+        i64::try_from(self.expires_at)
+            .unwrap_or(i64::MAX)
+            .saturating_sub(unix_now() as i64)
     }
 
     /// Whether the object may be served without asking the origin.
@@ -315,9 +317,47 @@ pub fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
+/// When something fresh for `ttl` from now stops being fresh, in unix
+/// seconds: the exact time cut to the second (never later than it is, and
+/// at most a second sooner), as late as the clock counts for a lifetime
+/// longer than that (RFC 9111 1.2.2: a `max-age` too large to hold).
+pub fn expiry(ttl: Duration) -> u64 {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    now.checked_add(ttl).map_or(u64::MAX, |at| at.as_secs())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// RFC 9111 1.2.2: a lifetime too long for the clock is the longest
+    /// there is, never a wrap-around; a lifetime is cut to the second, not
+    /// stretched.
+    #[test]
+    fn expiry_is_cut_to_the_second_and_saturates() {
+        assert_eq!(expiry(Duration::MAX), u64::MAX);
+        assert_eq!(expiry(Duration::from_secs(u64::MAX)), u64::MAX);
+        let now = || {
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_secs_f64()
+        };
+        let before = now();
+        let at = expiry(Duration::from_millis(1500)) as f64;
+        let after = now();
+        assert!(
+            at <= after + 1.5 && at > before + 0.5,
+            "{before} {at} {after}"
+        );
+        let version = ObjectVersion::from_headers(1, &HeaderMap::new());
+        let mut m = ObjectManifest::new(&version, 1, &HeaderMap::new(), Duration::MAX);
+        assert!(m.is_fresh() && m.ttl() > 1 << 60, "{}", m.ttl());
+        m.expires_at = 0;
+        assert!(!m.is_fresh() && m.ttl() < 0);
+    }
     use crate::cache::freshness::tests::headers;
 
     /// RFC 9111 4.2.4: an answer that forbids being served stale gets no

@@ -18,7 +18,7 @@ use http::{header, HeaderMap, Method, StatusCode};
 use tracing::debug;
 
 use crate::cache::freshness::{current_age, freshness, revalidatable, Heuristics};
-use crate::cache::manifest::{unix_now, StaleWindows};
+use crate::cache::manifest::{expiry, unix_now, StaleWindows};
 use crate::cache::{Joined, ObjectKey, ObjectManifest, SliceCache};
 use crate::http::headers::slice_headers;
 use crate::ops::metrics::{self, RevalidationResult};
@@ -94,7 +94,7 @@ pub(crate) async fn revalidate(
             m.stale = StaleWindows::from_headers(&merged, &stale_defaults);
             match validated_for(&merged, cache.heuristics) {
                 Some(ttl) => {
-                    m.expires_at = unix_now() + ttl.as_secs();
+                    m.expires_at = expiry(ttl);
                     m.validated_at = unix_now().saturating_sub(current_age(&merged).as_secs());
                     Revalidation::Fresh
                 }
@@ -129,7 +129,7 @@ pub(crate) async fn revalidate(
             // An origin that ignores conditionals but still has the same version.
             Ok(_) => match validated_for(&resp.head.headers, cache.heuristics) {
                 Some(ttl) => {
-                    m.expires_at = unix_now() + ttl.as_secs();
+                    m.expires_at = expiry(ttl);
                     m.validated_at = unix_now();
                     Revalidation::Fresh
                 }
