@@ -295,30 +295,6 @@ fn stale_while_revalidate_serves_at_once_and_refreshes_in_the_background() {
     assert!(requests[0].header("if-none-match").is_some());
 }
 
-/// GET `target` twice through `h`: whether the second answer came from the
-/// cache without asking the origin (a stale one may be stored and asked
-/// for with a conditional request: that is not a fresh hit), both bodies
-/// checked against `name`'s 32 bytes.
-fn second_is_hit(h: &Harness, target: &str, name: &str) -> bool {
-    let first = h.get(target, &[]);
-    assert_eq!(first.status, 200, "{target}");
-    assert_eq!(first.body, object_bytes(name, 0, 31), "{target}");
-    h.origin.clear();
-    let again = h.get(target, &[]);
-    assert_eq!(again.body, object_bytes(name, 0, 31), "{target}");
-    let asked = h.origin.requests();
-    let hit = asked.is_empty();
-    if hit {
-        assert_eq!(again.header("x-cache"), Some("HIT"), "{target}");
-    } else if again.header("x-cache") == Some("HIT") {
-        assert!(
-            asked.iter().all(|r| r.header("if-none-match").is_some()),
-            "{target}: a HIT that asked the origin must have validated it"
-        );
-    }
-    hit
-}
-
 /// RFC 9111 4.2.1 and 1.2.2: a `max-age` that is not delta-seconds
 /// (negative, in single quotes) is invalid, and the answer is stale: it is
 /// not served from the cache (it was, for `cache_ttl`). (A double-quoted
@@ -377,80 +353,6 @@ fn expires_counts_from_date_and_age_is_spent() {
         "/obj/32/e4?cc=none&date=0&expires=60",
         "e4"
     ));
-}
-
-/// RFC 9111 4.4: a non-error answer to an unsafe method (POST, PUT,
-/// DELETE, and methods the cache does not know) invalidates the stored
-/// answer for its target; an error answer does not.
-#[test]
-fn an_unsafe_method_invalidates_what_is_stored_for_its_target() {
-    let setup = cached("invalidate", 4);
-    let _dir = dir_guard(&setup);
-    let h = Harness::start(setup);
-    let send = |method: &str, target: &str| {
-        HttpConnection::connect(h.server.local_addr())
-            .and_then(|mut c| c.request(method, target, &[], Some(b"x")))
-            .expect("request through edgeslice")
-    };
-    for method in ["POST", "PUT", "DELETE", "M-SEARCH"] {
-        let target = format!("/obj/32/inv-{method}?unsafe=ok");
-        let name = format!("inv-{method}");
-        assert!(second_is_hit(&h, &target, &name), "{method}: cached first");
-        assert_eq!(send(method, &target).status, 200, "{method}");
-        let after = h.get(&target, &[]);
-        assert_eq!(
-            after.header("x-cache"),
-            Some("MISS"),
-            "{method} did not invalidate"
-        );
-        assert_eq!(after.body, object_bytes(&name, 0, 31));
-    }
-    // The origin refuses (405): nothing is invalidated.
-    assert!(second_is_hit(&h, "/obj/32/kept", "kept"));
-    assert_eq!(send("POST", "/obj/32/kept").status, 405);
-    assert_eq!(h.get("/obj/32/kept", &[]).header("x-cache"), Some("HIT"));
-}
-
-/// RFC 9110 9.3.3: a POST's answer with explicit freshness and a
-/// `Content-Location` that is the POST's own target is stored for later
-/// GETs of it; one without either, naming another target, or that may not
-/// be stored, is relayed only.
-#[test]
-fn a_post_answer_naming_its_own_target_is_stored_for_gets() {
-    let setup = cached("post-store", 4);
-    let _dir = dir_guard(&setup);
-    let h = Harness::start(setup);
-    let cases = [
-        ("/obj/32/p1?unsafe=ok&cl=self", true),
-        ("/obj/32/p2?unsafe=ok&cl=abs", true),
-        ("/obj/32/p3?unsafe=ok", false),
-        ("/obj/32/p4?unsafe=ok&cl=self&cc=none", false),
-        ("/obj/32/p5?unsafe=ok&cl=/obj/32/p1", false),
-        ("/obj/32/p6?unsafe=ok&cl=self&cc=no-store", false),
-    ];
-    for (target, stored) in cases {
-        let posted = HttpConnection::connect(h.server.local_addr())
-            .and_then(|mut c| c.request("POST", target, &[], Some(b"x")))
-            .expect("POST through edgeslice");
-        assert_eq!(posted.status, 200, "{target}");
-        assert_eq!(posted.body, b"POST done\n", "{target}");
-        let after = h.get(target, &[]);
-        match stored {
-            true => {
-                assert_eq!(after.header("x-cache"), Some("HIT"), "{target}");
-                assert_eq!(after.body, b"POST done\n", "{target}");
-                let asked = h.origin.requests();
-                let gets = asked
-                    .iter()
-                    .filter(|r| r.method == "GET" && r.target == target);
-                assert_eq!(gets.count(), 0, "{target}: the GET reached the origin");
-            }
-            false => {
-                assert_eq!(after.header("x-cache"), Some("MISS"), "{target}");
-                assert_eq!(after.body.len(), 32, "{target}");
-            }
-        }
-    }
 }
 
 /// RFC 9213: `CDN-Cache-Control`, when the origin sends a valid one (a
