@@ -55,7 +55,8 @@ fn high_throughput_preset() {
     assert_eq!(config.slice.slice_size, SliceSize::Bytes(2 * MIB));
     assert_eq!(config.slice.max_concurrent_subrequests, 8);
     assert_eq!(config.slice.max_retries, 2);
-    assert_eq!(config.cache.cache_ttl, 7200);
+    // No lifetime of the cache's own: the presets keep RFC 9111's default.
+    assert_eq!(config.cache.cache_ttl, 0);
 }
 
 #[test]
@@ -65,5 +66,5 @@ fn low_memory_preset() {
     assert_eq!(config.slice.slice_size, SliceSize::Bytes(512 * 1024));
     assert_eq!(config.slice.max_concurrent_subrequests, 4);
     assert_eq!(config.slice.max_retries, 3);
-    assert_eq!(config.cache.cache_ttl, 1800);
+    assert_eq!(config.cache.cache_ttl, 0);
 }
