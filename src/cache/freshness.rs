@@ -89,9 +89,10 @@ pub fn freshness_of(
     match status.as_u16() {
         200 => freshness(headers, heuristics),
         100..=199 | 206 | 304 => None,
-        _ if explicit_freshness(headers) => freshness(headers, heuristic),
         203 | 204 | 300 | 301 | 308 | 404 | 405 | 410 | 414 | 501 => freshness(headers, heuristic),
-        _ if has(&directives(headers), "public") => freshness(headers, heuristic),
+        _ if explicit_freshness(headers) || has(&directives(headers), "public") => {
+            freshness(headers, heuristic)
+        }
         _ => None,
     }
 }

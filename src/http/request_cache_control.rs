@@ -27,6 +27,16 @@ pub struct RequestCacheControl {
     pub only_if_cached: bool,
 }
 
+/// The request directives read, as RFC 9111 5.2.1 spells them.
+const NAMES: [&str; 6] = [
+    "max-age",
+    "max-stale",
+    "min-fresh",
+    "no-cache",
+    "no-store",
+    "only-if-cached",
+];
+
 impl RequestCacheControl {
     /// The directives of every `Cache-Control` field of `headers`.
     pub fn from_headers(headers: &HeaderMap) -> RequestCacheControl {
@@ -40,14 +50,16 @@ impl RequestCacheControl {
                 Some((name, value)) => (name.trim(), Some(delta_seconds(value.trim()))),
                 None => (directive.trim(), None),
             };
-            match (name.to_ascii_lowercase().as_str(), value) {
-                ("max-age", Some(Some(n))) => cc.max_age = Some(n),
-                ("max-stale", Some(Some(n))) => cc.max_stale = Some(n),
-                ("max-stale", None) => cc.max_stale = Some(u64::MAX),
-                ("min-fresh", Some(Some(n))) => cc.min_fresh = Some(n),
-                ("no-cache", _) => cc.no_cache = true,
-                ("no-store", _) => cc.no_store = true,
-                ("only-if-cached", _) => cc.only_if_cached = true,
+            // Names are case-insensitive (RFC 9111 5.2); matched without a copy.
+            let known = NAMES.into_iter().find(|k| name.eq_ignore_ascii_case(k));
+            match (known, value) {
+                (Some("max-age"), Some(Some(n))) => cc.max_age = Some(n),
+                (Some("max-stale"), Some(Some(n))) => cc.max_stale = Some(n),
+                (Some("max-stale"), None) => cc.max_stale = Some(u64::MAX),
+                (Some("min-fresh"), Some(Some(n))) => cc.min_fresh = Some(n),
+                (Some("no-cache"), _) => cc.no_cache = true,
+                (Some("no-store"), _) => cc.no_store = true,
+                (Some("only-if-cached"), _) => cc.only_if_cached = true,
                 _ => {}
             }
         }

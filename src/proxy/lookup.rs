@@ -67,16 +67,15 @@ impl Proxy {
             return not_stored();
         };
         let base = self.object_key(ask.req, ask.target);
-        let credentials = ask.req.headers.contains_key(http::header::AUTHORIZATION);
-        if only_stored && credentials {
-            // A request with credentials is never answered from the cache (below).
-            return not_stored();
-        }
-        if credentials {
+        if ask.req.headers.contains_key(http::header::AUTHORIZATION) {
             // A request with credentials is answered by the origin, never
             // from the cache; its answer is stored (for requests without)
             // only when it says it may be shared (RFC 9111 3.5, checked as
-            // it is stored). It leads the object's probe when nobody else does.
+            // it is stored). It leads the object's probe when nobody else
+            // does, unless it may store nothing.
+            if only_stored {
+                return not_stored();
+            }
             return match self.lead_probe(base) {
                 Some(cold) => Lookup::Cold(cold),
                 None => Lookup::Uncached,
@@ -97,24 +96,24 @@ impl Proxy {
                     continue;
                 }
                 let now = unix_now();
+                let fresh = now < m.expires_at;
                 // The client's Cache-Control (RFC 9111 5.2.1): a fresh object
                 // it wants validated first (`cache.client_revalidate`), a
                 // stale one its `max-stale` takes (unless the answer forbids
                 // serving it stale, 4.2.4).
                 let validate = self.settings.client_revalidate
-                    && m.is_fresh()
+                    && fresh
                     && cc.wants_validation(m.age(), m.ttl());
-                let stale_for = u64::try_from(m.ttl().saturating_neg()).unwrap_or(0);
-                let stale_taken = !m.is_fresh()
-                    && cc.accepts_stale(stale_for, m.age())
+                let stale_taken = !fresh
+                    && cc.accepts_stale(now - m.expires_at, m.age())
                     && !forbids_stale(&decoded.headers);
-                let usable = (m.is_fresh() && !validate) || revalidated || stale_taken;
+                let usable = (fresh && !validate) || revalidated || stale_taken;
                 if only_stored && !(usable && all_slices_cached(&cache, &key, m)) {
                     return not_stored();
                 }
                 // Validated by this request's own revalidation, it is
                 // served even with no freshness left (RFC 9111 4.3.3).
-                ask.served = if (m.is_fresh() && !validate) || revalidated {
+                ask.served = if (fresh && !validate) || revalidated {
                     match (revalidated, by_request) {
                         (true, true) => Served::RequestRevalidated,
                         (true, false) => Served::Revalidated,
@@ -133,7 +132,7 @@ impl Proxy {
                     changed = answer.map(Box::new);
                     match outcome {
                         // Still fresh, validated only because the client asked.
-                        Revalidation::Failed if m.is_fresh() => Served::Fresh,
+                        Revalidation::Failed if validate => Served::Fresh,
                         // stale-if-error: the origin is failing, the object is not too old.
                         Revalidation::Failed
                             if now < m.expires_at.saturating_add(m.stale.if_error) =>
