@@ -81,26 +81,28 @@ impl Flights {
         &self.shards[self.hasher.hash_one(key) as usize % SHARDS]
     }
 
-    /// Lead the fetch of `key`, or follow the one in flight.
+    /// Lead the fetch of `key`, or follow the one in flight. A flight that
+    /// failed is over even while its leader has not left the table yet
+    /// (its followers are told before it is removed): the caller leads a
+    /// new one, where following would only tell it to fetch alone.
     pub fn join(self: &Arc<Self>, key: &str) -> Joined {
         let mut table = lock(self.shard(key));
         if let Some(flight) = table.get(key) {
-            let (tx, rx) = flume::unbounded();
             let mut state = lock(flight);
-            for chunk in &state.chunks {
-                let _ = tx.send(FlightEvent::Data(chunk.clone()));
-            }
-            match &state.outcome {
-                Some(Ok(())) => {
-                    let via_peer = state.via_peer;
-                    let _ = tx.send(FlightEvent::Done { via_peer });
+            if !matches!(state.outcome, Some(Err(_))) {
+                let (tx, rx) = flume::unbounded();
+                for chunk in &state.chunks {
+                    let _ = tx.send(FlightEvent::Data(chunk.clone()));
                 }
-                Some(Err(e)) => {
-                    let _ = tx.send(FlightEvent::Failed(*e));
+                match &state.outcome {
+                    Some(_) => {
+                        let via_peer = state.via_peer;
+                        let _ = tx.send(FlightEvent::Done { via_peer });
+                    }
+                    None => state.followers.push(tx),
                 }
-                None => state.followers.push(tx),
+                return Joined::Follower(rx);
             }
-            return Joined::Follower(rx);
         }
         let flight = Arc::new(Mutex::new(FlightState::default()));
         table.insert(key.to_string(), flight.clone());
@@ -180,10 +182,18 @@ impl FlightLeader {
         self.remove();
     }
 
+    /// Leave the table, unless a new flight of the key took this one's
+    /// place there (see [`Flights::join`]).
     fn remove(&mut self) {
         if !self.retired {
             self.retired = true;
-            lock(self.flights.shard(&self.key)).remove(&self.key);
+            let mut table = lock(self.flights.shard(&self.key));
+            if table
+                .get(&self.key)
+                .is_some_and(|f| Arc::ptr_eq(f, &self.flight))
+            {
+                table.remove(&self.key);
+            }
         }
     }
 }
@@ -252,6 +262,33 @@ mod tests {
         leader.publish(&Bytes::from_static(b"x"));
         drop(leader);
         assert_eq!(drain(&rx), (b"x".to_vec(), Some(false)));
+        assert!(flights.is_empty());
+    }
+
+    /// A leader tells its followers it failed before it leaves the table:
+    /// one of them that looks again in between (on another worker) must
+    /// lead the next flight, not follow the failed one (it was told to
+    /// fetch alone, and a request that looks up an object only a few times
+    /// ran out of looks: it was answered without being stored). The new
+    /// flight stays when the old leader leaves.
+    #[test]
+    fn a_failed_flight_is_led_again_before_its_leader_leaves() {
+        let flights = Arc::new(Flights::default());
+        let Joined::Leader(old) = flights.join("k") else {
+            panic!()
+        };
+        old.complete(Err(LeaderFailed::Gone));
+        let Joined::Leader(new) = flights.join("k") else {
+            panic!("a failed flight is not followed")
+        };
+        drop(old);
+        let Joined::Follower(rx) = flights.join("k") else {
+            panic!("the new flight is still there")
+        };
+        new.publish(&Bytes::from_static(b"y"));
+        new.complete(Ok(()));
+        new.retire();
+        assert_eq!(drain(&rx), (b"y".to_vec(), Some(true)));
         assert!(flights.is_empty());
     }
 }
