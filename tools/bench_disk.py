@@ -17,13 +17,13 @@ file of both cache directories every 20 ms. While it runs, per proxy:
                 (as it does with the load's client below), the proxy serving
                 nothing else
   load alone    8 connections of random 1 MiB ranges on 1 MiB boundaries
-                over all the objects, nothing else: the disk-bound rate with
-                the clients' core to itself
-  under load    the same probe, and at the same time that load: both clients
-                share the clients' core, so a faster probe leaves the load's
-                client less of it
+                over all the objects, nothing else: the disk-bound rate. Its
+                client is tools/discard_load.py, which drops each body unread
+                (wrk copying 1 MiB bodies took the whole clients' core at
+                the rate the proxies serve)
+  under load    the same probe, and at the same time that load
 
-(k) is the same over TLS (wrk over https, HTTP/1.1; both proxies on their TLS
+(k) is the same over TLS (wrk over https for the load too, HTTP/1.1; both proxies on their TLS
 ports), on the same filled pair, after (j): the bytes of a TLS hit go through
 user space (edgeslice reads them through io_uring, nginx with `aio threads`).
 
@@ -44,6 +44,7 @@ GIB = 1024 * MIB
 DROP_INTERVAL_S = 0.020
 LOAD_CONNS, PROBE_CONNS = 8, 4
 PROBE_RANGE = (5000000, 5000000 + 65535)  # unaligned, inside slice 4 of the first object
+DISCARD_LOAD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "discard_load.py")
 
 # Runs in its own process (pinned with the clients): argv interval_s dir...
 DROPPER = r"""
@@ -238,9 +239,22 @@ def measure(bench, label, proxies, dirs, paths, start_wrk, wrk_result, before, t
     resident = {k: [] for k in proxies}  # (proxy measured, cache dir) -> bytes, mid-run
     disk_per_gib = {k: [] for k in proxies}
 
+    def start_load(port, secs):
+        """The load's client: over plain HTTP one that drops the bodies
+        unread (tools/discard_load.py), so that the probe's client has the
+        clients' core; over TLS, wrk."""
+        if tls:
+            return start_wrk(port, load_conns, secs, load_script, tls)
+        obj_size = bench.objects[paths[0]][0]
+        argv = [sys.executable, DISCARD_LOAD, str(port), str(load_conns), str(secs), str(obj_size),
+                str(MIB)] + list(paths)
+        return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                stdin=subprocess.DEVNULL)
+
     def both(port, specs, secs):
-        """Start the wrk runs of specs at once; returns their results in order."""
-        popens = [start_wrk(port, conns, secs, script, tls) for conns, script in specs]
+        """Start the client runs of specs (each: port, secs -> a process) at
+        once; returns their results in order."""
+        popens = [start(port, secs) for start in specs]
         try:
             time.sleep(secs / 2)
             mid = {k: resident_bytes(d)[0] for k, d in dirs.items()}
@@ -275,13 +289,14 @@ def measure(bench, label, proxies, dirs, paths, start_wrk, wrk_result, before, t
             bench.log(f"{label}: {kind} probe alone, a busy loop on cpu1 too: {res['rps']:.0f} req/s "
                       f"p99 {res['p99_ms']:.1f} ms")
 
-            res = wrk_result(start_wrk(port, load_conns, dur, load_script, tls), dur)
+            res = wrk_result(start_load(port, dur), dur)
             load_alone[kind].append(res)
             bench.check_timed(label, kind, res, load_sizes)
             bench.log(f"{label}: {kind} 1 MiB ranges alone {res['rps']:.0f} req/s p99 {res['p99_ms']:.1f} ms")
 
             d0, meter = disk.read(), bench.meter()
-            (lr, pr), mid = both(port, [(load_conns, load_script), (probe_conns, probe_script)], dur)
+            start_probe = lambda port, secs: start_wrk(port, probe_conns, secs, probe_script, tls)  # noqa: E731
+            (lr, pr), mid = both(port, [start_load, start_probe], dur)
             cores, d1 = meter.stop(), disk.read()
             bench.record_rss(proc)
             for res, sizes in ((lr, load_sizes), (pr, probe_sizes)):
@@ -306,8 +321,10 @@ def measure(bench, label, proxies, dirs, paths, start_wrk, wrk_result, before, t
     probe_check, _ = bench.wrk_script(paths[:1], probe_rng, check=True)
     checked_load, checked_probe = {}, {}
     for kind, proc in proxies.items():
+        checkers = [lambda port, secs, conns=conns, script=script: start_wrk(port, conns, secs, script, tls)
+                    for conns, script in ((load_conns, load_check), (probe_conns, probe_check))]
         (checked_load[kind], checked_probe[kind]), _ = both(
-            proc.tls_port if tls else proc.port, [(load_conns, load_check), (probe_conns, probe_check)], m["check_secs"])
+            proc.tls_port if tls else proc.port, checkers, m["check_secs"])
         bench.check_checking_pass(label, f"{kind} 1 MiB ranges", checked_load[kind])
         bench.check_checking_pass(label, f"{kind} probe", checked_probe[kind])
     bench.note_checking_pass(label, checked_load, " of the 1 MiB ranges")
