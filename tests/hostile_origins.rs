@@ -257,15 +257,16 @@ fn a_huge_object_under_the_limit_is_served() {
 }
 
 /// Objects whose answers set a cookie: `Set-Cookie: session=N`, N counting
-/// the origin's answers.
-fn cookie_origin() -> ScriptedOrigin {
+/// the origin's answers, and `X-Secret: N`, with the header lines `extra`
+/// (each ending in CRLF) after them.
+fn cookie_origin(extra: &'static str) -> ScriptedOrigin {
     let n = std::sync::atomic::AtomicU64::new(0);
     ScriptedOrigin::start(move |req| {
         let (name, len) = obj_of(&req.target).unwrap_or(("x".into(), 10));
         let mut answer = object_answer(req, &name, len);
         let at = answer.windows(2).position(|w| w == b"\r\n").unwrap() + 2;
         let n = n.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let cookie = format!("Set-Cookie: session={n}\r\n");
+        let cookie = format!("Set-Cookie: session={n}\r\nX-Secret: {n}\r\n{extra}");
         answer.splice(at..at, cookie.into_bytes());
         vec![Step::Send(answer)]
     })
@@ -278,7 +279,7 @@ fn cookie_origin() -> ScriptedOrigin {
 fn an_answer_that_sets_a_cookie_is_not_stored() {
     let setup = one_worker("m6", DriverChoice::Auto);
     let _dir = dir_guard(&setup);
-    let edge = Edge::start(cookie_origin(), &setup);
+    let edge = Edge::start(cookie_origin(""), &setup);
     let first = get(edge.addr(), "/obj/1000/c", &[]).unwrap();
     let second = get(edge.addr(), "/obj/1000/c", &[]).unwrap();
     assert_eq!(first.header("set-cookie"), Some("session=0"));
@@ -293,7 +294,7 @@ fn an_answer_that_sets_a_cookie_is_not_stored() {
 
     let opted = one_worker("m6-opt", DriverChoice::Auto);
     let _dir = dir_guard(&opted);
-    let origin = cookie_origin();
+    let origin = cookie_origin("");
     // config_text ends in [cache].
     let text = common::config_text(origin.addr(), &opted) + "store_set_cookie = true\n";
     let server = common::start_server(&text);
@@ -305,6 +306,50 @@ fn an_answer_that_sets_a_cookie_is_not_stored() {
         "stored when the operator says so"
     );
     assert_eq!(second.header("set-cookie"), first.header("set-cookie"));
+}
+
+/// RFC 9111 5.2.2.4 and 5.2.2.7: `no-cache="Set-Cookie"` (how an origin
+/// lets a page be cached but not its cookie) and `private="X-Secret"` hold
+/// back only the fields they name. The answer is stored without them, and
+/// a hit sends neither the first client's cookie nor its secret, with
+/// `cache.store_set_cookie` off. Before, the first was revalidated at every
+/// use and its cookie kept it out of the cache; the second was never
+/// stored.
+#[test]
+fn an_answer_is_stored_without_the_fields_its_no_cache_or_private_names() {
+    for (extra, case) in [
+        (
+            "Cache-Control: no-cache=\"Set-Cookie, X-Secret\"\r\n",
+            "no-cache",
+        ),
+        (
+            "Cache-Control: no-cache=\"Set-Cookie\", private=\"X-Secret\"\r\n",
+            "private",
+        ),
+    ] {
+        let setup = one_worker(&format!("qualified-{case}"), DriverChoice::Auto);
+        let _dir = dir_guard(&setup);
+        let edge = Edge::start(cookie_origin(extra), &setup);
+        let first = get(edge.addr(), "/obj/1000/q", &[]).unwrap();
+        assert_eq!(first.header("set-cookie"), Some("session=0"), "{case}");
+        assert_eq!(first.header("x-secret"), Some("0"), "{case}");
+        let second = get(edge.addr(), "/obj/1000/q", &[]).unwrap();
+        assert_eq!(
+            second.header("x-cache"),
+            Some("HIT"),
+            "{case}: {:?}",
+            second.headers
+        );
+        assert_eq!(second.header("set-cookie"), None, "{case}");
+        assert_eq!(second.header("x-secret"), None, "{case}");
+        assert_eq!(second.header("etag"), first.header("etag"), "{case}");
+        assert_eq!(second.body, object_bytes("q", 0, 999), "{case}");
+        // A range of it, served from the same stored answer.
+        let range = get(edge.addr(), "/obj/1000/q", &[("Range", "bytes=10-19")]).unwrap();
+        assert_eq!(range.status, 206, "{case}");
+        assert_eq!(range.header("set-cookie"), None, "{case}");
+        assert_eq!(range.body, object_bytes("q", 10, 19), "{case}");
+    }
 }
 
 /// An origin whose objects have no ETag and no Last-Modified and change at

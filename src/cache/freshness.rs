@@ -121,7 +121,7 @@ pub fn explicit_freshness(headers: &HeaderMap) -> bool {
             .get_all(field)
             .iter()
             .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
+            .flat_map(split_directives)
             .map(|d| d.trim().to_ascii_lowercase())
             .any(|d| d.starts_with("max-age=") || d.starts_with("s-maxage="))
     };
@@ -189,7 +189,11 @@ fn cdn_directives(headers: &HeaderMap) -> Option<Vec<String>> {
                 out.push(format!("{name}={n}"));
             }
             _ if item.bare_item.as_boolean() == Some(true) => out.push(name.to_string()),
-            _ => out.push(format!("{name}=")),
+            // `no-cache="a"`, `private="a"`: the fields they name.
+            _ => match item.bare_item.as_string() {
+                Some(fields) => out.push(format!("{name}=\"{}\"", fields.as_str())),
+                None => out.push(format!("{name}=")),
+            },
         }
     }
     Some(out)
@@ -205,9 +209,27 @@ fn directives(headers: &HeaderMap) -> Vec<String> {
             .get_all(header::CACHE_CONTROL)
             .iter()
             .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
+            .flat_map(split_directives)
             .map(|d| d.trim().to_ascii_lowercase())
             .collect()
+    })
+}
+
+/// The comma-separated directives of one `Cache-Control` line, a comma
+/// inside a quoted string kept (`no-cache="a, b"` is one directive,
+/// RFC 9111 5.2: `token [ "=" ( token / quoted-string ) ]`).
+pub(crate) fn split_directives(line: &str) -> impl Iterator<Item = &str> {
+    let mut quoted = false;
+    let mut escaped = false;
+    line.split(move |c| {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            ',' if !quoted => return true,
+            _ => {}
+        }
+        false
     })
 }
 
@@ -217,6 +239,64 @@ fn has(directives: &[String], name: &str) -> bool {
         d.strip_prefix(name)
             .is_some_and(|rest| rest.is_empty() || rest.starts_with('='))
     })
+}
+
+/// The field names a qualified `name="a, b"` lists (`no-cache`, `private`:
+/// RFC 9111 5.2.2.4, 5.2.2.7), lower-case; empty when `name` is absent or
+/// bare, or lists nothing.
+fn listed(directives: &[String], name: &str) -> Vec<String> {
+    directives
+        .iter()
+        .filter_map(|d| d.strip_prefix(name)?.strip_prefix('='))
+        .flat_map(|v| v.trim_matches('"').split(','))
+        .map(str::trim)
+        .filter(|f| !f.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Whether `directives` hold `name` in its unqualified form: bare, or
+/// with a value that names no field (RFC 9111 5.2.2.4, 5.2.2.7: the
+/// qualified form limits only the fields it lists). A value that is not a
+/// field list counts as unqualified: the whole answer is held back.
+fn has_unqualified(directives: &[String], name: &str) -> bool {
+    let field = |f: &str| {
+        !f.is_empty()
+            && f.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    };
+    directives.iter().any(|d| match d.strip_prefix(name) {
+        Some("") => true,
+        Some(rest) => rest.strip_prefix('=').is_some_and(|value| {
+            let mut names = value
+                .trim_matches('"')
+                .split(',')
+                .map(str::trim)
+                .filter(|f| !f.is_empty())
+                .peekable();
+            names.peek().is_none() || !names.all(field)
+        }),
+        None => false,
+    })
+}
+
+/// The header fields a shared cache must not store with an answer (RFC
+/// 9111 5.2.2.4: qualified `no-cache`, "MUST NOT be sent in the response to
+/// a subsequent request without successful revalidation"; 5.2.2.7:
+/// qualified `private`, "MUST NOT store the listed header fields"): the
+/// rest of the answer is stored without them. `no-cache="Set-Cookie"` is
+/// how an origin lets a page be cached but not its cookie.
+pub fn unshared_fields(headers: &HeaderMap) -> Vec<String> {
+    let directives = directives(headers);
+    if !directives
+        .iter()
+        .any(|d| d.starts_with("no-cache=") || d.starts_with("private="))
+    {
+        return Vec::new();
+    }
+    let mut fields = listed(&directives, "no-cache");
+    fields.extend(listed(&directives, "private"));
+    fields
 }
 
 /// Whether this cache knows the caching rules of `status`: the final
@@ -234,7 +314,7 @@ fn understood(status: http::StatusCode) -> bool {
 fn storable(headers: &HeaderMap) -> bool {
     let directives = directives(headers);
     (!has(&directives, "no-store") || has(&directives, "must-understand"))
-        && !has(&directives, "private")
+        && !has_unqualified(&directives, "private")
         && !vary_names(headers).iter().any(|n| n == "*")
 }
 
@@ -264,14 +344,10 @@ pub fn revalidatable(headers: &HeaderMap) -> bool {
 /// configured defaults.
 pub fn forbids_stale(headers: &HeaderMap) -> bool {
     let directives = directives(headers);
-    [
-        "no-cache",
-        "must-revalidate",
-        "proxy-revalidate",
-        "s-maxage",
-    ]
-    .iter()
-    .any(|name| has(&directives, name))
+    has_unqualified(&directives, "no-cache")
+        || ["must-revalidate", "proxy-revalidate", "s-maxage"]
+            .iter()
+            .any(|name| has(&directives, name))
 }
 
 /// How long an answer is fresh for from when it was made (RFC 9111 4.2.1);
@@ -283,7 +359,7 @@ fn lifetime(
     heuristics: Heuristics,
 ) -> Option<Duration> {
     let directives = directives(headers);
-    if !storable(headers) || has(&directives, "no-cache") {
+    if !storable(headers) || has_unqualified(&directives, "no-cache") {
         return None;
     }
     // The first of a directive's values (RFC 9111 4.2.1): delta-seconds, or
@@ -448,6 +524,53 @@ pub(super) mod tests {
     /// RFC 9111 4.2: lifetime from `max-age` (invalid values make the
     /// answer stale) or `Expires` minus `Date`; current age the larger of
     /// `Age` (its first value) and how long ago `Date` was.
+    /// RFC 9111 5.2.2.4, 5.2.2.7: `no-cache="a, b"` and `private="a"` hold
+    /// back only the fields they name; the answer is stored (and fresh for
+    /// its max-age) without them. Bare, empty or not a list of field names,
+    /// they hold back the whole answer, as before. Before, a qualified
+    /// `no-cache` made every hit a revalidation and a qualified `private`
+    /// kept the answer out of the cache.
+    #[test]
+    fn qualified_no_cache_and_private_hold_back_only_the_fields_they_name() {
+        let h = |cc: &str| headers(&[("cache-control", cc)]);
+        let secs = |cc: &str| freshness(&h(cc), Heuristics::rfc(DAY)).map(|d| d.as_secs());
+        for (cc, fresh, unshared) in [
+            ("max-age=60, no-cache=\"a\"", Some(60), vec!["a"]),
+            ("no-cache=\"A, b\", max-age=60", Some(60), vec!["a", "b"]),
+            (
+                "max-age=60, private=\"Set-Cookie\"",
+                Some(60),
+                vec!["set-cookie"],
+            ),
+            ("max-age=60, no-cache=a", Some(60), vec!["a"]),
+            ("max-age=60, no-cache", None, vec![]),
+            ("max-age=60, no-cache=\"\"", None, vec![]),
+            ("max-age=60, no-cache=\"a b\"", None, vec!["a b"]),
+            ("max-age=60, private", None, vec![]),
+            ("max-age=60, private=\"a, b c\"", None, vec!["a", "b c"]),
+        ] {
+            assert_eq!(secs(cc), fresh, "{cc}");
+            assert_eq!(unshared_fields(&h(cc)), unshared, "{cc}");
+        }
+        // The one directive with a comma inside its quotes is one.
+        let split: Vec<&str> =
+            split_directives("no-cache=\"a, b\", max-age=5, x=\"\\\",\"").collect();
+        assert_eq!(split, ["no-cache=\"a, b\"", " max-age=5", " x=\"\\\",\""]);
+        // Only an unqualified no-cache forbids serving stale.
+        assert!(!forbids_stale(&h("max-age=1, no-cache=\"a\"")));
+        assert!(forbids_stale(&h("max-age=1, no-cache")));
+        // RFC 9213: the same in CDN-Cache-Control (a Structured Field string).
+        let cdn = headers(&[
+            ("cdn-cache-control", "max-age=60, no-cache=\"x-a\""),
+            ("cache-control", "no-store"),
+        ]);
+        assert_eq!(
+            freshness(&cdn, Heuristics::rfc(DAY)).map(|d| d.as_secs()),
+            Some(60)
+        );
+        assert_eq!(unshared_fields(&cdn), ["x-a"]);
+    }
+
     #[test]
     fn freshness_follows_rfc_9111_section_4_2() {
         let ttl = Heuristics {

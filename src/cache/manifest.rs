@@ -16,7 +16,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use http::{header, HeaderMap, HeaderValue};
 use serde::{Deserialize, Serialize};
 
-use crate::cache::freshness::{current_age, forbids_stale, vary_names};
+use crate::cache::freshness::{
+    current_age, forbids_stale, split_directives, unshared_fields, vary_names,
+};
 use crate::http::object_version::ObjectVersion;
 
 /// One version of one object, as stored in the cache.
@@ -134,7 +136,7 @@ impl StaleWindows {
                 .get_all(header::CACHE_CONTROL)
                 .iter()
                 .filter_map(|v| v.to_str().ok())
-                .flat_map(|v| v.split(','))
+                .flat_map(split_directives)
                 .find_map(|d| {
                     let (k, v) = d.trim().split_once('=')?;
                     k.eq_ignore_ascii_case(name)
@@ -158,6 +160,7 @@ impl ObjectManifest {
         headers: &HeaderMap,
         ttl: Duration,
     ) -> ObjectManifest {
+        let unshared = unshared_fields(headers);
         ObjectManifest {
             len: version.len,
             etag: version.etag.as_ref().map(|v| Raw(v.as_bytes().to_vec())),
@@ -176,7 +179,7 @@ impl ObjectManifest {
             vary: vary_names(headers),
             headers: headers
                 .iter()
-                .filter(|(name, _)| !SKIPPED.contains(name))
+                .filter(|(name, _)| stored_field(name, &unshared))
                 .map(|(n, v)| (n.as_str().to_string(), Raw(v.as_bytes().to_vec())))
                 .chain((!headers.contains_key(header::DATE)).then(received_date))
                 .collect(),
@@ -247,9 +250,10 @@ impl ObjectManifest {
         });
         // A stored Content-Range is a whole answer's own field (a slice's
         // never reaches a manifest): kept, as the 304 cannot change it.
+        let unshared = unshared_fields(&merged);
         self.headers = merged
             .iter()
-            .filter(|(name, _)| *name == header::CONTENT_RANGE || !SKIPPED.contains(name))
+            .filter(|(name, _)| *name == header::CONTENT_RANGE || stored_field(name, &unshared))
             .map(|(n, v)| (n.as_str().to_string(), Raw(v.as_bytes().to_vec())))
             .chain(received)
             .collect();
@@ -299,6 +303,13 @@ const SKIPPED: [header::HeaderName; 4] = [
     header::AGE,
     header::HeaderName::from_static("proxy-authentication-info"),
 ];
+
+/// Whether a field of an answer goes into its manifest: not its framing
+/// or age ([`SKIPPED`]), nor a field its `no-cache="..."` or
+/// `private="..."` names (`unshared`, [`unshared_fields`]).
+fn stored_field(name: &header::HeaderName, unshared: &[String]) -> bool {
+    !SKIPPED.contains(name) && !unshared.iter().any(|f| f == name.as_str())
+}
 
 /// The `Date` field a cache records for an answer that came without one:
 /// the time it was received (RFC 9110 6.6.1: a recipient with a clock

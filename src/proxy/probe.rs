@@ -14,7 +14,8 @@ use std::time::Duration;
 use http::{header, HeaderMap, HeaderValue, StatusCode};
 
 use crate::cache::freshness::{
-    explicit_freshness, freshness_of, revalidatable, shared_despite_credentials, Heuristics,
+    explicit_freshness, freshness_of, revalidatable, shared_despite_credentials, unshared_fields,
+    Heuristics,
 };
 use crate::cache::manifest::StaleWindows;
 use crate::cache::{Joined, ObjectManifest};
@@ -238,7 +239,13 @@ impl Proxy {
         (request, headers): (&HeaderMap, &HeaderMap),
         heuristics: Heuristics,
     ) -> Option<std::time::Duration> {
-        if !self.settings.store_set_cookie && headers.contains_key(header::SET_COOKIE) {
+        // A cookie goes to one client: an answer that sets one is stored
+        // only when the route says so, or without it when the answer
+        // itself says so (`no-cache="Set-Cookie"`, RFC 9111 5.2.2.4).
+        if !self.settings.store_set_cookie
+            && headers.contains_key(header::SET_COOKIE)
+            && !unshared_fields(headers).iter().any(|f| f == "set-cookie")
+        {
             return None;
         }
         if request.contains_key(header::AUTHORIZATION) && !shared_despite_credentials(headers) {
