@@ -251,7 +251,7 @@ fn listed(directives: &[String], name: &str) -> Vec<String> {
         .flat_map(|v| v.trim_matches('"').split(','))
         .map(str::trim)
         .filter(|f| !f.is_empty())
-        .map(str::to_string)
+        .map(str::to_ascii_lowercase)
         .collect()
 }
 
@@ -521,9 +521,6 @@ pub(super) mod tests {
         assert_eq!(of(404, &[]), None);
     }
 
-    /// RFC 9111 4.2: lifetime from `max-age` (invalid values make the
-    /// answer stale) or `Expires` minus `Date`; current age the larger of
-    /// `Age` (its first value) and how long ago `Date` was.
     /// RFC 9111 5.2.2.4, 5.2.2.7: `no-cache="a, b"` and `private="a"` hold
     /// back only the fields they name; the answer is stored (and fresh for
     /// its max-age) without them. Bare, empty or not a list of field names,
@@ -561,7 +558,7 @@ pub(super) mod tests {
         assert!(forbids_stale(&h("max-age=1, no-cache")));
         // RFC 9213: the same in CDN-Cache-Control (a Structured Field string).
         let cdn = headers(&[
-            ("cdn-cache-control", "max-age=60, no-cache=\"x-a\""),
+            ("cdn-cache-control", "max-age=60, no-cache=\"X-A\""),
             ("cache-control", "no-store"),
         ]);
         assert_eq!(
@@ -571,6 +568,9 @@ pub(super) mod tests {
         assert_eq!(unshared_fields(&cdn), ["x-a"]);
     }
 
+    /// RFC 9111 4.2: lifetime from `max-age` (invalid values make the
+    /// answer stale) or `Expires` minus `Date`; current age the larger of
+    /// `Age` (its first value) and how long ago `Date` was.
     #[test]
     fn freshness_follows_rfc_9111_section_4_2() {
         let ttl = Heuristics {
