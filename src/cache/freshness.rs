@@ -6,8 +6,10 @@
 //! `Cache-Control`; `s-maxage`, then `max-age`, then `Expires` minus
 //! `Date`, else `cache.cache_ttl` when the operator sets one, else RFC
 //! 9111 4.2.2's heuristic from `Last-Modified` ([`Heuristics`]); `no-store`, `private` and
-//! `no-cache` make an answer not storable here. Dates are read by
-//! [`crate::http::date`]. Pure functions of the
+//! `no-cache` make an answer not storable here, their qualified forms
+//! only the fields they name ([`unshared_fields`]). Dates are read by
+//! [`crate::http::date`], the directives by
+//! [`crate::http::response_cache_control`]. Pure functions of the
 //! headers and the clock, tested here; the manifest ([`super::manifest`])
 //! keeps what they decide.
 
@@ -16,6 +18,7 @@ use std::time::{Duration, SystemTime};
 use http::{header, HeaderMap};
 
 use crate::http::date::{date_field, parse_date};
+use crate::http::response_cache_control::{split_directives, Directives, CDN_CACHE_CONTROL};
 
 /// Lower-case header names listed in Vary; `["*"]` for `Vary: *`.
 pub fn vary_names(headers: &HeaderMap) -> Vec<String> {
@@ -80,7 +83,7 @@ pub fn freshness_of(
     headers: &HeaderMap,
     heuristics: Heuristics,
 ) -> Option<Duration> {
-    if has(&directives(headers), "must-understand") && !understood(status) {
+    if Directives::from_headers(headers).has("must-understand") && !understood(status) {
         // Stored only by a cache that knows the status's caching rules
         // (RFC 9111 5.2.2.3), whatever else the answer says.
         return None;
@@ -90,7 +93,7 @@ pub fn freshness_of(
         200 => freshness(headers, heuristics),
         100..=199 | 206 | 304 => None,
         203 | 204 | 300 | 301 | 308 | 404 | 405 | 410 | 414 | 501 => freshness(headers, heuristic),
-        _ if explicit_freshness(headers) || has(&directives(headers), "public") => {
+        _ if explicit_freshness(headers) || Directives::from_headers(headers).has("public") => {
             freshness(headers, heuristic)
         }
         _ => None,
@@ -158,128 +161,6 @@ fn age_value(headers: &HeaderMap) -> Option<Duration> {
     ))
 }
 
-/// The targeted cache-control field of CDNs (RFC 9213).
-const CDN_CACHE_CONTROL: &str = "cdn-cache-control";
-
-/// The directives of `CDN-Cache-Control` (RFC 9213), as `name` or
-/// `name=value`; `None` when there is none, or when it is not a valid
-/// Structured Field Dictionary (RFC 9651) whose `max-age` and `s-maxage`
-/// are integers: then `Cache-Control` decides, as if it were absent.
-fn cdn_directives(headers: &HeaderMap) -> Option<Vec<String>> {
-    let lines: Vec<&str> = headers
-        .get_all(CDN_CACHE_CONTROL)
-        .iter()
-        .map(|v| v.to_str())
-        .collect::<Result<_, _>>()
-        .ok()?;
-    let joined = lines.join(", ");
-    if joined.trim().is_empty() {
-        return None;
-    }
-    let dict: sfv::Dictionary = sfv::Parser::new(joined.as_str()).parse().ok()?;
-    let mut out = Vec::with_capacity(dict.len());
-    for (key, entry) in &dict {
-        let sfv::ListEntry::Item(item) = entry else {
-            return None;
-        };
-        let name = key.as_str();
-        match name {
-            "max-age" | "s-maxage" => {
-                let n: i64 = item.bare_item.as_integer()?.into();
-                out.push(format!("{name}={n}"));
-            }
-            _ if item.bare_item.as_boolean() == Some(true) => out.push(name.to_string()),
-            // `no-cache="a"`, `private="a"`: the fields they name.
-            _ => match item.bare_item.as_string() {
-                Some(fields) => out.push(format!("{name}=\"{}\"", fields.as_str())),
-                None => out.push(format!("{name}=")),
-            },
-        }
-    }
-    Some(out)
-}
-
-/// The caching directives an answer carries, lower-case, as `name` or
-/// `name=value`: RFC 9213's `CDN-Cache-Control` when it is valid (a CDN, a
-/// cache like this one, follows it and ignores `Cache-Control`), else
-/// `Cache-Control`.
-fn directives(headers: &HeaderMap) -> Vec<String> {
-    cdn_directives(headers).unwrap_or_else(|| {
-        headers
-            .get_all(header::CACHE_CONTROL)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(split_directives)
-            .map(|d| d.trim().to_ascii_lowercase())
-            .collect()
-    })
-}
-
-/// The comma-separated directives of one `Cache-Control` line, a comma
-/// inside a quoted string kept (`no-cache="a, b"` is one directive,
-/// RFC 9111 5.2: `token [ "=" ( token / quoted-string ) ]`).
-pub(crate) fn split_directives(line: &str) -> impl Iterator<Item = &str> {
-    let mut quoted = false;
-    let mut escaped = false;
-    line.split(move |c| {
-        match c {
-            _ if escaped => escaped = false,
-            '\\' if quoted => escaped = true,
-            '"' => quoted = !quoted,
-            ',' if !quoted => return true,
-            _ => {}
-        }
-        false
-    })
-}
-
-/// Whether `directives` hold `name`, bare or with a value.
-fn has(directives: &[String], name: &str) -> bool {
-    directives.iter().any(|d| {
-        d.strip_prefix(name)
-            .is_some_and(|rest| rest.is_empty() || rest.starts_with('='))
-    })
-}
-
-/// The field names a qualified `name="a, b"` lists (`no-cache`, `private`:
-/// RFC 9111 5.2.2.4, 5.2.2.7), lower-case; empty when `name` is absent or
-/// bare, or lists nothing.
-fn listed(directives: &[String], name: &str) -> Vec<String> {
-    directives
-        .iter()
-        .filter_map(|d| d.strip_prefix(name)?.strip_prefix('='))
-        .flat_map(|v| v.trim_matches('"').split(','))
-        .map(str::trim)
-        .filter(|f| !f.is_empty())
-        .map(str::to_ascii_lowercase)
-        .collect()
-}
-
-/// Whether `directives` hold `name` in its unqualified form: bare, or
-/// with a value that names no field (RFC 9111 5.2.2.4, 5.2.2.7: the
-/// qualified form limits only the fields it lists). A value that is not a
-/// field list counts as unqualified: the whole answer is held back.
-fn has_unqualified(directives: &[String], name: &str) -> bool {
-    let field = |f: &str| {
-        !f.is_empty()
-            && f.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
-    };
-    directives.iter().any(|d| match d.strip_prefix(name) {
-        Some("") => true,
-        Some(rest) => rest.strip_prefix('=').is_some_and(|value| {
-            let mut names = value
-                .trim_matches('"')
-                .split(',')
-                .map(str::trim)
-                .filter(|f| !f.is_empty())
-                .peekable();
-            names.peek().is_none() || !names.all(field)
-        }),
-        None => false,
-    })
-}
-
 /// The header fields a shared cache must not store with an answer (RFC
 /// 9111 5.2.2.4: qualified `no-cache`, "MUST NOT be sent in the response to
 /// a subsequent request without successful revalidation"; 5.2.2.7:
@@ -287,15 +168,9 @@ fn has_unqualified(directives: &[String], name: &str) -> bool {
 /// rest of the answer is stored without them. `no-cache="Set-Cookie"` is
 /// how an origin lets a page be cached but not its cookie.
 pub fn unshared_fields(headers: &HeaderMap) -> Vec<String> {
-    let directives = directives(headers);
-    if !directives
-        .iter()
-        .any(|d| d.starts_with("no-cache=") || d.starts_with("private="))
-    {
-        return Vec::new();
-    }
-    let mut fields = listed(&directives, "no-cache");
-    fields.extend(listed(&directives, "private"));
+    let cc = Directives::from_headers(headers);
+    let mut fields = cc.listed("no-cache");
+    fields.extend(cc.listed("private"));
     fields
 }
 
@@ -312,9 +187,9 @@ fn understood(status: http::StatusCode) -> bool {
 /// overrides `no-store` (RFC 9111 5.2.2.3: the status is checked by
 /// [`freshness_of`]).
 fn storable(headers: &HeaderMap) -> bool {
-    let directives = directives(headers);
-    (!has(&directives, "no-store") || has(&directives, "must-understand"))
-        && !has_unqualified(&directives, "private")
+    let cc = Directives::from_headers(headers);
+    (!cc.has("no-store") || cc.has("must-understand"))
+        && !cc.has_unqualified("private")
         && !vary_names(headers).iter().any(|n| n == "*")
 }
 
@@ -322,10 +197,10 @@ fn storable(headers: &HeaderMap) -> bool {
 /// be stored and reused by a shared cache (RFC 9111 3.5): only when it
 /// says so with `public`, `s-maxage` or `must-revalidate`.
 pub fn shared_despite_credentials(headers: &HeaderMap) -> bool {
-    let directives = directives(headers);
+    let cc = Directives::from_headers(headers);
     ["public", "s-maxage", "must-revalidate"]
         .iter()
-        .any(|name| has(&directives, name))
+        .any(|name| cc.has(name))
 }
 
 /// Whether an answer with no freshness left is still worth storing, to be
@@ -343,11 +218,11 @@ pub fn revalidatable(headers: &HeaderMap) -> bool {
 /// `s-maxage` (5.2.2.10). Then no stale window applies, not even the
 /// configured defaults.
 pub fn forbids_stale(headers: &HeaderMap) -> bool {
-    let directives = directives(headers);
-    has_unqualified(&directives, "no-cache")
+    let cc = Directives::from_headers(headers);
+    cc.has_unqualified("no-cache")
         || ["must-revalidate", "proxy-revalidate", "s-maxage"]
             .iter()
-            .any(|name| has(&directives, name))
+            .any(|name| cc.has(name))
 }
 
 /// How long an answer is fresh for from when it was made (RFC 9111 4.2.1);
@@ -358,25 +233,13 @@ fn lifetime(
     now: SystemTime,
     heuristics: Heuristics,
 ) -> Option<Duration> {
-    let directives = directives(headers);
-    if !storable(headers) || has_unqualified(&directives, "no-cache") {
+    let cc = Directives::from_headers(headers);
+    if !storable(headers) || cc.has_unqualified("no-cache") {
         return None;
     }
-    // The first of a directive's values (RFC 9111 4.2.1): delta-seconds, or
-    // the same in double quotes; anything else (negative, single-quoted, a
-    // word) is invalid, and an answer whose lifetime is invalid is stale.
-    let seconds = |name: &str| {
-        directives.iter().find_map(|d| {
-            let value = d.strip_prefix(name)?.strip_prefix('=')?;
-            let value = value
-                .strip_prefix('"')
-                .and_then(|v| v.strip_suffix('"'))
-                .unwrap_or(value);
-            let valid = !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit());
-            Some(valid.then(|| value.parse::<u64>().unwrap_or(u64::MAX)))
-        })
-    };
-    if let Some(s) = seconds("s-maxage").or_else(|| seconds("max-age")) {
+    // The first of a directive's values (RFC 9111 4.2.1); an answer whose
+    // lifetime is invalid is stale.
+    if let Some(s) = cc.seconds("s-maxage").or_else(|| cc.seconds("max-age")) {
         return s.filter(|&s| s > 0).map(Duration::from_secs);
     }
     if let Some(expires) = headers.get(header::EXPIRES) {
@@ -549,10 +412,6 @@ pub(super) mod tests {
             assert_eq!(secs(cc), fresh, "{cc}");
             assert_eq!(unshared_fields(&h(cc)), unshared, "{cc}");
         }
-        // The one directive with a comma inside its quotes is one.
-        let split: Vec<&str> =
-            split_directives("no-cache=\"a, b\", max-age=5, x=\"\\\",\"").collect();
-        assert_eq!(split, ["no-cache=\"a, b\"", " max-age=5", " x=\"\\\",\""]);
         // Only an unqualified no-cache forbids serving stale.
         assert!(!forbids_stale(&h("max-age=1, no-cache=\"a\"")));
         assert!(forbids_stale(&h("max-age=1, no-cache")));

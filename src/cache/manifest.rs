@@ -16,10 +16,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use http::{header, HeaderMap, HeaderValue};
 use serde::{Deserialize, Serialize};
 
-use crate::cache::freshness::{
-    current_age, forbids_stale, split_directives, unshared_fields, vary_names,
-};
+use crate::cache::freshness::{current_age, forbids_stale, unshared_fields, vary_names};
 use crate::http::object_version::ObjectVersion;
+use crate::http::response_cache_control::split_directives;
 
 /// One version of one object, as stored in the cache.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
