@@ -439,6 +439,124 @@ fn a_304_updates_the_stored_headers() {
     );
 }
 
+/// A HEAD on a stale object, sent as a HEAD (RFC 9111 4.3.5).
+fn head(h: &Harness, target: &str) -> HttpResponse {
+    HttpConnection::connect(h.addr())
+        .and_then(|mut c| c.request("HEAD", target, &[], None))
+        .expect("a HEAD answer")
+}
+
+/// RFC 9111 4.3.5: a HEAD on a stale object is revalidated with a HEAD, not
+/// a GET that moves a slice. A 304 to it (the object has validators) or a
+/// 200 whose validators and `Content-Length` are the stored ones (it has
+/// none) freshens every slice, and a 200's fields update the stored ones.
+/// Before f88eec5+1 the HEAD became a GET of slice 0, and an object without
+/// validators was replaced by its answer.
+#[test]
+fn a_head_on_a_stale_object_is_revalidated_with_a_head() {
+    let setup = cached("head-reval", 4);
+    let _dir = dir_guard(&setup);
+    let h = Harness::start(setup);
+    let with_validators = "/obj/32/hv?cc=max-age=1";
+    // One slice (the object is shorter than the 4 bytes' grid would allow
+    // without validators: it is stored whole, as one slice of 64).
+    let without = "/obj/3/hn?cc=max-age=1&numbered=1&validators=none";
+    let fetched_by = unix_seconds();
+    assert_eq!(h.get(with_validators, &[]).header("x-cache"), Some("MISS"));
+    let first = h.get(without, &[]);
+    assert_eq!(first.header("x-origin-request"), Some("1"));
+    assert_eq!(h.get(without, &[]).header("x-cache"), Some("HIT"));
+    sleep_until_stale(fetched_by, 1);
+    h.origin.clear();
+
+    let answer = head(&h, with_validators);
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.header("content-length"), Some("32"));
+    let asked = h.origin.requests();
+    assert_eq!(asked.len(), 1, "{asked:?}");
+    assert_eq!(asked[0].method, "HEAD", "{asked:?}");
+    assert!(asked[0].header("if-none-match").is_some(), "{asked:?}");
+    assert_eq!(asked[0].range, None, "a HEAD asks for no range");
+
+    let answer = head(&h, without);
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.header("x-cache"), Some("HIT"));
+    assert_eq!(
+        answer.header("x-origin-request"),
+        Some("2"),
+        "the HEAD's fields update the stored ones"
+    );
+    let asked = h.origin.requests();
+    assert_eq!(asked.len(), 2, "{asked:?}");
+    assert_eq!(asked[1].method, "HEAD");
+
+    h.origin.clear();
+    let hit = h.get(with_validators, &[]);
+    assert_eq!(hit.header("x-cache"), Some("HIT"));
+    assert_eq!(hit.body, object_bytes("hv", 0, 31));
+    let hit = h.get(without, &[]);
+    assert_eq!(hit.header("x-cache"), Some("HIT"));
+    assert_eq!(hit.header("x-origin-request"), Some("2"));
+    assert_eq!(hit.body, object_bytes("hn", 0, 2));
+    assert_eq!(h.origin.request_count(), 0, "both were freshened");
+}
+
+/// RFC 9111 4.3.5: a HEAD's answer that does not vouch for the stored
+/// version (another `ETag`, another `Content-Length`) goes to the client as
+/// it is and leaves the object stale: the next GET revalidates it with a
+/// GET and gets the new version whole, never a mix.
+#[test]
+fn a_head_answer_for_another_version_is_relayed_and_leaves_the_object_stale() {
+    let setup = cached("head-other", 4);
+    let _dir = dir_guard(&setup);
+    let h = Harness::start(setup);
+    let changing = "/mut/32/hm?cc=max-age=1";
+    let growing = "/len-changes/3/hl?cc=max-age=1&validators=none";
+    let v0 = object_bytes(&versioned_name("hm", 0), 0, 31);
+    let v1 = object_bytes(&versioned_name("hm", 1), 0, 31);
+    let fetched_by = unix_seconds();
+    let first = h.get(changing, &[]);
+    assert_eq!(first.body, v0);
+    let old_etag = first.header("etag").expect("an ETag").to_string();
+    assert_eq!(h.get(growing, &[]).header("content-length"), Some("4"));
+    h.origin.set_version("hm", 1);
+    sleep_until_stale(fetched_by, 1);
+    h.origin.clear();
+
+    let answer = head(&h, changing);
+    assert_eq!(answer.status, 200);
+    let new_etag = answer.header("etag").expect("the origin's ETag");
+    assert_ne!(new_etag, old_etag, "the origin's answer, relayed");
+    assert!(
+        answer
+            .header("cache-status")
+            .is_some_and(|v| v.contains("fwd=stale") && v.contains("fwd-status=200")),
+        "{:?}",
+        answer.header("cache-status")
+    );
+    let answer = head(&h, growing);
+    assert_eq!(answer.header("content-length"), Some("5"));
+    let asked = h.origin.requests();
+    assert_eq!(asked.len(), 2, "{asked:?}");
+    assert!(asked.iter().all(|r| r.method == "HEAD"), "{asked:?}");
+
+    h.origin.clear();
+    let changed = h.get(changing, &[]);
+    assert_eq!(changed.body, v1, "the new version, whole");
+    let asked = h.origin.requests();
+    assert_eq!(asked[0].method, "GET");
+    assert!(
+        asked[0].header("if-none-match").is_some(),
+        "still stale: revalidated"
+    );
+    // Still stale: asked again (and, grown past one slice with no
+    // validator, asked whole once more), the length of the latest answer.
+    let grown = h.get(growing, &[]);
+    let len: usize = grown.header("content-length").unwrap().parse().unwrap();
+    assert!(len > 5, "asked again: {len}");
+    assert_eq!(grown.body, object_bytes("hl", 0, len as u64 - 1));
+}
+
 /// A final status other than 200 that the origin gives freshness is stored
 /// whole and answered as it was (RFC 9111 3; 4.2.2 for a status cacheable
 /// by default with only a Last-Modified: a tenth of its age), whatever the

@@ -38,6 +38,9 @@ pub(crate) enum Served {
     StaleIfError,
     /// Stale, served because the request's `max-stale` accepts it.
     StaleAccepted,
+    /// Stale: the origin's answer to its revalidation (a HEAD's, which did
+    /// not vouch for it) relayed as it is.
+    StaleRelayed,
 }
 
 impl Served {
@@ -46,7 +49,7 @@ impl Served {
     pub(crate) fn cache_result(self) -> Option<CacheResult> {
         match self {
             Served::Bypass | Served::Method => None,
-            Served::Miss { .. } => Some(CacheResult::Miss),
+            Served::Miss { .. } | Served::StaleRelayed => Some(CacheResult::Miss),
             _ => Some(CacheResult::Hit),
         }
     }
@@ -85,7 +88,7 @@ pub(crate) fn cache_status(
         Served::Miss { .. } => v.push_str("; fwd=miss"),
         Served::Revalidated => v.push_str("; fwd=stale; fwd-status=304"),
         Served::RequestRevalidated => v.push_str("; fwd=request; fwd-status=304"),
-        Served::StaleIfError => v.push_str("; fwd=stale"),
+        Served::StaleIfError | Served::StaleRelayed => v.push_str("; fwd=stale"),
         Served::Fresh | Served::StaleWhileRevalidate | Served::StaleAccepted if fetched > 0 => {
             v.push_str("; fwd=partial")
         }
@@ -108,7 +111,7 @@ pub(crate) fn cache_status(
     }
     if !matches!(
         served,
-        Served::Bypass | Served::Method | Served::Miss { .. }
+        Served::Bypass | Served::Method | Served::Miss { .. } | Served::StaleRelayed
     ) {
         let _ = write!(v, "; ttl={ttl}");
     }

@@ -10,7 +10,8 @@
 //! as it is, `no-cache`, `max-age` and `min-fresh` revalidate a fresh one
 //! (with `cache.client_revalidate`), and `only-if-cached` and `no-store`
 //! take only an object stored whole that will do as it is (else a 504, or
-//! the origin's answer, not stored).
+//! the origin's answer, not stored). A HEAD revalidates with a HEAD, whose
+//! answer, when it does not vouch for the stored version, is the client's.
 
 use std::sync::Arc;
 
@@ -18,10 +19,11 @@ use crate::cache::flight::FlightLeader;
 use crate::cache::freshness::forbids_stale;
 use crate::cache::manifest::unix_now;
 use crate::cache::{FlightEvent, Joined, ObjectKey, ObjectManifest, SliceCache};
+use crate::origin::pool::OriginResponse;
 use crate::proxy::cache_status::Served;
 use crate::proxy::context::{ObjectRequest, Proxy};
 use crate::proxy::respond::StoredObject;
-use crate::proxy::revalidate::{revalidate, ChangedAnswer, Revalidation};
+use crate::proxy::revalidate::{revalidate, Answer, ChangedAnswer, Revalidation};
 use crate::slice::job::CacheTarget;
 
 /// What the lookup found.
@@ -36,6 +38,9 @@ pub(crate) enum Lookup {
     Uncached,
     /// Nothing stored will do, and the request says `only-if-cached`: a 504.
     Unavailable,
+    /// The origin's answer to the HEAD that revalidated a stale object
+    /// without vouching for it: relayed as it is (the object stays stale).
+    Relay(Box<OriginResponse>),
 }
 
 /// A cold object whose probe this request leads; others wait on `flight`.
@@ -128,8 +133,12 @@ impl Proxy {
                     Served::StaleWhileRevalidate
                 } else {
                     let (outcome, answer) = self.revalidate(ask, &cache, &key, m.clone()).await;
-                    // Another version came whole: it is the probe's answer.
-                    changed = answer.map(Box::new);
+                    match answer {
+                        // Another version came whole: it is the probe's answer.
+                        Some(Answer::Probe(answer)) => changed = Some(Box::new(answer)),
+                        Some(Answer::Relay(resp)) => return Lookup::Relay(Box::new(resp)),
+                        None => {}
+                    }
                     match outcome {
                         // Still fresh, validated only because the client asked.
                         Revalidation::Failed if validate => Served::Fresh,
@@ -146,7 +155,9 @@ impl Proxy {
                             by_request = validate;
                             continue;
                         }
-                        Revalidation::Changed | Revalidation::Waited => continue,
+                        Revalidation::Changed
+                        | Revalidation::Waited
+                        | Revalidation::Unconfirmed => continue,
                     }
                 };
                 ask.age = m.age();
@@ -219,11 +230,12 @@ impl Proxy {
         cache: &Arc<SliceCache>,
         key: &ObjectKey,
         m: ObjectManifest,
-    ) -> impl std::future::Future<Output = (Revalidation, Option<ChangedAnswer>)> + 'static {
+    ) -> impl std::future::Future<Output = (Revalidation, Option<Answer>)> + 'static {
         revalidate(
             self.pool.clone(),
             cache.clone(),
             ask.target.to_string(),
+            ask.req.method.clone(),
             (*ask.forwarded).clone(),
             key.clone(),
             m,

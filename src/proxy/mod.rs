@@ -118,6 +118,12 @@ impl Proxy {
             Lookup::Cold(cold) => Some(cold),
             Lookup::Uncached => None,
             Lookup::Unavailable => return ex.send_not_stored().await,
+            Lookup::Relay(resp) => {
+                let status = Some(resp.head.status.as_u16());
+                ex.cache_status = Some(self.relay_status(Served::StaleRelayed, status));
+                ex.x_cache = Served::StaleRelayed.cache_result();
+                return ex.relay(*resp).await;
+            }
         };
         match self.probe(&mut ask, cold, ex).await? {
             Probe::Sliced(object) => self.answer(&ask, object, ex).await,

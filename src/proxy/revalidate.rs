@@ -1,5 +1,6 @@
 //! Revalidation of a stale object: one request per object, conditional
-//! when the object has a validator.
+//! when the object has a validator, and a HEAD when the client asked with
+//! a HEAD (RFC 9111 4.3.5: no content is moved to answer it).
 //!
 //! A 304 (or the same version again) refreshes every slice at once; another
 //! version, a 404 or a 410 forgets the manifest, and that answer goes to the
@@ -8,8 +9,12 @@
 //! 4xx: often about the client's own headers) leaves it stale, for
 //! stale-if-error and the next client. An object with no validator is asked
 //! plainly: any answer replaces it, a failing origin leaves it stale as
-//! well. Concurrent requests for the same stale object wait for the one
-//! revalidation in flight.
+//! well. A HEAD's `200` whose validators and `Content-Length` are the
+//! stored ones freshens the object with its fields, as a 304 does; any
+//! other answer to a HEAD goes to the client as it is and leaves the object
+//! stale, for the next GET to revalidate (an origin that answers HEAD badly
+//! costs no stored slice). Concurrent requests for the same stale object
+//! wait for the one revalidation in flight.
 
 use std::rc::Rc;
 use std::sync::Arc;
@@ -25,6 +30,7 @@ use crate::ops::metrics::{self, RevalidationResult};
 use crate::origin::pool::{OriginPool, OriginResponse};
 use crate::slice::check::check_slice_head;
 use crate::slice::plan::slice_range_value;
+use monoio_http::common::response::ResponseHead;
 
 /// How a revalidation ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +43,19 @@ pub(crate) enum Revalidation {
     Failed,
     /// Another request revalidated it; look again.
     Waited,
+    /// A HEAD's answer that did not vouch for the stored version (another
+    /// status, validator or length): it is the client's answer, and the
+    /// object stays stale.
+    Unconfirmed,
+}
+
+/// What a revalidation's answer becomes for the request that asked, when
+/// it is not a 304.
+pub(crate) enum Answer {
+    /// Another version of slice 0, for the probe.
+    Probe(ChangedAnswer),
+    /// The answer to a HEAD, relayed as the origin gave it.
+    Relay(OriginResponse),
 }
 
 /// The origin's answer to a revalidation that found another version (or
@@ -51,17 +70,20 @@ pub(crate) struct ChangedAnswer {
 /// Revalidate the stale manifest `m` of `key` with one conditional request,
 /// once per object: a 304 refreshes every slice at once; another version
 /// forgets it; a failing origin leaves it stale (for stale-if-error).
-/// `stale_defaults` are the route's RFC 5861 windows, for an origin that
-/// gives none.
+/// `method` is the client's: a HEAD is asked as a HEAD (see the module
+/// doc). `stale_defaults` are the route's RFC 5861 windows, for an origin
+/// that gives none.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn revalidate(
     pool: Rc<OriginPool>,
     cache: Arc<SliceCache>,
     target: String,
+    method: Method,
     forwarded: HeaderMap,
     key: ObjectKey,
     mut m: ObjectManifest,
     stale_defaults: StaleWindows,
-) -> (Revalidation, Option<ChangedAnswer>) {
+) -> (Revalidation, Option<Answer>) {
     let flight_key = format!("r|{:016x}|{}", m.generation, key.as_str());
     let flight = match cache.flights.join(&flight_key) {
         Joined::Leader(flight) => flight,
@@ -70,8 +92,11 @@ pub(crate) async fn revalidate(
             return (Revalidation::Waited, None);
         }
     };
+    let head = method == Method::HEAD;
     let mut headers = slice_headers(forwarded, None);
-    headers.insert(header::RANGE, slice_range_value(0, m.slice_size));
+    if !head {
+        headers.insert(header::RANGE, slice_range_value(0, m.slice_size));
+    }
     let version = m.version();
     // Without a validator the request is plain: its answer, whatever it
     // is, replaces the object (nothing can prove it the same version), but a
@@ -82,24 +107,17 @@ pub(crate) async fn revalidate(
         headers.insert(header::IF_MODIFIED_SINCE, lm.clone());
     }
     let can_match = version.etag.is_some() || version.last_modified.is_some();
-    let mut changed = None;
-    let outcome = match pool.request(&Method::GET, &target, &headers).await {
+    let mut answer = None;
+    let outcome = match pool.request(&method, &target, &headers).await {
         Ok(resp) if resp.head.status == StatusCode::NOT_MODIFIED && can_match => {
             // The 304's headers update the stored ones (RFC 9111 4.3.4),
             // its freshness and Date included.
-            let mut not_modified = resp.head.headers.clone();
-            crate::http::h1::strip_hop_by_hop(&mut not_modified);
-            let merged = m.update_headers(&not_modified);
-            // The route's windows, as when the object was stored.
-            m.stale = StaleWindows::from_headers(&merged, &stale_defaults);
-            match validated_for(&merged, cache.heuristics) {
-                Some(ttl) => {
-                    m.expires_at = expiry(ttl);
-                    m.validated_at = unix_now().saturating_sub(current_age(&merged).as_secs());
-                    Revalidation::Fresh
-                }
-                None => Revalidation::Changed,
-            }
+            freshen(
+                &mut m,
+                &resp.head.headers,
+                &stale_defaults,
+                cache.heuristics,
+            )
         }
         Ok(resp) if resp.head.status.is_server_error() => Revalidation::Failed,
         // A refusal other than "gone" (400, 401, 403, 413, 429, 431...) is
@@ -118,11 +136,30 @@ pub(crate) async fn revalidate(
         }
         // A 304 to a request with no condition: the origin is confused.
         Ok(resp) if resp.head.status == StatusCode::NOT_MODIFIED => Revalidation::Changed,
+        // A HEAD's 200 for the stored version updates it as a 304 would
+        // (RFC 9111 4.3.5); any other answer is the client's, and leaves it.
+        // (An answer that may no longer be stored forgets it, and is the
+        // client's too.)
+        Ok(resp) if head => {
+            let outcome = match confirms(&resp.head, &m) {
+                true => freshen(
+                    &mut m,
+                    &resp.head.headers,
+                    &stale_defaults,
+                    cache.heuristics,
+                ),
+                false => Revalidation::Unconfirmed,
+            };
+            if outcome != Revalidation::Fresh {
+                answer = Some(Answer::Relay(resp));
+            }
+            outcome
+        }
         Ok(resp) if !can_match => {
-            changed = Some(ChangedAnswer {
+            answer = Some(Answer::Probe(ChangedAnswer {
                 resp,
                 slice_size: m.slice_size,
-            });
+            }));
             Revalidation::Changed
         }
         Ok(resp) => match check_slice_head(0, m.slice_size, &resp.head, Some(&version)) {
@@ -134,18 +171,18 @@ pub(crate) async fn revalidate(
                     Revalidation::Fresh
                 }
                 None => {
-                    changed = Some(ChangedAnswer {
+                    answer = Some(Answer::Probe(ChangedAnswer {
                         resp,
                         slice_size: m.slice_size,
-                    });
+                    }));
                     Revalidation::Changed
                 }
             },
             Err(_) => {
-                changed = Some(ChangedAnswer {
+                answer = Some(Answer::Probe(ChangedAnswer {
                     resp,
                     slice_size: m.slice_size,
-                });
+                }));
                 Revalidation::Changed
             }
         },
@@ -157,6 +194,7 @@ pub(crate) async fn revalidate(
     let result = match outcome {
         Revalidation::Fresh => RevalidationResult::NotModified,
         Revalidation::Changed => RevalidationResult::Changed,
+        Revalidation::Unconfirmed => RevalidationResult::Unconfirmed,
         _ => RevalidationResult::Failed,
     };
     metrics::with(|m| m.revalidations.inc(result));
@@ -167,7 +205,52 @@ pub(crate) async fn revalidate(
     }
     flight.complete(Ok(()));
     flight.retire();
-    (outcome, changed)
+    (outcome, answer)
+}
+
+/// Update `m` with the fields of an answer that vouched for its version (a
+/// 304, RFC 9111 4.3.4, or a HEAD's 200, 4.3.5), its freshness and `Date`
+/// included: fresh again, or `Changed` when the answer says it may no
+/// longer be stored.
+fn freshen(
+    m: &mut ObjectManifest,
+    fields: &HeaderMap,
+    stale_defaults: &StaleWindows,
+    heuristics: Heuristics,
+) -> Revalidation {
+    let mut fields = fields.clone();
+    crate::http::h1::strip_hop_by_hop(&mut fields);
+    let merged = m.update_headers(&fields);
+    // The route's windows, as when the object was stored.
+    m.stale = StaleWindows::from_headers(&merged, stale_defaults);
+    match validated_for(&merged, heuristics) {
+        Some(ttl) => {
+            m.expires_at = expiry(ttl);
+            m.validated_at = unix_now().saturating_sub(current_age(&merged).as_secs());
+            Revalidation::Fresh
+        }
+        None => Revalidation::Changed,
+    }
+}
+
+/// Whether a HEAD's answer vouches for the stored version `m` (RFC 9111
+/// 4.3.5): a 200 to a stored 200, with the stored validators (neither
+/// `ETag` nor `Last-Modified` added, dropped or changed) and, when it says
+/// one, the stored length.
+fn confirms(head: &ResponseHead, m: &ObjectManifest) -> bool {
+    let version = m.version();
+    let same = |name: header::HeaderName, stored: &Option<http::HeaderValue>| {
+        head.headers.get(name).map(|v| v.as_bytes()) == stored.as_ref().map(|v| v.as_bytes())
+    };
+    let length = match head.headers.get(header::CONTENT_LENGTH) {
+        None => true,
+        Some(v) => v.to_str().ok().and_then(|v| v.trim().parse::<u64>().ok()) == Some(m.len),
+    };
+    head.status == StatusCode::OK
+        && m.status == StatusCode::OK.as_u16()
+        && same(header::ETAG, &version.etag)
+        && same(header::LAST_MODIFIED, &version.last_modified)
+        && length
 }
 
 /// How long an object the origin has just vouched for stays fresh: its

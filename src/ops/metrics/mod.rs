@@ -82,6 +82,7 @@ labels! {
     /// How a revalidation of a stale object ended, the `result` label.
     RevalidationResult = "result" {
         NotModified => "not_modified", Changed => "changed", Failed => "failed",
+        Unconfirmed => "unconfirmed",
     }
 }
 
@@ -128,7 +129,7 @@ pub struct WorkerMetrics {
     /// Times an insert waited for the disk flushers (backpressure).
     pub cache_insert_waits: Counter,
     /// Revalidations by result.
-    pub revalidations: Labelled<RevalidationResult, 3>,
+    pub revalidations: Labelled<RevalidationResult, 4>,
     /// PURGE requests that dropped an object.
     pub purges: Counter,
     /// Subrequests sent to the origin.
