@@ -1,5 +1,6 @@
 //! Unsafe methods and the cache: a non-error answer to one invalidates
-//! what is stored for its target (RFC 9111 4.4), and a POST's answer that
+//! what is stored for its target and for the URIs its `Location` and
+//! `Content-Location` name on the same host (RFC 9111 4.4), and a POST's answer that
 //! names its own target with explicit freshness is stored for GETs (RFC
 //! 9110 9.3.3).
 
@@ -38,6 +39,48 @@ fn an_unsafe_method_invalidates_what_is_stored_for_its_target() {
     assert!(second_is_hit(&h, "/obj/32/kept", "kept"));
     assert_eq!(send("POST", "/obj/32/kept").status, 405);
     assert_eq!(h.get("/obj/32/kept", &[]).header("x-cache"), Some("HIT"));
+}
+
+/// RFC 9111 4.4: the answer's `Location` and `Content-Location`, resolved
+/// against the target, are invalidated too when they are on the target's
+/// host, and not when they are on another. Before 3e88dc4+1 only the target
+/// was.
+#[test]
+fn an_unsafe_method_invalidates_what_its_answer_locates_on_the_same_host() {
+    let setup = cached("invalidate-located", 4);
+    let _dir = dir_guard(&setup);
+    let h = Harness::start(setup);
+    let post = |target: &str| {
+        HttpConnection::connect(h.server.local_addr())
+            .and_then(|mut c| c.request("POST", target, &[], Some(b"x")))
+            .expect("request through edgeslice")
+    };
+    for name in ["loc-a", "loc-b", "loc-c", "loc-d"] {
+        assert!(
+            second_is_hit(&h, &format!("/obj/32/{name}"), name),
+            "{name}"
+        );
+    }
+    // `Location` an absolute path, `Content-Location` relative to the target.
+    let answer = post("/obj/32/made?unsafe=ok&loc=/obj/32/loc-a&cl=loc-b&cc=none");
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.header("location"), Some("/obj/32/loc-a"));
+    // Another host's URI, and this host's as an absolute URI.
+    let elsewhere = "/obj/32/other?unsafe=ok&loc=http://elsewhere.test/obj/32/loc-c";
+    assert_eq!(post(elsewhere).status, 200);
+    let here = "/obj/32/same?unsafe=ok&loc=http://127.0.0.1/obj/32/loc-d";
+    assert_eq!(post(here).status, 200);
+    for (name, invalidated) in [
+        ("loc-a", true),
+        ("loc-b", true),
+        ("loc-c", false),
+        ("loc-d", true),
+    ] {
+        let after = h.get(&format!("/obj/32/{name}"), &[]);
+        let expected = if invalidated { "MISS" } else { "HIT" };
+        assert_eq!(after.header("x-cache"), Some(expected), "{name}");
+        assert_eq!(after.body, object_bytes(name, 0, 31));
+    }
 }
 
 /// RFC 9110 9.3.3: a POST's answer with explicit freshness and a

@@ -257,9 +257,14 @@ fn status_reply(code: &str) -> Reply {
 /// (the same as an absolute URI, on the request's Host) or `cl=VALUE`, it
 /// carries that `Content-Location` and the `cc` query's `Cache-Control`
 /// (`max-age=3600` by default, `cc=none` none): a POST answer a cache may
-/// store for later GETs of its target (RFC 9110 9.3.3).
+/// store for later GETs of its target (RFC 9110 9.3.3). With `loc=VALUE`
+/// it carries that `Location` (a cache invalidates what it names, RFC 9111
+/// 4.4).
 fn unsafe_done(request: &OriginRequest) -> Reply {
     let mut reply = Reply::text(200, &format!("{} done\n", request.method));
+    if let Some(location) = query_param(&request.target, "loc") {
+        reply.headers.push(("Location", location.to_string()));
+    }
     let Some(cl) = query_param(&request.target, "cl") else {
         return reply;
     };

@@ -209,11 +209,17 @@ impl Proxy {
     /// the same), and the target without the query parameters the route
     /// leaves out of keys.
     pub(crate) fn object_key(&self, req: &RequestHead, target: &str) -> ObjectKey {
-        let host = match &self.settings.host_header {
+        let host = self.key_host(req);
+        ObjectKey::new(host, &key_target(target, &self.settings.key_drop_query))
+    }
+
+    /// The host of the keys of the objects `req` may name (see
+    /// [`Proxy::object_key`]).
+    pub(crate) fn key_host<'r>(&'r self, req: &'r RequestHead) -> &'r str {
+        match &self.settings.host_header {
             Some(host) => host.to_str().unwrap_or(""),
             None => h1::request_host(req),
-        };
-        ObjectKey::new(host, &key_target(target, &self.settings.key_drop_query))
+        }
     }
 
     /// This cache's `Cache-Status` member for an origin answer relayed as it

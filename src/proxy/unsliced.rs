@@ -10,6 +10,8 @@ use http::{header, HeaderMap, HeaderValue, StatusCode};
 use monoio_http::common::request::RequestHead;
 
 use crate::cache::freshness::explicit_freshness;
+use crate::cache::key::key_target;
+use crate::cache::ObjectKey;
 use crate::cluster::{self, PEER_HEADER};
 use crate::error::Result;
 use crate::http::headers::{expects_continue, req_headers_unsliced};
@@ -53,7 +55,7 @@ impl Proxy {
                     .await?
             }
         };
-        self.invalidate_after(req, target, resp.head.status);
+        self.invalidate_after(req, target, &resp);
         if let Some(cold) = self.post_answer_to_store(req, target, &headers, &resp) {
             return self.relay_and_fill(&headers, resp, Some(cold), ex).await;
         }
@@ -86,16 +88,31 @@ impl Proxy {
     /// RFC 9111 4.4: a non-error answer (2xx, 3xx) to an unsafe method (any
     /// but GET, HEAD, OPTIONS and TRACE, unknown ones included) invalidates
     /// what this node stored for the target URI: its manifest goes, so the
-    /// next GET asks the origin again. Other nodes of a `[cluster]` are not
-    /// told (their copies live out their freshness; a PURGE reaches them).
-    fn invalidate_after(&self, req: &RequestHead, target: &str, status: http::StatusCode) {
+    /// next GET asks the origin again; so does what it stored for the URIs
+    /// the answer's `Location` and `Content-Location` name (a POST that
+    /// made or changed `/items/5` says so), when they are on the target's
+    /// host ("MUST NOT ... if the host part of that URI differs"). Other
+    /// nodes of a `[cluster]` are not told (their copies live out their
+    /// freshness; a PURGE reaches them).
+    fn invalidate_after(&self, req: &RequestHead, target: &str, resp: &OriginResponse) {
         use http::Method;
         let safe = [Method::GET, Method::HEAD, Method::OPTIONS, Method::TRACE];
+        let status = resp.head.status;
         if safe.contains(&req.method) || !(status.is_success() || status.is_redirection()) {
             return;
         }
-        if let Some(cache) = &self.cache {
-            cache.forget(&self.object_key(req, target));
+        let Some(cache) = &self.cache else {
+            return;
+        };
+        cache.forget(&self.object_key(req, target));
+        let host = self.key_host(req);
+        let named = [header::LOCATION, header::CONTENT_LOCATION]
+            .into_iter()
+            .flat_map(|name| resp.head.headers.get_all(name))
+            .filter_map(|value| same_host_target(host, target, value));
+        for named in named {
+            let named = key_target(&named, &self.settings.key_drop_query);
+            cache.forget(&ObjectKey::new(host, &named));
         }
     }
 
@@ -199,6 +216,23 @@ impl Proxy {
 /// Whether the answer's one `Content-Location` (RFC 9110 8.7) is `target`:
 /// the same path and query, given as an absolute path or as an absolute URI
 /// on the Host the origin was asked with (`forwarded`).
+/// The target (path and query) of the URI reference `value` (a `Location`
+/// or `Content-Location`) resolved against `target` on `host` (RFC 3986
+/// 5.2), when it is on that host; `None` for another host, or a value that
+/// is no URI reference.
+fn same_host_target(host: &str, target: &str, value: &HeaderValue) -> Option<String> {
+    let base = url::Url::parse(&format!("http://{host}{target}")).ok()?;
+    let named = base.join(value.to_str().ok()?.trim()).ok()?;
+    let host_of = |u: &url::Url| u.host_str().map(str::to_ascii_lowercase);
+    if !matches!(named.scheme(), "http" | "https") || host_of(&named) != host_of(&base) {
+        return None;
+    }
+    Some(match named.query() {
+        Some(query) => format!("{}?{query}", named.path()),
+        None => named.path().to_string(),
+    })
+}
+
 fn names_target(answer: &HeaderMap, target: &str, forwarded: &HeaderMap) -> bool {
     let mut values = answer.get_all(header::CONTENT_LOCATION).iter();
     let (Some(value), None) = (values.next(), values.next()) else {
@@ -217,5 +251,34 @@ fn names_target(answer: &HeaderMap, target: &str, forwarded: &HeaderMap) -> bool
             uri.scheme().is_some()
                 && host.is_some_and(|h| h.eq_ignore_ascii_case(authority.as_str().as_bytes()))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// RFC 3986 5.2 against the target, the host compared without case;
+    /// another host, another scheme or no URI reference names nothing.
+    #[test]
+    fn located_targets_resolve_against_the_target_on_its_host() {
+        let on = |value: &str| {
+            same_host_target(
+                "Cache.Test",
+                "/a/b/c?q=1",
+                &HeaderValue::from_str(value).unwrap(),
+            )
+        };
+        assert_eq!(on("d").as_deref(), Some("/a/b/d"));
+        assert_eq!(on("../d?x=2").as_deref(), Some("/a/d?x=2"));
+        assert_eq!(on("/e").as_deref(), Some("/e"));
+        assert_eq!(on("?z").as_deref(), Some("/a/b/c?z"));
+        assert_eq!(on("http://cache.test/f").as_deref(), Some("/f"));
+        assert_eq!(on("https://CACHE.test/g").as_deref(), Some("/g"));
+        assert_eq!(on("//cache.test/h").as_deref(), Some("/h"));
+        assert_eq!(on("http://other.test/f"), None);
+        assert_eq!(on("//other.test/h"), None);
+        assert_eq!(on("ftp://cache.test/f"), None);
+        assert_eq!(on("http://[::1"), None);
     }
 }
