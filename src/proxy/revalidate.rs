@@ -238,18 +238,18 @@ fn freshen(
 /// `ETag` nor `Last-Modified` added, dropped or changed) and, when it says
 /// one, the stored length.
 fn confirms(head: &ResponseHead, m: &ObjectManifest) -> bool {
-    let version = m.version();
-    let same = |name: header::HeaderName, stored: &Option<http::HeaderValue>| {
-        head.headers.get(name).map(|v| v.as_bytes()) == stored.as_ref().map(|v| v.as_bytes())
+    let same = |name: header::HeaderName, stored: Option<&[u8]>| {
+        head.headers.get(name).map(|v| v.as_bytes()) == stored
     };
-    let length = match head.headers.get(header::CONTENT_LENGTH) {
-        None => true,
-        Some(v) => v.to_str().ok().and_then(|v| v.trim().parse::<u64>().ok()) == Some(m.len),
+    let length = match crate::http::h1::content_length(&head.headers) {
+        Ok(None) => true,
+        Ok(Some(len)) => len == m.len,
+        Err(_) => false,
     };
     head.status == StatusCode::OK
         && m.status == StatusCode::OK.as_u16()
-        && same(header::ETAG, &version.etag)
-        && same(header::LAST_MODIFIED, &version.last_modified)
+        && same(header::ETAG, m.etag.as_deref())
+        && same(header::LAST_MODIFIED, m.last_modified.as_deref())
         && length
 }
 
